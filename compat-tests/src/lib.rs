@@ -1,0 +1,264 @@
+//! Harness for cross-process tests: starts real `cairn-volumed` and `cairn-gateway`
+//! processes on loopback ports in temp directories, hands out clients, and kills every
+//! process it started when dropped.
+//!
+//! The binaries are found in `CAIRN_BIN_DIR`, or else next to the test executable's
+//! `target/<profile>/` directory; run `cargo build --bins` first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{Credentials, Region};
+
+pub const ACCESS_KEY: &str = "CAIRNTESTACCESSKEY01";
+pub const SECRET_KEY: &str = "cairn-test-secret-key-0123456789abcdefgh";
+pub const CLUSTER_SECRET: &str = "cairn-test-cluster-secret";
+pub const ADMIN_TOKEN: &str = "cairn-test-admin-token";
+
+/// Directory holding the built binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CAIRN_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test binary>
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent().and_then(Path::parent).expect("target dir").to_path_buf()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    assert!(path.exists(), "{} not found: run `cargo build --bins` first (or set CAIRN_BIN_DIR)", path.display());
+    path
+}
+
+/// A free loopback port: bind port 0, read it, release it for the child to take.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{what} exited early with {status}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{what} did not listen on {port} within 30 s");
+}
+
+/// A killed-on-drop child process.
+pub struct Proc {
+    child: Child,
+}
+
+impl Proc {
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// One volume daemon: its port, its directories, and its process while running.
+pub struct Volume {
+    pub port: u16,
+    pub dirs: Vec<PathBuf>,
+    pub proc: Option<Proc>,
+}
+
+impl Volume {
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn start(&mut self) {
+        let mut cmd = Command::new(binary("cairn-volumed"));
+        cmd.arg("--listen").arg(format!("127.0.0.1:{}", self.port)).arg("--cluster-secret").arg(CLUSTER_SECRET);
+        for dir in &self.dirs {
+            cmd.arg("--dir").arg(dir);
+        }
+        let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).env("RUST_LOG", "warn").spawn().unwrap();
+        wait_for_port(self.port, &mut child, "cairn-volumed");
+        self.proc = Some(Proc { child });
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.kill();
+        }
+    }
+
+    /// Blob files (not temp files, not identity files) under this volume's directories.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        for dir in &self.dirs {
+            collect_blobs(dir, &mut out);
+        }
+        out
+    }
+}
+
+fn collect_blobs(dir: &Path, out: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_blobs(&path, out);
+        } else if path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.len() == 32 && n.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            out.push(path);
+        }
+    }
+}
+
+/// A running cluster: volumes plus one gateway.
+pub struct TestCluster {
+    pub volumes: Vec<Volume>,
+    pub gateway: Option<Proc>,
+    pub s3_port: u16,
+    pub admin_port: u16,
+    pub replicas: usize,
+    pub root: tempfile::TempDir,
+}
+
+impl TestCluster {
+    /// `volumes` volume daemons with two subvolumes each and a gateway with `replicas`.
+    pub fn start(volumes: usize, replicas: usize) -> Self {
+        let root = tempfile::tempdir().unwrap();
+        let volumes: Vec<Volume> = (0..volumes)
+            .map(|v| Volume {
+                port: free_port(),
+                dirs: (0..2).map(|s| root.path().join(format!("vol{v}")).join(format!("sv{s}"))).collect(),
+                proc: None,
+            })
+            .collect();
+        let mut cluster =
+            Self { volumes, gateway: None, s3_port: free_port(), admin_port: free_port(), replicas, root };
+        for volume in &mut cluster.volumes {
+            volume.start();
+        }
+        cluster.start_gateway();
+        cluster
+    }
+
+    pub fn db_dir(&self) -> PathBuf {
+        self.root.path().join("index")
+    }
+
+    pub fn start_gateway(&mut self) {
+        let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
+        let mut child = Command::new(binary("cairn-gateway"))
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{}", self.s3_port)])
+            .args(["--admin-listen", &format!("127.0.0.1:{}", self.admin_port)])
+            .arg("--db")
+            .arg(self.db_dir())
+            .args(["--volumes", &urls.join(",")])
+            .args(["--replicas", &self.replicas.to_string()])
+            .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
+            .args(["--admin-token", ADMIN_TOKEN])
+            .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        wait_for_port(self.s3_port, &mut child, "cairn-gateway");
+        self.gateway = Some(Proc { child });
+        // The gateway binds first and then waits for its volumes: wait until the admin API answers.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway admin API did not come up");
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// An aws-sdk-s3 client (path style, current defaults incl. checksums) with the root key.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        self.client_with(ACCESS_KEY, SECRET_KEY)
+    }
+
+    pub fn client_with(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new(access_key, secret_key, None, None, "cairn-test"))
+            .build();
+        aws_sdk_s3::Client::from_conf(config)
+    }
+
+    /// `GET /status` of the admin API.
+    pub async fn status(&self) -> serde_json::Value {
+        reqwest::Client::new()
+            .get(format!("{}/status", self.admin_url()))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift), so failures reproduce.
+pub fn test_bytes(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+/// Whether this run is CI, where a missing external client is a failure, not a skip.
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true" || v == "1")
+}
+
+/// Finds an external client on PATH; outside CI a missing one skips the test loudly.
+pub fn require_tool(name: &str) -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|p| p.join(name)).find(|p| p.is_file()));
+    if found.is_none() {
+        assert!(!in_ci(), "{name} is required in CI but is not installed");
+        eprintln!("\n!!!!! SKIPPING: `{name}` is not installed; this test needs it (CI installs it) !!!!!\n");
+    }
+    found
+}

@@ -1,0 +1,105 @@
+//! The cluster as the gateway sees it: volumes (id, URL, weight, zone, subvolumes) and the
+//! placement ring over them. Membership is kept in the index and resolved against the
+//! volumes' own ids at startup, so a volume that moves to another address keeps its data.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::index::records::{Membership, Replica, VolumeRecord};
+use crate::placement::{self, RingMember};
+use crate::volume_client::VolumeClient;
+
+/// Current membership, shared by all requests; replaced whole when it changes.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    membership: Arc<RwLock<Arc<Membership>>>,
+}
+
+impl Cluster {
+    /// Learns each volume's id and subvolume count from its `/stats` (waiting up to `wait`
+    /// for it to come up), merges them into the stored membership and stores the result.
+    /// Volumes listed in config are the ring; known volumes not listed are kept for reads.
+    pub async fn join(index: &Index, client: &VolumeClient, urls: &[String], wait: Duration) -> Result<Self> {
+        let mut membership = index.membership()?;
+        for volume in &mut membership.volumes {
+            if !urls.contains(&volume.url) {
+                volume.weight = 0.0;
+            }
+        }
+        for url in urls {
+            let stats = wait_for_stats(client, url, wait).await?;
+            let subvolumes =
+                u32::try_from(stats.subvolumes.len()).map_err(|_| Error::Config("too many subvolumes".into()))?;
+            match membership.volumes.iter_mut().find(|v| v.id == stats.volume_id) {
+                Some(known) => {
+                    known.url.clone_from(url);
+                    known.subvolumes = subvolumes;
+                    if known.weight <= 0.0 {
+                        known.weight = 1.0;
+                    }
+                }
+                None => membership.volumes.push(VolumeRecord {
+                    id: stats.volume_id.clone(),
+                    url: url.clone(),
+                    weight: 1.0,
+                    zone: None,
+                    subvolumes,
+                }),
+            }
+        }
+        index.set_membership(&membership)?;
+        Ok(Self { membership: Arc::new(RwLock::new(Arc::new(membership))) })
+    }
+
+    /// A snapshot of the membership.
+    pub fn membership(&self) -> Arc<Membership> {
+        match self.membership.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// The URL of a volume id.
+    pub fn url_of(&self, volume_id: &str) -> Option<String> {
+        self.membership().volumes.iter().find(|v| v.id == volume_id).map(|v| v.url.clone())
+    }
+
+    /// Where a new version of `(bucket, key)` goes: `replicas` volumes, each with its URL.
+    pub fn place(&self, bucket: &str, key: &str, replicas: usize) -> Result<Vec<(Replica, String)>> {
+        let membership = self.membership();
+        let members: Vec<RingMember> = membership
+            .volumes
+            .iter()
+            .map(|v| RingMember { id: v.id.clone(), weight: v.weight, zone: v.zone.clone(), subvolumes: v.subvolumes })
+            .collect();
+        let slots = placement::place(&members, bucket, key, replicas);
+        if slots.len() < replicas {
+            return Err(Error::Unavailable(format!("{} volumes in the ring, {replicas} replicas wanted", slots.len())));
+        }
+        Ok(slots
+            .into_iter()
+            .map(|slot| {
+                let volume = &membership.volumes[slot.member];
+                (Replica { volume: volume.id.clone(), subvolume: slot.subvolume }, volume.url.clone())
+            })
+            .collect())
+    }
+}
+
+async fn wait_for_stats(client: &VolumeClient, url: &str, wait: Duration) -> Result<volumed::VolumeStats> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match client.stats(url).await {
+            Ok(stats) => return Ok(stats),
+            Err(err) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::Unavailable(format!("volume {url} did not answer: {err}")));
+            }
+            Err(err) => {
+                tracing::info!(%url, %err, "waiting for volume");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,180 @@
+//! Gateway settings: command-line flags, environment variables, and an optional TOML file.
+//! A flag or variable wins over the file; the file wins over the defaults.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Flags of `cairn-gateway serve`; the same names (snake_case) are the keys of `--config`.
+#[derive(Debug, Clone, Default, clap::Args, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServeArgs {
+    /// TOML file with any of these settings.
+    #[arg(long, env = "CAIRN_CONFIG")]
+    #[serde(skip)]
+    pub config: Option<PathBuf>,
+    /// S3 listen address [default: 127.0.0.1:9000].
+    #[arg(long, env = "CAIRN_LISTEN")]
+    pub listen: Option<String>,
+    /// Admin API listen address [default: 127.0.0.1:9001].
+    #[arg(long, env = "CAIRN_ADMIN_LISTEN")]
+    pub admin_listen: Option<String>,
+    /// Index directory (RocksDB).
+    #[arg(long, env = "CAIRN_DB")]
+    pub db: Option<PathBuf>,
+    /// Volume daemon URLs, comma-separated.
+    #[arg(long, env = "CAIRN_VOLUMES", value_delimiter = ',')]
+    pub volumes: Vec<String>,
+    /// Copies of every object [default: 2, at most the number of volumes].
+    #[arg(long, env = "CAIRN_REPLICAS")]
+    pub replicas: Option<usize>,
+    /// Replicas that must confirm a write before it is acknowledged [default: replicas].
+    #[arg(long, env = "CAIRN_WRITE_QUORUM")]
+    pub write_quorum: Option<usize>,
+    /// Secret shared with the volume daemons.
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
+    pub cluster_secret: Option<String>,
+    /// Root access key id.
+    #[arg(long, env = "CAIRN_ACCESS_KEY")]
+    pub access_key: Option<String>,
+    /// Root secret access key.
+    #[arg(long, env = "CAIRN_SECRET_KEY", hide_env_values = true)]
+    pub secret_key: Option<String>,
+    /// Token for the admin API; without one the admin API refuses every request.
+    #[arg(long, env = "CAIRN_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Region reported to clients and expected in signatures [default: us-east-1].
+    #[arg(long, env = "CAIRN_REGION")]
+    pub region: Option<String>,
+}
+
+/// Resolved, validated settings.
+#[derive(Clone)]
+pub struct Settings {
+    /// S3 listen address.
+    pub listen: String,
+    /// Admin listen address.
+    pub admin_listen: String,
+    /// Index directory.
+    pub db: PathBuf,
+    /// Volume URLs.
+    pub volumes: Vec<String>,
+    /// Copies per object.
+    pub replicas: usize,
+    /// Confirmations needed per write.
+    pub write_quorum: usize,
+    /// Cluster secret.
+    pub cluster_secret: String,
+    /// Root access key id.
+    pub access_key: String,
+    /// Root secret key.
+    pub secret_key: String,
+    /// Admin token.
+    pub admin_token: Option<String>,
+    /// Region.
+    pub region: String,
+}
+
+impl std::fmt::Debug for Settings {
+    /// Secrets stay out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("admin_listen", &self.admin_listen)
+            .field("db", &self.db)
+            .field("volumes", &self.volumes)
+            .field("replicas", &self.replicas)
+            .field("write_quorum", &self.write_quorum)
+            .field("access_key", &self.access_key)
+            .field("region", &self.region)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServeArgs {
+    /// Fills unset flags from the `--config` file, applies defaults and validates.
+    pub fn resolve(self) -> Result<Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text =
+                    std::fs::read_to_string(path).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+                toml::from_str::<ServeArgs>(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?
+            }
+            None => ServeArgs::default(),
+        };
+        let volumes = if self.volumes.is_empty() { file.volumes } else { self.volumes };
+        let volumes: Vec<String> =
+            volumes.into_iter().map(|v| v.trim().trim_end_matches('/').to_string()).filter(|v| !v.is_empty()).collect();
+        if volumes.is_empty() {
+            return Err(Error::Config("at least one volume is required (--volumes)".into()));
+        }
+        let replicas = self.replicas.or(file.replicas).unwrap_or_else(|| volumes.len().min(2));
+        if replicas == 0 || replicas > volumes.len() {
+            return Err(Error::Config(format!(
+                "--replicas must be between 1 and the number of volumes ({})",
+                volumes.len()
+            )));
+        }
+        let write_quorum = self.write_quorum.or(file.write_quorum).unwrap_or(replicas);
+        if write_quorum == 0 || write_quorum > replicas {
+            return Err(Error::Config("--write-quorum must be between 1 and --replicas".into()));
+        }
+        let required = |value: Option<String>, name: &str| {
+            value.filter(|v| !v.is_empty()).ok_or_else(|| Error::Config(format!("--{name} is required")))
+        };
+        Ok(Settings {
+            listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:9000".into()),
+            admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or_else(|| "127.0.0.1:9001".into()),
+            db: self.db.or(file.db).ok_or_else(|| Error::Config("--db is required".into()))?,
+            volumes,
+            replicas,
+            write_quorum,
+            cluster_secret: required(self.cluster_secret.or(file.cluster_secret), "cluster-secret")?,
+            access_key: required(self.access_key.or(file.access_key), "access-key")?,
+            secret_key: required(self.secret_key.or(file.secret_key), "secret-key")?,
+            admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+            region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file_and_defaults_apply() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(
+            &path,
+            "volumes = ['http://a', 'http://b', 'http://c']\nreplicas = 3\ndb = '/tmp/x'\ncluster_secret = 's'\naccess_key = 'file'\nsecret_key = 'k'\n",
+        )
+        .unwrap();
+        let args = ServeArgs { config: Some(path), access_key: Some("flag".into()), ..Default::default() };
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.access_key, "flag");
+        assert_eq!(settings.replicas, 3);
+        assert_eq!(settings.write_quorum, 3);
+        assert_eq!(settings.listen, "127.0.0.1:9000");
+        assert!(!format!("{settings:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let base = ServeArgs {
+            volumes: vec!["http://a".into()],
+            db: Some("/tmp/x".into()),
+            cluster_secret: Some("s".into()),
+            access_key: Some("a".into()),
+            secret_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert!(base.clone().resolve().is_ok());
+        assert!(ServeArgs { replicas: Some(2), ..base.clone() }.resolve().is_err());
+        assert!(ServeArgs { volumes: vec![], ..base.clone() }.resolve().is_err());
+        assert!(ServeArgs { secret_key: None, ..base }.resolve().is_err());
+    }
+}

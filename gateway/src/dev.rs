@@ -1,0 +1,147 @@
+//! `cairn-gateway dev`: a whole local cluster in one process, for trying Cairn out.
+//!
+//! Three volume daemons (two subvolumes each) run in-process on ephemeral loopback ports;
+//! their ids live in their data directories, so the ports may change between runs while the
+//! index keeps finding the data. Credentials are generated on first start and kept in
+//! `DATA/credentials.json`.
+
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{ServeArgs, Settings};
+use crate::error::{Error, Result};
+
+/// Flags of `cairn-gateway dev`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct DevArgs {
+    /// Where the index, volumes and credentials live.
+    #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
+    pub data: PathBuf,
+    /// S3 listen address.
+    #[arg(long, default_value = "127.0.0.1:9000")]
+    pub listen: String,
+    /// Admin API listen address.
+    #[arg(long, default_value = "127.0.0.1:9001")]
+    pub admin_listen: String,
+    /// Number of volume daemons.
+    #[arg(long, default_value_t = 3)]
+    pub volumes: usize,
+    /// Subvolumes (directories) per volume.
+    #[arg(long, default_value_t = 2)]
+    pub subvolumes: usize,
+    /// Copies of every object.
+    #[arg(long, default_value_t = 2)]
+    pub replicas: usize,
+}
+
+/// Generated once per data directory.
+#[derive(Debug, Serialize, Deserialize)]
+struct Credentials {
+    access_key: String,
+    secret_key: String,
+    cluster_secret: String,
+    admin_token: String,
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::rng();
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+fn load_or_create_credentials(path: &Path) -> Result<Credentials> {
+    if let Ok(text) = std::fs::read_to_string(path) {
+        return serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())));
+    }
+    const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    const MIXED: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let credentials = Credentials {
+        access_key: format!("CAIRN{}", random_string(15, UPPER)),
+        secret_key: random_string(40, MIXED),
+        cluster_secret: random_string(32, MIXED),
+        admin_token: random_string(32, MIXED),
+    };
+    let text = serde_json::to_vec_pretty(&credentials).map_err(|e| Error::Config(e.to_string()))?;
+    std::fs::write(path, text)?;
+    Ok(credentials)
+}
+
+/// Runs the dev cluster until Ctrl-C / SIGTERM.
+pub async fn run(args: DevArgs) -> Result<()> {
+    std::fs::create_dir_all(&args.data)?;
+    let data = args.data.canonicalize()?;
+    let credentials = load_or_create_credentials(&data.join("credentials.json"))?;
+    let shutdown = CancellationToken::new();
+
+    let mut urls = Vec::with_capacity(args.volumes);
+    let mut volume_tasks = Vec::with_capacity(args.volumes);
+    for v in 1..=args.volumes {
+        let dirs: Vec<PathBuf> =
+            (0..args.subvolumes).map(|s| data.join(format!("volume-{v}")).join(format!("sv{s}"))).collect();
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        urls.push(format!("http://{}", listener.local_addr()?));
+        let (secret, stop) = (credentials.cluster_secret.clone(), shutdown.clone());
+        volume_tasks
+            .push(tokio::spawn(async move { volumed::run(listener, dirs, secret, stop.cancelled_owned()).await }));
+    }
+
+    let settings: Settings = ServeArgs {
+        listen: Some(args.listen.clone()),
+        admin_listen: Some(args.admin_listen.clone()),
+        db: Some(data.join("index")),
+        volumes: urls,
+        replicas: Some(args.replicas),
+        cluster_secret: Some(credentials.cluster_secret.clone()),
+        access_key: Some(credentials.access_key.clone()),
+        secret_key: Some(credentials.secret_key.clone()),
+        admin_token: Some(credentials.admin_token.clone()),
+        ..Default::default()
+    }
+    .resolve()?;
+    let s3_listener = TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.listen)))?;
+    let admin_listener = TcpListener::bind(&settings.admin_listen)
+        .await
+        .map_err(|e| Error::Config(format!("cannot listen on {}: {e}", settings.admin_listen)))?;
+
+    println!(
+        "Cairn dev cluster: {} volumes x {} subvolumes, {} replicas, data in {}\n\
+         \n  S3 endpoint   http://{}\n  Admin API     http://{}  (token: {})\n  Access key    {}\n  Secret key    {}\n\
+         \nTry it:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1\n  \
+         aws --endpoint-url http://{} s3 mb s3://demo\n  \
+         aws --endpoint-url http://{} s3 cp README.md s3://demo/\n  \
+         aws --endpoint-url http://{} s3 ls s3://demo/\n\nCtrl-C stops it; the data stays.",
+        args.volumes,
+        args.subvolumes,
+        args.replicas,
+        data.display(),
+        settings.listen,
+        settings.admin_listen,
+        credentials.admin_token,
+        credentials.access_key,
+        credentials.secret_key,
+        credentials.access_key,
+        credentials.secret_key,
+        settings.listen,
+        settings.listen,
+        settings.listen,
+    );
+
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        volumed::serve::shutdown_signal().await;
+        stop.cancel();
+    });
+    let result = crate::server::run(settings, s3_listener, admin_listener, shutdown.clone()).await;
+    shutdown.cancel();
+    for task in volume_tasks {
+        if let Ok(Err(err)) = task.await {
+            tracing::error!(%err, "volume stopped with an error");
+        }
+    }
+    result
+}

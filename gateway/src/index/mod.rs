@@ -1,0 +1,480 @@
+//! The object index: RocksDB with one column family per kind of record.
+//!
+//! | column family | key                          | value                    |
+//! |---------------|------------------------------|--------------------------|
+//! | `buckets`     | bucket name                  | [`BucketRecord`]         |
+//! | `objects`     | bucket `\0` key              | [`ObjectEntry`]          |
+//! | `uploads`     | bucket `\0` key `\0` upload  | multipart upload (later) |
+//! | `parts`       | upload id `\0` part number   | part record (later)      |
+//! | `keys`        | access key id                | access key (later)       |
+//! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
+//! | `meta`        | name                         | clock, membership        |
+//!
+//! Every write that acknowledges a client request is one synced `WriteBatch`.
+
+pub mod records;
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+
+use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
+use crate::error::{Error, Result};
+
+const CF_BUCKETS: &str = "buckets";
+const CF_OBJECTS: &str = "objects";
+const CF_UPLOADS: &str = "uploads";
+const CF_PARTS: &str = "parts";
+const CF_KEYS: &str = "keys";
+const CF_GC: &str = "gc";
+const CF_META: &str = "meta";
+const ALL_CFS: [&str; 7] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_META];
+const META_CLOCK: &[u8] = b"clock";
+const META_MEMBERSHIP: &[u8] = b"membership";
+/// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
+const PAST_UTF8: u8 = 0xFF;
+
+/// How a commit of an object write ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Committed {
+    /// The entry is now the key's current version.
+    Current,
+    /// A newer write had already committed; this one went straight to the GC queue.
+    Superseded,
+}
+
+/// One item of a listing page.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ListItem {
+    /// An object and its record.
+    Object(String, Box<ObjectRecord>),
+    /// A common prefix (everything up to and including the delimiter).
+    Prefix(String),
+}
+
+/// A page of a listing.
+#[derive(Debug, Default)]
+pub struct ListPage {
+    /// Objects and common prefixes, in byte order.
+    pub items: Vec<ListItem>,
+    /// Whether more items follow the last one.
+    pub truncated: bool,
+}
+
+/// The index. Cheap to share behind an `Arc`.
+pub struct Index {
+    db: DB,
+    clock: AtomicU64,
+    /// Serialises read-modify-write commits so "newest timestamp wins" holds under races.
+    commit_lock: Mutex<()>,
+}
+
+impl std::fmt::Debug for Index {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Index").field("path", &self.db.path()).finish_non_exhaustive()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+fn now_us() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+}
+
+fn object_key(bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + 1 + key.len());
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    out.extend_from_slice(key.as_bytes());
+    out
+}
+
+fn synced() -> WriteOptions {
+    let mut options = WriteOptions::default();
+    options.set_sync(true);
+    options
+}
+
+impl Index {
+    /// Opens or creates the index at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let mut options = Options::default();
+        options.create_if_missing(true);
+        options.create_missing_column_families(true);
+        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
+        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
+        let db = DB::open_cf_descriptors(&options, path, cfs)?;
+        let index = Self { db, clock: AtomicU64::new(0), commit_lock: Mutex::new(()) };
+        let stored = match index.db.get_cf(index.cf(CF_META)?, META_CLOCK)? {
+            Some(bytes) => decode::<u64>(&bytes)?,
+            None => 0,
+        };
+        index.clock.store(stored, Ordering::SeqCst);
+        Ok(index)
+    }
+
+    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
+        self.db.cf_handle(name).ok_or_else(|| Error::Index(format!("missing column family {name}")))
+    }
+
+    /// A fresh write timestamp: wall-clock microseconds, but strictly greater than any handed
+    /// out before (also across restarts, since commits persist the clock).
+    pub fn next_ts(&self) -> u64 {
+        let now = now_us();
+        let previous = self.clock.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)));
+        // fetch_update with a closure that always returns Some cannot fail.
+        let last = previous.unwrap_or_else(|last| last);
+        now.max(last + 1)
+    }
+
+    // ---- buckets ----
+
+    /// The bucket's record, if it exists.
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
+        self.db.get_cf(self.cf(CF_BUCKETS)?, name.as_bytes())?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Creates a bucket; `false` if it already existed.
+    pub fn create_bucket(&self, name: &str) -> Result<bool> {
+        let _guard = self.lock()?;
+        if self.bucket(name)?.is_some() {
+            return Ok(false);
+        }
+        let record = BucketRecord { created_ms: now_ms() };
+        self.db.put_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&record)?, &synced())?;
+        Ok(true)
+    }
+
+    /// Deletes an empty bucket (its tombstones go with it).
+    pub fn delete_bucket(&self, name: &str) -> Result<()> {
+        let _guard = self.lock()?;
+        if self.bucket(name)?.is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        let page = self.list_objects(name, "", None, None, 1)?;
+        if !page.items.is_empty() {
+            return Err(Error::BucketNotEmpty);
+        }
+        let mut batch = WriteBatch::default();
+        let from = object_key(name, "");
+        let mut to = from.clone();
+        to.push(PAST_UTF8);
+        batch.delete_range_cf(self.cf(CF_OBJECTS)?, from, to);
+        batch.delete_cf(self.cf(CF_BUCKETS)?, name.as_bytes());
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// All buckets, by name.
+    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
+            let (name, value) = item?;
+            out.push((String::from_utf8_lossy(&name).into_owned(), decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    // ---- objects ----
+
+    /// The entry (live or deleted) for a key.
+    pub fn object_entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
+        self.db.get_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key))?.map(|b| decode(&b)).transpose()
+    }
+
+    /// The live record for a key.
+    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        Ok(self.object_entry(bucket, key)?.and_then(ObjectEntry::live))
+    }
+
+    /// Makes `entry` the key's current version unless a newer one already is; whatever loses
+    /// (the old version or the new entry) is queued for GC. One synced batch.
+    pub fn commit_object(&self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<Committed> {
+        let _guard = self.lock()?;
+        if self.bucket(bucket)?.is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        let mut batch = WriteBatch::default();
+        let current = self.object_entry(bucket, key)?;
+        let outcome = match current {
+            Some(current) if current.ts() > entry.ts() => {
+                self.queue_gc(&mut batch, entry.blob())?;
+                Committed::Superseded
+            }
+            current => {
+                if let Some(old) = current {
+                    self.queue_gc(&mut batch, old.blob())?;
+                }
+                batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
+                Committed::Current
+            }
+        };
+        batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(Ordering::SeqCst))?);
+        self.db.write_opt(batch, &synced())?;
+        Ok(outcome)
+    }
+
+    fn queue_gc(&self, batch: &mut WriteBatch, blob: &BlobRef) -> Result<()> {
+        let queued_ms = now_ms();
+        let mut gc_key = queued_ms.to_be_bytes().to_vec();
+        gc_key.extend_from_slice(blob.id.as_bytes());
+        batch.put_cf(self.cf(CF_GC)?, gc_key, encode(&GcEntry { queued_ms, blob: blob.clone() })?);
+        Ok(())
+    }
+
+    /// The GC queue, oldest first.
+    pub fn gc_queue(&self) -> Result<Vec<GcEntry>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_GC)?, IteratorMode::Start) {
+            let (_, value) = item?;
+            out.push(decode(&value)?);
+        }
+        Ok(out)
+    }
+
+    /// Lists live objects of `bucket` under `prefix` in byte order, strictly after `after`
+    /// (a key or a common prefix returned earlier), rolling keys that contain `delimiter`
+    /// past the prefix into common prefixes. Each common prefix costs one seek, never a scan
+    /// of the keys below it.
+    pub fn list_objects(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<ListPage> {
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let scope = object_key(bucket, prefix);
+        let base = bucket.len() + 1;
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_OBJECTS)?);
+        let mut skip_exact: Option<Vec<u8>> = None;
+        match after.filter(|a| *a >= prefix) {
+            Some(after) => {
+                let mut at = object_key(bucket, after);
+                let is_common_prefix = delimiter.is_some_and(|d| {
+                    after.starts_with(prefix)
+                        && after[prefix.len()..].find(d).is_some_and(|pos| pos + d.len() == after.len() - prefix.len())
+                });
+                if is_common_prefix {
+                    at.push(PAST_UTF8);
+                } else {
+                    skip_exact = Some(at.clone());
+                }
+                iter.seek(&at);
+            }
+            None => iter.seek(&scope),
+        }
+        let mut page = ListPage::default();
+        while iter.valid() {
+            let Some(raw_key) = iter.key() else { break };
+            if !raw_key.starts_with(&scope) {
+                break;
+            }
+            if skip_exact.as_deref() == Some(raw_key) {
+                iter.next();
+                continue;
+            }
+            let key = String::from_utf8_lossy(&raw_key[base..]).into_owned();
+            if let Some(d) = delimiter
+                && let Some(pos) = key[prefix.len()..].find(d)
+            {
+                if page.items.len() == max {
+                    page.truncated = true;
+                    break;
+                }
+                let common = key[..prefix.len() + pos + d.len()].to_string();
+                let mut next = object_key(bucket, &common);
+                next.push(PAST_UTF8);
+                page.items.push(ListItem::Prefix(common));
+                iter.seek(&next);
+                continue;
+            }
+            let entry: ObjectEntry = decode(iter.value().unwrap_or_default())?;
+            if let ObjectEntry::Live(record) = entry {
+                if page.items.len() == max {
+                    page.truncated = true;
+                    break;
+                }
+                page.items.push(ListItem::Object(key, record));
+            }
+            iter.next();
+        }
+        iter.status()?;
+        Ok(page)
+    }
+
+    /// Number of live objects and their bytes (a full scan; for status reports).
+    pub fn object_totals(&self) -> Result<(u64, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::From(&[], Direction::Forward)) {
+            let (_, value) = item?;
+            if let ObjectEntry::Live(record) = decode(&value)? {
+                count += 1;
+                bytes += record.size;
+            }
+        }
+        Ok((count, bytes))
+    }
+
+    // ---- cluster metadata ----
+
+    /// The stored membership.
+    pub fn membership(&self) -> Result<Membership> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, META_MEMBERSHIP)?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+    }
+
+    /// Replaces the stored membership.
+    pub fn set_membership(&self, membership: &Membership) -> Result<()> {
+        self.db.put_cf_opt(self.cf(CF_META)?, META_MEMBERSHIP, encode(membership)?, &synced())?;
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
+        self.commit_lock.lock().map_err(|_| Error::Index("commit lock poisoned".into()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::records::*;
+    use super::*;
+
+    fn record(ts: u64, id: &str) -> ObjectEntry {
+        ObjectEntry::Live(Box::new(ObjectRecord {
+            ts,
+            modified_ms: ts,
+            size: 1,
+            etag: "e".into(),
+            sha256: "s".into(),
+            headers: SystemHeaders::default(),
+            user_meta: vec![],
+            blob: BlobRef { id: id.into(), replicas: vec![] },
+        }))
+    }
+
+    fn keys(page: &ListPage) -> Vec<String> {
+        page.items
+            .iter()
+            .map(|item| match item {
+                ListItem::Object(key, _) => key.clone(),
+                ListItem::Prefix(prefix) => format!("P:{prefix}"),
+            })
+            .collect()
+    }
+
+    fn index_with(keys: &[&str]) -> (tempfile::TempDir, Index) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.create_bucket("b").unwrap();
+        index.create_bucket("bb").unwrap();
+        for (i, key) in keys.iter().enumerate() {
+            index.commit_object("b", key, &record(i as u64 + 1, key)).unwrap();
+        }
+        index.commit_object("bb", "other", &record(1, "x")).unwrap();
+        (dir, index)
+    }
+
+    #[test]
+    fn newest_timestamp_wins_and_losers_are_queued() {
+        let (_dir, index) = index_with(&[]);
+        assert_eq!(index.commit_object("b", "k", &record(10, "new")).unwrap(), Committed::Current);
+        assert_eq!(index.commit_object("b", "k", &record(5, "late")).unwrap(), Committed::Superseded);
+        assert_eq!(index.object("b", "k").unwrap().unwrap().blob.id, "new");
+        assert_eq!(index.commit_object("b", "k", &record(11, "newer")).unwrap(), Committed::Current);
+        let queued: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+        assert_eq!(queued.len(), 2);
+        assert!(queued.contains(&"late".to_string()) && queued.contains(&"new".to_string()));
+        let deleted = ObjectEntry::Deleted { ts: 12, blob: BlobRef { id: "tomb".into(), replicas: vec![] } };
+        index.commit_object("b", "k", &deleted).unwrap();
+        assert!(index.object("b", "k").unwrap().is_none());
+        assert!(matches!(index.commit_object("nope", "k", &record(1, "x")), Err(Error::NoSuchBucket)));
+    }
+
+    #[test]
+    fn clock_is_monotonic_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let far_future = now_us() + 10_000_000_000;
+        {
+            let index = Index::open(dir.path()).unwrap();
+            index.create_bucket("b").unwrap();
+            index.clock.store(far_future, Ordering::SeqCst);
+            index.commit_object("b", "k", &record(far_future, "x")).unwrap();
+        }
+        let index = Index::open(dir.path()).unwrap();
+        let a = index.next_ts();
+        let b = index.next_ts();
+        assert!(a > far_future && b > a);
+    }
+
+    #[test]
+    fn lists_in_byte_order_with_prefix_and_delimiter() {
+        let (_dir, index) = index_with(&["a/1", "a/2", "a/b/3", "b", "c/1", "ca", "z"]);
+        let all = index.list_objects("b", "", None, None, 100).unwrap();
+        assert_eq!(keys(&all), ["a/1", "a/2", "a/b/3", "b", "c/1", "ca", "z"]);
+        let top = index.list_objects("b", "", Some("/"), None, 100).unwrap();
+        assert_eq!(keys(&top), ["P:a/", "b", "P:c/", "ca", "z"]);
+        let inner = index.list_objects("b", "a/", Some("/"), None, 100).unwrap();
+        assert_eq!(keys(&inner), ["a/1", "a/2", "P:a/b/"]);
+        let prefixed = index.list_objects("b", "c", None, None, 100).unwrap();
+        assert_eq!(keys(&prefixed), ["c/1", "ca"]);
+    }
+
+    #[test]
+    fn pages_resume_after_keys_and_common_prefixes() {
+        let (_dir, index) = index_with(&["a/1", "a/2", "b", "c/1", "c/2", "d"]);
+        let mut seen = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = index.list_objects("b", "", Some("/"), after.as_deref(), 1).unwrap();
+            assert!(page.items.len() <= 1);
+            seen.extend(keys(&page));
+            match page.items.last() {
+                Some(ListItem::Object(key, _)) if page.truncated => after = Some(key.clone()),
+                Some(ListItem::Prefix(prefix)) if page.truncated => after = Some(prefix.clone()),
+                _ => break,
+            }
+        }
+        assert_eq!(seen, ["P:a/", "b", "P:c/", "d"]);
+        let page = index.list_objects("b", "", None, Some("a/2"), 100).unwrap();
+        assert_eq!(keys(&page), ["b", "c/1", "c/2", "d"]);
+    }
+
+    #[test]
+    fn deleted_keys_are_hidden_and_empty_bucket_can_go() {
+        let (_dir, index) = index_with(&["k"]);
+        assert!(matches!(index.delete_bucket("b"), Err(Error::BucketNotEmpty)));
+        let deleted = ObjectEntry::Deleted { ts: 100, blob: BlobRef { id: "t".into(), replicas: vec![] } };
+        index.commit_object("b", "k", &deleted).unwrap();
+        assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
+        index.delete_bucket("b").unwrap();
+        assert!(index.bucket("b").unwrap().is_none());
+        assert_eq!(keys(&index.list_objects("bb", "", None, None, 10).unwrap()), ["other"]);
+    }
+
+    #[test]
+    fn a_prefix_with_many_keys_pages_without_rescanning() {
+        let (_dir, index) = index_with(&[]);
+        for i in 0..3000 {
+            index.commit_object("b", &format!("big/{i:05}"), &record(i + 1, "x")).unwrap();
+        }
+        let mut after: Option<String> = None;
+        let mut total = 0;
+        loop {
+            let page = index.list_objects("b", "big/", None, after.as_deref(), 1000).unwrap();
+            total += page.items.len();
+            if !page.truncated {
+                break;
+            }
+            if let Some(ListItem::Object(key, _)) = page.items.last() {
+                after = Some(key.clone());
+            }
+        }
+        assert_eq!(total, 3000);
+    }
+}

@@ -1,0 +1,32 @@
+//! `cairn-gateway`: the S3 front of Cairn, its index and its placement.
+//!
+//! ```text
+//! S3 request ─► server (request id span) ─► s3s (SigV4: auth::KeyStore, auth::AccessPolicy)
+//!            ─► s3::Gateway (bucket / object / delete / list handlers)
+//!                  ├─► index::Index      RocksDB: buckets, objects, gc queue, membership
+//!                  ├─► cluster::Cluster  membership + placement (weighted rendezvous)
+//!                  └─► replicated        fan-out writes, fail-over reads
+//!                         └─► volume_client ─► volumed
+//! admin request ─► admin::AdminApi (bearer admin token)
+//! ```
+//!
+//! `dev` starts a whole local cluster (volumes in-process) for trying Cairn out.
+
+#![warn(missing_docs)]
+
+pub mod admin;
+pub mod auth;
+pub mod blob_meta;
+pub mod cluster;
+pub mod config;
+pub mod dev;
+pub mod error;
+pub mod index;
+pub mod placement;
+pub mod replicated;
+pub mod s3;
+pub mod server;
+pub mod time;
+pub mod volume_client;
+
+pub use crate::error::{Error, Result};

@@ -1,0 +1,62 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use gateway::config::ServeArgs;
+use gateway::dev::DevArgs;
+use tokio_util::sync::CancellationToken;
+
+/// Cairn: an S3-compatible object gateway over replicated volumes.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-gateway", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve S3 over volume daemons that run elsewhere.
+    Serve(ServeArgs),
+    /// Start a complete local cluster (gateway + 3 volumes) in one process.
+    Dev(DevArgs),
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let result = match Cli::parse().command {
+        Command::Dev(args) => gateway::dev::run(args).await,
+        Command::Serve(args) => serve(args).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(gateway::Error::Config(message)) => {
+            eprintln!("cairn-gateway: {message}");
+            ExitCode::from(2)
+        }
+        Err(err) => {
+            eprintln!("cairn-gateway: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> gateway::Result<()> {
+    let settings = args.resolve()?;
+    let bind = |addr: String| async move {
+        tokio::net::TcpListener::bind(&addr)
+            .await
+            .map_err(|e| gateway::Error::Config(format!("cannot listen on {addr}: {e}")))
+    };
+    let s3_listener = bind(settings.listen.clone()).await?;
+    let admin_listener = bind(settings.admin_listen.clone()).await?;
+    let shutdown = CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        volumed::serve::shutdown_signal().await;
+        stop.cancel();
+    });
+    gateway::server::run(settings, s3_listener, admin_listener, shutdown).await
+}

@@ -1,0 +1,254 @@
+//! Moving object bytes between a client stream and several replicas at once.
+//!
+//! Writes fan one body out to every replica through small bounded channels, so memory per
+//! upload is a few chunks whatever the object size, and the slowest replica sets the pace.
+//! Reads stream from one replica and, if it fails mid-way, continue from the next replica at
+//! the same offset; a full read is checked against the recorded SHA-256 and its last chunk is
+//! held back until the check passes, so a corrupt replica never yields a complete body.
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::Md5;
+use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::error::{Error, Result};
+use crate::index::records::Replica;
+use crate::volume_client::{ByteStream, VolumeClient};
+
+/// Chunks in flight per replica during a write; bounds memory per upload.
+const WRITE_DEPTH: usize = 8;
+/// Chunks buffered between a volume read and the client.
+const READ_DEPTH: usize = 4;
+
+/// The outcome of a replicated write.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// Bytes received from the client.
+    pub size: u64,
+    /// MD5 of the body.
+    pub md5: [u8; 16],
+    /// SHA-256 of the body.
+    pub sha256: [u8; 32],
+    /// Replicas that confirmed the same size and SHA-256.
+    pub replicas: Vec<Replica>,
+}
+
+/// Streams `body` to every target and waits until at least `quorum` of them confirm they
+/// stored exactly what the gateway hashed. On a body error every replica write is aborted
+/// (the volumes discard their temp files); nothing here touches the index.
+pub async fn write<S, E>(
+    client: &VolumeClient,
+    targets: &[(Replica, String)],
+    blob_id: &str,
+    meta: &[u8],
+    size: Option<u64>,
+    quorum: usize,
+    mut body: S,
+) -> Result<Written>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let mut senders = Vec::with_capacity(targets.len());
+    let mut tasks = Vec::with_capacity(targets.len());
+    for (replica, url) in targets {
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(WRITE_DEPTH);
+        let (client, url, id, meta, subvolume) =
+            (client.clone(), url.clone(), blob_id.to_string(), meta.to_vec(), replica.subvolume);
+        tasks.push(tokio::spawn(async move {
+            client.put(&url, subvolume, &id, &meta, size, reqwest::Body::wrap_stream(ReceiverStream::new(rx))).await
+        }));
+        senders.push(Some(tx));
+    }
+
+    let mut md5 = Md5::new();
+    let mut sha = Sha256::new();
+    let mut received = 0u64;
+    let streamed: Result<()> = loop {
+        match body.next().await {
+            Some(Ok(chunk)) => {
+                md5.update(&chunk);
+                sha.update(&chunk);
+                received += chunk.len() as u64;
+                if size.is_some_and(|want| received > want) {
+                    break Err(Error::IncompleteBody("body longer than Content-Length".into()));
+                }
+                for slot in &mut senders {
+                    if let Some(tx) = slot
+                        && tx.send(Ok(chunk.clone())).await.is_err()
+                    {
+                        // That replica's PUT already failed; its task reports why.
+                        *slot = None;
+                    }
+                }
+                if senders.iter().filter(|s| s.is_some()).count() < quorum {
+                    break Err(Error::Unavailable("replicas failed during the upload".into()));
+                }
+            }
+            Some(Err(err)) => break Err(Error::IncompleteBody(err.to_string())),
+            None if size.is_some_and(|want| received != want) => {
+                break Err(Error::IncompleteBody(format!("got {received} bytes, expected {size:?}")));
+            }
+            None => break Ok(()),
+        }
+    };
+
+    if let Err(err) = streamed {
+        for tx in senders.into_iter().flatten() {
+            // An error item makes the volume connection fail, so no replica commits a prefix.
+            let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+        return Err(err);
+    }
+    drop(senders);
+
+    let sha256: [u8; 32] = sha.finalize().into();
+    let expected_sha = hex::encode(sha256);
+    let mut confirmed = Vec::with_capacity(targets.len());
+    let mut failures = Vec::new();
+    for (task, (replica, url)) in tasks.into_iter().zip(targets) {
+        match task.await {
+            Ok(Ok(receipt)) if receipt.sha256 == expected_sha && receipt.size == received => {
+                confirmed.push(replica.clone())
+            }
+            Ok(Ok(receipt)) => failures.push(format!("{url} stored sha256 {} size {}", receipt.sha256, receipt.size)),
+            Ok(Err(err)) => failures.push(err.to_string()),
+            Err(err) => failures.push(format!("{url}: {err}")),
+        }
+    }
+    if !failures.is_empty() {
+        tracing::warn!(?failures, confirmed = confirmed.len(), "replica writes failed");
+    }
+    if confirmed.len() < quorum {
+        return Err(Error::Unavailable(format!(
+            "{} of {quorum} replicas confirmed: {}",
+            confirmed.len(),
+            failures.join("; ")
+        )));
+    }
+    Ok(Written { size: received, md5: md5.finalize().into(), sha256, replicas: confirmed })
+}
+
+/// A source of a blob's bytes: one replica with its current URL.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Volume URL.
+    pub url: String,
+    /// Subvolume on that volume.
+    pub subvolume: u32,
+}
+
+/// Streams `[start, end)` of blob `blob_id` from the first source that answers, failing over
+/// to the next source at the current offset. With `verify`, the range must be the whole blob
+/// and its SHA-256 must match before the last chunk is released.
+pub async fn read(
+    client: &VolumeClient,
+    sources: Vec<Source>,
+    blob_id: &str,
+    start: u64,
+    end: u64,
+    verify: Option<[u8; 32]>,
+) -> Result<ReceiverStream<Result<Bytes>>> {
+    let mut reader = FailoverReader {
+        client: client.clone(),
+        sources,
+        next_source: 0,
+        blob_id: blob_id.to_string(),
+        offset: start,
+        end,
+    };
+    let first = reader.open().await?;
+    let (tx, rx) = mpsc::channel(READ_DEPTH);
+    tokio::spawn(async move {
+        if let Err(err) = reader.pump(first, verify, &tx).await {
+            tracing::error!(blob = %reader.blob_id, %err, "read aborted");
+            let _ = tx.send(Err(err)).await;
+        }
+    });
+    Ok(ReceiverStream::new(rx))
+}
+
+struct FailoverReader {
+    client: VolumeClient,
+    sources: Vec<Source>,
+    next_source: usize,
+    blob_id: String,
+    offset: u64,
+    end: u64,
+}
+
+impl FailoverReader {
+    /// Opens the next source that answers at the current offset.
+    async fn open(&mut self) -> Result<ByteStream> {
+        let mut last_error = None;
+        while let Some(source) = self.sources.get(self.next_source) {
+            self.next_source += 1;
+            match self.client.get(&source.url, source.subvolume, &self.blob_id, Some((self.offset, self.end))).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => {
+                    tracing::warn!(url = %source.url, blob = %self.blob_id, %err, "replica unreadable, trying the next");
+                    last_error = Some(err);
+                }
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "no replica of blob {} could be read: {}",
+            self.blob_id,
+            last_error.map_or_else(|| "no replicas".to_string(), |e| e.to_string())
+        )))
+    }
+
+    async fn pump(
+        &mut self,
+        mut stream: ByteStream,
+        verify: Option<[u8; 32]>,
+        tx: &mpsc::Sender<Result<Bytes>>,
+    ) -> Result<()> {
+        let mut sha = verify.map(|_| Sha256::new());
+        let mut held: Option<Bytes> = None;
+        while self.offset < self.end {
+            match stream.next().await {
+                Some(Ok(chunk)) if !chunk.is_empty() => {
+                    let room = (self.end - self.offset) as usize;
+                    let chunk = if chunk.len() > room { chunk.slice(..room) } else { chunk };
+                    self.offset += chunk.len() as u64;
+                    if let Some(sha) = sha.as_mut() {
+                        sha.update(&chunk);
+                    }
+                    if let Some(previous) = held.replace(chunk)
+                        && tx.send(Ok(previous)).await.is_err()
+                    {
+                        return Ok(()); // The client went away.
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(err)) => {
+                    tracing::warn!(blob = %self.blob_id, offset = self.offset, %err, "replica failed mid-stream");
+                    stream = self.open().await?;
+                }
+                None => {
+                    tracing::warn!(blob = %self.blob_id, offset = self.offset, "replica ended early");
+                    stream = self.open().await?;
+                }
+            }
+        }
+        if let (Some(sha), Some(expected)) = (sha, verify) {
+            let actual: [u8; 32] = sha.finalize().into();
+            if actual != expected {
+                return Err(Error::Volume(format!(
+                    "blob {} failed its SHA-256 check; replica needs repair",
+                    self.blob_id
+                )));
+            }
+        }
+        if let Some(last) = held {
+            let _ = tx.send(Ok(last)).await;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,92 @@
+//! DeleteObject and DeleteObjects: unlink with a tombstone, reclaim later.
+//!
+//! A delete writes tombstone blobs to the key's replicas first (so a rebuild from the volumes
+//! sees the delete and never resurrects the key), then commits a tombstone entry in the index
+//! with one synced batch that also queues the old version's blobs for GC.
+
+use s3s::dto::*;
+use s3s::{S3Request, S3Response, S3Result, s3_error};
+
+use super::Gateway;
+use super::object::new_blob_id;
+use crate::blob_meta::{BLOB_META_VERSION, BlobKind, BlobMeta};
+use crate::error::{Error, Result};
+use crate::index::records::{BlobRef, ObjectEntry, SystemHeaders};
+use crate::replicated;
+use crate::time::now_ms;
+
+/// S3 caps DeleteObjects at 1000 keys per request.
+const MAX_DELETE_KEYS: usize = 1000;
+
+/// Unlinks `key`; deleting a key that does not exist succeeds and changes nothing.
+async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
+    match gw.index.object_entry(bucket, key)? {
+        Some(ObjectEntry::Live(_)) => {}
+        Some(ObjectEntry::Deleted { .. }) => return Ok(()),
+        None if gw.index.bucket(bucket)?.is_none() => return Err(Error::NoSuchBucket),
+        None => return Ok(()),
+    }
+    let ts = gw.index.next_ts();
+    let meta = BlobMeta {
+        v: BLOB_META_VERSION,
+        kind: BlobKind::Tombstone,
+        bucket: bucket.to_string(),
+        key: key.to_string(),
+        ts,
+        modified_ms: now_ms(),
+        headers: SystemHeaders::default(),
+        user_meta: Vec::new(),
+    };
+    let targets = gw.cluster.place(bucket, key, gw.replicas)?;
+    let blob_id = new_blob_id();
+    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+    let written =
+        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), Some(0), gw.write_quorum, empty).await?;
+    let entry = ObjectEntry::Deleted { ts, blob: BlobRef { id: blob_id, replicas: written.replicas } };
+    let (bucket, key) = (bucket.to_string(), key.to_string());
+    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry)).await?;
+    Ok(())
+}
+
+pub(super) async fn delete_object(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectInput>,
+) -> S3Result<S3Response<DeleteObjectOutput>> {
+    unlink(gw, &req.input.bucket, &req.input.key).await?;
+    Ok(S3Response::new(DeleteObjectOutput::default()))
+}
+
+pub(super) async fn delete_objects(
+    gw: &Gateway,
+    req: S3Request<DeleteObjectsInput>,
+) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    let input = req.input;
+    if input.delete.objects.len() > MAX_DELETE_KEYS {
+        return Err(s3_error!(
+            MalformedXML,
+            "The XML you provided was not well-formed or did not validate against our published schema"
+        ));
+    }
+    if gw.index.bucket(&input.bucket)?.is_none() {
+        return Err(Error::NoSuchBucket.into());
+    }
+    let quiet = input.delete.quiet.unwrap_or(false);
+    let mut deleted = Vec::new();
+    let mut errors = Vec::new();
+    for object in input.delete.objects {
+        match unlink(gw, &input.bucket, &object.key).await {
+            Ok(()) if quiet => {}
+            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+            Err(err) => {
+                let err = s3s::S3Error::from(err);
+                errors.push(s3s::dto::Error {
+                    code: Some(err.code().as_str().to_string()),
+                    key: Some(object.key),
+                    message: err.message().map(str::to_string),
+                    version_id: None,
+                });
+            }
+        }
+    }
+    Ok(S3Response::new(DeleteObjectsOutput { deleted: Some(deleted), errors: Some(errors), ..Default::default() }))
+}

@@ -1,0 +1,132 @@
+//! The S3 front: one file per area, and a thin dispatch from the `s3s::S3` trait.
+//!
+//! ```text
+//! bucket.rs  ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation
+//! object.rs  PutObject, GetObject, HeadObject
+//! delete.rs  DeleteObject, DeleteObjects
+//! list.rs    ListObjects (v1), ListObjectsV2
+//! ```
+
+mod bucket;
+mod delete;
+mod list;
+mod object;
+
+use std::sync::Arc;
+
+use s3s::dto::*;
+use s3s::{S3, S3Request, S3Response, S3Result};
+
+use crate::cluster::Cluster;
+use crate::index::Index;
+use crate::volume_client::VolumeClient;
+
+/// Owner reported for every bucket and object: Cairn has one tenant.
+pub(crate) const OWNER_ID: &str = "cairn";
+
+/// The S3 service: shared state every handler uses.
+#[derive(Debug, Clone)]
+pub struct Gateway {
+    pub(crate) index: Arc<Index>,
+    pub(crate) cluster: Cluster,
+    pub(crate) volumes: VolumeClient,
+    pub(crate) replicas: usize,
+    pub(crate) write_quorum: usize,
+    pub(crate) region: String,
+}
+
+impl Gateway {
+    /// Builds the service over an opened index and a joined cluster.
+    pub fn new(
+        index: Arc<Index>,
+        cluster: Cluster,
+        volumes: VolumeClient,
+        replicas: usize,
+        write_quorum: usize,
+        region: String,
+    ) -> Self {
+        Self { index, cluster, volumes, replicas, write_quorum, region }
+    }
+
+    pub(crate) fn owner() -> Owner {
+        Owner { display_name: Some(OWNER_ID.to_string()), id: Some(OWNER_ID.to_string()) }
+    }
+
+    /// Runs blocking index work (synced RocksDB writes) off the async workers.
+    pub(crate) async fn blocking<T, F>(&self, work: F) -> crate::Result<T>
+    where
+        F: FnOnce(&Index) -> crate::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || work(&index))
+            .await
+            .map_err(|e| crate::Error::Index(format!("index task failed: {e}")))?
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Gateway {
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_buckets(&self, req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        bucket::list_buckets(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        bucket::create_bucket(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        bucket::head_bucket(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        bucket::delete_bucket(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        bucket::get_bucket_location(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        object::put_object(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        object::get_object(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        object::head_object(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        delete::delete_object(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        delete::delete_objects(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        list::list_objects(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        list::list_objects_v2(self, req).await
+    }
+}

@@ -1,0 +1,119 @@
+//! HTTP client for the volume daemons: pooled keep-alive connections with TCP_NODELAY.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use reqwest::StatusCode;
+use volumed::http::{META_HEADER, SIZE_HEADER};
+use volumed::{VolumeStats, WriteReceipt};
+
+use crate::error::{Error, Result};
+
+/// A byte stream read from a volume.
+pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// Talks to volume daemons on behalf of the gateway.
+#[derive(Debug, Clone)]
+pub struct VolumeClient {
+    http: reqwest::Client,
+    auth: String,
+}
+
+impl VolumeClient {
+    /// A client presenting `cluster_secret` to every volume.
+    pub fn new(cluster_secret: &str) -> Result<Self> {
+        let http = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(64)
+            .connect_timeout(Duration::from_secs(3))
+            .http1_only()
+            .build()
+            .map_err(|e| Error::Config(format!("volume client: {e}")))?;
+        Ok(Self { http, auth: format!("Bearer {cluster_secret}") })
+    }
+
+    fn blob_url(base: &str, subvolume: u32, id: &str) -> String {
+        format!("{}/blob/{subvolume}/{id}", base.trim_end_matches('/'))
+    }
+
+    /// Streams `body` into blob `id` on one volume and returns what the volume wrote.
+    pub async fn put(
+        &self,
+        base: &str,
+        subvolume: u32,
+        id: &str,
+        meta: &[u8],
+        size: Option<u64>,
+        body: reqwest::Body,
+    ) -> Result<WriteReceipt> {
+        let mut request = self
+            .http
+            .put(Self::blob_url(base, subvolume, id))
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta))
+            .body(body);
+        if let Some(size) = size {
+            request = request.header(SIZE_HEADER, size);
+        }
+        let response = request.send().await.map_err(|e| Error::Volume(format!("PUT {base}: {e}")))?;
+        let response = check(response, base).await?;
+        response.json().await.map_err(|e| Error::Volume(format!("PUT {base}: bad receipt: {e}")))
+    }
+
+    /// Opens `[start, end)` of a blob (the whole blob when `range` is `None`).
+    pub async fn get(&self, base: &str, subvolume: u32, id: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
+        let mut request =
+            self.http.get(Self::blob_url(base, subvolume, id)).header(reqwest::header::AUTHORIZATION, &self.auth);
+        if let Some((start, end)) = range {
+            if end <= start {
+                return Ok(Box::pin(futures::stream::empty()));
+            }
+            request = request.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
+        }
+        let response = request.send().await.map_err(|e| Error::Volume(format!("GET {base}: {e}")))?;
+        let response = check(response, base).await?;
+        let base = base.to_string();
+        Ok(Box::pin(response.bytes_stream().map_err(move |e| Error::Volume(format!("GET {base}: {e}")))))
+    }
+
+    /// Deletes a blob; a blob that is already gone counts as deleted.
+    pub async fn delete(&self, base: &str, subvolume: u32, id: &str) -> Result<()> {
+        let response = self
+            .http
+            .delete(Self::blob_url(base, subvolume, id))
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .send()
+            .await
+            .map_err(|e| Error::Volume(format!("DELETE {base}: {e}")))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(());
+        }
+        check(response, base).await.map(drop)
+    }
+
+    /// The volume's id and space per subvolume.
+    pub async fn stats(&self, base: &str) -> Result<VolumeStats> {
+        let response = self
+            .http
+            .get(format!("{}/stats", base.trim_end_matches('/')))
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{base}: {e}")))?;
+        let response = check(response, base).await?;
+        response.json().await.map_err(|e| Error::Volume(format!("{base}: bad stats: {e}")))
+    }
+}
+
+async fn check(response: reqwest::Response, base: &str) -> Result<reqwest::Response> {
+    let status = response.status();
+    if status.is_success() {
+        return Ok(response);
+    }
+    let text = response.text().await.unwrap_or_default();
+    Err(Error::Volume(format!("{base} answered {status}: {}", text.trim())))
+}

@@ -1,0 +1,49 @@
+//! The one error type of the volume daemon, and how each case maps to an HTTP status.
+
+use http::StatusCode;
+
+/// Everything that can go wrong in `volumed`.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Missing or wrong cluster secret.
+    #[error("unauthorized")]
+    Unauthorized,
+    /// The request is malformed (bad id, bad range, bad metadata…).
+    #[error("bad request: {0}")]
+    BadRequest(String),
+    /// No such blob or route.
+    #[error("not found")]
+    NotFound,
+    /// The requested range lies outside the blob.
+    #[error("range not satisfiable")]
+    RangeNotSatisfiable,
+    /// A blob file on disk does not parse.
+    #[error("corrupt blob: {0}")]
+    Corrupt(String),
+    /// The request body ended early or failed.
+    #[error("body: {0}")]
+    Body(String),
+    /// Disk or other I/O failure.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Configuration problem at startup.
+    #[error("config: {0}")]
+    Config(String),
+}
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The status this error answers with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::BadRequest(_) | Error::Body(_) => StatusCode::BAD_REQUEST,
+            Error::NotFound => StatusCode::NOT_FOUND,
+            Error::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
+            Error::Corrupt(_) | Error::Io(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}

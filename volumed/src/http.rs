@@ -1,0 +1,234 @@
+//! The internal HTTP API of a volume daemon.
+//!
+//! ```text
+//! PUT    /blob/{sv}/{id}   body = data; x-cairn-meta: base64(JSON); x-cairn-size: n (optional)
+//!                          → 201 {"size","sha256","md5"}
+//! GET    /blob/{sv}/{id}   Range supported → data; x-cairn-size, x-cairn-sha256, x-cairn-meta
+//! HEAD   /blob/{sv}/{id}   the same headers, no body
+//! DELETE /blob/{sv}/{id}   → 204, or 404
+//! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
+//! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}]}
+//! GET    /health           → 200 (the only route without the cluster secret)
+//! ```
+
+use std::convert::Infallible;
+use std::io::SeekFrom;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::TryStreamExt;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
+use subtle::ConstantTimeEq;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio_util::io::ReaderStream;
+
+use crate::error::{Error, Result};
+use crate::store::Store;
+
+/// Response body type of the volume API.
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+/// Header carrying the writer's metadata, base64 of JSON.
+pub const META_HEADER: &str = "x-cairn-meta";
+/// Header carrying the exact data length: expected on PUT, actual on GET/HEAD.
+pub const SIZE_HEADER: &str = "x-cairn-size";
+/// Header carrying the data's SHA-256 on GET/HEAD.
+pub const SHA256_HEADER: &str = "x-cairn-sha256";
+const MAX_LIST_LIMIT: usize = 10_000;
+const READ_CHUNK: usize = 256 * 1024;
+
+/// Shared state of the HTTP handlers.
+#[derive(Debug)]
+pub struct Api {
+    store: Store,
+    secret: String,
+}
+
+impl Api {
+    /// Wraps a store with the cluster secret every request must carry.
+    pub fn new(store: Store, secret: String) -> Arc<Self> {
+        Arc::new(Self { store, secret })
+    }
+
+    /// Handles one request; never fails at the HTTP level.
+    pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let method = req.method().clone();
+        let path = req.uri().path().to_string();
+        let response = match self.route(req).await {
+            Ok(response) => response,
+            Err(err) => {
+                if err.status().is_server_error() {
+                    tracing::error!(%method, %path, %err, "volume request failed");
+                } else {
+                    tracing::debug!(%method, %path, %err, "volume request refused");
+                }
+                text(err.status(), err.to_string())
+            }
+        };
+        Ok(response)
+    }
+
+    async fn route(&self, req: Request<Incoming>) -> Result<Response<Body>> {
+        let path = req.uri().path().to_string();
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        if segments == ["health"] {
+            return Ok(text(StatusCode::OK, "ok".into()));
+        }
+        self.authorize(req.headers())?;
+        match (req.method(), segments.as_slice()) {
+            (&Method::GET, ["stats"]) => json(StatusCode::OK, &self.store.stats()?),
+            (&Method::GET, ["list", sv]) => self.list(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
+            (&Method::PUT, ["blob", sv, id]) => {
+                let (sv, id) = (parse_sv(sv)?, (*id).to_string());
+                self.put(sv, &id, req).await
+            }
+            (&Method::GET, ["blob", sv, id]) => self.get(parse_sv(sv)?, id, req.headers(), true).await,
+            (&Method::HEAD, ["blob", sv, id]) => self.get(parse_sv(sv)?, id, req.headers(), false).await,
+            (&Method::DELETE, ["blob", sv, id]) => {
+                self.store.delete(parse_sv(sv)?, id).await?;
+                Ok(text(StatusCode::NO_CONTENT, String::new()))
+            }
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    fn authorize(&self, headers: &HeaderMap) -> Result<()> {
+        let presented = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        if bool::from(presented.as_bytes().ct_eq(self.secret.as_bytes())) { Ok(()) } else { Err(Error::Unauthorized) }
+    }
+
+    async fn put(&self, sv: usize, id: &str, req: Request<Incoming>) -> Result<Response<Body>> {
+        let meta = match req.headers().get(META_HEADER) {
+            Some(value) => base64::engine::general_purpose::STANDARD
+                .decode(value.as_bytes())
+                .map_err(|e| Error::BadRequest(format!("{META_HEADER}: {e}")))?,
+            None => b"{}".to_vec(),
+        };
+        let expected_size = match req.headers().get(SIZE_HEADER) {
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .ok_or_else(|| Error::BadRequest(format!("bad {SIZE_HEADER}")))?,
+            ),
+            None => None,
+        };
+        let body = req.into_body().into_data_stream();
+        let receipt = self.store.write(sv, id, &meta, expected_size, body).await?;
+        json(StatusCode::CREATED, &receipt)
+    }
+
+    async fn get(&self, sv: usize, id: &str, headers: &HeaderMap, with_body: bool) -> Result<Response<Body>> {
+        let (mut file, footer) = self.store.open_blob(sv, id).await?;
+        let range = match headers.get(header::RANGE) {
+            Some(value) => Some(parse_range(value.to_str().unwrap_or(""), footer.data_len)?),
+            None => None,
+        };
+        let (start, end) = range.unwrap_or((0, footer.data_len));
+        let mut response = Response::builder()
+            .header(header::CONTENT_LENGTH, end - start)
+            .header(SIZE_HEADER, footer.data_len)
+            .header(SHA256_HEADER, hex::encode(footer.sha256));
+        if !with_body {
+            let meta = crate::blob::read_meta(&mut file, &footer).await?;
+            response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta));
+        }
+        if range.is_some() {
+            response = response
+                .status(StatusCode::PARTIAL_CONTENT)
+                .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end.saturating_sub(1), footer.data_len));
+        }
+        let body = if with_body && end > start {
+            file.seek(SeekFrom::Start(start)).await?;
+            let reader = ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
+            BodyExt::boxed(StreamBody::new(reader.map_ok(Frame::data)))
+        } else {
+            empty()
+        };
+        response.body(body).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    async fn list(&self, sv: usize, query: &str) -> Result<Response<Body>> {
+        let mut after = None;
+        let mut limit = 1000;
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            match name {
+                "after" if !value.is_empty() => after = Some(value.to_string()),
+                "limit" => {
+                    limit = value
+                        .parse::<usize>()
+                        .map_err(|_| Error::BadRequest("bad limit".into()))?
+                        .clamp(1, MAX_LIST_LIMIT)
+                }
+                _ => {}
+            }
+        }
+        let (blobs, next) = self.store.list(sv, after.as_deref(), limit).await?;
+        json(StatusCode::OK, &serde_json::json!({ "blobs": blobs, "next": next }))
+    }
+}
+
+fn parse_sv(segment: &str) -> Result<usize> {
+    segment.parse().map_err(|_| Error::BadRequest(format!("bad subvolume {segment:?}")))
+}
+
+/// Parses a single `bytes=` range against a blob of `len` bytes into `[start, end)`.
+fn parse_range(value: &str, len: u64) -> Result<(u64, u64)> {
+    let spec = value.strip_prefix("bytes=").ok_or_else(|| Error::BadRequest("bad range".into()))?;
+    let (first, last) = spec.split_once('-').ok_or_else(|| Error::BadRequest("bad range".into()))?;
+    let num = |s: &str| s.trim().parse::<u64>().map_err(|_| Error::BadRequest("bad range".into()));
+    let (start, end) = if first.trim().is_empty() {
+        let suffix = num(last)?;
+        (len.saturating_sub(suffix), len)
+    } else {
+        let start = num(first)?;
+        let end = if last.trim().is_empty() { len } else { num(last)?.saturating_add(1).min(len) };
+        (start, end)
+    };
+    if start >= len && len > 0 || start > end {
+        return Err(Error::RangeNotSatisfiable);
+    }
+    Ok((start, end))
+}
+
+fn empty() -> Body {
+    BodyExt::boxed(Full::new(Bytes::new()).map_err(|never| match never {}))
+}
+
+fn text(status: StatusCode, body: String) -> Response<Body> {
+    let mut response = Response::new(BodyExt::boxed(Full::new(Bytes::from(body)).map_err(|never| match never {})));
+    *response.status_mut() = status;
+    response
+}
+
+fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>> {
+    let bytes = serde_json::to_vec(value).map_err(|e| Error::Io(std::io::Error::other(e)))?;
+    let mut response = Response::new(BodyExt::boxed(Full::new(Bytes::from(bytes)).map_err(|never| match never {})));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_range;
+
+    #[test]
+    fn ranges() {
+        assert_eq!(parse_range("bytes=0-9", 100).unwrap(), (0, 10));
+        assert_eq!(parse_range("bytes=90-", 100).unwrap(), (90, 100));
+        assert_eq!(parse_range("bytes=-5", 100).unwrap(), (95, 100));
+        assert_eq!(parse_range("bytes=50-500", 100).unwrap(), (50, 100));
+        assert!(parse_range("bytes=100-", 100).is_err());
+        assert!(parse_range("items=1-2", 100).is_err());
+    }
+}

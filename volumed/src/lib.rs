@@ -1,0 +1,41 @@
+//! `volumed`: the Cairn volume daemon, a blob store over local disks.
+//!
+//! ```text
+//! HTTP request ──► http::Api (cluster-secret check, routing)
+//!                     └─► store::Store (one directory per subvolume; durable writes, reads, listing)
+//!                            └─► blob (file format: data | metadata JSON | footer with digests)
+//! ```
+//!
+//! It knows nothing about S3: bucket, key and the other S3 facts travel in the opaque
+//! metadata the gateway attaches to each blob. `serve` holds the accept loop that every Cairn
+//! listener shares.
+
+pub mod blob;
+pub mod error;
+pub mod http;
+pub mod serve;
+pub mod store;
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+
+pub use crate::error::{Error, Result};
+pub use crate::store::{Store, VolumeStats, WriteReceipt};
+
+/// Starts a volume daemon on `listener` over `dirs` (one subvolume each) and serves until
+/// `shutdown` resolves.
+pub async fn run(
+    listener: TcpListener,
+    dirs: Vec<PathBuf>,
+    cluster_secret: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let store = Store::open(&dirs)?;
+    tracing::info!(volume_id = store.volume_id(), addr = ?listener.local_addr().ok(), subvolumes = dirs.len(), "volume daemon serving");
+    let api = http::Api::new(store, cluster_secret);
+    let service = hyper::service::service_fn(move |req| api.clone().handle(req));
+    serve::serve(listener, service, shutdown).await;
+    Ok(())
+}

@@ -1,0 +1,45 @@
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// Cairn volume daemon: stores blobs on local disks for the Cairn gateway.
+#[derive(Debug, Parser)]
+#[command(name = "cairn-volumed", version)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:9101")]
+    listen: String,
+    /// Data directory; repeat once per disk (subvolume). Order matters and is checked.
+    #[arg(long = "dir", env = "CAIRN_DIRS", value_delimiter = ',', required = true)]
+    dirs: Vec<PathBuf>,
+    /// Shared secret the gateway presents (`Authorization: Bearer …`).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: String,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let args = Args::parse();
+    if args.cluster_secret.is_empty() {
+        eprintln!("cairn-volumed: --cluster-secret must not be empty");
+        return ExitCode::from(2);
+    }
+    let listener = match tokio::net::TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!("cairn-volumed: cannot listen on {}: {err}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    match volumed::run(listener, args.dirs, args.cluster_secret, volumed::serve::shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cairn-volumed: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,486 @@
+//! Blobs on local subvolume directories: naming, durable writes, reads, deletes and listing.
+//!
+//! A blob id is 32 lowercase hex characters chosen by the gateway; the file for id
+//! `abcd…` in subvolume `s` lives at `dir[s]/ab/cd/abcd…`. Writes go to a temp file in the
+//! same directory, are fsynced, renamed into place, and the directory is fsynced, so a crash
+//! leaves either the whole blob or nothing (plus at worst a temp file, which listing skips
+//! and startup removes).
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use md5::Md5;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncWriteExt, BufWriter};
+
+use crate::blob::{self, Footer, MAX_META_LEN};
+use crate::error::{Error, Result};
+
+/// Length of a blob id in hex characters.
+pub const BLOB_ID_LEN: usize = 32;
+const TEMP_PREFIX: &str = ".tmp.";
+const IDENTITY_FILE: &str = "cairn-volume.json";
+const WRITE_BUFFER: usize = 256 * 1024;
+
+/// Which volume a directory belongs to and at which position; written once per directory so
+/// that a reordered `--dir` list or a disk from another volume is caught at startup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct Identity {
+    volume_id: String,
+    subvolume: usize,
+}
+
+/// The blob store of one volume: its id and its subvolume directories.
+#[derive(Debug)]
+pub struct Store {
+    volume_id: String,
+    dirs: Vec<PathBuf>,
+}
+
+/// What a finished write reports back.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct WriteReceipt {
+    /// Data bytes written.
+    pub size: u64,
+    /// SHA-256 of the data, hex.
+    pub sha256: String,
+    /// MD5 of the data, hex.
+    pub md5: String,
+}
+
+/// One entry of a subvolume listing.
+#[derive(Debug, Serialize)]
+pub struct ListedBlob {
+    /// Blob id.
+    pub id: String,
+    /// Footer facts: sizes, digests, write time.
+    #[serde(flatten)]
+    pub footer: Footer,
+    /// The writer's metadata, as it was written.
+    pub meta: Box<serde_json::value::RawValue>,
+}
+
+/// Free and total space of one subvolume.
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct SubvolumeStats {
+    /// Position in the `--dir` list.
+    pub index: usize,
+    /// Bytes available to the daemon.
+    pub free_bytes: u64,
+    /// Size of the file system.
+    pub total_bytes: u64,
+}
+
+/// `/stats` answer.
+#[derive(Debug, Serialize, Deserialize, Clone)]
+pub struct VolumeStats {
+    /// Stable id of this volume (kept in every data directory).
+    pub volume_id: String,
+    /// One entry per subvolume, in order.
+    pub subvolumes: Vec<SubvolumeStats>,
+}
+
+impl Store {
+    /// Opens (creating if needed) the subvolume directories, checks their identity files and
+    /// removes temp files a crash left behind.
+    pub fn open(dirs: &[PathBuf]) -> Result<Self> {
+        if dirs.is_empty() {
+            return Err(Error::Config("at least one --dir is required".into()));
+        }
+        let mut found: Option<String> = None;
+        for (index, dir) in dirs.iter().enumerate() {
+            std::fs::create_dir_all(dir)?;
+            let path = dir.join(IDENTITY_FILE);
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                let identity: Identity =
+                    serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())))?;
+                if identity.subvolume != index {
+                    return Err(Error::Config(format!(
+                        "{} is subvolume {} but was given at position {index}",
+                        dir.display(),
+                        identity.subvolume
+                    )));
+                }
+                match &found {
+                    Some(id) if *id != identity.volume_id => {
+                        return Err(Error::Config(format!(
+                            "{} belongs to volume {}",
+                            dir.display(),
+                            identity.volume_id
+                        )));
+                    }
+                    _ => found = Some(identity.volume_id),
+                }
+            }
+        }
+        let volume_id = found.unwrap_or_else(|| hex::encode(rand::random::<[u8; 8]>()));
+        for (index, dir) in dirs.iter().enumerate() {
+            let path = dir.join(IDENTITY_FILE);
+            if !path.exists() {
+                let identity = Identity { volume_id: volume_id.clone(), subvolume: index };
+                let text = serde_json::to_vec(&identity).map_err(|e| Error::Config(e.to_string()))?;
+                write_file_durably(&path, &text)?;
+            }
+            remove_temp_files(dir)?;
+        }
+        Ok(Self { volume_id, dirs: dirs.to_vec() })
+    }
+
+    /// This volume's stable id.
+    pub fn volume_id(&self) -> &str {
+        &self.volume_id
+    }
+
+    fn dir(&self, subvolume: usize) -> Result<&Path> {
+        self.dirs.get(subvolume).map(PathBuf::as_path).ok_or(Error::NotFound)
+    }
+
+    /// The path of blob `id` in `subvolume`, after validating both.
+    pub fn blob_path(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
+        check_id(id)?;
+        Ok(self.dir(subvolume)?.join(&id[0..2]).join(&id[2..4]).join(id))
+    }
+
+    /// Streams `body` into a new blob, durably. On any error (including a body that ends with
+    /// an error) nothing is left behind. `expected_size`, when given, must match exactly.
+    pub async fn write<S, E>(
+        &self,
+        subvolume: usize,
+        id: &str,
+        meta: &[u8],
+        expected_size: Option<u64>,
+        mut body: S,
+    ) -> Result<WriteReceipt>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        if meta.len() > MAX_META_LEN {
+            return Err(Error::BadRequest("metadata too large".into()));
+        }
+        serde_json::from_slice::<&serde_json::value::RawValue>(meta)
+            .map_err(|e| Error::BadRequest(format!("metadata is not JSON: {e}")))?;
+        let path = self.blob_path(subvolume, id)?;
+        let parent = path.parent().ok_or(Error::NotFound)?.to_path_buf();
+        tokio::fs::create_dir_all(&parent).await?;
+        let temp = TempFile::new(parent.join(format!("{TEMP_PREFIX}{id}.{}", hex::encode(rand::random::<[u8; 4]>()))));
+        let file = tokio::fs::File::create(&temp.path).await?;
+        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
+        let mut sha = Sha256::new();
+        let mut md5 = Md5::new();
+        let mut size = 0u64;
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.map_err(|e| Error::Body(e.to_string()))?;
+            sha.update(&chunk);
+            md5.update(&chunk);
+            size += chunk.len() as u64;
+            if expected_size.is_some_and(|want| size > want) {
+                return Err(Error::Body("body longer than announced".into()));
+            }
+            out.write_all(&chunk).await?;
+        }
+        if expected_size.is_some_and(|want| size != want) {
+            return Err(Error::Body(format!("body ended after {size} bytes")));
+        }
+        let footer = Footer {
+            data_len: size,
+            meta_len: u32::try_from(meta.len()).map_err(|_| Error::BadRequest("metadata too large".into()))?,
+            sha256: sha.finalize().into(),
+            md5: md5.finalize().into(),
+            written_at_ms: now_ms(),
+        };
+        out.write_all(meta).await?;
+        out.write_all(&footer.encode()).await?;
+        out.flush().await?;
+        let file = out.into_inner();
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&temp.path, &path).await?;
+        temp.disarm();
+        sync_dir(&parent).await?;
+        Ok(WriteReceipt { size, sha256: hex::encode(footer.sha256), md5: hex::encode(footer.md5) })
+    }
+
+    /// Opens a blob for reading and returns the file with its footer.
+    pub async fn open_blob(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer)> {
+        let path = self.blob_path(subvolume, id)?;
+        let mut file = match tokio::fs::File::open(&path).await {
+            Ok(file) => file,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
+            Err(err) => return Err(err.into()),
+        };
+        let footer = blob::read_footer(&mut file).await?;
+        Ok((file, footer))
+    }
+
+    /// Reads a blob's metadata JSON.
+    pub async fn meta(&self, subvolume: usize, id: &str) -> Result<(Footer, Vec<u8>)> {
+        let (mut file, footer) = self.open_blob(subvolume, id).await?;
+        let meta = blob::read_meta(&mut file, &footer).await?;
+        Ok((footer, meta))
+    }
+
+    /// Deletes a blob durably.
+    pub async fn delete(&self, subvolume: usize, id: &str) -> Result<()> {
+        let path = self.blob_path(subvolume, id)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        if let Some(parent) = path.parent() {
+            sync_dir(parent).await?;
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` blobs of `subvolume` with ids greater than `after`, in id order, and
+    /// the id to continue after if more may follow.
+    pub async fn list(
+        &self,
+        subvolume: usize,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ListedBlob>, Option<String>)> {
+        let root = self.dir(subvolume)?.to_path_buf();
+        let after = after.unwrap_or("").to_string();
+        let ids = tokio::task::spawn_blocking(move || collect_ids(&root, &after, limit))
+            .await
+            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let mut blobs = Vec::with_capacity(ids.len());
+        for id in &ids {
+            match self.meta(subvolume, id).await {
+                Ok((footer, meta)) => {
+                    let meta = serde_json::value::RawValue::from_string(String::from_utf8_lossy(&meta).into_owned())
+                        .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
+                    blobs.push(ListedBlob { id: id.clone(), footer, meta });
+                }
+                // Deleted between the directory walk and the read: not part of the listing.
+                Err(Error::NotFound) => {}
+                Err(err) => {
+                    tracing::warn!(%id, %err, "unreadable blob skipped in listing");
+                }
+            }
+        }
+        let next = if ids.len() == limit { ids.last().cloned() } else { None };
+        Ok((blobs, next))
+    }
+
+    /// Space per subvolume.
+    pub fn stats(&self) -> Result<VolumeStats> {
+        let mut subvolumes = Vec::with_capacity(self.dirs.len());
+        for (index, dir) in self.dirs.iter().enumerate() {
+            let fs = nix::sys::statvfs::statvfs(dir).map_err(|e| Error::Io(std::io::Error::from(e)))?;
+            let block = fs.fragment_size();
+            subvolumes.push(SubvolumeStats {
+                index,
+                free_bytes: fs.blocks_available() * block,
+                total_bytes: fs.blocks() * block,
+            });
+        }
+        Ok(VolumeStats { volume_id: self.volume_id.clone(), subvolumes })
+    }
+}
+
+fn check_id(id: &str) -> Result<()> {
+    if id.len() == BLOB_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+        Ok(())
+    } else {
+        Err(Error::BadRequest(format!("invalid blob id {id:?}")))
+    }
+}
+
+/// Ids under `root` greater than `after`, sorted, at most `limit`. Walks the two fan-out
+/// levels in order and skips whole directories that sort before `after`.
+fn collect_ids(root: &Path, after: &str, limit: usize) -> Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for level1 in sorted_hex_dirs(root, 2)? {
+        if after.len() >= 2 && level1.as_str() < &after[..2] {
+            continue;
+        }
+        for level2 in sorted_hex_dirs(&root.join(&level1), 2)? {
+            let prefix = format!("{level1}{level2}");
+            if after.len() >= 4 && prefix.as_str() < &after[..4] {
+                continue;
+            }
+            let mut names: Vec<String> = std::fs::read_dir(root.join(&level1).join(&level2))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|name| check_id(name).is_ok() && name.as_str() > after)
+                .collect();
+            names.sort_unstable();
+            for name in names {
+                ids.push(name);
+                if ids.len() == limit {
+                    return Ok(ids);
+                }
+            }
+        }
+    }
+    Ok(ids)
+}
+
+fn sorted_hex_dirs(dir: &Path, len: usize) -> Result<Vec<String>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let mut names: Vec<String> = entries
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|name| name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect();
+    names.sort_unstable();
+    Ok(names)
+}
+
+fn remove_temp_files(root: &Path) -> Result<()> {
+    for level1 in sorted_hex_dirs(root, 2)? {
+        for level2 in sorted_hex_dirs(&root.join(&level1), 2)? {
+            let dir = root.join(&level1).join(&level2);
+            for entry in std::fs::read_dir(&dir)? {
+                let entry = entry?;
+                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+                    std::fs::remove_file(entry.path())?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+    let temp = path.with_extension("tmp");
+    {
+        let mut file = std::fs::File::create(&temp)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&temp, path)?;
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)?.sync_all()?;
+    }
+    Ok(())
+}
+
+async fn sync_dir(dir: &Path) -> Result<()> {
+    let dir = tokio::fs::File::open(dir).await?;
+    dir.sync_all().await?;
+    Ok(())
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Removes its file on drop unless disarmed, so an aborted write leaves no temp file.
+struct TempFile {
+    path: PathBuf,
+    armed: bool,
+}
+
+impl TempFile {
+    fn new(path: PathBuf) -> Self {
+        Self { path, armed: true }
+    }
+
+    fn disarm(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(
+        parts: Vec<Result<&'static [u8], &'static str>>,
+    ) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin {
+        futures::stream::iter(parts.into_iter().map(|p| p.map(Bytes::from_static)))
+    }
+
+    fn id(n: u8) -> String {
+        format!("{n:02x}").repeat(16)
+    }
+
+    #[tokio::test]
+    async fn write_read_list_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap();
+        let receipt =
+            store.write(1, &id(7), br#"{"k":"v"}"#, Some(11), body(vec![Ok(b"hello "), Ok(b"world")])).await.unwrap();
+        assert_eq!(receipt.size, 11);
+        assert_eq!(receipt.sha256, hex::encode(Sha256::digest(b"hello world")));
+        let (footer, meta) = store.meta(1, &id(7)).await.unwrap();
+        assert_eq!(footer.data_len, 11);
+        assert_eq!(meta, br#"{"k":"v"}"#);
+        assert!(matches!(store.meta(0, &id(7)).await, Err(Error::NotFound)));
+
+        store.write(1, &id(3), b"{}", None, body(vec![Ok(b"x")])).await.unwrap();
+        let (listed, next) = store.list(1, None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), vec![id(3), id(7)]);
+        assert_eq!(next, None);
+        let (page, next) = store.list(1, None, 1).await.unwrap();
+        assert_eq!(page[0].id, id(3));
+        let (page, _) = store.list(1, next.as_deref(), 1).await.unwrap();
+        assert_eq!(page[0].id, id(7));
+
+        store.delete(1, &id(7)).await.unwrap();
+        assert!(matches!(store.delete(1, &id(7)).await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn failed_body_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let err = store.write(0, &id(1), b"{}", None, body(vec![Ok(b"part"), Err("client went away")])).await;
+        assert!(matches!(err, Err(Error::Body(_))));
+        let short = store.write(0, &id(2), b"{}", Some(10), body(vec![Ok(b"part")])).await;
+        assert!(matches!(short, Err(Error::Body(_))));
+        assert!(matches!(store.meta(0, &id(1)).await, Err(Error::NotFound)));
+        let leftovers: Vec<_> = walk(dir.path()).into_iter().filter(|p| p.contains(TEMP_PREFIX)).collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
+    }
+
+    #[test]
+    fn identity_is_kept_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let first = Store::open(&[a.clone(), b.clone()]).unwrap().volume_id().to_string();
+        let again = Store::open(&[a.clone(), b.clone()]).unwrap().volume_id().to_string();
+        assert_eq!(first, again);
+        assert!(Store::open(&[b, a]).is_err(), "swapped disks must be refused");
+    }
+
+    #[test]
+    fn ids_are_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        assert!(store.blob_path(0, "../../etc/passwd").is_err());
+        assert!(store.blob_path(0, &"A".repeat(32)).is_err());
+        assert!(store.blob_path(5, &id(1)).is_err());
+    }
+
+    fn walk(dir: &Path) -> Vec<String> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path.display().to_string());
+            }
+        }
+        out
+    }
+}
