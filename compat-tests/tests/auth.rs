@@ -16,8 +16,8 @@ fn error_code(xml: &str) -> String {
 async fn signatures_and_presigned_urls() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    s3.put_object().bucket("b").key("k").body(b"secret data".to_vec().into()).send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"secret data".to_vec().into()).send().await.unwrap();
 
     let unknown = cluster.client_with("AKIDUNKNOWN000000000", SECRET_KEY).list_buckets().send().await.unwrap_err();
     assert_eq!(unknown.code(), Some("InvalidAccessKeyId"));
@@ -26,7 +26,7 @@ async fn signatures_and_presigned_urls() {
     let wrong = cluster
         .client_with(compat_tests::ACCESS_KEY, "not-the-secret")
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .send()
         .await
@@ -35,13 +35,13 @@ async fn signatures_and_presigned_urls() {
     assert_eq!(wrong.raw_response().unwrap().status().as_u16(), 403);
 
     let http = reqwest::Client::new();
-    let anonymous = http.get(format!("{}/b/k", cluster.endpoint())).send().await.unwrap();
+    let anonymous = http.get(format!("{}/bkt/k", cluster.endpoint())).send().await.unwrap();
     assert_eq!(anonymous.status().as_u16(), 403);
     assert_eq!(error_code(&anonymous.text().await.unwrap()), "AccessDenied");
 
     let presigned = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
         .await
@@ -56,20 +56,24 @@ async fn signatures_and_presigned_urls() {
     assert_eq!(error_code(&tampered.text().await.unwrap()), "AccessDenied");
 
     // A changed signature is refused.
-    let forged = presigned.uri().replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    let uri = presigned.uri();
+    let at = uri.find("X-Amz-Signature=").unwrap() + "X-Amz-Signature=".len();
+    let flipped = if &uri[at..=at] == "0" { "1" } else { "0" };
+    let forged = format!("{}{flipped}{}", &uri[..at], &uri[at + 1..]);
     let forged = http.get(forged).send().await.unwrap();
     assert_eq!(forged.status().as_u16(), 403);
+    assert_eq!(error_code(&forged.text().await.unwrap()), "SignatureDoesNotMatch");
 
     // Presigned PUT.
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("via-url")
         .presigned(PresigningConfig::expires_in(Duration::from_secs(300)).unwrap())
         .await
         .unwrap();
     let uploaded = http.put(put.uri()).body("uploaded by url").send().await.unwrap();
     assert_eq!(uploaded.status().as_u16(), 200, "{}", uploaded.text().await.unwrap());
-    let back = s3.get_object().bucket("b").key("via-url").send().await.unwrap();
+    let back = s3.get_object().bucket("bkt").key("via-url").send().await.unwrap();
     assert_eq!(back.body.collect().await.unwrap().into_bytes().as_ref(), b"uploaded by url");
 }

@@ -6,7 +6,7 @@ use compat_tests::TestCluster;
 
 async fn put_keys(s3: &aws_sdk_s3::Client, keys: &[&str]) {
     for key in keys {
-        s3.put_object().bucket("b").key(*key).body(b"x".to_vec().into()).send().await.unwrap();
+        s3.put_object().bucket("bkt").key(*key).body(b"x".to_vec().into()).send().await.unwrap();
     }
 }
 
@@ -14,10 +14,10 @@ async fn put_keys(s3: &aws_sdk_s3::Client, keys: &[&str]) {
 async fn list_v2_prefix_delimiter_and_pages() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     put_keys(&s3, &["a/1", "a/2", "a/b/3", "b", "c/1", "c/2", "ca", "z"]).await;
 
-    let top = s3.list_objects_v2().bucket("b").delimiter("/").send().await.unwrap();
+    let top = s3.list_objects_v2().bucket("bkt").delimiter("/").send().await.unwrap();
     let keys: Vec<&str> = top.contents().iter().map(|o| o.key().unwrap()).collect();
     let prefixes: Vec<&str> = top.common_prefixes().iter().map(|p| p.prefix().unwrap()).collect();
     assert_eq!(keys, ["b", "ca", "z"]);
@@ -26,7 +26,7 @@ async fn list_v2_prefix_delimiter_and_pages() {
     assert_eq!(top.is_truncated(), Some(false));
     assert!(top.contents()[0].owner().is_none(), "owner only with fetch-owner");
 
-    let inner = s3.list_objects_v2().bucket("b").prefix("a/").delimiter("/").fetch_owner(true).send().await.unwrap();
+    let inner = s3.list_objects_v2().bucket("bkt").prefix("a/").delimiter("/").fetch_owner(true).send().await.unwrap();
     let keys: Vec<&str> = inner.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["a/1", "a/2"]);
     assert_eq!(inner.common_prefixes()[0].prefix(), Some("a/b/"));
@@ -40,7 +40,7 @@ async fn list_v2_prefix_delimiter_and_pages() {
     loop {
         let page = s3
             .list_objects_v2()
-            .bucket("b")
+            .bucket("bkt")
             .delimiter("/")
             .max_keys(2)
             .set_continuation_token(token.clone())
@@ -59,14 +59,14 @@ async fn list_v2_prefix_delimiter_and_pages() {
     seen.sort();
     assert_eq!(seen, ["P:a/", "P:c/", "b", "ca", "z"]);
 
-    let after = s3.list_objects_v2().bucket("b").start_after("c/1").send().await.unwrap();
+    let after = s3.list_objects_v2().bucket("bkt").start_after("c/1").send().await.unwrap();
     let keys: Vec<&str> = after.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["c/2", "ca", "z"]);
 
-    let none = s3.list_objects_v2().bucket("b").max_keys(0).send().await.unwrap();
+    let none = s3.list_objects_v2().bucket("bkt").max_keys(0).send().await.unwrap();
     assert_eq!(none.key_count(), Some(0));
 
-    let bad = s3.list_objects_v2().bucket("b").continuation_token("!!!").send().await.unwrap_err();
+    let bad = s3.list_objects_v2().bucket("bkt").continuation_token("!!!").send().await.unwrap_err();
     assert_eq!(aws_sdk_s3::error::ProvideErrorMetadata::code(&bad), Some("InvalidArgument"));
 }
 
@@ -74,13 +74,13 @@ async fn list_v2_prefix_delimiter_and_pages() {
 async fn list_v1_markers_and_url_encoding() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     put_keys(&s3, &["k1", "k2", "k3", "dir/x", "dir/y", "sp ace/ü+"]).await;
 
     let mut seen = Vec::new();
     let mut marker: Option<String> = None;
     loop {
-        let page = s3.list_objects().bucket("b").max_keys(2).set_marker(marker.clone()).send().await.unwrap();
+        let page = s3.list_objects().bucket("bkt").max_keys(2).set_marker(marker.clone()).send().await.unwrap();
         let keys: Vec<String> = page.contents().iter().map(|o| o.key().unwrap().to_string()).collect();
         assert!(page.contents().iter().all(|o| o.owner().is_some()), "v1 always has owners");
         seen.extend(keys.clone());
@@ -91,10 +91,10 @@ async fn list_v1_markers_and_url_encoding() {
     }
     assert_eq!(seen, ["dir/x", "dir/y", "k1", "k2", "k3", "sp ace/ü+"]);
 
-    let delimited = s3.list_objects().bucket("b").delimiter("/").max_keys(1).send().await.unwrap();
+    let delimited = s3.list_objects().bucket("bkt").delimiter("/").max_keys(1).send().await.unwrap();
     assert_eq!(delimited.common_prefixes()[0].prefix(), Some("dir/"));
     assert_eq!(delimited.next_marker(), Some("dir/"));
-    let next = s3.list_objects().bucket("b").delimiter("/").max_keys(10).marker("dir/").send().await.unwrap();
+    let next = s3.list_objects().bucket("bkt").delimiter("/").max_keys(10).marker("dir/").send().await.unwrap();
     let keys: Vec<&str> = next.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["k1", "k2", "k3"]);
     assert_eq!(next.common_prefixes()[0].prefix(), Some("sp ace/"));
@@ -103,7 +103,7 @@ async fn list_v1_markers_and_url_encoding() {
     // decode them; boto3 and aws cli do).
     let encoded = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .delimiter("/")
         .encoding_type(aws_sdk_s3::types::EncodingType::Url)
         .send()
@@ -113,7 +113,7 @@ async fn list_v1_markers_and_url_encoding() {
     assert_eq!(prefixes, ["dir/", "sp%20ace/"]);
     let inner = s3
         .list_objects_v2()
-        .bucket("b")
+        .bucket("bkt")
         .prefix("sp ace/")
         .encoding_type(aws_sdk_s3::types::EncodingType::Url)
         .send()
@@ -127,14 +127,14 @@ async fn list_v1_markers_and_url_encoding() {
 async fn a_large_prefix_pages_in_order() {
     let cluster = TestCluster::start(3, 1);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let total = 2500;
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in 0..10 {
         let s3 = s3.clone();
         tasks.spawn(async move {
             for i in (chunk * total / 10)..((chunk + 1) * total / 10) {
-                s3.put_object().bucket("b").key(format!("many/{i:06}")).body(Vec::new().into()).send().await.unwrap();
+                s3.put_object().bucket("bkt").key(format!("many/{i:06}")).body(Vec::new().into()).send().await.unwrap();
             }
         });
     }
@@ -144,7 +144,7 @@ async fn a_large_prefix_pages_in_order() {
     put_keys(&s3, &["other"]).await;
     let mut pages = 0;
     let mut keys = Vec::new();
-    let mut stream = s3.list_objects_v2().bucket("b").prefix("many/").into_paginator().send();
+    let mut stream = s3.list_objects_v2().bucket("bkt").prefix("many/").into_paginator().send();
     while let Some(page) = stream.next().await {
         pages += 1;
         keys.extend(page.unwrap().contents().iter().map(|o| o.key().unwrap().to_string()));

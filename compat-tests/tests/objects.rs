@@ -19,13 +19,13 @@ async fn body(output: aws_sdk_s3::operation::get_object::GetObjectOutput) -> Vec
 async fn put_get_head_with_metadata_and_headers() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
 
     let data = test_bytes(300_000, 1);
     let expires = DateTime::from_secs(1_900_000_000);
     let put = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("dir/file.bin")
         .body(data.clone().into())
         .content_type("application/x-test")
@@ -42,36 +42,36 @@ async fn put_get_head_with_metadata_and_headers() {
     let expected_etag = format!("\"{}\"", hex::encode(<md5::Md5 as md5::Digest>::digest(&data)));
     assert_eq!(put.e_tag(), Some(expected_etag.as_str()));
 
-    let got = s3.get_object().bucket("b").key("dir/file.bin").send().await.unwrap();
+    let got = s3.get_object().bucket("bkt").key("dir/file.bin").send().await.unwrap();
     assert_eq!(got.e_tag(), Some(expected_etag.as_str()));
     assert_eq!(got.content_type(), Some("application/x-test"));
     assert_eq!(got.content_encoding(), Some("identity"));
     assert_eq!(got.content_disposition(), Some("attachment; filename=\"f.bin\""));
     assert_eq!(got.content_language(), Some("en-GB"));
     assert_eq!(got.cache_control(), Some("max-age=60"));
-    assert_eq!(got.expires_string(), Some("Sat, 17 Mar 2030 17:46:40 GMT"));
+    assert_eq!(got.expires_string(), Some("Sun, 17 Mar 2030 17:46:40 GMT"));
     assert_eq!(got.content_length(), Some(300_000));
     let meta = got.metadata().unwrap();
     assert_eq!(meta.get("color").map(String::as_str), Some("blue"));
     assert_eq!(meta.get("mixed-case").map(String::as_str), Some("Value with spaces"));
     assert_eq!(body(got).await, data);
 
-    let head = s3.head_object().bucket("b").key("dir/file.bin").send().await.unwrap();
+    let head = s3.head_object().bucket("bkt").key("dir/file.bin").send().await.unwrap();
     assert_eq!(head.content_length(), Some(300_000));
     assert_eq!(head.e_tag(), Some(expected_etag.as_str()));
     assert_eq!(head.content_type(), Some("application/x-test"));
     assert_eq!(head.metadata().unwrap().get("color").map(String::as_str), Some("blue"));
     assert!(head.last_modified().is_some());
 
-    let missing = s3.get_object().bucket("b").key("nope").send().await.unwrap_err();
+    let missing = s3.get_object().bucket("bkt").key("nope").send().await.unwrap_err();
     assert_eq!(missing.code(), Some("NoSuchKey"));
     assert_eq!(missing.raw_response().unwrap().status().as_u16(), 404);
-    let missing_head = s3.head_object().bucket("b").key("nope").send().await.unwrap_err();
+    let missing_head = s3.head_object().bucket("bkt").key("nope").send().await.unwrap_err();
     assert_eq!(missing_head.raw_response().unwrap().status().as_u16(), 404);
 
     // Empty object.
-    s3.put_object().bucket("b").key("empty").body(Vec::new().into()).send().await.unwrap();
-    let empty = s3.get_object().bucket("b").key("empty").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("empty").body(Vec::new().into()).send().await.unwrap();
+    let empty = s3.get_object().bucket("bkt").key("empty").send().await.unwrap();
     assert_eq!(empty.e_tag(), Some("\"d41d8cd98f00b204e9800998ecf8427e\""));
     assert!(body(empty).await.is_empty());
 }
@@ -80,9 +80,9 @@ async fn put_get_head_with_metadata_and_headers() {
 async fn ranges() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let data = test_bytes(1_000_000, 2);
-    s3.put_object().bucket("b").key("r").body(data.clone().into()).send().await.unwrap();
+    s3.put_object().bucket("bkt").key("r").body(data.clone().into()).send().await.unwrap();
 
     let cases: [(&str, std::ops::Range<usize>); 5] = [
         ("bytes=0-0", 0..1),
@@ -92,14 +92,14 @@ async fn ranges() {
         ("bytes=500000-2000000", 500_000..1_000_000),
     ];
     for (range, span) in cases {
-        let got = s3.get_object().bucket("b").key("r").range(range).send().await.unwrap();
+        let got = s3.get_object().bucket("bkt").key("r").range(range).send().await.unwrap();
         let expected_range = format!("bytes {}-{}/1000000", span.start, span.end - 1);
         assert_eq!(got.content_range(), Some(expected_range.as_str()), "{range}");
         assert_eq!(got.content_length(), Some(span.len() as i64), "{range}");
         assert_eq!(body(got).await, &data[span], "{range}");
     }
 
-    let unsatisfiable = s3.get_object().bucket("b").key("r").range("bytes=1000000-").send().await.unwrap_err();
+    let unsatisfiable = s3.get_object().bucket("bkt").key("r").range("bytes=1000000-").send().await.unwrap_err();
     assert_eq!(unsatisfiable.code(), Some("InvalidRange"));
     assert_eq!(unsatisfiable.raw_response().unwrap().status().as_u16(), 416);
 }
@@ -108,7 +108,7 @@ async fn ranges() {
 async fn keys_are_stored_exactly() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let keys = [
         "with space",
         "plus+sign",
@@ -125,7 +125,7 @@ async fn keys_are_stored_exactly() {
     ];
     for (i, key) in keys.iter().enumerate() {
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(*key)
             .body(format!("value {i}").into_bytes().into())
             .send()
@@ -133,11 +133,11 @@ async fn keys_are_stored_exactly() {
             .unwrap_or_else(|e| panic!("{key}: {e:?}"));
     }
     for (i, key) in keys.iter().enumerate() {
-        let got = s3.get_object().bucket("b").key(*key).send().await.unwrap_or_else(|e| panic!("{key}: {e:?}"));
+        let got = s3.get_object().bucket("bkt").key(*key).send().await.unwrap_or_else(|e| panic!("{key}: {e:?}"));
         assert_eq!(body(got).await, format!("value {i}").into_bytes(), "{key}");
     }
     let mut listed = Vec::new();
-    let mut pages = s3.list_objects_v2().bucket("b").into_paginator().send();
+    let mut pages = s3.list_objects_v2().bucket("bkt").into_paginator().send();
     while let Some(page) = pages.next().await {
         listed.extend(page.unwrap().contents().iter().map(|o| o.key().unwrap().to_string()));
     }
@@ -146,7 +146,7 @@ async fn keys_are_stored_exactly() {
     assert_eq!(listed, expected, "listing is in byte order and exact");
 
     let too_long =
-        s3.put_object().bucket("b").key("k".repeat(1025)).body(b"x".to_vec().into()).send().await.unwrap_err();
+        s3.put_object().bucket("bkt").key("k".repeat(1025)).body(b"x".to_vec().into()).send().await.unwrap_err();
     assert_eq!(too_long.code(), Some("KeyTooLongError"));
 }
 
@@ -154,12 +154,12 @@ async fn keys_are_stored_exactly() {
 async fn content_md5_is_checked_and_failures_leave_the_old_version() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    s3.put_object().bucket("b").key("k").body(b"version one".to_vec().into()).send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"version one".to_vec().into()).send().await.unwrap();
 
     let good = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("md5")
         .body(b"checked".to_vec().into())
         .content_md5(content_md5(b"checked"))
@@ -169,7 +169,7 @@ async fn content_md5_is_checked_and_failures_leave_the_old_version() {
 
     let bad = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .body(b"version two".to_vec().into())
         .content_md5(content_md5(b"something else"))
@@ -180,7 +180,7 @@ async fn content_md5_is_checked_and_failures_leave_the_old_version() {
     assert_eq!(bad.raw_response().unwrap().status().as_u16(), 400);
     let invalid = s3
         .put_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("k")
         .body(b"v".to_vec().into())
         .content_md5("not-base64!")
@@ -189,7 +189,7 @@ async fn content_md5_is_checked_and_failures_leave_the_old_version() {
         .unwrap_err();
     assert_eq!(invalid.code(), Some("InvalidDigest"));
 
-    let current = s3.get_object().bucket("b").key("k").send().await.unwrap();
+    let current = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
     assert_eq!(body(current).await, b"version one");
 }
 
@@ -197,16 +197,16 @@ async fn content_md5_is_checked_and_failures_leave_the_old_version() {
 async fn deletes() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     for i in 0..5 {
-        s3.put_object().bucket("b").key(format!("k{i}")).body(b"x".to_vec().into()).send().await.unwrap();
+        s3.put_object().bucket("bkt").key(format!("k{i}")).body(b"x".to_vec().into()).send().await.unwrap();
     }
-    let deleted = s3.delete_object().bucket("b").key("k0").send().await.unwrap();
+    let deleted = s3.delete_object().bucket("bkt").key("k0").send().await.unwrap();
     assert!(deleted.delete_marker().is_none());
     // Deleting again, or a key that never existed, still answers 204.
-    s3.delete_object().bucket("b").key("k0").send().await.unwrap();
-    s3.delete_object().bucket("b").key("never").send().await.unwrap();
-    let gone = s3.get_object().bucket("b").key("k0").send().await.unwrap_err();
+    s3.delete_object().bucket("bkt").key("k0").send().await.unwrap();
+    s3.delete_object().bucket("bkt").key("never").send().await.unwrap();
+    let gone = s3.get_object().bucket("bkt").key("k0").send().await.unwrap_err();
     assert_eq!(gone.code(), Some("NoSuchKey"));
 
     use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -214,7 +214,7 @@ async fn deletes() {
         |keys: &[&str]| keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().unwrap()).collect::<Vec<_>>();
     let verbose = s3
         .delete_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delete(Delete::builder().set_objects(Some(ids(&["k1", "k2", "missing"]))).build().unwrap())
         .send()
         .await
@@ -226,19 +226,19 @@ async fn deletes() {
 
     let quiet = s3
         .delete_objects()
-        .bucket("b")
+        .bucket("bkt")
         .delete(Delete::builder().set_objects(Some(ids(&["k3", "k4"]))).quiet(true).build().unwrap())
         .send()
         .await
         .unwrap();
     assert!(quiet.deleted().is_empty());
     assert!(quiet.errors().is_empty());
-    let listing = s3.list_objects_v2().bucket("b").send().await.unwrap();
+    let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(0));
 
     // Deleted keys stay deleted; a new put makes the key visible again.
-    s3.put_object().bucket("b").key("k1").body(b"again".to_vec().into()).send().await.unwrap();
-    let again = s3.get_object().bucket("b").key("k1").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k1").body(b"again".to_vec().into()).send().await.unwrap();
+    let again = s3.get_object().bucket("bkt").key("k1").send().await.unwrap();
     assert_eq!(body(again).await, b"again");
 }
 
@@ -246,10 +246,10 @@ async fn deletes() {
 async fn large_object_streams_through() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let data = test_bytes(40 * 1024 * 1024, 3);
-    s3.put_object().bucket("b").key("big").body(ByteStream::from(data.clone())).send().await.unwrap();
-    let got = s3.get_object().bucket("b").key("big").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("big").body(ByteStream::from(data.clone())).send().await.unwrap();
+    let got = s3.get_object().bucket("bkt").key("big").send().await.unwrap();
     assert_eq!(got.content_length(), Some(data.len() as i64));
     let back = body(got).await;
     assert!(back == data, "40 MiB object came back different");

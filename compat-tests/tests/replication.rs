@@ -19,10 +19,10 @@ fn blob_counts(cluster: &TestCluster) -> Vec<usize> {
 async fn each_object_lives_on_exactly_replicas_volumes() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     for i in 0..30 {
         s3.put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(format!("obj-{i}"))
             .body(test_bytes(1000 + i, i as u64).into())
             .send()
@@ -47,15 +47,15 @@ async fn each_object_lives_on_exactly_replicas_volumes() {
 async fn reads_survive_a_dead_volume() {
     let mut cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let objects: Vec<Vec<u8>> = (0..20).map(|i| test_bytes(50_000, 100 + i)).collect();
     for (i, data) in objects.iter().enumerate() {
-        s3.put_object().bucket("b").key(format!("k{i}")).body(data.clone().into()).send().await.unwrap();
+        s3.put_object().bucket("bkt").key(format!("k{i}")).body(data.clone().into()).send().await.unwrap();
     }
     cluster.volumes[1].kill();
     for (i, data) in objects.iter().enumerate() {
         for _ in 0..3 {
-            let got = s3.get_object().bucket("b").key(format!("k{i}")).send().await.unwrap();
+            let got = s3.get_object().bucket("bkt").key(format!("k{i}")).send().await.unwrap();
             assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], &data[..], "k{i}");
         }
     }
@@ -63,12 +63,12 @@ async fn reads_survive_a_dead_volume() {
     // cleanly instead of being acknowledged with fewer copies.
     let mut refused = 0;
     for i in 0..20 {
-        match s3.put_object().bucket("b").key(format!("new{i}")).body(b"n".to_vec().into()).send().await {
+        match s3.put_object().bucket("bkt").key(format!("new{i}")).body(b"n".to_vec().into()).send().await {
             Ok(_) => {}
             Err(err) => {
                 assert_eq!(err.code(), Some("ServiceUnavailable"), "{err:?}");
                 refused += 1;
-                let missing = s3.head_object().bucket("b").key(format!("new{i}")).send().await;
+                let missing = s3.head_object().bucket("bkt").key(format!("new{i}")).send().await;
                 assert!(missing.is_err(), "a refused write must not be visible");
             }
         }
@@ -84,15 +84,15 @@ async fn reads_survive_a_dead_volume() {
 async fn a_read_continues_when_its_volume_dies_mid_stream() {
     let mut cluster = TestCluster::start(2, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let data = test_bytes(64 * 1024 * 1024, 7);
-    s3.put_object().bucket("b").key("big").body(data.clone().into()).send().await.unwrap();
+    s3.put_object().bucket("bkt").key("big").body(data.clone().into()).send().await.unwrap();
 
     // Both volumes hold the object. Read slowly; kill volume 0, later restart it and kill
     // volume 1: whichever one was serving, at least one kill lands mid-stream.
     let url = s3
         .get_object()
-        .bucket("b")
+        .bucket("bkt")
         .key("big")
         .presigned(PresigningConfig::expires_in(Duration::from_secs(600)).unwrap())
         .await
@@ -121,16 +121,16 @@ async fn a_read_continues_when_its_volume_dies_mid_stream() {
 async fn overwrites_never_tear_a_reader_and_queue_the_old_blob() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
     let v1 = test_bytes(16 * 1024 * 1024, 1);
     let v2 = test_bytes(16 * 1024 * 1024, 2);
-    s3.put_object().bucket("b").key("k").body(v1.clone().into()).send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(v1.clone().into()).send().await.unwrap();
 
-    let reading = s3.get_object().bucket("b").key("k").send().await.unwrap();
-    s3.put_object().bucket("b").key("k").body(v2.clone().into()).send().await.unwrap();
+    let reading = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(v2.clone().into()).send().await.unwrap();
     let old = reading.body.collect().await.unwrap().into_bytes();
     assert!(old == v1, "a reader of the old version sees the old version whole");
-    let new = s3.get_object().bucket("b").key("k").send().await.unwrap().body.collect().await.unwrap().into_bytes();
+    let new = s3.get_object().bucket("bkt").key("k").send().await.unwrap().body.collect().await.unwrap().into_bytes();
     assert!(new == v2);
 
     let status = cluster.status().await;
@@ -144,13 +144,13 @@ async fn overwrites_never_tear_a_reader_and_queue_the_old_blob() {
 async fn a_client_that_disconnects_mid_upload_leaves_nothing_visible() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    s3.create_bucket().bucket("b").send().await.unwrap();
-    s3.put_object().bucket("b").key("k").body(b"previous".to_vec().into()).send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"previous".to_vec().into()).send().await.unwrap();
 
     for key in ["k", "fresh"] {
         let url = s3
             .put_object()
-            .bucket("b")
+            .bucket("bkt")
             .key(key)
             .presigned(PresigningConfig::expires_in(Duration::from_secs(60)).unwrap())
             .await
@@ -169,11 +169,11 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing_visible() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    let current = s3.get_object().bucket("b").key("k").send().await.unwrap();
+    let current = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
     assert_eq!(&current.body.collect().await.unwrap().into_bytes()[..], b"previous");
-    let fresh = s3.head_object().bucket("b").key("fresh").send().await;
+    let fresh = s3.head_object().bucket("bkt").key("fresh").send().await;
     assert!(fresh.is_err(), "an interrupted upload must not create the key");
-    let listing = s3.list_objects_v2().bucket("b").send().await.unwrap();
+    let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(1));
     // Only the committed object's two replicas exist; aborted writes left no blob and no temp file.
     assert_eq!(blob_counts(&cluster).iter().sum::<usize>(), 2);

@@ -21,6 +21,8 @@ use crate::volume_client::{ByteStream, VolumeClient};
 const WRITE_DEPTH: usize = 8;
 /// Chunks buffered between a volume read and the client.
 const READ_DEPTH: usize = 4;
+/// Mid-stream fail-overs one read may make.
+const MAX_FAILOVERS: u32 = 8;
 
 /// The outcome of a replicated write.
 #[derive(Debug, Clone)]
@@ -158,6 +160,7 @@ pub async fn read(
         client: client.clone(),
         sources,
         next_source: 0,
+        failovers_left: MAX_FAILOVERS,
         blob_id: blob_id.to_string(),
         offset: start,
         end,
@@ -176,17 +179,22 @@ pub async fn read(
 struct FailoverReader {
     client: VolumeClient,
     sources: Vec<Source>,
+    /// Index (modulo the number of sources) of the source to try next.
     next_source: usize,
+    /// Mid-stream fail-overs still allowed; a source that failed may have come back, so
+    /// sources are retried in turn, but never forever.
+    failovers_left: u32,
     blob_id: String,
     offset: u64,
     end: u64,
 }
 
 impl FailoverReader {
-    /// Opens the next source that answers at the current offset.
+    /// Opens the next source that answers at the current offset, trying each source once.
     async fn open(&mut self) -> Result<ByteStream> {
         let mut last_error = None;
-        while let Some(source) = self.sources.get(self.next_source) {
+        for _ in 0..self.sources.len() {
+            let source = &self.sources[self.next_source % self.sources.len()];
             self.next_source += 1;
             match self.client.get(&source.url, source.subvolume, &self.blob_id, Some((self.offset, self.end))).await {
                 Ok(stream) => return Ok(stream),
@@ -227,12 +235,16 @@ impl FailoverReader {
                     }
                 }
                 Some(Ok(_)) => {}
-                Some(Err(err)) => {
-                    tracing::warn!(blob = %self.blob_id, offset = self.offset, %err, "replica failed mid-stream");
-                    stream = self.open().await?;
-                }
-                None => {
-                    tracing::warn!(blob = %self.blob_id, offset = self.offset, "replica ended early");
+                failed => {
+                    let reason = match failed {
+                        Some(Err(err)) => err.to_string(),
+                        _ => "ended early".to_string(),
+                    };
+                    tracing::warn!(blob = %self.blob_id, offset = self.offset, %reason, "replica failed mid-stream");
+                    if self.failovers_left == 0 {
+                        return Err(Error::Unavailable(format!("blob {}: too many replica failures", self.blob_id)));
+                    }
+                    self.failovers_left -= 1;
                     stream = self.open().await?;
                 }
             }
