@@ -23,11 +23,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    volumed::serve::init_logging();
     let result = match Cli::parse().command {
         Command::Dev(args) => gateway::dev::run(args).await,
         Command::Serve(args) => serve(args).await,

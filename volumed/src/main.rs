@@ -20,11 +20,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    volumed::serve::init_logging();
     let args = Args::parse();
     if args.cluster_secret.is_empty() {
         eprintln!("cairn-volumed: --cluster-secret must not be empty");

@@ -89,3 +89,12 @@ pub async fn shutdown_signal() {
         () = term => {},
     }
 }
+
+/// Logs to stderr (`RUST_LOG` filters, default `info`); colours only on a terminal.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}

@@ -122,10 +122,33 @@ fn metadata(record: &ObjectRecord) -> Option<Metadata> {
     (!record.user_meta.is_empty()).then(|| record.user_meta.iter().cloned().collect())
 }
 
+/// GetObjectOutput and HeadObjectOutput share every header field but are distinct types:
+/// this fills the shared ones from the record, plus the given extra fields.
+macro_rules! object_output {
+    ($output:ident, $record:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+        let record: &ObjectRecord = &$record;
+        let h = &record.headers;
+        $output {
+            $($field: $value,)*
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(ETag::Strong(record.etag.clone())),
+            last_modified: Some(timestamp_from_ms(record.modified_ms)),
+            content_type: h.content_type.clone(),
+            content_encoding: h.content_encoding.clone(),
+            content_disposition: h.content_disposition.clone(),
+            content_language: h.content_language.clone(),
+            cache_control: h.cache_control.clone(),
+            expires: h.expires.as_deref().and_then(parse_http_date),
+            metadata: metadata(record),
+            ..Default::default()
+        }
+    }};
+}
+
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    let (start, end, content_range) = match &input.range {
+    let (start, end, range_header) = match &input.range {
         Some(range) => {
             let span = range
                 .check(record.size)
@@ -135,7 +158,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
         }
         None => (0, record.size, None),
     };
-    let verify = if content_range.is_none() {
+    let verify = if range_header.is_none() {
         let mut sha = [0u8; 32];
         hex::decode_to_slice(&record.sha256, &mut sha)
             .map_err(|e| Error::Index(format!("bad sha256 in record: {e}")))?;
@@ -144,23 +167,11 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
         None
     };
     let stream = replicated::read(&gw.volumes, sources(gw, &record), &record.blob.id, start, end, verify).await?;
-    let h = &record.headers;
-    let output = GetObjectOutput {
+    let output = object_output!(GetObjectOutput, record, {
         body: Some(StreamingBlob::wrap(stream)),
         content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
-        content_range,
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(record.etag.clone())),
-        last_modified: Some(timestamp_from_ms(record.modified_ms)),
-        content_type: h.content_type.clone(),
-        content_encoding: h.content_encoding.clone(),
-        content_disposition: h.content_disposition.clone(),
-        content_language: h.content_language.clone(),
-        cache_control: h.cache_control.clone(),
-        expires: h.expires.as_deref().and_then(parse_http_date),
-        metadata: metadata(&record),
-        ..Default::default()
-    };
+        content_range: range_header,
+    });
     Ok(S3Response::new(output))
 }
 
@@ -170,20 +181,8 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    let h = &record.headers;
-    let output = HeadObjectOutput {
+    let output = object_output!(HeadObjectOutput, record, {
         content_length: Some(i64::try_from(record.size).unwrap_or(i64::MAX)),
-        accept_ranges: Some("bytes".into()),
-        e_tag: Some(ETag::Strong(record.etag.clone())),
-        last_modified: Some(timestamp_from_ms(record.modified_ms)),
-        content_type: h.content_type.clone(),
-        content_encoding: h.content_encoding.clone(),
-        content_disposition: h.content_disposition.clone(),
-        content_language: h.content_language.clone(),
-        cache_control: h.cache_control.clone(),
-        expires: h.expires.as_deref().and_then(parse_http_date),
-        metadata: metadata(&record),
-        ..Default::default()
-    };
+    });
     Ok(S3Response::new(output))
 }

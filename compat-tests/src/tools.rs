@@ -1,0 +1,138 @@
+//! Driving the external clients (aws cli, rclone, python with boto3) against a test cluster,
+//! and the file trees they sync.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use crate::{ACCESS_KEY, SECRET_KEY, TestCluster, require_tool, test_bytes};
+
+/// One external client, configured for a cluster, with its config kept in `home`.
+pub struct Tool {
+    program: PathBuf,
+    envs: Vec<(String, String)>,
+    prefix_args: Vec<String>,
+}
+
+impl Tool {
+    /// aws cli with the root key; `None` (after a loud skip message) when absent outside CI.
+    pub fn aws(cluster: &TestCluster, home: &Path) -> Option<Self> {
+        let program = require_tool("aws")?;
+        Some(Self {
+            program,
+            envs: vec![
+                ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+                ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+                ("AWS_CONFIG_FILE".into(), home.join("aws-config").display().to_string()),
+                ("AWS_SHARED_CREDENTIALS_FILE".into(), home.join("aws-credentials").display().to_string()),
+            ],
+            prefix_args: vec!["--endpoint-url".into(), cluster.endpoint()],
+        })
+    }
+
+    /// rclone with a remote named `cairn:` for the cluster (config in environment variables).
+    pub fn rclone(cluster: &TestCluster, home: &Path) -> Option<Self> {
+        let program = require_tool("rclone")?;
+        let remote = [
+            ("TYPE", "s3"),
+            ("PROVIDER", "Other"),
+            ("ACCESS_KEY_ID", ACCESS_KEY),
+            ("SECRET_ACCESS_KEY", SECRET_KEY),
+            ("REGION", "us-east-1"),
+            ("FORCE_PATH_STYLE", "true"),
+        ];
+        let mut envs: Vec<(String, String)> =
+            remote.iter().map(|(k, v)| (format!("RCLONE_CONFIG_CAIRN_{k}"), v.to_string())).collect();
+        envs.push(("RCLONE_CONFIG_CAIRN_ENDPOINT".into(), cluster.endpoint()));
+        envs.push(("RCLONE_CONFIG".into(), home.join("rclone.conf").display().to_string()));
+        Some(Self { program, envs, prefix_args: Vec::new() })
+    }
+
+    /// python3 that can `import boto3`, with the cluster's endpoint and key in the environment
+    /// (`CAIRN_ENDPOINT`, `AWS_ACCESS_KEY_ID`, …).
+    pub fn boto3(cluster: &TestCluster, home: &Path) -> Option<Self> {
+        let program = require_tool("python3")?;
+        let has_boto3 = Command::new(&program).args(["-c", "import boto3"]).status().is_ok_and(|s| s.success());
+        if !has_boto3 {
+            assert!(!crate::in_ci(), "boto3 is required in CI but is not installed");
+            eprintln!("\n!!!!! SKIPPING: python3 cannot import boto3; this test needs it (CI installs it) !!!!!\n");
+            return None;
+        }
+        Some(Self {
+            program,
+            envs: vec![
+                ("CAIRN_ENDPOINT".into(), cluster.endpoint()),
+                ("AWS_ACCESS_KEY_ID".into(), ACCESS_KEY.into()),
+                ("AWS_SECRET_ACCESS_KEY".into(), SECRET_KEY.into()),
+                ("AWS_DEFAULT_REGION".into(), "us-east-1".into()),
+                ("AWS_CONFIG_FILE".into(), home.join("aws-config").display().to_string()),
+                ("AWS_SHARED_CREDENTIALS_FILE".into(), home.join("aws-credentials").display().to_string()),
+            ],
+            prefix_args: Vec::new(),
+        })
+    }
+
+    /// Runs the tool; returns its output whatever the exit status.
+    pub fn output(&self, args: &[&str]) -> Output {
+        Command::new(&self.program)
+            .args(&self.prefix_args)
+            .args(args)
+            .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()))
+    }
+
+    /// Runs the tool, asserts success, returns stdout.
+    pub fn run(&self, args: &[&str]) -> String {
+        let output = self.output(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "{} {args:?} failed ({}):\n{stdout}\n{}",
+            self.program.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+}
+
+/// Writes `count` files into nested folders whose names have spaces and unicode; sizes mix
+/// empty, small and a few of several hundred KiB. Returns the relative paths.
+pub fn make_tree(root: &Path, count: usize) -> Vec<PathBuf> {
+    let folders = ["", "docs", "docs/sub dir", "photos/été 2024", "a/b/c/deep", "日本語/資料", "with+plus & more"];
+    let mut paths = Vec::with_capacity(count);
+    for i in 0..count {
+        let folder = folders[i % folders.len()];
+        let name = match i % 5 {
+            0 => format!("file {i}.txt"),
+            1 => format!("naïve-{i}.bin"),
+            2 => format!("{i}"),
+            3 => format!("données {i}.dat"),
+            _ => format!("x-{i}.log"),
+        };
+        let relative = Path::new(folder).join(name);
+        let size = match i % 10 {
+            0 => 0,
+            9 => 300_000 + i,
+            n => 100 + n * 997 + i,
+        };
+        let path = root.join(&relative);
+        std::fs::create_dir_all(path.parent().unwrap_or(root)).unwrap_or_else(|e| panic!("mkdir: {e}"));
+        std::fs::write(&path, test_bytes(size, i as u64 + 1000)).unwrap_or_else(|e| panic!("write: {e}"));
+        paths.push(relative);
+    }
+    paths
+}
+
+/// Asserts two trees hold the same files with the same bytes.
+pub fn assert_same_tree(expected: &Path, actual: &Path) {
+    let output = Command::new("diff").arg("-r").arg(expected).arg(actual).output();
+    let output = output.unwrap_or_else(|e| panic!("cannot run diff: {e}"));
+    assert!(
+        output.status.success(),
+        "trees differ:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
