@@ -140,12 +140,19 @@ pub struct TestCluster {
     pub s3_port: u16,
     pub admin_port: u16,
     pub replicas: usize,
+    /// Extra flags for `cairn-gateway serve`.
+    pub gateway_args: Vec<String>,
     pub root: tempfile::TempDir,
 }
 
 impl TestCluster {
     /// `volumes` volume daemons with two subvolumes each and a gateway with `replicas`.
     pub fn start(volumes: usize, replicas: usize) -> Self {
+        Self::start_with(volumes, replicas, &[])
+    }
+
+    /// Like [`TestCluster::start`], with extra flags for the gateway.
+    pub fn start_with(volumes: usize, replicas: usize, gateway_args: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let volumes: Vec<Volume> = (0..volumes)
             .map(|v| Volume {
@@ -154,8 +161,16 @@ impl TestCluster {
                 proc: None,
             })
             .collect();
-        let mut cluster =
-            Self { volumes, gateway: None, s3_port: free_port(), admin_port: free_port(), replicas, root };
+        let gateway_args = gateway_args.iter().map(|a| a.to_string()).collect();
+        let mut cluster = Self {
+            volumes,
+            gateway: None,
+            s3_port: free_port(),
+            admin_port: free_port(),
+            replicas,
+            gateway_args,
+            root,
+        };
         for volume in &mut cluster.volumes {
             volume.start();
         }
@@ -179,6 +194,7 @@ impl TestCluster {
             .args(["--replicas", &self.replicas.to_string()])
             .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .args(["--admin-token", ADMIN_TOKEN])
+            .args(&self.gateway_args)
             .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

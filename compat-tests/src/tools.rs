@@ -77,6 +77,9 @@ impl Tool {
         Command::new(&self.program)
             .args(&self.prefix_args)
             .args(args)
+            // The cluster speaks plain HTTP; a CA bundle from the environment only makes
+            // rclone's AWS SDK refuse to start.
+            .env_remove("AWS_CA_BUNDLE")
             .envs(self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .output()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.program.display()))

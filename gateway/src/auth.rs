@@ -42,6 +42,12 @@ impl S3Access for AccessPolicy {
         if cx.credentials().is_none() {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         }
+        if presigned_expiry(cx.uri().query()).is_some_and(|seconds| seconds > MAX_PRESIGNED_EXPIRY_SECS) {
+            return Err(s3_error!(
+                AuthorizationQueryParametersError,
+                "X-Amz-Expires must be less than a week (in seconds) that is 604800"
+            ));
+        }
         let signed = signed_headers(cx.headers(), cx.uri().query());
         if let Some(name) = unsigned_amz_header(cx.headers(), &signed) {
             return Err(s3_error!(
@@ -51,6 +57,18 @@ impl S3Access for AccessPolicy {
         }
         Ok(())
     }
+}
+
+/// S3 refuses presigned URLs valid for more than seven days.
+const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// `X-Amz-Expires` of a presigned URL.
+fn presigned_expiry(query: Option<&str>) -> Option<u64> {
+    query?
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| name.eq_ignore_ascii_case("X-Amz-Expires"))
+        .and_then(|(_, value)| value.parse().ok())
 }
 
 /// The `SignedHeaders` list of a SigV4 request, from the Authorization header or, for a
@@ -110,6 +128,13 @@ mod tests {
         let mut extra = h.clone();
         extra.insert("x-amz-meta-sneaky", http::HeaderValue::from_static("1"));
         assert_eq!(unsigned_amz_header(&extra, &signed).as_deref(), Some("x-amz-meta-sneaky"));
+    }
+
+    #[test]
+    fn reads_presigned_expiry() {
+        assert_eq!(presigned_expiry(Some("X-Amz-Date=x&X-Amz-Expires=604801&X-Amz-Signature=s")), Some(604_801));
+        assert_eq!(presigned_expiry(Some("list-type=2")), None);
+        assert_eq!(presigned_expiry(None), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::index::records::SystemHeaders;
+use crate::checksum::Checksum;
+use crate::index::records::{PartRecord, SystemHeaders};
 
 /// Version of this metadata layout.
 pub const BLOB_META_VERSION: u8 = 1;
@@ -17,6 +18,10 @@ pub enum BlobKind {
     Object,
     /// A delete marker: no bytes; orders the delete against older writes.
     Tombstone,
+    /// One part of a multipart upload (`upload_id`, `part_number` say which).
+    Part,
+    /// A completed multipart object: the body is a [`Manifest`] naming its part blobs.
+    Manifest,
 }
 
 /// The metadata JSON stored with a blob.
@@ -40,10 +45,97 @@ pub struct BlobMeta {
     /// User metadata.
     #[serde(default)]
     pub user_meta: Vec<(String, String)>,
+    /// Object tags (as written; PutObjectTagging later changes only the index).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<(String, String)>,
+    /// The ETag, where it is not the blob's MD5 (a manifest's `…-N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// The object's client checksum.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<Checksum>,
+    /// A part's upload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upload_id: Option<String>,
+    /// A part's number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub part_number: Option<u32>,
 }
 
 impl BlobMeta {
+    /// Metadata of the given kind for `bucket`/`key`, written at `ts`; the optional parts
+    /// empty (callers fill them with struct update syntax).
+    pub fn new(kind: BlobKind, bucket: &str, key: &str, ts: u64, modified_ms: u64) -> Self {
+        Self {
+            v: BLOB_META_VERSION,
+            kind,
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            ts,
+            modified_ms,
+            headers: SystemHeaders::default(),
+            user_meta: Vec::new(),
+            tags: Vec::new(),
+            etag: None,
+            checksum: None,
+            upload_id: None,
+            part_number: None,
+        }
+    }
+
     /// The JSON bytes sent to the volumes.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain strings and integers into a Vec cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+}
+
+/// The body of a manifest blob: which part blobs, in order, make up a multipart object, so
+/// that rebuild can restore the object from the volumes alone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// The upload the parts came from (their blob headers carry it too).
+    pub upload_id: String,
+    /// The parts, in object order.
+    pub parts: Vec<ManifestPart>,
+}
+
+/// One part as a manifest lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestPart {
+    /// Part number.
+    pub number: u32,
+    /// Blob id of the part.
+    pub blob: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The part's MD5, hex.
+    pub etag: String,
+    /// The part's SHA-256, hex.
+    pub sha256: String,
+    /// The part's checksum, base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<String>,
+}
+
+impl Manifest {
+    /// The manifest of `parts` from `upload_id`.
+    pub fn of(upload_id: &str, parts: &[PartRecord]) -> Self {
+        let parts = parts
+            .iter()
+            .map(|p| ManifestPart {
+                number: p.number,
+                blob: p.blob.id.clone(),
+                size: p.size,
+                etag: p.etag.clone(),
+                sha256: p.sha256.clone(),
+                checksum: p.checksum.clone(),
+            })
+            .collect();
+        Self { upload_id: upload_id.to_string(), parts }
+    }
+
+    /// The JSON body.
     pub fn to_json(&self) -> Vec<u8> {
         // Serialising plain strings and integers into a Vec cannot fail.
         serde_json::to_vec(self).unwrap_or_default()

@@ -48,6 +48,9 @@ pub struct ServeArgs {
     /// Region reported to clients and expected in signatures [default: us-east-1].
     #[arg(long, env = "CAIRN_REGION")]
     pub region: Option<String>,
+    /// Base domain for virtual-host-style requests (`BUCKET.DOMAIN`); path style always works.
+    #[arg(long, env = "CAIRN_DOMAIN")]
+    pub domain: Option<String>,
 }
 
 /// Resolved, validated settings.
@@ -75,6 +78,8 @@ pub struct Settings {
     pub admin_token: Option<String>,
     /// Region.
     pub region: String,
+    /// Base domain for virtual-host-style addressing.
+    pub domain: Option<String>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -89,6 +94,7 @@ impl std::fmt::Debug for Settings {
             .field("write_quorum", &self.write_quorum)
             .field("access_key", &self.access_key)
             .field("region", &self.region)
+            .field("domain", &self.domain)
             .finish_non_exhaustive()
     }
 }
@@ -136,6 +142,7 @@ impl ServeArgs {
             secret_key: required(self.secret_key.or(file.secret_key), "secret-key")?,
             admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
+            domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
         })
     }
 }

@@ -21,6 +21,34 @@ pub enum Error {
     /// `Content-MD5` is not base64 of 16 bytes.
     #[error("the Content-MD5 you specified is not valid")]
     InvalidDigest,
+    /// A client checksum (`x-amz-checksum-*`) differs from the body's.
+    #[error("The {0} you specified did not match the calculated checksum.")]
+    ChecksumMismatch(&'static str),
+    /// The multipart upload does not exist (never did, or was completed or aborted).
+    #[error(
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."
+    )]
+    NoSuchUpload,
+    /// CompleteMultipartUpload named a part that is not (or no longer) there.
+    #[error(
+        "One or more of the specified parts could not be found. The part may not have been uploaded, or the specified entity tag may not match the part's entity tag."
+    )]
+    InvalidPart,
+    /// A precondition (`If-Match`, `If-None-Match: *`, `If-Unmodified-Since`, …) failed.
+    #[error("At least one of the pre-conditions you specified did not hold")]
+    PreconditionFailed,
+    /// A conditional read whose object has not changed (HTTP 304).
+    #[error("Not Modified")]
+    NotModified,
+    /// A request S3 would refuse as malformed.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// A bad object tag set.
+    #[error("{0}")]
+    InvalidTag(String),
+    /// Something S3 has that Cairn does not do; never answered with a wrong success.
+    #[error("{0}")]
+    NotImplemented(String),
     /// The body is larger than S3 allows for the operation.
     #[error("your proposed upload exceeds the maximum allowed object size")]
     EntityTooLarge,
@@ -65,6 +93,14 @@ impl From<Error> for S3Error {
             Error::BadDigest => S3ErrorCode::BadDigest,
             Error::InvalidDigest => S3ErrorCode::InvalidDigest,
             Error::EntityTooLarge => S3ErrorCode::EntityTooLarge,
+            Error::ChecksumMismatch(_) => S3ErrorCode::BadDigest,
+            Error::NoSuchUpload => S3ErrorCode::NoSuchUpload,
+            Error::InvalidPart => S3ErrorCode::InvalidPart,
+            Error::PreconditionFailed => S3ErrorCode::PreconditionFailed,
+            Error::NotModified => S3ErrorCode::NotModified,
+            Error::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
+            Error::InvalidTag(_) => S3ErrorCode::InvalidTag,
+            Error::NotImplemented(_) => S3ErrorCode::NotImplemented,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
             Error::Unavailable(_) => {
                 tracing::error!(%err, "request failed: volumes unavailable");

@@ -2,8 +2,8 @@
 //!
 //! ```text
 //! S3 request ─► server (request id span) ─► s3s (SigV4: auth::KeyStore, auth::AccessPolicy)
-//!            ─► s3::Gateway (bucket / object / delete / list handlers)
-//!                  ├─► index::Index      RocksDB: buckets, objects, gc queue, membership
+//!            ─► s3::Gateway (bucket, object, multipart, copy, delete, list, tagging handlers)
+//!                  ├─► index::Index      RocksDB: buckets, objects, uploads, parts, gc queue, membership
 //!                  ├─► cluster::Cluster  membership + placement (weighted rendezvous)
 //!                  └─► replicated        fan-out writes, fail-over reads
 //!                         └─► volume_client ─► volumed
@@ -17,6 +17,7 @@
 pub mod admin;
 pub mod auth;
 pub mod blob_meta;
+pub mod checksum;
 pub mod cluster;
 pub mod config;
 pub mod dev;

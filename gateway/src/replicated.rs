@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
+use crate::checksum::{Expected, Hasher};
 use crate::error::{Error, Result};
 use crate::index::records::Replica;
 use crate::volume_client::{ByteStream, VolumeClient};
@@ -33,13 +34,35 @@ pub struct Written {
     pub md5: [u8; 16],
     /// SHA-256 of the body.
     pub sha256: [u8; 32],
+    /// The checksum `BodyChecks::checksum` asked for, base64.
+    pub checksum: Option<String>,
     /// Replicas that confirmed the same size and SHA-256.
     pub replicas: Vec<Replica>,
 }
 
+/// What a body must satisfy before any replica may commit it.
+#[derive(Debug)]
+pub struct BodyChecks {
+    /// Largest body accepted (`EntityTooLarge` beyond).
+    pub max_size: u64,
+    /// `Content-MD5`.
+    pub content_md5: Option<[u8; 16]>,
+    /// A client checksum to compute and, if the client sent a value, verify.
+    pub checksum: Option<Expected>,
+}
+
+impl BodyChecks {
+    /// No checks (bodies the gateway makes itself).
+    pub fn none() -> Self {
+        Self { max_size: u64::MAX, content_md5: None, checksum: None }
+    }
+}
+
 /// Streams `body` to every target and waits until at least `quorum` of them confirm they
-/// stored exactly what the gateway hashed. On a body error every replica write is aborted
-/// (the volumes discard their temp files); nothing here touches the index.
+/// stored exactly what the gateway hashed. On a body error, or a body that fails `checks`,
+/// every replica write is aborted before it commits (the volumes discard their temp files);
+/// nothing here touches the index.
+#[allow(clippy::too_many_arguments)]
 pub async fn write<S, E>(
     client: &VolumeClient,
     targets: &[(Replica, String)],
@@ -47,6 +70,7 @@ pub async fn write<S, E>(
     meta: &[u8],
     size: Option<u64>,
     quorum: usize,
+    checks: &BodyChecks,
     mut body: S,
 ) -> Result<Written>
 where
@@ -67,15 +91,22 @@ where
 
     let mut md5 = Md5::new();
     let mut sha = Sha256::new();
+    let mut hasher = checks.checksum.as_ref().map(|expected| Hasher::new(expected.algorithm));
     let mut received = 0u64;
     let streamed: Result<()> = loop {
         match body.next().await {
             Some(Ok(chunk)) => {
                 md5.update(&chunk);
                 sha.update(&chunk);
+                if let Some(hasher) = hasher.as_mut() {
+                    hasher.update(&chunk);
+                }
                 received += chunk.len() as u64;
                 if size.is_some_and(|want| received > want) {
                     break Err(Error::IncompleteBody("body longer than Content-Length".into()));
+                }
+                if received > checks.max_size {
+                    break Err(Error::EntityTooLarge);
                 }
                 for slot in &mut senders {
                     if let Some(tx) = slot
@@ -97,16 +128,23 @@ where
         }
     };
 
-    if let Err(err) = streamed {
-        for tx in senders.into_iter().flatten() {
-            // An error item makes the volume connection fail, so no replica commits a prefix.
-            let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
+    let md5: [u8; 16] = md5.finalize().into();
+    let verified = streamed.and_then(|()| {
+        if checks.content_md5.is_some_and(|want| want != md5) {
+            return Err(Error::BadDigest);
         }
-        for task in tasks {
-            let _ = task.await;
+        match (&checks.checksum, hasher) {
+            (Some(expected), Some(hasher)) => expected.check(&hasher.finalize()).map(Some),
+            _ => Ok(None),
         }
-        return Err(err);
-    }
+    });
+    let checksum = match verified {
+        Ok(checksum) => checksum,
+        Err(err) => {
+            abort(senders, tasks).await;
+            return Err(err);
+        }
+    };
     drop(senders);
 
     let sha256: [u8; 32] = sha.finalize().into();
@@ -133,7 +171,21 @@ where
             failures.join("; ")
         )));
     }
-    Ok(Written { size: received, md5: md5.finalize().into(), sha256, replicas: confirmed })
+    Ok(Written { size: received, md5, sha256, checksum, replicas: confirmed })
+}
+
+/// Makes every replica write fail: an error item breaks the volume connection, so no
+/// replica commits a prefix of the body.
+async fn abort<T>(
+    senders: Vec<Option<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
+    tasks: Vec<tokio::task::JoinHandle<T>>,
+) {
+    for tx in senders.into_iter().flatten() {
+        let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
 }
 
 /// A source of a blob's bytes: one replica with its current URL.
@@ -145,32 +197,51 @@ pub struct Source {
     pub subvolume: u32,
 }
 
-/// Streams `[start, end)` of blob `blob_id` from the first source that answers, failing over
-/// to the next source at the current offset. With `verify`, the range must be the whole blob
-/// and its SHA-256 must match before the last chunk is released.
-pub async fn read(
-    client: &VolumeClient,
-    sources: Vec<Source>,
-    blob_id: &str,
-    start: u64,
-    end: u64,
-    verify: Option<[u8; 32]>,
-) -> Result<ReceiverStream<Result<Bytes>>> {
-    let mut reader = FailoverReader {
-        client: client.clone(),
-        sources,
-        next_source: 0,
-        failovers_left: MAX_FAILOVERS,
-        blob_id: blob_id.to_string(),
-        offset: start,
-        end,
-    };
-    let first = reader.open().await?;
+/// One blob range of a read: a single-blob object is one segment, a multipart object one
+/// per part in range.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The blob's replicas.
+    pub sources: Vec<Source>,
+    /// Blob id.
+    pub blob_id: String,
+    /// First byte.
+    pub start: u64,
+    /// One past the last byte.
+    pub end: u64,
+    /// The blob's SHA-256, when the range is the whole blob: checked before the segment's
+    /// last chunk is released, so a corrupt replica never completes a body.
+    pub verify: Option<[u8; 32]>,
+}
+
+/// Streams the segments in order, each from the first of its sources that answers, failing
+/// over to the next source at the current offset. The first segment is opened before this
+/// returns, so "no replica readable" is an error the client sees as a status, not a cut body.
+pub async fn read(client: &VolumeClient, segments: Vec<Segment>) -> Result<ReceiverStream<Result<Bytes>>> {
     let (tx, rx) = mpsc::channel(READ_DEPTH);
+    let mut segments = segments.into_iter();
+    let Some(first) = segments.next() else { return Ok(ReceiverStream::new(rx)) };
+    let mut reader = FailoverReader::new(client, first);
+    let stream = reader.open().await?;
+    let client = client.clone();
     tokio::spawn(async move {
-        if let Err(err) = reader.pump(first, verify, &tx).await {
-            tracing::error!(blob = %reader.blob_id, %err, "read aborted");
-            let _ = tx.send(Err(err)).await;
+        let mut current = (reader, stream);
+        loop {
+            let (mut reader, stream) = current;
+            if let Err(err) = reader.pump(stream, &tx).await {
+                tracing::error!(blob = %reader.segment.blob_id, %err, "read aborted");
+                let _ = tx.send(Err(err)).await;
+                return;
+            }
+            let Some(next) = segments.next().filter(|_| !tx.is_closed()) else { return };
+            let mut reader = FailoverReader::new(&client, next);
+            match reader.open().await {
+                Ok(stream) => current = (reader, stream),
+                Err(err) => {
+                    let _ = tx.send(Err(err)).await;
+                    return;
+                }
+            }
         }
     });
     Ok(ReceiverStream::new(rx))
@@ -178,51 +249,52 @@ pub async fn read(
 
 struct FailoverReader {
     client: VolumeClient,
-    sources: Vec<Source>,
+    segment: Segment,
     /// Index (modulo the number of sources) of the source to try next.
     next_source: usize,
     /// Mid-stream fail-overs still allowed; a source that failed may have come back, so
     /// sources are retried in turn, but never forever.
     failovers_left: u32,
-    blob_id: String,
+    /// Where the next byte comes from.
     offset: u64,
-    end: u64,
 }
 
 impl FailoverReader {
+    fn new(client: &VolumeClient, segment: Segment) -> Self {
+        let offset = segment.start;
+        Self { client: client.clone(), segment, next_source: 0, failovers_left: MAX_FAILOVERS, offset }
+    }
+
     /// Opens the next source that answers at the current offset, trying each source once.
     async fn open(&mut self) -> Result<ByteStream> {
         let mut last_error = None;
-        for _ in 0..self.sources.len() {
-            let source = &self.sources[self.next_source % self.sources.len()];
+        let (sources, id, end) = (&self.segment.sources, &self.segment.blob_id, self.segment.end);
+        for _ in 0..sources.len() {
+            let source = &sources[self.next_source % sources.len()];
             self.next_source += 1;
-            match self.client.get(&source.url, source.subvolume, &self.blob_id, Some((self.offset, self.end))).await {
+            match self.client.get(&source.url, source.subvolume, id, Some((self.offset, end))).await {
                 Ok(stream) => return Ok(stream),
                 Err(err) => {
-                    tracing::warn!(url = %source.url, blob = %self.blob_id, %err, "replica unreadable, trying the next");
+                    tracing::warn!(url = %source.url, blob = %id, %err, "replica unreadable, trying the next");
                     last_error = Some(err);
                 }
             }
         }
         Err(Error::Unavailable(format!(
             "no replica of blob {} could be read: {}",
-            self.blob_id,
+            id,
             last_error.map_or_else(|| "no replicas".to_string(), |e| e.to_string())
         )))
     }
 
-    async fn pump(
-        &mut self,
-        mut stream: ByteStream,
-        verify: Option<[u8; 32]>,
-        tx: &mpsc::Sender<Result<Bytes>>,
-    ) -> Result<()> {
+    async fn pump(&mut self, mut stream: ByteStream, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
+        let verify = self.segment.verify;
         let mut sha = verify.map(|_| Sha256::new());
         let mut held: Option<Bytes> = None;
-        while self.offset < self.end {
+        while self.offset < self.segment.end {
             match stream.next().await {
                 Some(Ok(chunk)) if !chunk.is_empty() => {
-                    let room = (self.end - self.offset) as usize;
+                    let room = (self.segment.end - self.offset) as usize;
                     let chunk = if chunk.len() > room { chunk.slice(..room) } else { chunk };
                     self.offset += chunk.len() as u64;
                     if let Some(sha) = sha.as_mut() {
@@ -240,9 +312,10 @@ impl FailoverReader {
                         Some(Err(err)) => err.to_string(),
                         _ => "ended early".to_string(),
                     };
-                    tracing::warn!(blob = %self.blob_id, offset = self.offset, %reason, "replica failed mid-stream");
+                    let blob = &self.segment.blob_id;
+                    tracing::warn!(%blob, offset = self.offset, %reason, "replica failed mid-stream");
                     if self.failovers_left == 0 {
-                        return Err(Error::Unavailable(format!("blob {}: too many replica failures", self.blob_id)));
+                        return Err(Error::Unavailable(format!("blob {blob}: too many replica failures")));
                     }
                     self.failovers_left -= 1;
                     stream = self.open().await?;
@@ -254,7 +327,7 @@ impl FailoverReader {
             if actual != expected {
                 return Err(Error::Volume(format!(
                     "blob {} failed its SHA-256 check; replica needs repair",
-                    self.blob_id
+                    self.segment.blob_id
                 )));
             }
         }

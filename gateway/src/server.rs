@@ -43,17 +43,24 @@ pub async fn run(
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone()));
     builder.set_access(AccessPolicy);
+    if let Some(domain) = &settings.domain {
+        builder.set_host(VirtualHosts { domain: domain.clone() });
+    }
     let s3 = builder.build();
     let s3 = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let request_id = hex::encode(rand::random::<[u8; 8]>()).to_uppercase();
         let span =
             tracing::info_span!("s3", request_id = %request_id, method = %req.method(), path = %req.uri().path());
         let s3 = s3.clone();
+        let close_after = expects_continue_without_body(&req);
         async move {
             let mut response = hyper::service::Service::call(&s3, req).await?;
             tracing::debug!(status = response.status().as_u16(), "done");
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
+            }
+            if close_after {
+                response.headers_mut().insert(http::header::CONNECTION, http::HeaderValue::from_static("close"));
             }
             Ok::<_, s3s::HttpError>(response)
         }
@@ -70,4 +77,53 @@ pub async fn run(
     volumed::serve::serve(s3_listener, s3, shutdown.cancelled()).await;
     let _ = admin_task.await;
     Ok(())
+}
+
+/// Virtual-host-style addressing under one base domain: `BUCKET.DOMAIN[:port]` names the
+/// bucket; any other host (the domain itself, an IP address, localhost) is path style. Unlike
+/// s3s's `SingleDomain`, an unknown host is never taken as a bucket name, so clients that
+/// connect by IP keep working.
+#[derive(Debug)]
+struct VirtualHosts {
+    domain: String,
+}
+
+impl s3s::host::S3Host for VirtualHosts {
+    fn parse_host_header<'a>(&'a self, host: &'a str) -> s3s::S3Result<s3s::host::VirtualHost<'a>> {
+        Ok(match virtual_host_bucket(&self.domain, host) {
+            Some(bucket) => s3s::host::VirtualHost::new(self.domain.as_str()).with_bucket(bucket),
+            None => s3s::host::VirtualHost::new(self.domain.as_str()),
+        })
+    }
+}
+
+/// The bucket a `Host` header names under `domain`, if it does.
+fn virtual_host_bucket<'a>(domain: &str, host: &'a str) -> Option<&'a str> {
+    let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(name, _)| name);
+    let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
+    (!bucket.is_empty()).then_some(bucket)
+}
+
+/// botocore (aws cli, boto3) sends `Expect: 100-continue` even with an empty body. hyper
+/// then answers without the interim `100 Continue`, and botocore misreads the next response
+/// on that connection and stalls for its whole read timeout (boto/botocore#3755). Such a
+/// connection is closed after its response instead, which costs one reconnect.
+fn expects_continue_without_body<B>(req: &http::Request<B>) -> bool {
+    let headers = req.headers();
+    let expects = headers.get(http::header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    expects && headers.get(http::header::CONTENT_LENGTH).is_some_and(|v| v.as_bytes() == b"0")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn virtual_hosts_name_buckets_only_under_the_domain() {
+        assert_eq!(virtual_host_bucket("s3.example", "photos.s3.example:9000"), Some("photos"));
+        assert_eq!(virtual_host_bucket("s3.example", "my.dotted.bucket.s3.example"), Some("my.dotted.bucket"));
+        assert_eq!(virtual_host_bucket("s3.example", "s3.example:9000"), None);
+        assert_eq!(virtual_host_bucket("s3.example", "127.0.0.1:9000"), None);
+        assert_eq!(virtual_host_bucket("s3.example", "evils3.example"), None);
+    }
 }

@@ -4,15 +4,18 @@
 //! |---------------|------------------------------|--------------------------|
 //! | `buckets`     | bucket name                  | [`BucketRecord`]         |
 //! | `objects`     | bucket `\0` key              | [`ObjectEntry`]          |
-//! | `uploads`     | bucket `\0` key `\0` upload  | multipart upload (later) |
-//! | `parts`       | upload id `\0` part number   | part record (later)      |
+//! | `uploads`     | bucket `\0` key `\0` upload  | [`UploadRecord`]         |
+//! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
 //! | `keys`        | access key id                | access key (later)       |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
 
+mod multipart;
 pub mod records;
+
+pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -22,6 +25,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
+#[cfg(doc)]
+use self::records::{PartRecord, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";
@@ -36,6 +41,17 @@ const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
 const PAST_UTF8: u8 = 0xFF;
+
+/// The condition of a conditional write, checked atomically with the commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteCondition {
+    /// `If-None-Match: *`: only if the key has no live object.
+    IfNoneMatch,
+    /// `If-Match: *`: only if the key has a live object.
+    IfExists,
+    /// `If-Match: "etag"`: only if the live object has this ETag.
+    IfMatch(String),
+}
 
 /// How a commit of an object write ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +108,15 @@ fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     out.push(0);
     out.extend_from_slice(key.as_bytes());
     out
+}
+
+fn condition_holds(condition: &WriteCondition, current: Option<&ObjectRecord>) -> Result<()> {
+    match (condition, current) {
+        (WriteCondition::IfNoneMatch, None) | (WriteCondition::IfExists, Some(_)) => Ok(()),
+        (WriteCondition::IfMatch(etag), Some(record)) if *etag == record.etag => Ok(()),
+        (WriteCondition::IfMatch(_) | WriteCondition::IfExists, None) => Err(Error::NoSuchKey),
+        _ => Err(Error::PreconditionFailed),
+    }
 }
 
 fn synced() -> WriteOptions {
@@ -193,30 +218,82 @@ impl Index {
     }
 
     /// Makes `entry` the key's current version unless a newer one already is; whatever loses
-    /// (the old version or the new entry) is queued for GC. One synced batch.
-    pub fn commit_object(&self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<Committed> {
+    /// (the old version or the new entry) is queued for GC. With a `condition`, a failed
+    /// check queues the new entry's blobs and fails with `PreconditionFailed` (or `NoSuchKey`
+    /// for `If-Match` on a missing key). One synced batch.
+    pub fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: &ObjectEntry,
+        condition: Option<&WriteCondition>,
+    ) -> Result<Committed> {
         let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        let staged = self.stage_object(&mut batch, bucket, key, entry, condition);
+        if let Err(Error::PreconditionFailed | Error::NoSuchKey) = staged {
+            for blob in entry.blobs() {
+                self.queue_gc(&mut batch, blob)?;
+            }
+            self.db.write_opt(batch, &synced())?;
+        } else if staged.is_ok() {
+            self.db.write_opt(batch, &synced())?;
+        }
+        staged
+    }
+
+    /// Fails unless `condition` holds for the key's current version (a quick check before
+    /// work; the commit checks again atomically).
+    pub fn check_condition(&self, bucket: &str, key: &str, condition: &WriteCondition) -> Result<()> {
+        let current = self.object_entry(bucket, key)?.and_then(ObjectEntry::live);
+        condition_holds(condition, current.as_ref())
+    }
+
+    /// Adds to `batch` what commits `entry` as the key's version: the caller holds the commit
+    /// lock and writes the batch.
+    fn stage_object(
+        &self,
+        batch: &mut WriteBatch,
+        bucket: &str,
+        key: &str,
+        entry: &ObjectEntry,
+        condition: Option<&WriteCondition>,
+    ) -> Result<Committed> {
         if self.bucket(bucket)?.is_none() {
             return Err(Error::NoSuchBucket);
         }
-        let mut batch = WriteBatch::default();
         let current = self.object_entry(bucket, key)?;
+        if let Some(condition) = condition {
+            let live = current.clone().and_then(ObjectEntry::live);
+            condition_holds(condition, live.as_ref())?;
+        }
         let outcome = match current {
             Some(current) if current.ts() > entry.ts() => {
-                self.queue_gc(&mut batch, entry.blob())?;
+                for blob in entry.blobs() {
+                    self.queue_gc(batch, blob)?;
+                }
                 Committed::Superseded
             }
             current => {
-                if let Some(old) = current {
-                    self.queue_gc(&mut batch, old.blob())?;
+                for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
+                    self.queue_gc(batch, blob)?;
                 }
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
                 Committed::Current
             }
         };
         batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(Ordering::SeqCst))?);
-        self.db.write_opt(batch, &synced())?;
         Ok(outcome)
+    }
+
+    /// Replaces the tags of the key's live version in place.
+    pub fn set_tags(&self, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<()> {
+        let _guard = self.lock()?;
+        let Some(mut record) = self.object(bucket, key)? else { return Err(Error::NoSuchKey) };
+        record.tags = tags;
+        let entry = ObjectEntry::Live(Box::new(record));
+        self.db.put_cf_opt(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(&entry)?, &synced())?;
+        Ok(())
     }
 
     fn queue_gc(&self, batch: &mut WriteBatch, blob: &BlobRef) -> Result<()> {
@@ -354,6 +431,9 @@ mod tests {
             sha256: "s".into(),
             headers: SystemHeaders::default(),
             user_meta: vec![],
+            tags: vec![],
+            checksum: None,
+            parts: vec![],
             blob: BlobRef { id: id.into(), replicas: vec![] },
         }))
     }
@@ -374,26 +454,26 @@ mod tests {
         index.create_bucket("b").unwrap();
         index.create_bucket("bb").unwrap();
         for (i, key) in keys.iter().enumerate() {
-            index.commit_object("b", key, &record(i as u64 + 1, key)).unwrap();
+            index.commit_object("b", key, &record(i as u64 + 1, key), None).unwrap();
         }
-        index.commit_object("bb", "other", &record(1, "x")).unwrap();
+        index.commit_object("bb", "other", &record(1, "x"), None).unwrap();
         (dir, index)
     }
 
     #[test]
     fn newest_timestamp_wins_and_losers_are_queued() {
         let (_dir, index) = index_with(&[]);
-        assert_eq!(index.commit_object("b", "k", &record(10, "new")).unwrap(), Committed::Current);
-        assert_eq!(index.commit_object("b", "k", &record(5, "late")).unwrap(), Committed::Superseded);
+        assert_eq!(index.commit_object("b", "k", &record(10, "new"), None).unwrap(), Committed::Current);
+        assert_eq!(index.commit_object("b", "k", &record(5, "late"), None).unwrap(), Committed::Superseded);
         assert_eq!(index.object("b", "k").unwrap().unwrap().blob.id, "new");
-        assert_eq!(index.commit_object("b", "k", &record(11, "newer")).unwrap(), Committed::Current);
+        assert_eq!(index.commit_object("b", "k", &record(11, "newer"), None).unwrap(), Committed::Current);
         let queued: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
         assert_eq!(queued.len(), 2);
         assert!(queued.contains(&"late".to_string()) && queued.contains(&"new".to_string()));
         let deleted = ObjectEntry::Deleted { ts: 12, blob: BlobRef { id: "tomb".into(), replicas: vec![] } };
-        index.commit_object("b", "k", &deleted).unwrap();
+        index.commit_object("b", "k", &deleted, None).unwrap();
         assert!(index.object("b", "k").unwrap().is_none());
-        assert!(matches!(index.commit_object("nope", "k", &record(1, "x")), Err(Error::NoSuchBucket)));
+        assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None), Err(Error::NoSuchBucket)));
     }
 
     #[test]
@@ -404,7 +484,7 @@ mod tests {
             let index = Index::open(dir.path()).unwrap();
             index.create_bucket("b").unwrap();
             index.clock.store(far_future, Ordering::SeqCst);
-            index.commit_object("b", "k", &record(far_future, "x")).unwrap();
+            index.commit_object("b", "k", &record(far_future, "x"), None).unwrap();
         }
         let index = Index::open(dir.path()).unwrap();
         let a = index.next_ts();
@@ -450,7 +530,7 @@ mod tests {
         let (_dir, index) = index_with(&["k"]);
         assert!(matches!(index.delete_bucket("b"), Err(Error::BucketNotEmpty)));
         let deleted = ObjectEntry::Deleted { ts: 100, blob: BlobRef { id: "t".into(), replicas: vec![] } };
-        index.commit_object("b", "k", &deleted).unwrap();
+        index.commit_object("b", "k", &deleted, None).unwrap();
         assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
         index.delete_bucket("b").unwrap();
         assert!(index.bucket("b").unwrap().is_none());
@@ -461,7 +541,7 @@ mod tests {
     fn a_prefix_with_many_keys_pages_without_rescanning() {
         let (_dir, index) = index_with(&[]);
         for i in 0..3000 {
-            index.commit_object("b", &format!("big/{i:05}"), &record(i + 1, "x")).unwrap();
+            index.commit_object("b", &format!("big/{i:05}"), &record(i + 1, "x"), None).unwrap();
         }
         let mut after: Option<String> = None;
         let mut total = 0;

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
 const RECORD_VERSION: u8 = 1;
@@ -81,8 +82,56 @@ pub struct ObjectRecord {
     pub headers: SystemHeaders,
     /// User metadata (`x-amz-meta-*`), names lowercased, sorted.
     pub user_meta: Vec<(String, String)>,
-    /// The blob holding the bytes.
+    /// Object tags, in the order given.
+    pub tags: Vec<(String, String)>,
+    /// The client checksum (`x-amz-checksum-*`), when one was sent or asked for.
+    pub checksum: Option<Checksum>,
+    /// For a multipart object, its parts in order (and `blob` is the manifest); empty for a
+    /// single-blob object.
+    pub parts: Vec<PartRecord>,
+    /// The blob holding the bytes (or, for a multipart object, the manifest).
     pub blob: BlobRef,
+}
+
+impl ObjectRecord {
+    /// Every blob the version uses: its blob, and its parts for a multipart object.
+    pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
+        std::iter::once(&self.blob).chain(self.parts.iter().map(|p| &p.blob))
+    }
+}
+
+/// One part of a multipart upload, and then of the object it completed into.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartRecord {
+    /// Part number, 1..=10000.
+    pub number: u32,
+    /// Size in bytes.
+    pub size: u64,
+    /// MD5 of the part, hex (its ETag).
+    pub etag: String,
+    /// SHA-256 of the part, hex; reads verify it.
+    pub sha256: String,
+    /// The part's checksum in the upload's algorithm, base64.
+    pub checksum: Option<String>,
+    /// When it was uploaded, unix milliseconds.
+    pub modified_ms: u64,
+    /// The blob holding the part.
+    pub blob: BlobRef,
+}
+
+/// A multipart upload in progress: what CreateMultipartUpload fixed for the object.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UploadRecord {
+    /// When it was created, unix milliseconds.
+    pub initiated_ms: u64,
+    /// System headers of the object to be.
+    pub headers: SystemHeaders,
+    /// User metadata of the object to be.
+    pub user_meta: Vec<(String, String)>,
+    /// Tags of the object to be.
+    pub tags: Vec<(String, String)>,
+    /// The checksum algorithm parts carry, and how the object's checksum is formed.
+    pub checksum: Option<(Algorithm, ChecksumType)>,
 }
 
 /// What the objects column family holds for a key: the live version, or a tombstone that
@@ -109,11 +158,11 @@ impl ObjectEntry {
         }
     }
 
-    /// The blob this entry points at.
-    pub fn blob(&self) -> &BlobRef {
+    /// Every blob this entry uses (for GC when it is replaced).
+    pub fn blobs(&self) -> Vec<&BlobRef> {
         match self {
-            ObjectEntry::Live(record) => &record.blob,
-            ObjectEntry::Deleted { blob, .. } => blob,
+            ObjectEntry::Live(record) => record.blobs().collect(),
+            ObjectEntry::Deleted { blob, .. } => vec![blob],
         }
     }
 
@@ -171,6 +220,9 @@ mod tests {
             sha256: "def".into(),
             headers: SystemHeaders { content_type: Some("text/plain".into()), ..Default::default() },
             user_meta: vec![("a".into(), "b".into())],
+            tags: vec![],
+            checksum: None,
+            parts: vec![],
             blob: BlobRef { id: "00".repeat(16), replicas: vec![Replica { volume: "v".into(), subvolume: 1 }] },
         }));
         let bytes = encode(&entry).unwrap();

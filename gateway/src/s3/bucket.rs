@@ -91,3 +91,14 @@ pub(super) async fn get_bucket_location(
     let location = (gw.region != "us-east-1").then(|| BucketLocationConstraint::from(gw.region.clone()));
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint: location }))
 }
+
+/// Buckets are never versioned: the status is absent, as for a bucket that never was.
+pub(super) async fn get_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<GetBucketVersioningInput>,
+) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+    if gw.index.bucket(&req.input.bucket)?.is_none() {
+        return Err(Error::NoSuchBucket.into());
+    }
+    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+}

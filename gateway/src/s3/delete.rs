@@ -8,11 +8,11 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::object::new_blob_id;
-use crate::blob_meta::{BLOB_META_VERSION, BlobKind, BlobMeta};
+use super::write::new_id;
+use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::records::{BlobRef, ObjectEntry, SystemHeaders};
-use crate::replicated;
+use crate::index::records::{BlobRef, ObjectEntry};
+use crate::replicated::{self, BodyChecks};
 use crate::time::now_ms;
 
 /// S3 caps DeleteObjects at 1000 keys per request.
@@ -27,24 +27,17 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
         None => return Ok(()),
     }
     let ts = gw.index.next_ts();
-    let meta = BlobMeta {
-        v: BLOB_META_VERSION,
-        kind: BlobKind::Tombstone,
-        bucket: bucket.to_string(),
-        key: key.to_string(),
-        ts,
-        modified_ms: now_ms(),
-        headers: SystemHeaders::default(),
-        user_meta: Vec::new(),
-    };
+    let meta = BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms());
     let targets = gw.cluster.place(bucket, key, gw.replicas)?;
-    let blob_id = new_blob_id();
+    let blob_id = new_id();
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+    let checks = BodyChecks::none();
     let written =
-        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), Some(0), gw.write_quorum, empty).await?;
+        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), Some(0), gw.write_quorum, &checks, empty)
+            .await?;
     let entry = ObjectEntry::Deleted { ts, blob: BlobRef { id: blob_id, replicas: written.replicas } };
     let (bucket, key) = (bucket.to_string(), key.to_string());
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry)).await?;
+    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;
     Ok(())
 }
 

@@ -1,4 +1,5 @@
-//! ListObjects (v1) and ListObjectsV2 over the index's ordered scan.
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions over the index's ordered scan.
+//! Buckets are never versioned, so every object is its own latest version, id `null`.
 
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -16,6 +17,11 @@ const DEFAULT_MAX_KEYS: i32 = 1000;
 /// `%20` (never `+`) so every client's decoder reads the key back exactly.
 const KEY_ESCAPE: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~').remove(b'/');
 
+/// Escapes a key for `encoding-type=url`.
+pub(super) fn url_encode(s: &str) -> String {
+    utf8_percent_encode(s, KEY_ESCAPE).to_string()
+}
+
 struct Listing {
     page: ListPage,
     max_keys: i32,
@@ -24,7 +30,7 @@ struct Listing {
 
 impl Listing {
     fn encode(&self, s: &str) -> String {
-        if self.url_encode { utf8_percent_encode(s, KEY_ESCAPE).to_string() } else { s.to_string() }
+        if self.url_encode { url_encode(s) } else { s.to_string() }
     }
 
     fn contents(&self, owner: bool) -> Vec<Object> {
@@ -154,6 +160,51 @@ pub(super) async fn list_objects_v2(
         continuation_token: input.continuation_token,
         next_continuation_token: next_token,
         start_after: input.start_after.as_deref().map(|s| listing.encode(s)),
+        encoding_type: input.encoding_type,
+        ..Default::default()
+    }))
+}
+
+pub(super) async fn list_object_versions(
+    gw: &Gateway,
+    req: S3Request<ListObjectVersionsInput>,
+) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+    let input = req.input;
+    let prefix = input.prefix.clone().unwrap_or_default();
+    let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
+    // With one version per key, a version-id marker of `null` means "after this key" too.
+    let after = input.key_marker.as_deref().filter(|m| !m.is_empty());
+    let listing =
+        list(gw, &input.bucket, &prefix, delimiter, after, input.max_keys, input.encoding_type.as_ref()).await?;
+    let versions = listing
+        .contents(true)
+        .into_iter()
+        .map(|object| ObjectVersion {
+            key: object.key,
+            size: object.size,
+            e_tag: object.e_tag,
+            last_modified: object.last_modified,
+            owner: object.owner,
+            is_latest: Some(true),
+            version_id: Some("null".into()),
+            storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+            ..Default::default()
+        })
+        .collect();
+    let next_key_marker = if listing.page.truncated { listing.last().map(|m| listing.encode(m)) } else { None };
+    Ok(S3Response::new(ListObjectVersionsOutput {
+        name: Some(input.bucket),
+        prefix: Some(listing.encode(&prefix)),
+        delimiter: input.delimiter.as_deref().map(|d| listing.encode(d)),
+        key_marker: input.key_marker.as_deref().map(|m| listing.encode(m)),
+        version_id_marker: input.version_id_marker,
+        max_keys: Some(listing.max_keys),
+        is_truncated: Some(listing.page.truncated),
+        versions: Some(versions),
+        delete_markers: Some(Vec::new()),
+        common_prefixes: Some(listing.common_prefixes()),
+        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_string()),
+        next_key_marker,
         encoding_type: input.encoding_type,
         ..Default::default()
     }))

@@ -1,24 +1,76 @@
-//! PutObject, GetObject, HeadObject.
+//! PutObject, GetObject, HeadObject, GetObjectAttributes, and what reading an object takes:
+//! lookup, conditions, ranges and part numbers over single-blob and multipart objects.
 
-use base64::Engine as _;
-use rand::seq::SliceRandom;
 use s3s::dto::*;
-use s3s::stream::ByteStream;
+use s3s::stream::ByteStream as _;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use crate::blob_meta::{BLOB_META_VERSION, BlobKind, BlobMeta};
+use super::conditions::{Preconditions, check_read};
+use super::write;
+use crate::blob_meta::{BlobKind, BlobMeta};
+use crate::checksum::{Algorithm, Checksum, ChecksumType as ChecksumKind, Expected};
 use crate::error::Error;
 use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, SystemHeaders};
-use crate::replicated::{self, Source};
+use crate::replicated::{self, Segment, Source};
 use crate::time::{http_date, now_ms, parse_http_date, timestamp_from_ms};
 
-/// Largest single PUT S3 accepts (5 GiB).
-const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+/// Sets the `checksum_<algorithm>` field of an S3 output (every output that carries
+/// checksums names the fields alike).
+macro_rules! checksum_fields {
+    ($output:expr, $algorithm:expr, $value:expr) => {{
+        let value: Option<String> = $value;
+        match $algorithm {
+            $crate::checksum::Algorithm::Crc32 => $output.checksum_crc32 = value,
+            $crate::checksum::Algorithm::Crc32c => $output.checksum_crc32c = value,
+            $crate::checksum::Algorithm::Crc64Nvme => $output.checksum_crc64nvme = value,
+            $crate::checksum::Algorithm::Sha1 => $output.checksum_sha1 = value,
+            $crate::checksum::Algorithm::Sha256 => $output.checksum_sha256 = value,
+        }
+    }};
+}
+pub(super) use checksum_fields;
 
-/// A fresh random blob id (128 bits, hex).
-pub(crate) fn new_blob_id() -> String {
-    hex::encode(rand::random::<[u8; 16]>())
+/// The DTO for an algorithm.
+pub(super) fn checksum_algorithm_dto(algorithm: Algorithm) -> ChecksumAlgorithm {
+    ChecksumAlgorithm::from(algorithm.name().to_string())
+}
+
+/// The value of an `x-amz-checksum-<algorithm>` request header.
+pub(super) fn claimed_checksum(headers: &http::HeaderMap, algorithm: Algorithm) -> Option<String> {
+    headers.get(algorithm.header()).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+/// Cairn stores everything one way; STANDARD is the only class it can honestly report.
+pub(super) fn check_storage_class(class: Option<&StorageClass>) -> S3Result<()> {
+    match class.map(StorageClass::as_str) {
+        None | Some(StorageClass::STANDARD) => Ok(()),
+        Some(other) => Err(s3_error!(InvalidStorageClass, "The storage class you specified is not valid: {other}")),
+    }
+}
+
+/// The system headers a write sets.
+pub(super) fn system_headers(
+    content_type: Option<ContentType>,
+    content_encoding: Option<ContentEncoding>,
+    content_disposition: Option<ContentDisposition>,
+    content_language: Option<ContentLanguage>,
+    cache_control: Option<CacheControl>,
+    expires: Option<&Timestamp>,
+) -> SystemHeaders {
+    SystemHeaders {
+        content_type,
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        expires: expires.and_then(http_date),
+    }
+}
+
+/// A request body, or an empty one.
+pub(super) fn body_or_empty(body: Option<StreamingBlob>) -> StreamingBlob {
+    body.unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()))
 }
 
 pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
@@ -27,76 +79,65 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     if gw.index.bucket(&bucket)?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
-    let expected_md5 = input.content_md5.as_deref().map(parse_content_md5).transpose()?;
-    let body = input
-        .body
-        .unwrap_or_else(|| StreamingBlob::wrap(futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>()));
-    let size = body.remaining_length().exact().map(|n| n as u64);
-    if size.is_some_and(|n| n > MAX_PUT_SIZE) {
-        return Err(Error::EntityTooLarge.into());
+    check_storage_class(input.storage_class.as_ref())?;
+    let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
+    if let Some(condition) = &condition {
+        gw.index.check_condition(&bucket, &key, condition)?;
     }
-
-    let headers = SystemHeaders {
-        content_type: input.content_type,
-        content_encoding: input.content_encoding,
-        content_disposition: input.content_disposition,
-        content_language: input.content_language,
-        cache_control: input.cache_control,
-        expires: input.expires.as_ref().and_then(http_date),
-    };
-    let mut user_meta: Vec<(String, String)> =
-        input.metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    user_meta.sort();
+    let content_md5 = write::content_md5(input.content_md5.as_deref())?;
+    let expected = Expected::from_request(&req.headers, req.trailing_headers.as_ref(), None)?;
+    let algorithm = expected.as_ref().map(|e| e.algorithm);
+    let body = body_or_empty(input.body);
+    let size = body.remaining_length().exact().map(|n| n as u64);
 
     let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let meta = BlobMeta {
-        v: BLOB_META_VERSION,
-        kind: BlobKind::Object,
-        bucket: bucket.clone(),
-        key: key.clone(),
-        ts,
-        modified_ms,
-        headers,
-        user_meta,
+        headers: system_headers(
+            input.content_type,
+            input.content_encoding,
+            input.content_disposition,
+            input.content_language,
+            input.cache_control,
+            input.expires.as_ref(),
+        ),
+        user_meta: write::user_meta(input.metadata),
+        tags: write::tagging_header(input.tagging.as_deref())?,
+        ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
     };
-    let targets = gw.cluster.place(&bucket, &key, gw.replicas)?;
-    let blob_id = new_blob_id();
-    let written =
-        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), size, gw.write_quorum, body).await?;
-    if written.size > MAX_PUT_SIZE {
-        return Err(Error::EntityTooLarge.into());
-    }
-    if expected_md5.is_some_and(|md5| md5 != written.md5) {
-        return Err(Error::BadDigest.into());
-    }
-
-    let etag = hex::encode(written.md5);
+    let stored = write::store(gw, &meta, size, content_md5, expected, body).await?;
+    let etag = hex::encode(stored.md5);
+    let checksum = algorithm.zip(stored.checksum).map(|(algorithm, value)| Checksum {
+        algorithm,
+        kind: ChecksumKind::FullObject,
+        value,
+    });
     let record = ObjectRecord {
         ts,
         modified_ms,
-        size: written.size,
+        size: stored.size,
         etag: etag.clone(),
-        sha256: hex::encode(written.sha256),
+        sha256: hex::encode(stored.sha256),
         headers: meta.headers,
         user_meta: meta.user_meta,
-        blob: BlobRef { id: blob_id, replicas: written.replicas },
+        tags: meta.tags,
+        checksum: checksum.clone(),
+        parts: Vec::new(),
+        blob: stored.blob,
     };
     let entry = ObjectEntry::Live(Box::new(record));
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry)).await?;
-    tracing::debug!(size = written.size, %etag, "object stored");
-    Ok(S3Response::new(PutObjectOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() }))
+    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, condition.as_ref())).await?;
+    tracing::debug!(size = stored.size, %etag, "object stored");
+    let mut output = PutObjectOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
+    if let Some(checksum) = checksum {
+        output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
+        checksum_fields!(output, checksum.algorithm, Some(checksum.value));
+    }
+    Ok(S3Response::new(output))
 }
 
-fn parse_content_md5(value: &str) -> Result<[u8; 16], Error> {
-    base64::engine::general_purpose::STANDARD
-        .decode(value.trim())
-        .ok()
-        .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
-        .ok_or(Error::InvalidDigest)
-}
-
-fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> {
+/// The live record of `bucket`/`key`, or `NoSuchKey` / `NoSuchBucket`.
+pub(super) fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> {
     if let Some(record) = gw.index.object(bucket, key)? {
         return Ok(record);
     }
@@ -106,10 +147,57 @@ fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> 
     Err(Error::NoSuchKey)
 }
 
-/// The replicas of a record with their current URLs, starting at a random one to spread reads.
-fn sources(gw: &Gateway, record: &ObjectRecord) -> Vec<Source> {
-    let mut sources: Vec<Source> = record
-        .blob
+fn sha256_of(hex_digest: &str) -> Result<[u8; 32], Error> {
+    let mut sha = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut sha).map_err(|e| Error::Index(format!("bad sha256 in record: {e}")))?;
+    Ok(sha)
+}
+
+/// Streams `[start, end)` of an object: from its blob, or part by part for a multipart
+/// object; every blob read whole is checked against its SHA-256.
+pub(super) async fn open_object(
+    gw: &Gateway,
+    record: &ObjectRecord,
+    start: u64,
+    end: u64,
+) -> Result<tokio_stream::wrappers::ReceiverStream<crate::Result<bytes::Bytes>>, Error> {
+    let mut segments = Vec::new();
+    if record.parts.is_empty() {
+        let whole = start == 0 && end == record.size;
+        let verify = if whole { Some(sha256_of(&record.sha256)?) } else { None };
+        segments.push(Segment {
+            sources: sources(gw, &record.blob),
+            blob_id: record.blob.id.clone(),
+            start,
+            end,
+            verify,
+        });
+    } else {
+        let mut offset = 0u64;
+        for part in &record.parts {
+            let (part_start, part_end) = (offset, offset + part.size);
+            offset = part_end;
+            if part_end <= start || part_start >= end || part.size == 0 {
+                continue;
+            }
+            let (from, to) = (start.max(part_start) - part_start, end.min(part_end) - part_start);
+            let verify = if from == 0 && to == part.size { Some(sha256_of(&part.sha256)?) } else { None };
+            segments.push(Segment {
+                sources: sources(gw, &part.blob),
+                blob_id: part.blob.id.clone(),
+                start: from,
+                end: to,
+                verify,
+            });
+        }
+    }
+    replicated::read(&gw.volumes, segments).await
+}
+
+/// The replicas of a blob with their current URLs, starting at a random one to spread reads.
+fn sources(gw: &Gateway, blob: &BlobRef) -> Vec<Source> {
+    use rand::seq::SliceRandom as _;
+    let mut sources: Vec<Source> = blob
         .replicas
         .iter()
         .filter_map(|replica| Some(Source { url: gw.cluster.url_of(&replica.volume)?, subvolume: replica.subvolume }))
@@ -122,14 +210,75 @@ fn metadata(record: &ObjectRecord) -> Option<Metadata> {
     (!record.user_meta.is_empty()).then(|| record.user_meta.iter().cloned().collect())
 }
 
+/// What a GET or HEAD answers: the byte span and the headers that depend on it.
+struct ReadPlan {
+    start: u64,
+    end: u64,
+    content_range: Option<String>,
+    parts_count: Option<i32>,
+    /// Returned only for whole-object reads with `x-amz-checksum-mode: ENABLED`.
+    checksum: Option<Checksum>,
+}
+
+fn invalid_part_number() -> s3s::S3Error {
+    let mut err = s3s::S3Error::with_message(
+        s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
+        "The requested partnumber is not satisfiable",
+    );
+    err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    err
+}
+
+fn plan_read(
+    record: &ObjectRecord,
+    range: Option<&Range>,
+    part_number: Option<i32>,
+    checksum_mode: Option<&ChecksumMode>,
+) -> S3Result<ReadPlan> {
+    let content_range = |start: u64, end: u64| format!("bytes {}-{}/{}", start, end.saturating_sub(1), record.size);
+    let (start, end, content_range, parts_count) = match (range, part_number) {
+        (Some(_), Some(_)) => {
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        (Some(range), None) => {
+            let span = range
+                .check(record.size)
+                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
+            (span.start, span.end, Some(content_range(span.start, span.end)), None)
+        }
+        (None, Some(n)) if record.parts.is_empty() => match n {
+            1 => (0, record.size, None, None),
+            _ => return Err(invalid_part_number()),
+        },
+        (None, Some(n)) => {
+            let index = usize::try_from(n)
+                .ok()
+                .filter(|i| (1..=record.parts.len()).contains(i))
+                .ok_or_else(invalid_part_number)?;
+            let start: u64 = record.parts[..index - 1].iter().map(|p| p.size).sum();
+            let end = start + record.parts[index - 1].size;
+            (start, end, Some(content_range(start, end)), Some(record.parts.len() as i32))
+        }
+        (None, None) => (0, record.size, None, None),
+    };
+    let enabled = checksum_mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+    let whole = start == 0 && end == record.size && part_number.is_none();
+    let checksum = record.checksum.clone().filter(|_| enabled && whole);
+    Ok(ReadPlan { start, end, content_range, parts_count, checksum })
+}
+
 /// GetObjectOutput and HeadObjectOutput share every header field but are distinct types:
-/// this fills the shared ones from the record, plus the given extra fields.
+/// this fills the shared ones from the record and the read plan.
 macro_rules! object_output {
-    ($output:ident, $record:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
+    ($output:ident, $record:expr, $plan:expr, { $($field:ident: $value:expr),* $(,)? }) => {{
         let record: &ObjectRecord = &$record;
+        let plan: ReadPlan = $plan;
         let h = &record.headers;
-        $output {
+        let mut output = $output {
             $($field: $value,)*
+            content_length: Some(i64::try_from(plan.end - plan.start).unwrap_or(i64::MAX)),
+            content_range: plan.content_range,
+            parts_count: plan.parts_count,
             accept_ranges: Some("bytes".into()),
             e_tag: Some(ETag::Strong(record.etag.clone())),
             last_modified: Some(timestamp_from_ms(record.modified_ms)),
@@ -141,37 +290,49 @@ macro_rules! object_output {
             expires: h.expires.as_deref().and_then(parse_http_date),
             metadata: metadata(record),
             ..Default::default()
+        };
+        if let Some(checksum) = plan.checksum {
+            output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
+            checksum_fields!(output, checksum.algorithm, Some(checksum.value));
         }
+        output
     }};
 }
 
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    let (start, end, range_header) = match &input.range {
-        Some(range) => {
-            let span = range
-                .check(record.size)
-                .map_err(|_| s3_error!(InvalidRange, "The requested range is not satisfiable"))?;
-            let content_range = format!("bytes {}-{}/{}", span.start, span.end - 1, record.size);
-            (span.start, span.end, Some(content_range))
-        }
-        None => (0, record.size, None),
-    };
-    let verify = if range_header.is_none() {
-        let mut sha = [0u8; 32];
-        hex::decode_to_slice(&record.sha256, &mut sha)
-            .map_err(|e| Error::Index(format!("bad sha256 in record: {e}")))?;
-        Some(sha)
-    } else {
-        None
-    };
-    let stream = replicated::read(&gw.volumes, sources(gw, &record), &record.blob.id, start, end, verify).await?;
-    let output = object_output!(GetObjectOutput, record, {
-        body: Some(StreamingBlob::wrap(stream)),
-        content_length: Some(i64::try_from(end - start).unwrap_or(i64::MAX)),
-        content_range: range_header,
-    });
+    check_read(
+        &record,
+        &Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+    )?;
+    let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
+    let stream = open_object(gw, &record, plan.start, plan.end).await?;
+    let mut output = object_output!(GetObjectOutput, record, plan, { body: Some(StreamingBlob::wrap(stream)) });
+    // Presigned URLs may ask for different response headers.
+    if input.response_content_type.is_some() {
+        output.content_type = input.response_content_type;
+    }
+    if input.response_content_disposition.is_some() {
+        output.content_disposition = input.response_content_disposition;
+    }
+    if input.response_content_encoding.is_some() {
+        output.content_encoding = input.response_content_encoding;
+    }
+    if input.response_content_language.is_some() {
+        output.content_language = input.response_content_language;
+    }
+    if input.response_cache_control.is_some() {
+        output.cache_control = input.response_cache_control;
+    }
+    if input.response_expires.is_some() {
+        output.expires = input.response_expires;
+    }
     Ok(S3Response::new(output))
 }
 
@@ -181,8 +342,76 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    let output = object_output!(HeadObjectOutput, record, {
-        content_length: Some(i64::try_from(record.size).unwrap_or(i64::MAX)),
-    });
+    check_read(
+        &record,
+        &Preconditions {
+            if_match: input.if_match.as_ref(),
+            if_none_match: input.if_none_match.as_ref(),
+            if_modified_since: input.if_modified_since.as_ref(),
+            if_unmodified_since: input.if_unmodified_since.as_ref(),
+        },
+    )?;
+    let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
+    let output = object_output!(HeadObjectOutput, record, plan, {});
+    Ok(S3Response::new(output))
+}
+
+pub(super) async fn get_object_attributes(
+    gw: &Gateway,
+    req: S3Request<GetObjectAttributesInput>,
+) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+    let input = req.input;
+    let record = lookup(gw, &input.bucket, &input.key)?;
+    let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    let mut output =
+        GetObjectAttributesOutput { last_modified: Some(timestamp_from_ms(record.modified_ms)), ..Default::default() };
+    if wants(ObjectAttributes::ETAG) {
+        output.e_tag = Some(ETag::Strong(record.etag.clone()));
+    }
+    if wants(ObjectAttributes::OBJECT_SIZE) {
+        output.object_size = Some(i64::try_from(record.size).unwrap_or(i64::MAX));
+    }
+    if wants(ObjectAttributes::STORAGE_CLASS) {
+        output.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+    }
+    if wants(ObjectAttributes::CHECKSUM)
+        && let Some(checksum) = &record.checksum
+    {
+        let mut dto = s3s::dto::Checksum {
+            checksum_type: Some(ChecksumType::from(checksum.kind.name().to_string())),
+            ..Default::default()
+        };
+        checksum_fields!(dto, checksum.algorithm, Some(checksum.value.clone()));
+        output.checksum = Some(dto);
+    }
+    if wants(ObjectAttributes::OBJECT_PARTS) && !record.parts.is_empty() {
+        let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
+        let max = input.max_parts.map_or(1000, |m| usize::try_from(m).unwrap_or(0).min(1000));
+        let remaining: Vec<_> = record.parts.iter().filter(|p| p.number > after).collect();
+        let page = &remaining[..remaining.len().min(max)];
+        let algorithm = record.checksum.as_ref().map(|c| c.algorithm);
+        let parts = page
+            .iter()
+            .map(|p| {
+                let mut part = ObjectPart {
+                    part_number: Some(p.number as i32),
+                    size: Some(i64::try_from(p.size).unwrap_or(i64::MAX)),
+                    ..Default::default()
+                };
+                if let Some(algorithm) = algorithm {
+                    checksum_fields!(part, algorithm, p.checksum.clone());
+                }
+                part
+            })
+            .collect();
+        output.object_parts = Some(GetObjectAttributesParts {
+            total_parts_count: Some(record.parts.len() as i32),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: page.last().map(|p| p.number as i32),
+            max_parts: Some(max as i32),
+            is_truncated: Some(remaining.len() > page.len()),
+            parts: Some(parts),
+        });
+    }
     Ok(S3Response::new(output))
 }

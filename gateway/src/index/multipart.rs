@@ -1,0 +1,350 @@
+//! Multipart uploads in the index: the upload records, their parts, and completion, which
+//! turns chosen parts into an object in one synced batch.
+
+use rocksdb::WriteBatch;
+
+use super::records::{ObjectEntry, PartRecord, UploadRecord, decode, encode};
+use super::{CF_PARTS, CF_UPLOADS, Index, PAST_UTF8, WriteCondition, object_key, synced};
+use crate::error::{Error, Result};
+
+/// An upload in progress, as listed by ListMultipartUploads.
+#[derive(Debug, Clone)]
+pub struct UploadItem {
+    /// Object key.
+    pub key: String,
+    /// Upload id.
+    pub upload_id: String,
+    /// The upload.
+    pub record: UploadRecord,
+}
+
+/// A page of ListMultipartUploads.
+#[derive(Debug, Default)]
+pub struct UploadPage {
+    /// Uploads, by key then upload id.
+    pub uploads: Vec<UploadItem>,
+    /// Common prefixes when a delimiter was given.
+    pub prefixes: Vec<String>,
+    /// Whether more follow.
+    pub truncated: bool,
+}
+
+fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = object_key(bucket, key);
+    out.push(0);
+    out.extend_from_slice(upload_id.as_bytes());
+    out
+}
+
+fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
+    let mut out = upload_id.as_bytes().to_vec();
+    out.push(0);
+    out.extend_from_slice(&number.to_be_bytes());
+    out
+}
+
+impl Index {
+    /// Records a new upload.
+    pub fn create_upload(&self, bucket: &str, key: &str, upload_id: &str, record: &UploadRecord) -> Result<()> {
+        let _guard = self.lock()?;
+        if self.bucket(bucket)?.is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        self.db.put_cf_opt(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id), encode(record)?, &synced())?;
+        Ok(())
+    }
+
+    /// An upload in progress.
+    pub fn upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<UploadRecord>> {
+        self.db.get_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id))?.map(|b| decode(&b)).transpose()
+    }
+
+    fn require_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+        self.upload(bucket, key, upload_id)?.ok_or(Error::NoSuchUpload)
+    }
+
+    /// Stores a part, replacing (and queueing for GC) any earlier part with its number. If
+    /// the upload is gone (completed or aborted meanwhile) the new blob is queued instead.
+    pub fn commit_part(&self, bucket: &str, key: &str, upload_id: &str, part: &PartRecord) -> Result<()> {
+        let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        if self.upload(bucket, key, upload_id)?.is_none() {
+            self.queue_gc(&mut batch, &part.blob)?;
+            self.db.write_opt(batch, &synced())?;
+            return Err(Error::NoSuchUpload);
+        }
+        let at = part_key(upload_id, part.number);
+        if let Some(old) = self.db.get_cf(self.cf(CF_PARTS)?, &at)? {
+            self.queue_gc(&mut batch, &decode::<PartRecord>(&old)?.blob)?;
+        }
+        batch.put_cf(self.cf(CF_PARTS)?, at, encode(part)?);
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Parts of an upload numbered above `after`, ascending, at most `max`; and whether more
+    /// follow.
+    pub fn parts(&self, upload_id: &str, after: u32, max: usize) -> Result<(Vec<PartRecord>, bool)> {
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_PARTS)?);
+        iter.seek(part_key(upload_id, after.saturating_add(1)));
+        let mut scope = upload_id.as_bytes().to_vec();
+        scope.push(0);
+        let mut parts = Vec::new();
+        while iter.valid() {
+            let Some(raw_key) = iter.key() else { break };
+            if !raw_key.starts_with(&scope) {
+                break;
+            }
+            if parts.len() == max {
+                iter.status()?;
+                return Ok((parts, true));
+            }
+            parts.push(decode(iter.value().unwrap_or_default())?);
+            iter.next();
+        }
+        iter.status()?;
+        Ok((parts, false))
+    }
+
+    fn all_parts(&self, upload_id: &str) -> Result<Vec<PartRecord>> {
+        Ok(self.parts(upload_id, 0, usize::MAX)?.0)
+    }
+
+    /// Completes an upload: `entry` (whose parts were chosen from the stored ones) becomes the
+    /// key's current version if `condition` holds, the upload and its part records go, and
+    /// the blobs of unchosen parts and of the replaced version are queued for GC. A part
+    /// replaced since `entry` was built fails the completion with `InvalidPart`.
+    pub fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        entry: &ObjectEntry,
+        condition: Option<&WriteCondition>,
+    ) -> Result<()> {
+        let _guard = self.lock()?;
+        self.require_upload(bucket, key, upload_id)?;
+        let stored = self.all_parts(upload_id)?;
+        let chosen = match entry {
+            ObjectEntry::Live(record) => &record.parts,
+            ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),
+        };
+        for part in chosen {
+            let same = stored.iter().any(|s| s.number == part.number && s.blob.id == part.blob.id);
+            if !same {
+                return Err(Error::InvalidPart);
+            }
+        }
+        let mut batch = WriteBatch::default();
+        self.stage_object(&mut batch, bucket, key, entry, condition)?;
+        for part in &stored {
+            if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
+                self.queue_gc(&mut batch, &part.blob)?;
+            }
+            batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
+        }
+        batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Drops an upload; its parts' blobs go to the GC queue.
+    pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        let _guard = self.lock()?;
+        self.require_upload(bucket, key, upload_id)?;
+        let mut batch = WriteBatch::default();
+        for part in self.all_parts(upload_id)? {
+            self.queue_gc(&mut batch, &part.blob)?;
+            batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
+        }
+        batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Uploads of `bucket` under `prefix`, ordered by key then upload id, strictly after
+    /// (`key_marker`, `upload_id_marker`); keys with `delimiter` past the prefix roll up
+    /// into common prefixes.
+    pub fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        max: usize,
+    ) -> Result<UploadPage> {
+        let delimiter = delimiter.filter(|d| !d.is_empty());
+        let scope = object_key(bucket, prefix);
+        let base = bucket.len() + 1;
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_UPLOADS)?);
+        match key_marker.filter(|m| !m.is_empty()) {
+            // S3: without an upload-id marker, uploads of the marker key itself are skipped.
+            Some(marker) => {
+                let mut at = upload_key(bucket, marker, upload_id_marker.unwrap_or_default());
+                if upload_id_marker.is_none() {
+                    at.truncate(at.len() - 1);
+                    at.push(1);
+                } else {
+                    at.push(0);
+                }
+                if delimiter.is_some_and(|d| marker.ends_with(d) && marker.len() > prefix.len()) {
+                    at = object_key(bucket, marker);
+                    at.push(PAST_UTF8);
+                }
+                iter.seek(at.max(scope.clone()));
+            }
+            None => iter.seek(&scope),
+        }
+        let mut page = UploadPage::default();
+        while iter.valid() {
+            let Some(raw_key) = iter.key() else { break };
+            if !raw_key.starts_with(&scope) {
+                break;
+            }
+            let Some(split) = raw_key[base..].iter().rposition(|b| *b == 0) else {
+                iter.next();
+                continue;
+            };
+            let key = String::from_utf8_lossy(&raw_key[base..base + split]).into_owned();
+            let upload_id = String::from_utf8_lossy(&raw_key[base + split + 1..]).into_owned();
+            if page.uploads.len() + page.prefixes.len() == max {
+                page.truncated = true;
+                break;
+            }
+            if let Some(d) = delimiter
+                && let Some(pos) = key[prefix.len()..].find(d)
+            {
+                let common = key[..prefix.len() + pos + d.len()].to_string();
+                let mut next = object_key(bucket, &common);
+                next.push(PAST_UTF8);
+                page.prefixes.push(common);
+                iter.seek(&next);
+                continue;
+            }
+            let record = decode(iter.value().unwrap_or_default())?;
+            page.uploads.push(UploadItem { key, upload_id, record });
+            iter.next();
+        }
+        iter.status()?;
+        Ok(page)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::*;
+    use super::*;
+
+    fn part(number: u32, id: &str) -> PartRecord {
+        PartRecord {
+            number,
+            size: 5,
+            etag: format!("etag{number}"),
+            sha256: String::new(),
+            checksum: None,
+            modified_ms: 1,
+            blob: BlobRef { id: id.into(), replicas: vec![] },
+        }
+    }
+
+    fn object_with(parts: Vec<PartRecord>, ts: u64) -> ObjectEntry {
+        ObjectEntry::Live(Box::new(ObjectRecord {
+            ts,
+            modified_ms: 1,
+            size: 10,
+            etag: "x-2".into(),
+            sha256: String::new(),
+            headers: SystemHeaders::default(),
+            user_meta: vec![],
+            tags: vec![],
+            checksum: None,
+            parts,
+            blob: BlobRef { id: "manifest".into(), replicas: vec![] },
+        }))
+    }
+
+    fn open() -> (tempfile::TempDir, Index) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.create_bucket("b").unwrap();
+        (dir, index)
+    }
+
+    fn queued(index: &Index) -> Vec<String> {
+        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn parts_replace_and_complete_queues_the_rest() {
+        let (_dir, index) = open();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1b")).unwrap();
+        index.commit_part("b", "k", "u1", &part(2, "p2")).unwrap();
+        index.commit_part("b", "k", "u1", &part(3, "p3")).unwrap();
+        assert_eq!(queued(&index), ["p1"]);
+        let (first, more) = index.parts("u1", 0, 2).unwrap();
+        assert_eq!(first.iter().map(|p| p.number).collect::<Vec<_>>(), [1, 2]);
+        assert!(more);
+        assert_eq!(index.parts("u1", 2, 10).unwrap().0.len(), 1);
+
+        // A stale part (p1 was replaced) is refused.
+        let stale = object_with(vec![part(1, "p1"), part(3, "p3")], 10);
+        assert!(matches!(index.complete_upload("b", "k", "u1", &stale, None), Err(Error::InvalidPart)));
+        let entry = object_with(vec![part(1, "p1b"), part(3, "p3")], 10);
+        index.complete_upload("b", "k", "u1", &entry, None).unwrap();
+        assert_eq!(index.object("b", "k").unwrap().unwrap().parts.len(), 2);
+        assert_eq!(queued(&index), ["p1", "p2"]);
+        assert!(index.upload("b", "k", "u1").unwrap().is_none());
+        assert!(index.parts("u1", 0, 10).unwrap().0.is_empty());
+        assert!(matches!(index.commit_part("b", "k", "u1", &part(4, "late")), Err(Error::NoSuchUpload)));
+        assert_eq!(queued(&index), ["late", "p1", "p2"]);
+
+        // Overwriting the multipart object queues its manifest and every part.
+        index.commit_object("b", "k", &object_with(vec![], 20), None).unwrap();
+        assert_eq!(queued(&index), ["late", "manifest", "p1", "p1b", "p2", "p3"]);
+    }
+
+    #[test]
+    fn abort_queues_parts_and_conditions_guard_completion() {
+        let (_dir, index) = open();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        index.abort_upload("b", "k", "u1").unwrap();
+        assert_eq!(queued(&index), ["p1"]);
+        assert!(matches!(index.abort_upload("b", "k", "u1"), Err(Error::NoSuchUpload)));
+
+        index.commit_object("b", "k", &object_with(vec![], 5), None).unwrap();
+        index.create_upload("b", "k", "u2", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u2", &part(1, "q1")).unwrap();
+        let entry = object_with(vec![part(1, "q1")], 10);
+        let refused = index.complete_upload("b", "k", "u2", &entry, Some(&WriteCondition::IfNoneMatch));
+        assert!(matches!(refused, Err(Error::PreconditionFailed)));
+        assert!(index.upload("b", "k", "u2").unwrap().is_some(), "a refused completion changes nothing");
+        index.complete_upload("b", "k", "u2", &entry, Some(&WriteCondition::IfMatch("x-2".into()))).unwrap();
+    }
+
+    #[test]
+    fn lists_uploads_with_markers_and_prefixes() {
+        let (_dir, index) = open();
+        for (key, id) in [("a/1", "u1"), ("a/1", "u2"), ("a/2", "u3"), ("b", "u4"), ("c/d/e", "u5")] {
+            index.create_upload("b", key, id, &UploadRecord::default()).unwrap();
+        }
+        let ids = |page: &UploadPage| page.uploads.iter().map(|u| u.upload_id.clone()).collect::<Vec<_>>();
+        let all = index.list_uploads("b", "", None, None, None, 100).unwrap();
+        assert_eq!(ids(&all), ["u1", "u2", "u3", "u4", "u5"]);
+        let after = index.list_uploads("b", "", None, Some("a/1"), Some("u1"), 100).unwrap();
+        assert_eq!(ids(&after), ["u2", "u3", "u4", "u5"]);
+        let after_key = index.list_uploads("b", "", None, Some("a/1"), None, 100).unwrap();
+        assert_eq!(ids(&after_key), ["u3", "u4", "u5"]);
+        let rolled = index.list_uploads("b", "", Some("/"), None, None, 100).unwrap();
+        assert_eq!(rolled.prefixes, ["a/", "c/"]);
+        assert_eq!(ids(&rolled), ["u4"]);
+        let paged = index.list_uploads("b", "", None, None, None, 2).unwrap();
+        assert!(paged.truncated);
+        assert_eq!(ids(&paged), ["u1", "u2"]);
+    }
+}

@@ -1,0 +1,169 @@
+//! What every write (PutObject, UploadPart, CopyObject, UploadPartCopy, Complete) shares:
+//! reading the object attributes a request sets, checking conditions, and storing one body
+//! as a replicated blob.
+
+use base64::Engine as _;
+use bytes::Bytes;
+use futures::Stream;
+use s3s::dto::{ETagCondition, Metadata};
+
+use super::Gateway;
+use crate::blob_meta::BlobMeta;
+use crate::checksum::Expected;
+use crate::error::{Error, Result};
+use crate::index::WriteCondition;
+use crate::index::records::BlobRef;
+use crate::replicated::{self, BodyChecks};
+
+/// Largest single PUT (and part) S3 accepts: 5 GiB.
+pub(super) const MAX_PUT_SIZE: u64 = 5 * 1024 * 1024 * 1024;
+
+/// A fresh random id (128 bits, hex), for blobs and uploads.
+pub(crate) fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 16]>())
+}
+
+/// A body stored on its replicas, not yet referenced by the index.
+#[derive(Debug, Clone)]
+pub(super) struct Stored {
+    pub blob: BlobRef,
+    pub size: u64,
+    pub md5: [u8; 16],
+    pub sha256: [u8; 32],
+    /// The checksum computed for `Expected`, base64.
+    pub checksum: Option<String>,
+}
+
+/// Streams `body` into a new blob on the replicas the ring picks for `bucket`/`key`. Every
+/// digest is checked before the replicas commit, so a bad body leaves nothing behind.
+pub(super) async fn store<S, E>(
+    gw: &Gateway,
+    meta: &BlobMeta,
+    size: Option<u64>,
+    content_md5: Option<[u8; 16]>,
+    checksum: Option<Expected>,
+    body: S,
+) -> Result<Stored>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    if size.is_some_and(|n| n > MAX_PUT_SIZE) {
+        return Err(Error::EntityTooLarge);
+    }
+    let targets = gw.cluster.place(&meta.bucket, &meta.key, gw.replicas)?;
+    let blob_id = new_id();
+    let checks = BodyChecks { max_size: MAX_PUT_SIZE, content_md5, checksum };
+    let written =
+        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), size, gw.write_quorum, &checks, body)
+            .await?;
+    Ok(Stored {
+        blob: BlobRef { id: blob_id, replicas: written.replicas },
+        size: written.size,
+        md5: written.md5,
+        sha256: written.sha256,
+        checksum: written.checksum,
+    })
+}
+
+/// Parses `Content-MD5` (base64 of 16 bytes).
+pub(super) fn content_md5(value: Option<&str>) -> Result<Option<[u8; 16]>> {
+    value
+        .map(|value| {
+            base64::engine::general_purpose::STANDARD
+                .decode(value.trim())
+                .ok()
+                .and_then(|bytes| <[u8; 16]>::try_from(bytes).ok())
+                .ok_or(Error::InvalidDigest)
+        })
+        .transpose()
+}
+
+/// User metadata as stored: names lowercased, sorted.
+pub(super) fn user_meta(metadata: Option<Metadata>) -> Vec<(String, String)> {
+    let mut meta: Vec<(String, String)> =
+        metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    meta.sort();
+    meta
+}
+
+/// S3's limits on object tags.
+const MAX_TAGS: usize = 10;
+const MAX_TAG_KEY: usize = 128;
+const MAX_TAG_VALUE: usize = 256;
+
+/// Validates a tag set (at most 10, unique keys, S3's lengths).
+pub(super) fn check_tags(tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > MAX_TAGS {
+        return Err(Error::InvalidTag("Object tags cannot be greater than 10".into()));
+    }
+    for (i, (key, value)) in tags.iter().enumerate() {
+        if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
+            return Err(Error::InvalidTag("The TagKey you have provided is invalid".into()));
+        }
+        if value.chars().count() > MAX_TAG_VALUE {
+            return Err(Error::InvalidTag("The TagValue you have provided is invalid".into()));
+        }
+        if tags[..i].iter().any(|(k, _)| k == key) {
+            return Err(Error::InvalidTag("Cannot provide multiple Tags with the same key".into()));
+        }
+    }
+    Ok(())
+}
+
+/// Parses `x-amz-tagging` (a URL query string: `k1=v1&k2=v2`).
+pub(super) fn tagging_header(value: Option<&str>) -> Result<Vec<(String, String)>> {
+    let Some(value) = value.filter(|v| !v.is_empty()) else { return Ok(Vec::new()) };
+    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+    let tags: Vec<(String, String)> = value
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| match pair.split_once('=') {
+            Some((k, v)) => (decode(k), decode(v)),
+            None => (decode(pair), String::new()),
+        })
+        .collect();
+    check_tags(&tags)?;
+    Ok(tags)
+}
+
+/// The condition of a conditional write (`If-None-Match: *` or `If-Match: "etag"`).
+pub(super) fn write_condition(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+) -> Result<Option<WriteCondition>> {
+    match (if_match, if_none_match) {
+        (Some(_), Some(_)) => Err(Error::NotImplemented("If-Match together with If-None-Match on a write".into())),
+        (_, Some(ETagCondition::Any)) => Ok(Some(WriteCondition::IfNoneMatch)),
+        (_, Some(ETagCondition::ETag(_))) => {
+            Err(Error::NotImplemented("If-None-Match on a write supports only the value *".into()))
+        }
+        (Some(ETagCondition::ETag(etag)), None) => Ok(Some(WriteCondition::IfMatch(etag.value().to_string()))),
+        (Some(ETagCondition::Any), None) => Ok(Some(WriteCondition::IfExists)),
+        (None, None) => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tagging_header_is_a_query_string() {
+        let tags = tagging_header(Some("a=1&b%20c=two+words&empty=")).unwrap();
+        assert_eq!(
+            tags,
+            [("a".into(), "1".into()), ("b c".into(), "two words".into()), ("empty".into(), String::new())]
+        );
+        assert!(tagging_header(Some("a=1&a=2")).is_err());
+        let eleven = (0..11).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
+        assert!(tagging_header(Some(&eleven)).is_err());
+    }
+
+    #[test]
+    fn content_md5_must_be_16_bytes() {
+        assert!(content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg==")).unwrap().is_some());
+        assert!(matches!(content_md5(Some("abc")), Err(Error::InvalidDigest)));
+        assert!(content_md5(None).unwrap().is_none());
+    }
+}
