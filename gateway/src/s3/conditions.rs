@@ -16,6 +16,32 @@ pub(super) struct Preconditions<'a> {
     pub if_unmodified_since: Option<&'a Timestamp>,
 }
 
+/// The read preconditions of a GetObject or HeadObject input.
+macro_rules! read_preconditions {
+    ($input:expr) => {
+        $crate::s3::conditions::Preconditions {
+            if_match: $input.if_match.as_ref(),
+            if_none_match: $input.if_none_match.as_ref(),
+            if_modified_since: $input.if_modified_since.as_ref(),
+            if_unmodified_since: $input.if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(super) use read_preconditions;
+
+/// The `x-amz-copy-source-if-*` preconditions of a CopyObject or UploadPartCopy input.
+macro_rules! copy_source_preconditions {
+    ($input:expr) => {
+        $crate::s3::conditions::Preconditions {
+            if_match: $input.copy_source_if_match.as_ref(),
+            if_none_match: $input.copy_source_if_none_match.as_ref(),
+            if_modified_since: $input.copy_source_if_modified_since.as_ref(),
+            if_unmodified_since: $input.copy_source_if_unmodified_since.as_ref(),
+        }
+    };
+}
+pub(super) use copy_source_preconditions;
+
 fn matches(condition: &ETagCondition, record: &ObjectRecord) -> bool {
     match condition {
         ETagCondition::Any => true,

@@ -5,11 +5,11 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::conditions::{Preconditions, check_copy_source};
-use super::object::{checksum_fields, lookup, open_object, system_headers};
+use super::conditions::{check_copy_source, copy_source_preconditions};
+use super::object::{algorithm_from_dto, checksum_fields, lookup, open_object, system_headers};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
-use crate::checksum::{Algorithm, ChecksumType as ChecksumKind, Claimed, Expected};
+use crate::checksum::{ChecksumType as ChecksumKind, Claimed, Expected};
 use crate::error::Error;
 use crate::index::records::{ObjectEntry, ObjectRecord};
 use crate::time::{now_ms, timestamp_from_ms};
@@ -39,9 +39,7 @@ fn directive_is_replace(value: Option<&str>, what: &str) -> S3Result<bool> {
 /// (so a copy keeps its integrity check), else none.
 fn copy_checksum(requested: Option<&ChecksumAlgorithm>, source: &ObjectRecord) -> S3Result<Option<Expected>> {
     let algorithm = match requested {
-        Some(a) => {
-            Some(Algorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Invalid checksum algorithm"))?)
-        }
+        Some(a) => Some(algorithm_from_dto(a)?),
         None => source.checksum.as_ref().map(|c| c.algorithm),
     };
     Ok(algorithm.map(|algorithm| Expected { algorithm, claimed: Claimed::Nothing }))
@@ -55,15 +53,7 @@ pub(super) async fn copy_object(
     super::object::check_storage_class(input.storage_class.as_ref())?;
     let (src_bucket, src_key) = source_of(&input.copy_source)?;
     let source = lookup(gw, src_bucket, src_key)?;
-    check_copy_source(
-        &source,
-        &Preconditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        },
-    )?;
+    check_copy_source(&source, &copy_source_preconditions!(input))?;
     if gw.index.bucket(&input.bucket)?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
@@ -84,14 +74,7 @@ pub(super) async fn copy_object(
     }
 
     let (headers, user_meta) = if replace_meta {
-        let headers = system_headers(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires.as_ref(),
-        );
+        let headers = system_headers!(input);
         (headers, write::user_meta(input.metadata))
     } else {
         (source.headers.clone(), source.user_meta.clone())
@@ -166,15 +149,7 @@ pub(super) async fn upload_part_copy(
     let upload = super::multipart::require_upload(gw, &input.bucket, &input.key, &input.upload_id)?;
     let (src_bucket, src_key) = source_of(&input.copy_source)?;
     let source = lookup(gw, src_bucket, src_key)?;
-    check_copy_source(
-        &source,
-        &Preconditions {
-            if_match: input.copy_source_if_match.as_ref(),
-            if_none_match: input.copy_source_if_none_match.as_ref(),
-            if_modified_since: input.copy_source_if_modified_since.as_ref(),
-            if_unmodified_since: input.copy_source_if_unmodified_since.as_ref(),
-        },
-    )?;
+    check_copy_source(&source, &copy_source_preconditions!(input))?;
     let (start, end) = copy_range(input.copy_source_range.as_deref(), source.size)?;
     if end - start > write::MAX_PUT_SIZE {
         return Err(Error::EntityTooLarge.into());

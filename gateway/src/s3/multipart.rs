@@ -10,7 +10,7 @@ use s3s::stream::ByteStream as _;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::object::{checksum_algorithm_dto, checksum_fields, system_headers};
+use super::object::{algorithm_from_dto, checksum_algorithm_dto, checksum_fields, system_headers};
 use super::write::{self, new_id};
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
 use crate::checksum::{self, Algorithm, ChecksumType as ChecksumKind, Expected, PartDigest};
@@ -31,11 +31,7 @@ pub(super) async fn create_multipart_upload(
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
     let input = req.input;
     super::object::check_storage_class(input.storage_class.as_ref())?;
-    let algorithm = input
-        .checksum_algorithm
-        .as_ref()
-        .map(|a| Algorithm::parse(a.as_str()).ok_or_else(|| s3_error!(InvalidRequest, "Invalid checksum algorithm")))
-        .transpose()?;
+    let algorithm = input.checksum_algorithm.as_ref().map(algorithm_from_dto).transpose()?;
     let kind = input
         .checksum_type
         .as_ref()
@@ -60,14 +56,7 @@ pub(super) async fn create_multipart_upload(
     };
     let record = UploadRecord {
         initiated_ms: now_ms(),
-        headers: system_headers(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires.as_ref(),
-        ),
+        headers: system_headers!(input),
         user_meta: write::user_meta(input.metadata),
         tags: write::tagging_header(input.tagging.as_deref())?,
         checksum,

@@ -6,14 +6,14 @@ use s3s::stream::ByteStream as _;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::conditions::{Preconditions, check_read};
+use super::conditions::{check_read, read_preconditions};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::checksum::{Algorithm, Checksum, ChecksumType as ChecksumKind, Expected};
 use crate::error::Error;
-use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, SystemHeaders};
+use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord};
 use crate::replicated::{self, Segment, Source};
-use crate::time::{http_date, now_ms, parse_http_date, timestamp_from_ms};
+use crate::time::{now_ms, parse_http_date, timestamp_from_ms};
 
 /// Sets the `checksum_<algorithm>` field of an S3 output (every output that carries
 /// checksums names the fields alike).
@@ -36,6 +36,12 @@ pub(super) fn checksum_algorithm_dto(algorithm: Algorithm) -> ChecksumAlgorithm 
     ChecksumAlgorithm::from(algorithm.name().to_string())
 }
 
+/// The algorithm a DTO names.
+pub(super) fn algorithm_from_dto(algorithm: &ChecksumAlgorithm) -> S3Result<Algorithm> {
+    Algorithm::parse(algorithm.as_str())
+        .ok_or_else(|| s3_error!(InvalidRequest, "Invalid checksum algorithm: {}", algorithm.as_str()))
+}
+
 /// The value of an `x-amz-checksum-<algorithm>` request header.
 pub(super) fn claimed_checksum(headers: &http::HeaderMap, algorithm: Algorithm) -> Option<String> {
     headers.get(algorithm.header()).and_then(|v| v.to_str().ok()).map(str::to_string)
@@ -49,24 +55,20 @@ pub(super) fn check_storage_class(class: Option<&StorageClass>) -> S3Result<()> 
     }
 }
 
-/// The system headers a write sets.
-pub(super) fn system_headers(
-    content_type: Option<ContentType>,
-    content_encoding: Option<ContentEncoding>,
-    content_disposition: Option<ContentDisposition>,
-    content_language: Option<ContentLanguage>,
-    cache_control: Option<CacheControl>,
-    expires: Option<&Timestamp>,
-) -> SystemHeaders {
-    SystemHeaders {
-        content_type,
-        content_encoding,
-        content_disposition,
-        content_language,
-        cache_control,
-        expires: expires.and_then(http_date),
-    }
+/// The system headers a write input (PutObject, CreateMultipartUpload, CopyObject) sets.
+macro_rules! system_headers {
+    ($input:expr) => {
+        $crate::index::records::SystemHeaders {
+            content_type: $input.content_type,
+            content_encoding: $input.content_encoding,
+            content_disposition: $input.content_disposition,
+            content_language: $input.content_language,
+            cache_control: $input.cache_control,
+            expires: $input.expires.as_ref().and_then($crate::time::http_date),
+        }
+    };
 }
+pub(super) use system_headers;
 
 /// A request body, or an empty one.
 pub(super) fn body_or_empty(body: Option<StreamingBlob>) -> StreamingBlob {
@@ -93,14 +95,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let meta = BlobMeta {
-        headers: system_headers(
-            input.content_type,
-            input.content_encoding,
-            input.content_disposition,
-            input.content_language,
-            input.cache_control,
-            input.expires.as_ref(),
-        ),
+        headers: system_headers!(input),
         user_meta: write::user_meta(input.metadata),
         tags: write::tagging_header(input.tagging.as_deref())?,
         ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
@@ -302,15 +297,7 @@ macro_rules! object_output {
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    check_read(
-        &record,
-        &Preconditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-    )?;
+    check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let stream = open_object(gw, &record, plan.start, plan.end).await?;
     let mut output = object_output!(GetObjectOutput, record, plan, { body: Some(StreamingBlob::wrap(stream)) });
@@ -342,15 +329,7 @@ pub(super) async fn head_object(
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key)?;
-    check_read(
-        &record,
-        &Preconditions {
-            if_match: input.if_match.as_ref(),
-            if_none_match: input.if_none_match.as_ref(),
-            if_modified_since: input.if_modified_since.as_ref(),
-            if_unmodified_since: input.if_unmodified_since.as_ref(),
-        },
-    )?;
+    check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let output = object_output!(HeadObjectOutput, record, plan, {});
     Ok(S3Response::new(output))
