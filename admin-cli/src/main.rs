@@ -1,9 +1,13 @@
 //! `cairn-admin`: operator commands, a client of the gateway's admin API.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use gateway::admin::Status;
+use gateway::admin::gc::GcProgress;
+use gateway::admin::keys::{CreatedKey, KeyInfo};
+use serde_json::json;
 
 /// Operate a Cairn cluster through the gateway's admin API.
 #[derive(Debug, Parser)]
@@ -26,6 +30,109 @@ struct Cli {
 enum Command {
     /// Volumes with health and free space, object and byte counts.
     Status,
+    /// Access keys for SigV4 and the buckets they may use.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+    /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes.
+    Gc {
+        /// Only blobs older than this are touched (e.g. 1h, 30m, 90s, 0).
+        #[arg(long, default_value = "1h", value_parser = parse_duration)]
+        grace: Duration,
+        /// Count what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum KeyCommand {
+    /// Create a key; its secret is printed once.
+    Create {
+        /// A name for people.
+        name: String,
+    },
+    /// List keys and their grants (never secrets).
+    List,
+    /// Delete a key; requests signed with it fail at once.
+    Delete {
+        /// Access key id.
+        id: String,
+    },
+    /// Grant a key permissions on a bucket.
+    Allow(GrantArgs),
+    /// Take permissions away (all of them on the bucket if none is named).
+    Deny(GrantArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GrantArgs {
+    /// Access key id.
+    id: String,
+    /// Bucket name.
+    bucket: String,
+    /// Read objects and list.
+    #[arg(long)]
+    read: bool,
+    /// Write and delete objects.
+    #[arg(long)]
+    write: bool,
+    /// Create and delete the bucket.
+    #[arg(long)]
+    owner: bool,
+}
+
+/// Parses `90s`, `30m`, `1h`, `2d` or plain seconds.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let number: u64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
+    let seconds = match unit {
+        "" | "s" => number,
+        "m" => number * 60,
+        "h" => number * 3600,
+        "d" => number * 86_400,
+        _ => return Err(format!("bad duration unit in {text:?} (use s, m, h or d)")),
+    };
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The admin API, for one invocation.
+struct Api {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Api {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<String, String> {
+        let url = format!("{}{path}", self.base.trim_end_matches('/'));
+        let mut request = self.http.request(method, &url).bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| format!("{url}: {e}"))?;
+        let code = response.status();
+        let text = response.text().await.map_err(|e| format!("{url}: {e}"))?;
+        if !code.is_success() {
+            return Err(format!("{url} answered {code}: {}", text.trim()));
+        }
+        Ok(text)
+    }
+
+    async fn get(&self, path: &str) -> Result<String, String> {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    serde_json::from_str(text).map_err(|e| format!("unexpected answer: {e}"))
 }
 
 #[tokio::main]
@@ -35,8 +142,11 @@ async fn main() -> ExitCode {
         eprintln!("cairn-admin: an admin token is required (--token or CAIRN_ADMIN_TOKEN)");
         return ExitCode::from(2);
     };
+    let api = Api { base: cli.admin_url.clone(), token, http: reqwest::Client::new() };
     let result = match cli.command {
-        Command::Status => status(&cli.admin_url, &token, cli.json).await,
+        Command::Status => status(&api, cli.json).await,
+        Command::Key { command } => key(&api, command, cli.json).await,
+        Command::Gc { grace, dry_run } => gc(&api, grace, dry_run, cli.json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,16 +157,9 @@ async fn main() -> ExitCode {
     }
 }
 
-async fn status(admin_url: &str, token: &str, json: bool) -> Result<(), String> {
-    let url = format!("{}/status", admin_url.trim_end_matches('/'));
-    let response =
-        reqwest::Client::new().get(&url).bearer_auth(token).send().await.map_err(|e| format!("{url}: {e}"))?;
-    let code = response.status();
-    let body = response.text().await.map_err(|e| format!("{url}: {e}"))?;
-    if !code.is_success() {
-        return Err(format!("{url} answered {code}: {}", body.trim()));
-    }
-    let status: Status = serde_json::from_str(&body).map_err(|e| format!("{url}: unexpected answer: {e}"))?;
+async fn status(api: &Api, json: bool) -> Result<(), String> {
+    let body = api.get("/status").await?;
+    let status: Status = parse(&body)?;
     if json {
         println!("{body}");
         return Ok(());
@@ -82,4 +185,116 @@ async fn status(admin_url: &str, token: &str, json: bool) -> Result<(), String> 
         return Err("some volumes are down".into());
     }
     Ok(())
+}
+
+async fn key(api: &Api, command: KeyCommand, as_json: bool) -> Result<(), String> {
+    let grant = |args: GrantArgs, allow: bool| {
+        let body =
+            json!({"bucket": args.bucket, "read": args.read, "write": args.write, "owner": args.owner, "allow": allow});
+        (format!("/keys/{}/grants", args.id), body)
+    };
+    match command {
+        KeyCommand::Create { name } => {
+            let text = api.call(reqwest::Method::POST, "/keys", Some(json!({ "name": name }))).await?;
+            let key: CreatedKey = parse(&text)?;
+            if as_json {
+                println!("{}", json!({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}));
+            } else {
+                println!("access key id      {}", key.access_key_id);
+                println!("secret access key  {}   (shown only now)", key.secret_access_key);
+            }
+            Ok(())
+        }
+        KeyCommand::List => print_keys(&api.get("/keys").await?, as_json),
+        KeyCommand::Delete { id } => {
+            api.call(reqwest::Method::DELETE, &format!("/keys/{id}"), None).await?;
+            if !as_json {
+                println!("deleted {id}");
+            }
+            Ok(())
+        }
+        KeyCommand::Allow(args) => {
+            let (path, body) = grant(args, true);
+            print_keys(&api.call(reqwest::Method::POST, &path, Some(body)).await?, as_json)
+        }
+        KeyCommand::Deny(args) => {
+            let (path, body) = grant(args, false);
+            print_keys(&api.call(reqwest::Method::POST, &path, Some(body)).await?, as_json)
+        }
+    }
+}
+
+fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
+    if as_json {
+        println!("{text}");
+        return Ok(());
+    }
+    let keys: Vec<KeyInfo> = parse(text)?;
+    println!("{:<22} {:<20} grants", "access key id", "name");
+    for key in keys {
+        let grants: Vec<String> = key
+            .grants
+            .iter()
+            .map(|g| {
+                let mut perms = String::new();
+                for (on, letter) in [(g.read, 'r'), (g.write, 'w'), (g.owner, 'o')] {
+                    perms.push(if on { letter } else { '-' });
+                }
+                format!("{}:{perms}", g.bucket)
+            })
+            .collect();
+        println!("{:<22} {:<20} {}", key.access_key_id, key.name, grants.join(" "));
+    }
+    Ok(())
+}
+
+/// One line of progress; on a terminal it rewrites itself, in a log it is a line per update.
+fn progress_line(p: &GcProgress) -> String {
+    format!(
+        "gc {}: queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {}  deleted {}  errors {}",
+        p.state,
+        p.queue_done,
+        p.queue_total,
+        p.blobs_listed,
+        p.orphans,
+        p.orphan_bytes,
+        p.tombstones,
+        p.deleted,
+        p.errors
+    )
+}
+
+async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<(), String> {
+    let body = json!({"grace_secs": grace.as_secs(), "dry_run": dry_run});
+    api.call(reqwest::Method::POST, "/jobs/gc", Some(body)).await?;
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last_line = String::new();
+    let progress = loop {
+        let progress: Option<GcProgress> = parse(&api.get("/jobs/gc").await?)?;
+        let progress = progress.ok_or("the gateway forgot the job (restarted?)")?;
+        let line = progress_line(&progress);
+        if !as_json && line != last_line {
+            if terminal {
+                print!("\r{line}\x1b[K");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            } else {
+                println!("{line}");
+            }
+            last_line = line;
+        }
+        if progress.state != "running" {
+            break progress;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&progress).map_err(|e| e.to_string())?);
+    } else if terminal {
+        println!();
+    }
+    match (progress.state.as_str(), progress.errors) {
+        ("done", 0) => Ok(()),
+        ("done", n) => Err(format!("finished with {n} errors; last: {}", progress.last_error.unwrap_or_default())),
+        _ => Err(format!("gc {}: {}", progress.state, progress.last_error.unwrap_or_default())),
+    }
 }

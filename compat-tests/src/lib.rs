@@ -237,6 +237,33 @@ impl TestCluster {
         aws_sdk_s3::Client::from_conf(config)
     }
 
+    /// Runs `cairn-admin` against this cluster's admin API; returns its output.
+    pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        Command::new(binary("cairn-admin"))
+            .args(["--admin-url", &self.admin_url()])
+            .args(args)
+            .env("CAIRN_ADMIN_TOKEN", ADMIN_TOKEN)
+            .output()
+            .unwrap()
+    }
+
+    /// Runs `cairn-admin`, asserts success, returns stdout.
+    pub fn admin_ok(&self, args: &[&str]) -> String {
+        let output = self.admin(args);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "cairn-admin {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// All blob files on all volumes.
+    pub fn blob_files(&self) -> Vec<PathBuf> {
+        self.volumes.iter().flat_map(Volume::blob_files).collect()
+    }
+
     /// `GET /status` of the admin API.
     pub async fn status(&self) -> serde_json::Value {
         reqwest::Client::new()

@@ -1,24 +1,36 @@
 //! Who may call the S3 API: SigV4 secrets for access keys (s3s verifies the signature) and
-//! the access check that runs on every authenticated request.
+//! the access check that runs on every authenticated request: per-bucket grants of keys
+//! stored in the index; the root key from config may do everything.
+
+use std::sync::Arc;
 
 use http::HeaderMap;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
+use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 use subtle::ConstantTimeEq;
 
-/// Secrets for SigV4: the root key from config.
+use crate::index::Index;
+use crate::index::records::Grant;
+
+/// Secrets for SigV4: the root key from config, then the keys in the index.
 #[derive(Debug)]
 pub struct KeyStore {
     root_access_key: String,
     root_secret_key: SecretKey,
+    index: Arc<Index>,
 }
 
 impl KeyStore {
-    /// A key store holding only the root key.
-    pub fn new(root_access_key: String, root_secret_key: String) -> Self {
-        Self { root_access_key, root_secret_key: SecretKey::from(root_secret_key) }
+    /// A key store with the root key and the index's keys.
+    pub fn new(root_access_key: String, root_secret_key: String, index: Arc<Index>) -> Self {
+        Self { root_access_key, root_secret_key: SecretKey::from(root_secret_key), index }
     }
+}
+
+fn unknown_key() -> s3s::S3Error {
+    s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
 }
 
 #[async_trait::async_trait]
@@ -27,21 +39,86 @@ impl S3Auth for KeyStore {
         if bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
             return Ok(self.root_secret_key.clone());
         }
-        Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
+        match self.index.key(access_key)? {
+            Some(record) => Ok(SecretKey::from(record.secret)),
+            None => Err(unknown_key()),
+        }
     }
 }
 
-/// Denies anonymous requests and requests that carry `x-amz-*` headers outside the
-/// signature: such a header could be added or changed in transit without detection.
-#[derive(Debug, Default)]
-pub struct AccessPolicy;
+/// What an operation needs on a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Need {
+    Read,
+    Write,
+    Owner,
+}
+
+fn need_of(operation: &str) -> Need {
+    match operation {
+        "CreateBucket" | "DeleteBucket" => Need::Owner,
+        op if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => Need::Read,
+        _ => Need::Write,
+    }
+}
+
+fn allows(grants: &[Grant], bucket: &str, need: Need) -> bool {
+    grants.iter().filter(|g| g.bucket == bucket).any(|g| match need {
+        Need::Read => g.read || g.owner,
+        Need::Write => g.write || g.owner,
+        Need::Owner => g.owner,
+    })
+}
+
+/// The bucket of an `x-amz-copy-source` header (`bucket/key`, maybe `/`-led, URL-encoded).
+fn copy_source_bucket(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-amz-copy-source")?.to_str().ok()?;
+    let decoded = percent_encoding::percent_decode_str(value.trim_start_matches('/')).decode_utf8_lossy().into_owned();
+    decoded.split_once('/').map(|(bucket, _)| bucket.to_string())
+}
+
+/// Denies anonymous requests, requests that carry `x-amz-*` headers outside the signature
+/// (such a header could be added or changed in transit without detection), presigned URLs
+/// valid for more than a week, and requests of stored keys on buckets they are not granted.
+#[derive(Debug)]
+pub struct AccessPolicy {
+    root_access_key: String,
+    index: Arc<Index>,
+}
+
+impl AccessPolicy {
+    /// A policy where `root_access_key` may do everything.
+    pub fn new(root_access_key: String, index: Arc<Index>) -> Self {
+        Self { root_access_key, index }
+    }
+
+    /// Checks a stored key's grants for the operation (ListBuckets is filtered instead).
+    fn authorize(&self, access_key: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
+        let denied = || s3_error!(AccessDenied, "Access Denied");
+        let record = self.index.key(access_key)?.ok_or_else(unknown_key)?;
+        let operation = cx.s3_op().name();
+        let bucket = match cx.s3_path() {
+            S3Path::Root => return Ok(()),
+            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
+        };
+        if !allows(&record.grants, bucket, need_of(operation)) {
+            return Err(denied());
+        }
+        if let Some(source) = copy_source_bucket(cx.headers())
+            && !allows(&record.grants, &source, Need::Read)
+        {
+            return Err(denied());
+        }
+        Ok(())
+    }
+}
 
 #[async_trait::async_trait]
 impl S3Access for AccessPolicy {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        if cx.credentials().is_none() {
+        let Some(access_key) = cx.credentials().map(|c| c.access_key.clone()) else {
             return Err(s3_error!(AccessDenied, "Access Denied"));
-        }
+        };
         if presigned_expiry(cx.uri().query()).is_some_and(|seconds| seconds > MAX_PRESIGNED_EXPIRY_SECS) {
             return Err(s3_error!(
                 AuthorizationQueryParametersError,
@@ -55,7 +132,10 @@ impl S3Access for AccessPolicy {
                 "There were headers present in the request which were not signed: {name}"
             ));
         }
-        Ok(())
+        if bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
+            return Ok(());
+        }
+        self.authorize(&access_key, cx)
     }
 }
 
@@ -128,6 +208,23 @@ mod tests {
         let mut extra = h.clone();
         extra.insert("x-amz-meta-sneaky", http::HeaderValue::from_static("1"));
         assert_eq!(unsigned_amz_header(&extra, &signed).as_deref(), Some("x-amz-meta-sneaky"));
+    }
+
+    #[test]
+    fn operations_need_the_right_grant() {
+        let grants = vec![
+            Grant { bucket: "a".into(), read: true, ..Default::default() },
+            Grant { bucket: "b".into(), owner: true, ..Default::default() },
+        ];
+        assert!(allows(&grants, "a", need_of("GetObject")));
+        assert!(allows(&grants, "a", need_of("ListObjectsV2")));
+        assert!(!allows(&grants, "a", need_of("PutObject")));
+        assert!(!allows(&grants, "a", need_of("DeleteBucket")));
+        assert!(allows(&grants, "b", need_of("DeleteObjects")));
+        assert!(allows(&grants, "b", need_of("CreateBucket")));
+        assert!(!allows(&grants, "c", need_of("HeadObject")));
+        let h = headers(&[("x-amz-copy-source", "/src%20bucket/key/with/slashes")]);
+        assert_eq!(copy_source_bucket(&h).as_deref(), Some("src bucket"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod in_flight;
 pub mod index;
 pub mod placement;
 pub mod replicated;

@@ -32,6 +32,7 @@ pub async fn run(
     let cluster = Cluster::join(&index, &volumes, &settings.volumes, VOLUME_WAIT).await?;
     tracing::info!(volumes = cluster.membership().volumes.len(), replicas = settings.replicas, "cluster joined");
 
+    let in_flight = crate::in_flight::InFlight::default();
     let gateway = Gateway::new(
         index.clone(),
         cluster.clone(),
@@ -39,10 +40,11 @@ pub async fn run(
         settings.replicas,
         settings.write_quorum,
         settings.region.clone(),
+        in_flight.clone(),
     );
     let mut builder = S3ServiceBuilder::new(gateway);
-    builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone()));
-    builder.set_access(AccessPolicy);
+    builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone(), index.clone()));
+    builder.set_access(AccessPolicy::new(settings.access_key.clone(), index.clone()));
     if let Some(domain) = &settings.domain {
         builder.set_host(VirtualHosts { domain: domain.clone() });
     }
@@ -67,7 +69,7 @@ pub async fn run(
         .instrument(span)
     });
 
-    let admin = Arc::new(AdminApi { index, cluster, volumes, token: settings.admin_token.clone() });
+    let admin = Arc::new(AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone()));
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     let admin_task =

@@ -94,6 +94,35 @@ impl VolumeClient {
         check(response, base).await.map(drop)
     }
 
+    /// One page of the blobs of a subvolume, in id order after `after`; and the id to
+    /// continue after, if there are more.
+    pub async fn list(
+        &self,
+        base: &str,
+        subvolume: u32,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ListedBlob>, Option<String>)> {
+        let mut url = format!("{}/list/{subvolume}?limit={limit}", base.trim_end_matches('/'));
+        if let Some(after) = after {
+            url.push_str("&after=");
+            url.push_str(after);
+        }
+        let response = self
+            .http
+            .get(&url)
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .send()
+            .await
+            .map_err(|e| Error::Unavailable(format!("{base}: {e}")))?;
+        let page: ListPage = check(response, base)
+            .await?
+            .json()
+            .await
+            .map_err(|e| Error::Volume(format!("{base}: bad listing: {e}")))?;
+        Ok((page.blobs, page.next))
+    }
+
     /// The volume's id and space per subvolume.
     pub async fn stats(&self, base: &str) -> Result<VolumeStats> {
         let response = self
@@ -107,6 +136,27 @@ impl VolumeClient {
         let response = check(response, base).await?;
         response.json().await.map_err(|e| Error::Volume(format!("{base}: bad stats: {e}")))
     }
+}
+
+/// A blob as a volume lists it: its footer facts and the gateway's metadata.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ListedBlob {
+    /// Blob id.
+    pub id: String,
+    /// Data bytes.
+    pub data_len: u64,
+    /// SHA-256 of the data, hex.
+    pub sha256: String,
+    /// When the volume wrote it, unix milliseconds.
+    pub written_at_ms: u64,
+    /// The metadata the gateway wrote with it.
+    pub meta: serde_json::Value,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct ListPage {
+    blobs: Vec<ListedBlob>,
+    next: Option<String>,
 }
 
 async fn check(response: reqwest::Response, base: &str) -> Result<reqwest::Response> {

@@ -6,15 +6,18 @@
 //! | `objects`     | bucket `\0` key              | [`ObjectEntry`]          |
 //! | `uploads`     | bucket `\0` key `\0` upload  | [`UploadRecord`]         |
 //! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
-//! | `keys`        | access key id                | access key (later)       |
+//! | `keys`        | access key id                | [`KeyRecord`]            |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
 
+mod gc;
+mod keys;
 mod multipart;
 pub mod records;
 
+pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
@@ -26,7 +29,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, Writ
 
 use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
-use self::records::{PartRecord, UploadRecord};
+use self::records::{KeyRecord, PartRecord, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";

@@ -175,6 +175,40 @@ impl ObjectEntry {
     }
 }
 
+/// An access key: its SigV4 secret and the buckets it may use. The root key from config is
+/// not stored here and may use every bucket.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyRecord {
+    /// A name for people.
+    pub name: String,
+    /// The secret access key (SigV4 needs it in the clear to compute signatures).
+    pub secret: String,
+    /// When it was created, unix milliseconds.
+    pub created_ms: u64,
+    /// What it may do, per bucket.
+    pub grants: Vec<Grant>,
+}
+
+impl std::fmt::Debug for KeyRecord {
+    /// The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyRecord").field("name", &self.name).field("grants", &self.grants).finish_non_exhaustive()
+    }
+}
+
+/// Permissions of a key on one bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Grant {
+    /// Bucket name.
+    pub bucket: String,
+    /// Read objects and list.
+    pub read: bool,
+    /// Write and delete objects.
+    pub write: bool,
+    /// Create and delete the bucket itself (implies read and write).
+    pub owner: bool,
+}
+
 /// A blob no longer referenced, waiting for GC after `queued_ms` plus the grace period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GcEntry {

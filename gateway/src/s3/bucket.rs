@@ -7,14 +7,21 @@ use super::Gateway;
 use crate::error::Error;
 use crate::time::timestamp_from_ms;
 
+/// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
 pub(super) async fn list_buckets(
     gw: &Gateway,
-    _req: S3Request<ListBucketsInput>,
+    req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
+    let stored_key = match &req.credentials {
+        Some(credentials) => gw.index.key(&credentials.access_key)?,
+        None => None,
+    };
+    let visible = |name: &str| stored_key.as_ref().is_none_or(|key| key.grants.iter().any(|g| g.bucket == name));
     let buckets = gw
         .index
         .buckets()?
         .into_iter()
+        .filter(|(name, _)| visible(name))
         .map(|(name, record)| Bucket {
             name: Some(name),
             creation_date: Some(timestamp_from_ms(record.created_ms)),

@@ -30,6 +30,7 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
     let meta = BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms());
     let targets = gw.cluster.place(bucket, key, gw.replicas)?;
     let blob_id = new_id();
+    let _in_flight = gw.in_flight.register(&blob_id);
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     let checks = BodyChecks::none();
     let written =

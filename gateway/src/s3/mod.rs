@@ -46,6 +46,8 @@ pub struct Gateway {
     pub(crate) replicas: usize,
     pub(crate) write_quorum: usize,
     pub(crate) region: String,
+    /// Blobs being written, hidden from GC until committed.
+    pub(crate) in_flight: crate::in_flight::InFlight,
 }
 
 impl Gateway {
@@ -57,8 +59,9 @@ impl Gateway {
         replicas: usize,
         write_quorum: usize,
         region: String,
+        in_flight: crate::in_flight::InFlight,
     ) -> Self {
-        Self { index, cluster, volumes, replicas, write_quorum, region }
+        Self { index, cluster, volumes, replicas, write_quorum, region, in_flight }
     }
 
     pub(crate) fn owner() -> Owner {

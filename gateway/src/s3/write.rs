@@ -11,6 +11,7 @@ use super::Gateway;
 use crate::blob_meta::BlobMeta;
 use crate::checksum::Expected;
 use crate::error::{Error, Result};
+use crate::in_flight::InFlightGuard;
 use crate::index::WriteCondition;
 use crate::index::records::BlobRef;
 use crate::replicated::{self, BodyChecks};
@@ -24,7 +25,7 @@ pub(crate) fn new_id() -> String {
 }
 
 /// A body stored on its replicas, not yet referenced by the index.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(super) struct Stored {
     pub blob: BlobRef,
     pub size: u64,
@@ -32,6 +33,8 @@ pub(super) struct Stored {
     pub sha256: [u8; 32],
     /// The checksum computed for `Expected`, base64.
     pub checksum: Option<String>,
+    /// Keeps the blob hidden from GC until this is dropped, after the index commit.
+    pub _in_flight: InFlightGuard,
 }
 
 /// Streams `body` into a new blob on the replicas the ring picks for `bucket`/`key`. Every
@@ -53,6 +56,7 @@ where
     }
     let targets = gw.cluster.place(&meta.bucket, &meta.key, gw.replicas)?;
     let blob_id = new_id();
+    let in_flight = gw.in_flight.register(&blob_id);
     let checks = BodyChecks { max_size: MAX_PUT_SIZE, content_md5, checksum };
     let written =
         replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), size, gw.write_quorum, &checks, body)
@@ -63,6 +67,7 @@ where
         md5: written.md5,
         sha256: written.sha256,
         checksum: written.checksum,
+        _in_flight: in_flight,
     })
 }
 

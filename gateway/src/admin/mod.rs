@@ -1,16 +1,30 @@
-//! The admin API (separate listener, bearer admin token). For now: `GET /status`.
+//! The admin API (separate listener, bearer admin token).
+//!
+//! ```text
+//! GET    /status                 volumes, counts, jobs
+//! POST   /keys                   {"name"} → a new access key with its secret (shown once)
+//! GET    /keys                   keys and grants, no secrets
+//! DELETE /keys/{id}
+//! POST   /keys/{id}/grants       {"bucket", "read", "write", "owner", "allow"}
+//! POST   /jobs/gc                {"grace_secs", "dry_run"} → starts GC (one at a time)
+//! GET    /jobs/gc                progress of the running or last GC
+//! ```
+
+pub mod gc;
+pub mod keys;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode, header};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::Serialize;
 use subtle::ConstantTimeEq;
 
 use crate::cluster::Cluster;
+use crate::in_flight::InFlight;
 use crate::index::Index;
 use crate::volume_client::VolumeClient;
 
@@ -20,7 +34,47 @@ pub struct AdminApi {
     pub(crate) index: Arc<Index>,
     pub(crate) cluster: Cluster,
     pub(crate) volumes: VolumeClient,
+    pub(crate) in_flight: InFlight,
     pub(crate) token: Option<String>,
+    pub(crate) gc: gc::GcRunner,
+}
+
+impl AdminApi {
+    /// The admin API over the gateway's state.
+    pub fn new(
+        index: Arc<Index>,
+        cluster: Cluster,
+        volumes: VolumeClient,
+        in_flight: InFlight,
+        token: Option<String>,
+    ) -> Self {
+        Self { index, cluster, volumes, in_flight, token, gc: gc::GcRunner::default() }
+    }
+}
+
+/// Largest JSON body the admin API reads.
+const MAX_BODY: usize = 64 * 1024;
+
+/// An admin request failed: the status and a message for the operator.
+#[derive(Debug)]
+pub(crate) struct Failure(StatusCode, String);
+
+impl From<crate::Error> for Failure {
+    fn from(err: crate::Error) -> Self {
+        tracing::error!(%err, "admin request failed");
+        Failure(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
+    }
+}
+
+/// Reads a JSON body (an empty body reads as `{}`).
+pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Failure> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("body: {e}")))?
+        .to_bytes();
+    let bytes = if bytes.is_empty() { Bytes::from_static(b"{}") } else { bytes };
+    serde_json::from_slice(&bytes).map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")))
 }
 
 /// `GET /status` answer.
@@ -36,6 +90,8 @@ pub struct Status {
     pub bytes: u64,
     /// Blobs waiting for GC.
     pub gc_queue: u64,
+    /// The running or last GC job.
+    pub gc: Option<gc::GcProgress>,
 }
 
 /// One volume in `/status`.
@@ -73,17 +129,20 @@ impl AdminApi {
         if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
             return Ok(reply(StatusCode::UNAUTHORIZED, "unauthorized".into()));
         }
-        let response = match (req.method().as_str(), req.uri().path()) {
-            ("GET", "/status") => match self.status().await {
-                Ok(status) => json(&status),
-                Err(err) => {
-                    tracing::error!(%err, "status failed");
-                    reply(StatusCode::INTERNAL_SERVER_ERROR, err.to_string())
-                }
-            },
-            _ => reply(StatusCode::NOT_FOUND, "not found".into()),
+        let method = req.method().clone();
+        let path = req.uri().path().trim_end_matches('/').to_string();
+        let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        let result = match (method.as_str(), segments.as_slice()) {
+            ("GET", ["status"]) => self.status().await.map(|s| json(StatusCode::OK, &s)).map_err(Failure::from),
+            ("POST", ["keys"]) => keys::create(&self, req).await,
+            ("GET", ["keys"]) => keys::list(&self),
+            ("DELETE", ["keys", id]) => keys::delete(&self, id),
+            ("POST", ["keys", id, "grants"]) => keys::grant(&self, id, req).await,
+            ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,
+            ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.progress())),
+            _ => Err(Failure(StatusCode::NOT_FOUND, "not found".into())),
         };
-        Ok(response)
+        Ok(result.unwrap_or_else(|Failure(status, message)| reply(status, message)))
     }
 
     async fn status(&self) -> crate::Result<Status> {
@@ -106,20 +165,21 @@ impl AdminApi {
         })
         .await
         .map_err(|e| crate::Error::Index(e.to_string()))??;
-        Ok(Status { volumes, buckets, objects, bytes, gc_queue })
+        Ok(Status { volumes, buckets, objects, bytes, gc_queue, gc: self.gc.last() })
     }
 }
 
-fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
+pub(crate) fn reply(status: StatusCode, text: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
     response
 }
 
-fn json<T: Serialize>(value: &T) -> Response<Full<Bytes>> {
+pub(crate) fn json<T: Serialize>(status: StatusCode, value: &T) -> Response<Full<Bytes>> {
     match serde_json::to_vec_pretty(value) {
         Ok(bytes) => {
             let mut response = Response::new(Full::new(Bytes::from(bytes)));
+            *response.status_mut() = status;
             response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
             response
         }

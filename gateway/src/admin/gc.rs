@@ -1,0 +1,290 @@
+//! Garbage collection as a background job of the gateway: one at a time, progress readable
+//! while it runs and after. It is safe to interrupt: every step is idempotent (deleting a
+//! blob twice is fine; a queue entry goes only after its blob is gone everywhere), so a job
+//! cut short by a restart is simply run again.
+//!
+//! 1. The GC queue: blobs of overwritten and deleted versions and of aborted or replaced
+//!    parts, queued more than `grace` ago, are deleted on their replicas.
+//! 2. Orphans: every subvolume is listed; blobs older than `grace` that no record references
+//!    (writes that failed after reaching a volume) are deleted. The order makes a write in
+//!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
+//!    is read, then the index. A listed blob's write either still holds its registration,
+//!    or committed before releasing it, and so before the index is read.
+//! 3. Tombstones older than `grace` go, blob and record, once nothing older is queued: by
+//!    then every blob of the versions they deleted is gone, so rebuild cannot resurrect them.
+
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::{AdminApi, Failure, json, read_json};
+use crate::cluster::Cluster;
+use crate::error::Result;
+use crate::in_flight::InFlight;
+use crate::index::Index;
+use crate::index::records::BlobRef;
+use crate::time::now_ms;
+use crate::volume_client::VolumeClient;
+
+/// Blobs per listing page.
+const LIST_PAGE: usize = 1000;
+/// Default grace period: an hour, far longer than any single write.
+const DEFAULT_GRACE_SECS: u64 = 3600;
+
+/// `POST /jobs/gc` body.
+#[derive(Debug, Deserialize)]
+struct GcRequest {
+    grace_secs: Option<u64>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Progress and outcome of a GC job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct GcProgress {
+    /// `running`, `done` or `failed`.
+    pub state: String,
+    /// Counted only; nothing deleted.
+    pub dry_run: bool,
+    /// Grace period used.
+    pub grace_secs: u64,
+    /// Start, unix milliseconds.
+    pub started_ms: u64,
+    /// End, unix milliseconds.
+    pub finished_ms: Option<u64>,
+    /// Queue entries due.
+    pub queue_total: u64,
+    /// Queue entries whose blobs are deleted everywhere.
+    pub queue_done: u64,
+    /// Blobs listed on the volumes.
+    pub blobs_listed: u64,
+    /// Orphans (unreferenced, older than the grace period) found.
+    pub orphans: u64,
+    /// Bytes of the orphans.
+    pub orphan_bytes: u64,
+    /// Tombstones dropped.
+    pub tombstones: u64,
+    /// Blob replicas deleted (queue, orphans and tombstones).
+    pub deleted: u64,
+    /// Failures (a volume down, …); the job goes on and a rerun retries them.
+    pub errors: u64,
+    /// The last failure.
+    pub last_error: Option<String>,
+}
+
+/// Runs GC jobs one at a time and keeps the progress of the last.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct GcRunner {
+    progress: Arc<Mutex<Option<GcProgress>>>,
+}
+
+impl GcRunner {
+    /// The running or last job.
+    pub(crate) fn last(&self) -> Option<GcProgress> {
+        self.progress.lock().ok().and_then(|p| p.clone())
+    }
+
+    pub(super) fn progress(&self) -> Option<GcProgress> {
+        self.last()
+    }
+
+    fn update(&self, change: impl FnOnce(&mut GcProgress)) {
+        if let Ok(mut guard) = self.progress.lock()
+            && let Some(progress) = guard.as_mut()
+        {
+            change(progress);
+        }
+    }
+
+    fn failed(&self, err: &crate::Error) {
+        self.update(|p| {
+            p.errors += 1;
+            p.last_error = Some(err.to_string());
+        });
+    }
+}
+
+pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: GcRequest = read_json(req).await?;
+    let grace_secs = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
+    {
+        let mut guard =
+            api.gc.progress.lock().map_err(|_| Failure(StatusCode::INTERNAL_SERVER_ERROR, "lock".into()))?;
+        if guard.as_ref().is_some_and(|p| p.state == "running") {
+            return Err(Failure(StatusCode::CONFLICT, "a GC job is already running".into()));
+        }
+        *guard = Some(GcProgress {
+            state: "running".into(),
+            dry_run: body.dry_run,
+            grace_secs,
+            started_ms: now_ms(),
+            ..Default::default()
+        });
+    }
+    let job = GcJob {
+        index: api.index.clone(),
+        cluster: api.cluster.clone(),
+        volumes: api.volumes.clone(),
+        runner: api.gc.clone(),
+        in_flight: api.in_flight.clone(),
+        cutoff_ms: now_ms().saturating_sub(grace_secs.saturating_mul(1000)),
+        dry_run: body.dry_run,
+    };
+    tokio::spawn(async move {
+        let outcome = job.run().await;
+        job.runner.update(|p| {
+            p.finished_ms = Some(now_ms());
+            match &outcome {
+                Ok(()) => p.state = "done".into(),
+                Err(err) => {
+                    p.state = "failed".into();
+                    p.last_error = Some(err.to_string());
+                }
+            }
+        });
+        match outcome {
+            Ok(()) => tracing::info!(progress = ?job.runner.last(), "gc finished"),
+            Err(err) => tracing::error!(%err, "gc failed"),
+        }
+    });
+    Ok(json(StatusCode::ACCEPTED, &api.gc.last()))
+}
+
+struct GcJob {
+    index: Arc<Index>,
+    cluster: Cluster,
+    volumes: VolumeClient,
+    runner: GcRunner,
+    in_flight: InFlight,
+    cutoff_ms: u64,
+    dry_run: bool,
+}
+
+impl GcJob {
+    async fn run(&self) -> Result<()> {
+        self.collect_queue().await?;
+        self.collect_orphans().await?;
+        self.drop_tombstones().await
+    }
+
+    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Index) -> Result<T> + Send + 'static) -> Result<T> {
+        let index = self.index.clone();
+        tokio::task::spawn_blocking(move || work(&index))
+            .await
+            .map_err(|e| crate::Error::Index(format!("gc task failed: {e}")))?
+    }
+
+    /// Deletes every replica of `blob`; whether all are gone (an unknown volume counts as
+    /// failed: its blob may still be there).
+    async fn delete_everywhere(&self, blob: &BlobRef) -> bool {
+        let mut all = true;
+        for replica in &blob.replicas {
+            let Some(url) = self.cluster.url_of(&replica.volume) else {
+                all = false;
+                continue;
+            };
+            match self.volumes.delete(&url, replica.subvolume, &blob.id).await {
+                Ok(()) => self.runner.update(|p| p.deleted += 1),
+                Err(err) => {
+                    self.runner.failed(&err);
+                    all = false;
+                }
+            }
+        }
+        all
+    }
+
+    async fn collect_queue(&self) -> Result<()> {
+        let cutoff = self.cutoff_ms;
+        let due = self.blocking(move |index| index.gc_due(cutoff)).await?;
+        self.runner.update(|p| p.queue_total = due.len() as u64);
+        for queued in due {
+            if self.dry_run {
+                self.runner.update(|p| p.queue_done += 1);
+                continue;
+            }
+            if self.delete_everywhere(&queued.entry.blob).await {
+                let key = queued.queue_key.clone();
+                self.blocking(move |index| index.gc_remove(&key)).await?;
+                self.runner.update(|p| p.queue_done += 1);
+            }
+        }
+        Ok(())
+    }
+
+    async fn collect_orphans(&self) -> Result<()> {
+        // List first, read the index second: see the module docs.
+        let mut candidates = Vec::new();
+        let membership = self.cluster.membership();
+        for volume in &membership.volumes {
+            for subvolume in 0..volume.subvolumes {
+                let mut after: Option<String> = None;
+                loop {
+                    let page = self.volumes.list(&volume.url, subvolume, after.as_deref(), LIST_PAGE).await;
+                    let (blobs, next) = match page {
+                        Ok(page) => page,
+                        Err(err) => {
+                            self.runner.failed(&err);
+                            break;
+                        }
+                    };
+                    self.runner.update(|p| p.blobs_listed += blobs.len() as u64);
+                    for blob in blobs.into_iter().filter(|b| b.written_at_ms < self.cutoff_ms) {
+                        candidates.push((volume.url.clone(), subvolume, blob.id, blob.data_len));
+                    }
+                    match next {
+                        Some(next) => after = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        let in_flight = self.in_flight.snapshot();
+        let referenced = self.blocking(|index| index.referenced_blobs()).await?;
+        let orphans = candidates.into_iter().filter(|c| !referenced.contains(&c.2) && !in_flight.contains(&c.2));
+        for (url, subvolume, id, size) in orphans {
+            self.runner.update(|p| {
+                p.orphans += 1;
+                p.orphan_bytes += size;
+            });
+            if self.dry_run {
+                continue;
+            }
+            match self.volumes.delete(&url, subvolume, &id).await {
+                Ok(()) => self.runner.update(|p| p.deleted += 1),
+                Err(err) => self.runner.failed(&err),
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_tombstones(&self) -> Result<()> {
+        // A tombstone may go once everything queued before it is gone; the clock is in
+        // microseconds, the queue in milliseconds.
+        let oldest_queued = self.blocking(|index| index.gc_oldest_ms()).await?;
+        let before_ms = oldest_queued.map_or(self.cutoff_ms, |oldest| oldest.min(self.cutoff_ms));
+        let before_ts = before_ms.saturating_mul(1000);
+        let tombstones = self.blocking(move |index| index.tombstones_before(before_ts)).await?;
+        for tombstone in tombstones {
+            if self.dry_run {
+                self.runner.update(|p| p.tombstones += 1);
+                continue;
+            }
+            // The record goes first: a crash in between leaves an orphan blob, which the
+            // next run collects, never a record without its blob.
+            let dropped = {
+                let t = tombstone.clone();
+                self.blocking(move |index| index.drop_tombstone(&t)).await?
+            };
+            if dropped {
+                self.delete_everywhere(&tombstone.blob).await;
+                self.runner.update(|p| p.tombstones += 1);
+            }
+        }
+        Ok(())
+    }
+}

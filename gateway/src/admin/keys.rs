@@ -1,0 +1,120 @@
+//! Access keys over the admin API. The secret is returned once, at creation.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+
+use super::{AdminApi, Failure, json, read_json, reply};
+use crate::index::records::{Grant, KeyRecord};
+use crate::time::now_ms;
+
+/// `POST /keys` body.
+#[derive(Debug, Deserialize)]
+struct CreateKey {
+    name: String,
+}
+
+/// `POST /keys` answer: the only time the secret is shown.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreatedKey {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Name.
+    pub name: String,
+}
+
+/// One key in `GET /keys`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct KeyInfo {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Name.
+    pub name: String,
+    /// Creation time, unix milliseconds.
+    pub created_ms: u64,
+    /// Grants per bucket.
+    pub grants: Vec<Grant>,
+}
+
+/// `POST /keys/{id}/grants` body: `allow` adds the named permissions, otherwise removes them
+/// (all of them when none is named).
+#[derive(Debug, Deserialize)]
+struct GrantChange {
+    bucket: String,
+    #[serde(default)]
+    read: bool,
+    #[serde(default)]
+    write: bool,
+    #[serde(default)]
+    owner: bool,
+    allow: bool,
+}
+
+fn random_string(len: usize, alphabet: &[u8]) -> String {
+    let mut rng = rand::rng();
+    (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
+}
+
+pub(super) async fn create(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: CreateKey = read_json(req).await?;
+    if body.name.trim().is_empty() {
+        return Err(Failure(StatusCode::BAD_REQUEST, "a key needs a name".into()));
+    }
+    let access_key_id = format!("CK{}", random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
+    let secret_access_key = random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    let record =
+        KeyRecord { name: body.name.clone(), secret: secret_access_key.clone(), created_ms: now_ms(), grants: vec![] };
+    api.index.put_key(&access_key_id, &record)?;
+    tracing::info!(%access_key_id, name = %body.name, "access key created");
+    Ok(json(StatusCode::CREATED, &CreatedKey { access_key_id, secret_access_key, name: body.name }))
+}
+
+pub(super) fn list(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
+    let keys: Vec<KeyInfo> = api
+        .index
+        .keys()?
+        .into_iter()
+        .map(|(id, record)| KeyInfo {
+            access_key_id: id,
+            name: record.name,
+            created_ms: record.created_ms,
+            grants: record.grants,
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &keys))
+}
+
+pub(super) fn delete(api: &AdminApi, id: &str) -> Result<Response<Full<Bytes>>, Failure> {
+    if !api.index.delete_key(id)? {
+        return Err(Failure(StatusCode::NOT_FOUND, format!("no key {id}")));
+    }
+    tracing::info!(access_key_id = %id, "access key deleted");
+    Ok(reply(StatusCode::NO_CONTENT, String::new()))
+}
+
+pub(super) async fn grant(api: &AdminApi, id: &str, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let change: GrantChange = read_json(req).await?;
+    let none_named = !(change.read || change.write || change.owner);
+    let found = api.index.update_grant(id, &change.bucket, |grant| {
+        if change.allow {
+            grant.read |= change.read;
+            grant.write |= change.write;
+            grant.owner |= change.owner;
+        } else if none_named {
+            *grant = Grant { bucket: grant.bucket.clone(), ..Default::default() };
+        } else {
+            grant.read &= !change.read;
+            grant.write &= !change.write;
+            grant.owner &= !change.owner;
+        }
+    })?;
+    if !found {
+        return Err(Failure(StatusCode::NOT_FOUND, format!("no key {id}")));
+    }
+    list(api)
+}
