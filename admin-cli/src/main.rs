@@ -35,6 +35,18 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Recreate a lost index from the volumes (offline: the gateway must be stopped).
+    Rebuild {
+        /// New, empty index directory; start the gateway with `--db` pointing at it.
+        #[arg(long)]
+        db: std::path::PathBuf,
+        /// Every volume daemon URL, comma-separated.
+        #[arg(long, env = "CAIRN_VOLUMES", value_delimiter = ',', required = true)]
+        volumes: Vec<String>,
+        /// Secret shared with the volume daemons.
+        #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
+        cluster_secret: String,
+    },
     /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes.
     Gc {
         /// Only blobs older than this are touched (e.g. 1h, 30m, 90s, 0).
@@ -138,6 +150,10 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Rebuild { db, volumes, cluster_secret } = &cli.command {
+        volumed::serve::init_logging();
+        return finish(rebuild(db, volumes, cluster_secret, cli.json).await);
+    }
     let Some(token) = cli.token.clone() else {
         eprintln!("cairn-admin: an admin token is required (--token or CAIRN_ADMIN_TOKEN)");
         return ExitCode::from(2);
@@ -145,9 +161,14 @@ async fn main() -> ExitCode {
     let api = Api { base: cli.admin_url.clone(), token, http: reqwest::Client::new() };
     let result = match cli.command {
         Command::Status => status(&api, cli.json).await,
+        Command::Rebuild { .. } => Ok(()),
         Command::Key { command } => key(&api, command, cli.json).await,
         Command::Gc { grace, dry_run } => gc(&api, grace, dry_run, cli.json).await,
     };
+    finish(result)
+}
+
+fn finish(result: Result<(), String>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
@@ -155,6 +176,50 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn rebuild(db: &std::path::Path, volumes: &[String], cluster_secret: &str, as_json: bool) -> Result<(), String> {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let mut last_print = std::time::Instant::now();
+    let report = gateway::rebuild::rebuild(db, volumes, cluster_secret, |r| {
+        if !as_json && (terminal || last_print.elapsed() >= Duration::from_secs(1)) {
+            let line = format!("rebuild: listed {} blobs ({} bytes)", r.blobs, r.bytes);
+            if terminal {
+                print!("\r{line}\x1b[K");
+                let _ = std::io::Write::flush(&mut std::io::stdout());
+            } else {
+                println!("{line}");
+            }
+            last_print = std::time::Instant::now();
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        if terminal {
+            println!();
+        }
+        println!(
+            "rebuilt {}: {} buckets, {} objects, {} deleted keys, {} old blobs queued for gc, {} skipped; {} blobs ({} bytes) in {:.1} s ({:.0} objects/s, {:.1} MB/s)",
+            db.display(),
+            report.buckets,
+            report.objects,
+            report.tombstones,
+            report.queued,
+            report.skipped,
+            report.blobs,
+            report.bytes,
+            report.seconds,
+            report.objects as f64 / report.seconds.max(1e-9),
+            report.bytes as f64 / 1e6 / report.seconds.max(1e-9),
+        );
+    }
+    if report.skipped > 0 {
+        return Err(format!("{} blobs or objects could not be restored (see the log)", report.skipped));
+    }
+    Ok(())
 }
 
 async fn status(api: &Api, json: bool) -> Result<(), String> {

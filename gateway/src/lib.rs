@@ -25,6 +25,7 @@ pub mod error;
 pub mod in_flight;
 pub mod index;
 pub mod placement;
+pub mod rebuild;
 pub mod replicated;
 pub mod s3;
 pub mod server;

@@ -147,6 +147,8 @@ pub struct ListedBlob {
     pub data_len: u64,
     /// SHA-256 of the data, hex.
     pub sha256: String,
+    /// MD5 of the data, hex.
+    pub md5: String,
     /// When the volume wrote it, unix milliseconds.
     pub written_at_ms: u64,
     /// The metadata the gateway wrote with it.

@@ -16,6 +16,7 @@ mod gc;
 mod keys;
 mod multipart;
 pub mod records;
+mod restore;
 
 pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
