@@ -6,7 +6,9 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use gateway::admin::Status;
 use gateway::admin::gc::GcProgress;
+use gateway::admin::jobs::Progress;
 use gateway::admin::keys::{CreatedKey, KeyInfo};
+use gateway::admin::verify::VerifyProgress;
 use serde_json::json;
 
 /// Operate a Cairn cluster through the gateway's admin API.
@@ -34,6 +36,13 @@ enum Command {
     Key {
         #[command(subcommand)]
         command: KeyCommand,
+    },
+    /// Read every replica of every object and check its SHA-256; exit 1 if any is missing or
+    /// corrupt (and not repaired).
+    Verify {
+        /// Rewrite missing and corrupt replicas from a good copy.
+        #[arg(long)]
+        repair: bool,
     },
     /// Recreate a lost index from the volumes (offline: the gateway must be stopped).
     Rebuild {
@@ -164,6 +173,7 @@ async fn main() -> ExitCode {
         Command::Rebuild { .. } => Ok(()),
         Command::Key { command } => key(&api, command, cli.json).await,
         Command::Gc { grace, dry_run } => gc(&api, grace, dry_run, cli.json).await,
+        Command::Verify { repair } => verify(&api, repair, cli.json).await,
     };
     finish(result)
 }
@@ -313,11 +323,10 @@ fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
-/// One line of progress; on a terminal it rewrites itself, in a log it is a line per update.
-fn progress_line(p: &GcProgress) -> String {
+fn gc_line(p: &GcProgress) -> String {
     format!(
         "gc {}: queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {}  deleted {}  errors {}",
-        p.state,
+        p.status.state,
         p.queue_done,
         p.queue_total,
         p.blobs_listed,
@@ -325,19 +334,64 @@ fn progress_line(p: &GcProgress) -> String {
         p.orphan_bytes,
         p.tombstones,
         p.deleted,
-        p.errors
+        p.status.errors
     )
 }
 
 async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<(), String> {
     let body = json!({"grace_secs": grace.as_secs(), "dry_run": dry_run});
-    api.call(reqwest::Method::POST, "/jobs/gc", Some(body)).await?;
+    run_job::<GcProgress>(api, "gc", body, as_json, gc_line).await.map(drop)
+}
+
+fn verify_line(p: &VerifyProgress) -> String {
+    format!(
+        "verify {}: objects {}/{}  replicas {}  bytes {}  missing {}  corrupt {}  repaired {}  errors {}",
+        p.status.state,
+        p.objects_done,
+        p.objects_total,
+        p.replicas_checked,
+        p.bytes_checked,
+        p.missing,
+        p.corrupt,
+        p.repaired,
+        p.status.errors
+    )
+}
+
+async fn verify(api: &Api, repair: bool, as_json: bool) -> Result<(), String> {
+    let progress = run_job::<VerifyProgress>(api, "verify", json!({ "repair": repair }), as_json, verify_line).await?;
+    if !as_json {
+        for problem in &progress.problems {
+            println!("  {problem}");
+        }
+    }
+    let bad = progress.missing + progress.corrupt;
+    if bad > progress.repaired {
+        return Err(format!("{} replicas missing or corrupt, {} repaired", bad, progress.repaired));
+    }
+    Ok(())
+}
+
+/// Starts a background job on the gateway and follows it to the end, printing one progress
+/// line per change (rewritten in place on a terminal, a line each in a log).
+async fn run_job<P>(
+    api: &Api,
+    kind: &str,
+    body: serde_json::Value,
+    as_json: bool,
+    line_of: impl Fn(&P) -> String,
+) -> Result<P, String>
+where
+    P: Progress + serde::de::DeserializeOwned + serde::Serialize,
+{
+    let path = format!("/jobs/{kind}");
+    api.call(reqwest::Method::POST, &path, Some(body)).await?;
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last_line = String::new();
-    let progress = loop {
-        let progress: Option<GcProgress> = parse(&api.get("/jobs/gc").await?)?;
-        let progress = progress.ok_or("the gateway forgot the job (restarted?)")?;
-        let line = progress_line(&progress);
+    let mut progress = loop {
+        let progress: Option<P> = parse(&api.get(&path).await?)?;
+        let mut progress = progress.ok_or("the gateway forgot the job (restarted?)")?;
+        let line = line_of(&progress);
         if !as_json && line != last_line {
             if terminal {
                 print!("\r{line}\x1b[K");
@@ -347,7 +401,7 @@ async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<
             }
             last_line = line;
         }
-        if progress.state != "running" {
+        if progress.status().state != "running" {
             break progress;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -357,9 +411,10 @@ async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<
     } else if terminal {
         println!();
     }
-    match (progress.state.as_str(), progress.errors) {
-        ("done", 0) => Ok(()),
-        ("done", n) => Err(format!("finished with {n} errors; last: {}", progress.last_error.unwrap_or_default())),
-        _ => Err(format!("gc {}: {}", progress.state, progress.last_error.unwrap_or_default())),
+    let status = progress.status().clone();
+    match (status.state.as_str(), status.errors) {
+        ("done", 0) => Ok(progress),
+        ("done", n) => Err(format!("{kind} finished with {n} errors; last: {}", status.last_error.unwrap_or_default())),
+        _ => Err(format!("{kind} {}: {}", status.state, status.last_error.unwrap_or_default())),
     }
 }

@@ -297,3 +297,58 @@ async fn rebuild_restores_what_clients_saw() {
     let current = s3.get_object().bucket("docs").key("current").send().await.unwrap();
     assert_eq!(&current.body.collect().await.unwrap().into_bytes()[..], b"third");
 }
+
+/// The blob files on disk whose data starts with `data` (blob files hold the data first).
+fn files_holding(cluster: &TestCluster, data: &[u8]) -> Vec<std::path::PathBuf> {
+    cluster.blob_files().into_iter().filter(|path| std::fs::read(path).unwrap().starts_with(data)).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_finds_and_repair_fixes_missing_and_corrupt_replicas() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let (damaged, lost) = (test_bytes(300_000, 1), test_bytes(200_000, 2));
+    s3.put_object().bucket("bkt").key("damaged").body(damaged.clone().into()).send().await.unwrap();
+    s3.put_object().bucket("bkt").key("lost").body(lost.clone().into()).send().await.unwrap();
+    s3.put_object().bucket("bkt").key("fine").body(test_bytes(1000, 3).into()).send().await.unwrap();
+    cluster.admin_ok(&["verify"]);
+
+    // Flip a byte of one replica of "damaged"; delete one replica of "lost".
+    let damaged_files = files_holding(&cluster, &damaged);
+    assert_eq!(damaged_files.len(), 2);
+    let mut bytes = std::fs::read(&damaged_files[0]).unwrap();
+    bytes[1000] ^= 0xFF;
+    std::fs::write(&damaged_files[0], &bytes).unwrap();
+    let lost_files = files_holding(&cluster, &lost);
+    std::fs::remove_file(&lost_files[0]).unwrap();
+
+    // Reads never return the corrupt bytes: whole and right, or an error.
+    for _ in 0..8 {
+        if let Ok(got) = s3.get_object().bucket("bkt").key("damaged").send().await
+            && let Ok(body) = got.body.collect().await
+        {
+            assert!(body.into_bytes() == damaged[..], "a complete body is the right body");
+        }
+    }
+
+    let report = cluster.admin(&["verify", "--json"]);
+    assert!(!report.status.success(), "problems make verify fail");
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
+    assert_eq!((report["missing"].as_u64(), report["corrupt"].as_u64()), (Some(1), Some(1)), "{report}");
+    let problems = report["problems"].to_string();
+    assert!(problems.contains("bkt/damaged") && problems.contains("corrupt"), "{problems}");
+    assert!(problems.contains("bkt/lost") && problems.contains("missing"), "{problems}");
+
+    let repaired: serde_json::Value =
+        serde_json::from_str(&cluster.admin_ok(&["verify", "--repair", "--json"])).unwrap();
+    assert_eq!(repaired["repaired"], 2, "{repaired}");
+    let clean: serde_json::Value = serde_json::from_str(&cluster.admin_ok(&["verify", "--json"])).unwrap();
+    assert_eq!((clean["missing"].as_u64(), clean["corrupt"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(files_holding(&cluster, &damaged).len(), 2);
+    assert_eq!(files_holding(&cluster, &lost).len(), 2);
+    for (key, data) in [("damaged", &damaged), ("lost", &lost)] {
+        let got = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
+        assert!(got.body.collect().await.unwrap().into_bytes() == data[..]);
+    }
+}

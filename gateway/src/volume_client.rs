@@ -79,6 +79,27 @@ impl VolumeClient {
         Ok(Box::pin(response.bytes_stream().map_err(move |e| Error::Volume(format!("GET {base}: {e}")))))
     }
 
+    /// The metadata stored with a blob, or `None` if the volume does not have it.
+    pub async fn meta(&self, base: &str, subvolume: u32, id: &str) -> Result<Option<Vec<u8>>> {
+        let response = self
+            .http
+            .head(Self::blob_url(base, subvolume, id))
+            .header(reqwest::header::AUTHORIZATION, &self.auth)
+            .send()
+            .await
+            .map_err(|e| Error::Volume(format!("HEAD {base}: {e}")))?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        let response = check(response, base).await?;
+        let meta = response
+            .headers()
+            .get(META_HEADER)
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+            .ok_or_else(|| Error::Volume(format!("HEAD {base}: no metadata")))?;
+        Ok(Some(meta))
+    }
+
     /// Deletes a blob; a blob that is already gone counts as deleted.
     pub async fn delete(&self, base: &str, subvolume: u32, id: &str) -> Result<()> {
         let response = self

@@ -13,7 +13,7 @@
 //! 3. Tombstones older than `grace` go, blob and record, once nothing older is queued: by
 //!    then every blob of the versions they deleted is gone, so rebuild cannot resurrect them.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -21,6 +21,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
+use super::jobs::{JobSlot, JobStatus, Progress};
 use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -46,16 +47,13 @@ struct GcRequest {
 /// Progress and outcome of a GC job.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct GcProgress {
-    /// `running`, `done` or `failed`.
-    pub state: String,
+    /// State, times, errors.
+    #[serde(flatten)]
+    pub status: JobStatus,
     /// Counted only; nothing deleted.
     pub dry_run: bool,
     /// Grace period used.
     pub grace_secs: u64,
-    /// Start, unix milliseconds.
-    pub started_ms: u64,
-    /// End, unix milliseconds.
-    pub finished_ms: Option<u64>,
     /// Queue entries due.
     pub queue_total: u64,
     /// Queue entries whose blobs are deleted everywhere.
@@ -70,61 +68,18 @@ pub struct GcProgress {
     pub tombstones: u64,
     /// Blob replicas deleted (queue, orphans and tombstones).
     pub deleted: u64,
-    /// Failures (a volume down, …); the job goes on and a rerun retries them.
-    pub errors: u64,
-    /// The last failure.
-    pub last_error: Option<String>,
 }
 
-/// Runs GC jobs one at a time and keeps the progress of the last.
-#[derive(Debug, Default, Clone)]
-pub(crate) struct GcRunner {
-    progress: Arc<Mutex<Option<GcProgress>>>,
-}
-
-impl GcRunner {
-    /// The running or last job.
-    pub(crate) fn last(&self) -> Option<GcProgress> {
-        self.progress.lock().ok().and_then(|p| p.clone())
-    }
-
-    pub(super) fn progress(&self) -> Option<GcProgress> {
-        self.last()
-    }
-
-    fn update(&self, change: impl FnOnce(&mut GcProgress)) {
-        if let Ok(mut guard) = self.progress.lock()
-            && let Some(progress) = guard.as_mut()
-        {
-            change(progress);
-        }
-    }
-
-    fn failed(&self, err: &crate::Error) {
-        self.update(|p| {
-            p.errors += 1;
-            p.last_error = Some(err.to_string());
-        });
+impl Progress for GcProgress {
+    fn status(&mut self) -> &mut JobStatus {
+        &mut self.status
     }
 }
 
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let body: GcRequest = read_json(req).await?;
     let grace_secs = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
-    {
-        let mut guard =
-            api.gc.progress.lock().map_err(|_| Failure(StatusCode::INTERNAL_SERVER_ERROR, "lock".into()))?;
-        if guard.as_ref().is_some_and(|p| p.state == "running") {
-            return Err(Failure(StatusCode::CONFLICT, "a GC job is already running".into()));
-        }
-        *guard = Some(GcProgress {
-            state: "running".into(),
-            dry_run: body.dry_run,
-            grace_secs,
-            started_ms: now_ms(),
-            ..Default::default()
-        });
-    }
+    api.gc.begin(GcProgress { dry_run: body.dry_run, grace_secs, ..Default::default() })?;
     let job = GcJob {
         index: api.index.clone(),
         cluster: api.cluster.clone(),
@@ -136,16 +91,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
     };
     tokio::spawn(async move {
         let outcome = job.run().await;
-        job.runner.update(|p| {
-            p.finished_ms = Some(now_ms());
-            match &outcome {
-                Ok(()) => p.state = "done".into(),
-                Err(err) => {
-                    p.state = "failed".into();
-                    p.last_error = Some(err.to_string());
-                }
-            }
-        });
+        job.runner.finish(&outcome);
         match outcome {
             Ok(()) => tracing::info!(progress = ?job.runner.last(), "gc finished"),
             Err(err) => tracing::error!(%err, "gc failed"),
@@ -158,7 +104,7 @@ struct GcJob {
     index: Arc<Index>,
     cluster: Cluster,
     volumes: VolumeClient,
-    runner: GcRunner,
+    runner: JobSlot<GcProgress>,
     in_flight: InFlight,
     cutoff_ms: u64,
     dry_run: bool,

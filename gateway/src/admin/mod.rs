@@ -8,10 +8,14 @@
 //! POST   /keys/{id}/grants       {"bucket", "read", "write", "owner", "allow"}
 //! POST   /jobs/gc                {"grace_secs", "dry_run"} → starts GC (one at a time)
 //! GET    /jobs/gc                progress of the running or last GC
+//! POST   /jobs/verify            {"repair"} → starts verify (and repair)
+//! GET    /jobs/verify            progress of the running or last verify
 //! ```
 
 pub mod gc;
+pub mod jobs;
 pub mod keys;
+pub mod verify;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -36,7 +40,8 @@ pub struct AdminApi {
     pub(crate) volumes: VolumeClient,
     pub(crate) in_flight: InFlight,
     pub(crate) token: Option<String>,
-    pub(crate) gc: gc::GcRunner,
+    pub(crate) gc: jobs::JobSlot<gc::GcProgress>,
+    pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
 }
 
 impl AdminApi {
@@ -48,7 +53,15 @@ impl AdminApi {
         in_flight: InFlight,
         token: Option<String>,
     ) -> Self {
-        Self { index, cluster, volumes, in_flight, token, gc: gc::GcRunner::default() }
+        Self {
+            index,
+            cluster,
+            volumes,
+            in_flight,
+            token,
+            gc: jobs::JobSlot::default(),
+            verify: jobs::JobSlot::default(),
+        }
     }
 }
 
@@ -139,7 +152,9 @@ impl AdminApi {
             ("DELETE", ["keys", id]) => keys::delete(&self, id),
             ("POST", ["keys", id, "grants"]) => keys::grant(&self, id, req).await,
             ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,
-            ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.progress())),
+            ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.last())),
+            ("POST", ["jobs", "verify"]) => verify::start(&self, req).await,
+            ("GET", ["jobs", "verify"]) => Ok(json(StatusCode::OK, &self.verify.last())),
             _ => Err(Failure(StatusCode::NOT_FOUND, "not found".into())),
         };
         Ok(result.unwrap_or_else(|Failure(status, message)| reply(status, message)))

@@ -78,6 +78,21 @@ impl Index {
         Ok(ids)
     }
 
+    /// Every live object with its key, in order (for verify; a full scan).
+    pub fn live_objects(&self) -> Result<Vec<(String, String, super::records::ObjectRecord)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::Start) {
+            let (raw_key, value) = item?;
+            if let ObjectEntry::Live(record) = decode(&value)?
+                && let Some(split) = raw_key.iter().position(|b| *b == 0)
+            {
+                let bucket = String::from_utf8_lossy(&raw_key[..split]).into_owned();
+                out.push((bucket, String::from_utf8_lossy(&raw_key[split + 1..]).into_owned(), *record));
+            }
+        }
+        Ok(out)
+    }
+
     /// Tombstones written before `before_ts`.
     pub fn tombstones_before(&self, before_ts: u64) -> Result<Vec<Tombstone>> {
         let mut out = Vec::new();

@@ -1,0 +1,205 @@
+//! Verify (and repair) as a background job: every replica of every live object's data blobs
+//! is read whole and hashed against the SHA-256 in the record. A missing or corrupt replica
+//! is reported; with `repair`, it is rewritten in place (same volume, subvolume and id, so
+//! the record stays valid) from a replica that checked good, and the copy is checked again.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::StreamExt as _;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+use super::jobs::{JobSlot, JobStatus, Progress};
+use super::{AdminApi, Failure, json, read_json};
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::index::Index;
+use crate::index::records::{BlobRef, Replica};
+use crate::volume_client::VolumeClient;
+
+/// Problems listed in the progress (the counters count them all).
+const MAX_LISTED_PROBLEMS: usize = 100;
+
+/// `POST /jobs/verify` body.
+#[derive(Debug, Deserialize)]
+struct VerifyRequest {
+    #[serde(default)]
+    repair: bool,
+}
+
+/// Progress and outcome of a verify job.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct VerifyProgress {
+    /// State, times, errors.
+    #[serde(flatten)]
+    pub status: JobStatus,
+    /// Rewrite bad replicas from good ones.
+    pub repair: bool,
+    /// Live objects to check.
+    pub objects_total: u64,
+    /// Objects checked.
+    pub objects_done: u64,
+    /// Replicas read.
+    pub replicas_checked: u64,
+    /// Bytes read.
+    pub bytes_checked: u64,
+    /// Replicas missing.
+    pub missing: u64,
+    /// Replicas whose bytes differ from the record's SHA-256.
+    pub corrupt: u64,
+    /// Replicas rewritten from a good copy and checked.
+    pub repaired: u64,
+    /// What was found, as `bucket/key blob on volume/subvolume: missing|corrupt`.
+    pub problems: Vec<String>,
+}
+
+impl Progress for VerifyProgress {
+    fn status(&mut self) -> &mut JobStatus {
+        &mut self.status
+    }
+}
+
+pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: VerifyRequest = read_json(req).await?;
+    api.verify.begin(VerifyProgress { repair: body.repair, ..Default::default() })?;
+    let job = VerifyJob {
+        index: api.index.clone(),
+        cluster: api.cluster.clone(),
+        volumes: api.volumes.clone(),
+        slot: api.verify.clone(),
+        repair: body.repair,
+    };
+    tokio::spawn(async move {
+        let outcome = job.run().await;
+        job.slot.finish(&outcome);
+        match outcome {
+            Ok(()) => tracing::info!(progress = ?job.slot.last(), "verify finished"),
+            Err(err) => tracing::error!(%err, "verify failed"),
+        }
+    });
+    Ok(json(StatusCode::ACCEPTED, &api.verify.last()))
+}
+
+/// What one replica turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Health {
+    Good,
+    Missing,
+    Corrupt,
+}
+
+struct VerifyJob {
+    index: Arc<Index>,
+    cluster: Cluster,
+    volumes: VolumeClient,
+    slot: JobSlot<VerifyProgress>,
+    repair: bool,
+}
+
+impl VerifyJob {
+    async fn run(&self) -> Result<()> {
+        let index = self.index.clone();
+        let objects = tokio::task::spawn_blocking(move || index.live_objects())
+            .await
+            .map_err(|e| Error::Index(format!("verify task failed: {e}")))??;
+        self.slot.update(|p| p.objects_total = objects.len() as u64);
+        for (bucket, key, record) in objects {
+            // The data blobs and their digests: the blob itself, or every part.
+            let blobs: Vec<(&BlobRef, &str)> = if record.parts.is_empty() {
+                vec![(&record.blob, record.sha256.as_str())]
+            } else {
+                record.parts.iter().map(|p| (&p.blob, p.sha256.as_str())).collect()
+            };
+            for (blob, sha256) in blobs {
+                self.check_blob(&bucket, &key, blob, sha256).await;
+            }
+            self.slot.update(|p| p.objects_done += 1);
+        }
+        Ok(())
+    }
+
+    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, sha256: &str) {
+        let mut health = Vec::with_capacity(blob.replicas.len());
+        for replica in &blob.replicas {
+            match self.check_replica(replica, &blob.id, sha256).await {
+                Ok(state) => {
+                    if state != Health::Good {
+                        let what = if state == Health::Missing { "missing" } else { "corrupt" };
+                        let problem = format!(
+                            "{bucket}/{key} blob {} on {}/{}: {what}",
+                            blob.id, replica.volume, replica.subvolume
+                        );
+                        tracing::warn!(%problem, "verify");
+                        self.slot.update(|p| {
+                            match state {
+                                Health::Missing => p.missing += 1,
+                                _ => p.corrupt += 1,
+                            }
+                            if p.problems.len() < MAX_LISTED_PROBLEMS {
+                                p.problems.push(problem);
+                            }
+                        });
+                    }
+                    health.push((replica, state));
+                }
+                Err(err) => self.slot.failed(&err),
+            }
+        }
+        if !self.repair {
+            return;
+        }
+        let Some(good) = health.iter().find(|(_, state)| *state == Health::Good).map(|(r, _)| *r) else {
+            if health.iter().any(|(_, state)| *state != Health::Good) {
+                self.slot.failed(&Error::Volume(format!("{bucket}/{key}: blob {} has no good replica left", blob.id)));
+            }
+            return;
+        };
+        for (bad, _) in health.iter().filter(|(_, state)| *state != Health::Good) {
+            match self.copy_replica(good, bad, &blob.id, sha256).await {
+                Ok(()) => self.slot.update(|p| p.repaired += 1),
+                Err(err) => self.slot.failed(&err),
+            }
+        }
+    }
+
+    fn url(&self, replica: &Replica) -> Result<String> {
+        self.cluster.url_of(&replica.volume).ok_or_else(|| Error::Volume(format!("unknown volume {}", replica.volume)))
+    }
+
+    async fn check_replica(&self, replica: &Replica, id: &str, sha256: &str) -> Result<Health> {
+        let url = self.url(replica)?;
+        if self.volumes.meta(&url, replica.subvolume, id).await?.is_none() {
+            return Ok(Health::Missing);
+        }
+        let mut stream = self.volumes.get(&url, replica.subvolume, id, None).await?;
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk?;
+            self.slot.update(|p| p.bytes_checked += chunk.len() as u64);
+            hasher.update(&chunk);
+        }
+        self.slot.update(|p| p.replicas_checked += 1);
+        Ok(if hex::encode(hasher.finalize()) == sha256 { Health::Good } else { Health::Corrupt })
+    }
+
+    async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str) -> Result<()> {
+        let (source, target) = (self.url(from)?, self.url(to)?);
+        let meta = self
+            .volumes
+            .meta(&source, from.subvolume, id)
+            .await?
+            .ok_or_else(|| Error::Volume(format!("blob {id} vanished from {source}")))?;
+        let stream = self.volumes.get(&source, from.subvolume, id, None).await?;
+        let receipt =
+            self.volumes.put(&target, to.subvolume, id, &meta, None, reqwest::Body::wrap_stream(stream)).await?;
+        if receipt.sha256 != sha256 {
+            return Err(Error::Volume(format!("repaired copy of {id} on {target} does not match")));
+        }
+        tracing::info!(blob = %id, from = %source, to = %target, "replica repaired");
+        Ok(())
+    }
+}
