@@ -8,7 +8,9 @@ use gateway::admin::Status;
 use gateway::admin::gc::GcProgress;
 use gateway::admin::jobs::Progress;
 use gateway::admin::keys::{CreatedKey, KeyInfo};
+use gateway::admin::rebalance::RebalanceProgress;
 use gateway::admin::verify::VerifyProgress;
+use gateway::index::records::Membership;
 use serde_json::json;
 
 /// Operate a Cairn cluster through the gateway's admin API.
@@ -37,6 +39,20 @@ enum Command {
         #[command(subcommand)]
         command: KeyCommand,
     },
+    /// Change the cluster's volumes online.
+    Volume {
+        #[command(subcommand)]
+        command: VolumeCommand,
+    },
+    /// Move every blob whose record disagrees with the ring to where the ring wants it.
+    Rebalance {
+        /// Count the objects and bytes that would move; move nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Copy at most this many MB/s.
+        #[arg(long)]
+        rate: Option<f64>,
+    },
     /// Read every replica of every object and check its SHA-256; exit 1 if any is missing or
     /// corrupt (and not repaired).
     Verify {
@@ -64,6 +80,38 @@ enum Command {
         /// Count what would be deleted; delete nothing.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum VolumeCommand {
+    /// Add a volume daemon (new writes use it at once; rebalance moves old data).
+    Add {
+        /// Its URL.
+        url: String,
+        /// Failure domain; replicas prefer distinct zones.
+        #[arg(long)]
+        zone: Option<String>,
+        /// Share of new data relative to other volumes.
+        #[arg(long)]
+        weight: Option<f64>,
+    },
+    /// Set a volume's placement weight.
+    Weight {
+        /// Its URL.
+        url: String,
+        /// New weight (0 drains).
+        weight: f64,
+    },
+    /// Take no new data; the next rebalance moves everything off.
+    Drain {
+        /// Its URL.
+        url: String,
+    },
+    /// Forget a volume that holds nothing any more (drain, rebalance and gc first).
+    Remove {
+        /// Its URL.
+        url: String,
     },
 }
 
@@ -174,6 +222,8 @@ async fn main() -> ExitCode {
         Command::Key { command } => key(&api, command, cli.json).await,
         Command::Gc { grace, dry_run } => gc(&api, grace, dry_run, cli.json).await,
         Command::Verify { repair } => verify(&api, repair, cli.json).await,
+        Command::Volume { command } => volume(&api, command, cli.json).await,
+        Command::Rebalance { dry_run, rate } => rebalance(&api, dry_run, rate, cli.json).await,
     };
     finish(result)
 }
@@ -341,6 +391,72 @@ fn gc_line(p: &GcProgress) -> String {
 async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<(), String> {
     let body = json!({"grace_secs": grace.as_secs(), "dry_run": dry_run});
     run_job::<GcProgress>(api, "gc", body, as_json, gc_line).await.map(drop)
+}
+
+async fn volume(api: &Api, command: VolumeCommand, as_json: bool) -> Result<(), String> {
+    let post = |path: &'static str, body: serde_json::Value| async move {
+        api.call(reqwest::Method::POST, path, Some(body)).await
+    };
+    let text = match command {
+        VolumeCommand::Add { url, zone, weight } => {
+            post("/volumes", json!({"url": url, "zone": zone, "weight": weight})).await?
+        }
+        VolumeCommand::Weight { url, weight } => post("/volumes/weight", json!({"url": url, "weight": weight})).await?,
+        VolumeCommand::Drain { url } => post("/volumes/weight", json!({"url": url, "weight": 0.0})).await?,
+        VolumeCommand::Remove { url } => post("/volumes/remove", json!({ "url": url })).await?,
+    };
+    if as_json {
+        println!("{text}");
+        return Ok(());
+    }
+    let membership: Membership = parse(&text)?;
+    println!("{:<34} {:<28} {:>6} {:<10} subvolumes", "volume", "url", "weight", "zone");
+    for v in &membership.volumes {
+        println!(
+            "{:<34} {:<28} {:>6} {:<10} {}",
+            v.id,
+            v.url,
+            v.weight,
+            v.zone.as_deref().unwrap_or("-"),
+            v.subvolumes
+        );
+    }
+    Ok(())
+}
+
+fn rebalance_line(p: &RebalanceProgress) -> String {
+    let verb = if p.dry_run { "would move" } else { "moved" };
+    format!(
+        "rebalance {}: objects {}/{}  misplaced {}  {verb} {} blobs, {} bytes  changed meanwhile {}  errors {}",
+        p.status.state,
+        p.objects_done,
+        p.objects_total,
+        p.objects_misplaced,
+        p.blobs_moved,
+        p.bytes_moved,
+        p.skipped_changed,
+        p.status.errors
+    )
+}
+
+async fn rebalance(api: &Api, dry_run: bool, rate: Option<f64>, as_json: bool) -> Result<(), String> {
+    let body = json!({"dry_run": dry_run, "rate_mb_s": rate});
+    let progress = run_job::<RebalanceProgress>(api, "rebalance", body, as_json, rebalance_line).await?;
+    if !as_json && !dry_run {
+        let seconds = progress
+            .status
+            .finished_ms
+            .unwrap_or(progress.status.started_ms)
+            .saturating_sub(progress.status.started_ms) as f64
+            / 1000.0;
+        println!(
+            "{:.1} s: {:.0} objects/s, {:.1} MB/s",
+            seconds,
+            progress.objects_done as f64 / seconds.max(1e-3),
+            progress.bytes_moved as f64 / 1e6 / seconds.max(1e-3)
+        );
+    }
+    Ok(())
 }
 
 fn verify_line(p: &VerifyProgress) -> String {

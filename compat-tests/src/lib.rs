@@ -259,6 +259,19 @@ impl TestCluster {
         stdout
     }
 
+    /// Starts one more volume daemon (not yet known to the gateway); returns its index.
+    pub fn start_extra_volume(&mut self) -> usize {
+        let v = self.volumes.len();
+        let mut volume = Volume {
+            port: free_port(),
+            dirs: (0..2).map(|s| self.root.path().join(format!("vol{v}")).join(format!("sv{s}"))).collect(),
+            proc: None,
+        };
+        volume.start();
+        self.volumes.push(volume);
+        v
+    }
+
     /// All blob files on all volumes.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         self.volumes.iter().flat_map(Volume::blob_files).collect()

@@ -18,39 +18,42 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Learns each volume's id and subvolume count from its `/stats` (waiting up to `wait`
-    /// for it to come up), merges them into the stored membership and stores the result.
-    /// Volumes listed in config are the ring; known volumes not listed are kept for reads.
+    /// Learns each configured volume's id and subvolume count from its `/stats` (waiting up
+    /// to `wait` for it to come up) and merges them into the stored membership: a known volume
+    /// (by id) keeps its weight and zone and takes the configured URL; a new one joins with
+    /// weight 1. Membership changed online (`volume add/drain/weight/remove`) is kept across
+    /// restarts; config only seeds it.
     pub async fn join(index: &Index, client: &VolumeClient, urls: &[String], wait: Duration) -> Result<Self> {
         let mut membership = index.membership()?;
-        for volume in &mut membership.volumes {
-            if !urls.contains(&volume.url) {
-                volume.weight = 0.0;
-            }
-        }
         for url in urls {
             let stats = wait_for_stats(client, url, wait).await?;
-            let subvolumes =
-                u32::try_from(stats.subvolumes.len()).map_err(|_| Error::Config("too many subvolumes".into()))?;
-            match membership.volumes.iter_mut().find(|v| v.id == stats.volume_id) {
-                Some(known) => {
-                    known.url.clone_from(url);
-                    known.subvolumes = subvolumes;
-                    if known.weight <= 0.0 {
-                        known.weight = 1.0;
-                    }
-                }
-                None => membership.volumes.push(VolumeRecord {
-                    id: stats.volume_id.clone(),
-                    url: url.clone(),
-                    weight: 1.0,
-                    zone: None,
-                    subvolumes,
-                }),
-            }
+            merge(&mut membership, url, &stats, None, None)?;
         }
         index.set_membership(&membership)?;
         Ok(Self { membership: Arc::new(RwLock::new(Arc::new(membership))) })
+    }
+
+    /// Adds the volume at `url` online (or updates it, known by id), storing the membership.
+    pub async fn add_volume(
+        &self,
+        index: &Index,
+        client: &VolumeClient,
+        url: &str,
+        zone: Option<String>,
+        weight: Option<f64>,
+    ) -> Result<Membership> {
+        let stats = client.stats(url).await?;
+        self.update(index, |membership| merge(membership, url, &stats, zone, weight))
+    }
+
+    /// Changes the membership with `change`, stores it, and makes it current for new writes.
+    pub fn update(&self, index: &Index, change: impl FnOnce(&mut Membership) -> Result<()>) -> Result<Membership> {
+        let mut guard = self.membership.write().map_err(|_| Error::Index("membership lock poisoned".into()))?;
+        let mut membership = Membership::clone(&guard);
+        change(&mut membership)?;
+        index.set_membership(&membership)?;
+        *guard = Arc::new(membership.clone());
+        Ok(membership)
     }
 
     /// A snapshot of the membership.
@@ -86,6 +89,36 @@ impl Cluster {
             })
             .collect())
     }
+}
+
+fn merge(
+    membership: &mut Membership,
+    url: &str,
+    stats: &volumed::VolumeStats,
+    zone: Option<String>,
+    weight: Option<f64>,
+) -> Result<()> {
+    let subvolumes = u32::try_from(stats.subvolumes.len()).map_err(|_| Error::Config("too many subvolumes".into()))?;
+    match membership.volumes.iter_mut().find(|v| v.id == stats.volume_id) {
+        Some(known) => {
+            known.url = url.to_string();
+            known.subvolumes = subvolumes;
+            if zone.is_some() {
+                known.zone = zone;
+            }
+            if let Some(weight) = weight {
+                known.weight = weight;
+            }
+        }
+        None => membership.volumes.push(VolumeRecord {
+            id: stats.volume_id.clone(),
+            url: url.to_string(),
+            weight: weight.unwrap_or(1.0),
+            zone,
+            subvolumes,
+        }),
+    }
+    Ok(())
 }
 
 async fn wait_for_stats(client: &VolumeClient, url: &str, wait: Duration) -> Result<volumed::VolumeStats> {

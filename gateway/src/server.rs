@@ -69,7 +69,8 @@ pub async fn run(
         .instrument(span)
     });
 
-    let admin = Arc::new(AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone()));
+    let admin =
+        Arc::new(AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone(), settings.replicas));
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     let admin_task =

@@ -6,7 +6,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::{Stream, TryStreamExt};
 use reqwest::StatusCode;
-use volumed::http::{META_HEADER, SIZE_HEADER};
+use volumed::http::{META_HEADER, SHA256_HEADER, SIZE_HEADER};
 use volumed::{VolumeStats, WriteReceipt};
 
 use crate::error::{Error, Result};
@@ -79,8 +79,31 @@ impl VolumeClient {
         Ok(Box::pin(response.bytes_stream().map_err(move |e| Error::Volume(format!("GET {base}: {e}")))))
     }
 
-    /// The metadata stored with a blob, or `None` if the volume does not have it.
-    pub async fn meta(&self, base: &str, subvolume: u32, id: &str) -> Result<Option<Vec<u8>>> {
+    /// Copies blob `id` from one volume to another (same id, same metadata), volume to volume
+    /// through this client; returns what the target wrote, which the caller checks.
+    pub async fn copy(
+        &self,
+        from: &str,
+        from_subvolume: u32,
+        to: &str,
+        to_subvolume: u32,
+        id: &str,
+    ) -> Result<WriteReceipt> {
+        let head = self
+            .head(from, from_subvolume, id)
+            .await?
+            .ok_or_else(|| Error::Volume(format!("blob {id} is not on {from}")))?;
+        let stream = self.get(from, from_subvolume, id, None).await?;
+        let receipt =
+            self.put(to, to_subvolume, id, &head.meta, Some(head.size), reqwest::Body::wrap_stream(stream)).await?;
+        if receipt.sha256 != head.sha256 {
+            return Err(Error::Volume(format!("copy of {id} to {to} does not match its source")));
+        }
+        Ok(receipt)
+    }
+
+    /// What a volume knows of a blob without reading it, or `None` if it does not have it.
+    pub async fn head(&self, base: &str, subvolume: u32, id: &str) -> Result<Option<BlobHead>> {
         let response = self
             .http
             .head(Self::blob_url(base, subvolume, id))
@@ -92,12 +115,15 @@ impl VolumeClient {
             return Ok(None);
         }
         let response = check(response, base).await?;
-        let meta = response
-            .headers()
-            .get(META_HEADER)
-            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.as_bytes()).ok())
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let meta = header(META_HEADER)
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
             .ok_or_else(|| Error::Volume(format!("HEAD {base}: no metadata")))?;
-        Ok(Some(meta))
+        let sha256 = header(SHA256_HEADER).ok_or_else(|| Error::Volume(format!("HEAD {base}: no sha256")))?;
+        let size = header(SIZE_HEADER)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| Error::Volume(format!("HEAD {base}: no size")))?;
+        Ok(Some(BlobHead { meta, sha256, size }))
     }
 
     /// Deletes a blob; a blob that is already gone counts as deleted.
@@ -157,6 +183,17 @@ impl VolumeClient {
         let response = check(response, base).await?;
         response.json().await.map_err(|e| Error::Volume(format!("{base}: bad stats: {e}")))
     }
+}
+
+/// A blob's metadata and footer facts, from a HEAD.
+#[derive(Debug, Clone)]
+pub struct BlobHead {
+    /// The gateway's metadata.
+    pub meta: Vec<u8>,
+    /// SHA-256 of the data as the volume wrote it, hex.
+    pub sha256: String,
+    /// Data bytes.
+    pub size: u64,
 }
 
 /// A blob as a volume lists it: its footer facts and the gateway's metadata.

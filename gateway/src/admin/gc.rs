@@ -5,8 +5,9 @@
 //!
 //! 1. The GC queue: blobs of overwritten and deleted versions and of aborted or replaced
 //!    parts, queued more than `grace` ago, are deleted on their replicas.
-//! 2. Orphans: every subvolume is listed; blobs older than `grace` that no record references
-//!    (writes that failed after reaching a volume) are deleted. The order makes a write in
+//! 2. Orphans: every subvolume is listed; blob copies older than `grace` that no record
+//!    names at that place (writes that failed after reaching a volume, copies an interrupted
+//!    rebalance left behind) are deleted. The order makes a write in
 //!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
 //!    is read, then the index. A listed blob's write either still holds its registration,
 //!    or committed before releasing it, and so before the index is read.
@@ -180,7 +181,7 @@ impl GcJob {
                     };
                     self.runner.update(|p| p.blobs_listed += blobs.len() as u64);
                     for blob in blobs.into_iter().filter(|b| b.written_at_ms < self.cutoff_ms) {
-                        candidates.push((volume.url.clone(), subvolume, blob.id, blob.data_len));
+                        candidates.push((volume.id.clone(), volume.url.clone(), subvolume, blob.id, blob.data_len));
                     }
                     match next {
                         Some(next) => after = Some(next),
@@ -190,9 +191,11 @@ impl GcJob {
             }
         }
         let in_flight = self.in_flight.snapshot();
-        let referenced = self.blocking(|index| index.referenced_blobs()).await?;
-        let orphans = candidates.into_iter().filter(|c| !referenced.contains(&c.2) && !in_flight.contains(&c.2));
-        for (url, subvolume, id, size) in orphans {
+        let referenced = self.blocking(|index| index.referenced_copies()).await?;
+        let orphans = candidates.into_iter().filter(|(volume, _, subvolume, id, _)| {
+            !in_flight.contains(id) && !referenced.contains(&(id.clone(), volume.clone(), *subvolume))
+        });
+        for (_, url, subvolume, id, size) in orphans {
             self.runner.update(|p| {
                 p.orphans += 1;
                 p.orphan_bytes += size;

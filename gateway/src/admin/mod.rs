@@ -10,12 +10,19 @@
 //! GET    /jobs/gc                progress of the running or last GC
 //! POST   /jobs/verify            {"repair"} → starts verify (and repair)
 //! GET    /jobs/verify            progress of the running or last verify
+//! POST   /jobs/rebalance         {"dry_run", "rate_mb_s"} → starts a rebalance
+//! GET    /jobs/rebalance         progress of the running or last rebalance
+//! POST   /volumes                {"url", "zone", "weight"} → add (or update) a volume
+//! POST   /volumes/weight         {"url", "weight"} (0 drains)
+//! POST   /volumes/remove         {"url"} → only once nothing is left on it
 //! ```
 
 pub mod gc;
 pub mod jobs;
 pub mod keys;
+pub mod rebalance;
 pub mod verify;
+mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -42,6 +49,8 @@ pub struct AdminApi {
     pub(crate) token: Option<String>,
     pub(crate) gc: jobs::JobSlot<gc::GcProgress>,
     pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
+    pub(crate) rebalance: jobs::JobSlot<rebalance::RebalanceProgress>,
+    pub(crate) replicas: usize,
 }
 
 impl AdminApi {
@@ -52,6 +61,7 @@ impl AdminApi {
         volumes: VolumeClient,
         in_flight: InFlight,
         token: Option<String>,
+        replicas: usize,
     ) -> Self {
         Self {
             index,
@@ -61,6 +71,8 @@ impl AdminApi {
             token,
             gc: jobs::JobSlot::default(),
             verify: jobs::JobSlot::default(),
+            rebalance: jobs::JobSlot::default(),
+            replicas,
         }
     }
 }
@@ -154,6 +166,11 @@ impl AdminApi {
             ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,
             ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.last())),
             ("POST", ["jobs", "verify"]) => verify::start(&self, req).await,
+            ("POST", ["jobs", "rebalance"]) => rebalance::start(&self, req).await,
+            ("GET", ["jobs", "rebalance"]) => Ok(json(StatusCode::OK, &self.rebalance.last())),
+            ("POST", ["volumes"]) => volumes::add(&self, req).await,
+            ("POST", ["volumes", "weight"]) => volumes::weight(&self, req).await,
+            ("POST", ["volumes", "remove"]) => volumes::remove(&self, req).await,
             ("GET", ["jobs", "verify"]) => Ok(json(StatusCode::OK, &self.verify.last())),
             _ => Err(Failure(StatusCode::NOT_FOUND, "not found".into())),
         };

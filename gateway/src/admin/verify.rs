@@ -172,7 +172,7 @@ impl VerifyJob {
 
     async fn check_replica(&self, replica: &Replica, id: &str, sha256: &str) -> Result<Health> {
         let url = self.url(replica)?;
-        if self.volumes.meta(&url, replica.subvolume, id).await?.is_none() {
+        if self.volumes.head(&url, replica.subvolume, id).await?.is_none() {
             return Ok(Health::Missing);
         }
         let mut stream = self.volumes.get(&url, replica.subvolume, id, None).await?;
@@ -188,14 +188,7 @@ impl VerifyJob {
 
     async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str) -> Result<()> {
         let (source, target) = (self.url(from)?, self.url(to)?);
-        let meta = self
-            .volumes
-            .meta(&source, from.subvolume, id)
-            .await?
-            .ok_or_else(|| Error::Volume(format!("blob {id} vanished from {source}")))?;
-        let stream = self.volumes.get(&source, from.subvolume, id, None).await?;
-        let receipt =
-            self.volumes.put(&target, to.subvolume, id, &meta, None, reqwest::Body::wrap_stream(stream)).await?;
+        let receipt = self.volumes.copy(&source, from.subvolume, &target, to.subvolume, id).await?;
         if receipt.sha256 != sha256 {
             return Err(Error::Volume(format!("repaired copy of {id} on {target} does not match")));
         }

@@ -60,37 +60,103 @@ impl Index {
         }
     }
 
-    /// Ids of every blob a record still needs: object versions (with parts and manifests),
-    /// tombstones, parts of uploads in progress, and queued blobs (they go by the queue,
-    /// after their grace period, never as orphans).
-    pub fn referenced_blobs(&self) -> Result<HashSet<String>> {
-        let mut ids = HashSet::new();
+    /// Every blob copy (id, volume id, subvolume) a record still needs: object versions
+    /// (with parts and manifests), tombstones, parts of uploads in progress, and queued blobs
+    /// (they go by the queue, after their grace period, never as orphans). A copy of a live
+    /// blob at a place no record names (left by an interrupted rebalance) is not needed.
+    pub fn referenced_copies(&self) -> Result<HashSet<(String, String, u32)>> {
+        let mut copies = HashSet::new();
+        let mut add = |blob: &super::records::BlobRef| {
+            for replica in &blob.replicas {
+                copies.insert((blob.id.clone(), replica.volume.clone(), replica.subvolume));
+            }
+        };
         for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::Start) {
             let entry: ObjectEntry = decode(&item?.1)?;
-            ids.extend(entry.blobs().into_iter().map(|b| b.id.clone()));
+            entry.blobs().into_iter().for_each(&mut add);
         }
         for item in self.db.iterator_cf(self.cf(CF_PARTS)?, IteratorMode::Start) {
-            ids.insert(decode::<PartRecord>(&item?.1)?.blob.id);
+            add(&decode::<PartRecord>(&item?.1)?.blob);
         }
         for item in self.db.iterator_cf(self.cf(CF_GC)?, IteratorMode::Start) {
-            ids.insert(decode::<GcEntry>(&item?.1)?.blob.id);
+            add(&decode::<GcEntry>(&item?.1)?.blob);
         }
-        Ok(ids)
+        Ok(copies)
     }
 
-    /// Every live object with its key, in order (for verify; a full scan).
-    pub fn live_objects(&self) -> Result<Vec<(String, String, super::records::ObjectRecord)>> {
+    /// Every entry (live or tombstone) with its bucket and key, in order (a full scan).
+    pub fn object_entries(&self) -> Result<Vec<(String, String, ObjectEntry)>> {
         let mut out = Vec::new();
         for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::Start) {
             let (raw_key, value) = item?;
-            if let ObjectEntry::Live(record) = decode(&value)?
-                && let Some(split) = raw_key.iter().position(|b| *b == 0)
-            {
+            if let Some(split) = raw_key.iter().position(|b| *b == 0) {
                 let bucket = String::from_utf8_lossy(&raw_key[..split]).into_owned();
-                out.push((bucket, String::from_utf8_lossy(&raw_key[split + 1..]).into_owned(), *record));
+                out.push((bucket, String::from_utf8_lossy(&raw_key[split + 1..]).into_owned(), decode(&value)?));
             }
         }
         Ok(out)
+    }
+
+    /// Every live object with its bucket and key, in order (a full scan).
+    pub fn live_objects(&self) -> Result<Vec<(String, String, super::records::ObjectRecord)>> {
+        Ok(self
+            .object_entries()?
+            .into_iter()
+            .filter_map(|(bucket, key, entry)| entry.live().map(|record| (bucket, key, record)))
+            .collect())
+    }
+
+    /// Points blob `blob_id` of the key's current entry at `replicas`, if the entry still
+    /// uses that blob (a newer write may have replaced it); whether it did.
+    pub fn move_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        blob_id: &str,
+        replicas: &[super::records::Replica],
+    ) -> Result<bool> {
+        let _guard = self.lock()?;
+        let Some(mut entry) = self.object_entry(bucket, key)? else { return Ok(false) };
+        let target = match &mut entry {
+            ObjectEntry::Live(record) => {
+                if record.blob.id == blob_id {
+                    Some(&mut record.blob)
+                } else {
+                    record.parts.iter_mut().map(|p| &mut p.blob).find(|b| b.id == blob_id)
+                }
+            }
+            ObjectEntry::Deleted { blob, .. } => Some(blob).filter(|b| b.id == blob_id),
+        };
+        let Some(blob) = target else { return Ok(false) };
+        blob.replicas = replicas.to_vec();
+        self.db.put_cf_opt(
+            self.cf(CF_OBJECTS)?,
+            object_key(bucket, key),
+            super::records::encode(&entry)?,
+            &synced(),
+        )?;
+        Ok(true)
+    }
+
+    /// Whether any record or queued blob still has a replica on volume `volume_id`.
+    pub fn volume_in_use(&self, volume_id: &str) -> Result<bool> {
+        let on = |blob: &super::records::BlobRef| blob.replicas.iter().any(|r| r.volume == volume_id);
+        for (_, _, entry) in self.object_entries()? {
+            if entry.blobs().into_iter().any(on) {
+                return Ok(true);
+            }
+        }
+        for item in self.db.iterator_cf(self.cf(CF_PARTS)?, IteratorMode::Start) {
+            if on(&decode::<PartRecord>(&item?.1)?.blob) {
+                return Ok(true);
+            }
+        }
+        for item in self.db.iterator_cf(self.cf(CF_GC)?, IteratorMode::Start) {
+            if on(&decode::<GcEntry>(&item?.1)?.blob) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Tombstones written before `before_ts`.

@@ -1,0 +1,113 @@
+//! Membership changes and rebalance against real processes: add a fourth volume and
+//! rebalance while a client keeps reading and writing; drain a volume until it is empty.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use aws_sdk_s3::primitives::ByteStream;
+use compat_tests::{TestCluster, test_bytes};
+
+fn json_of(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+async fn read_back(s3: &aws_sdk_s3::Client, objects: &[(String, Vec<u8>)]) {
+    for (key, data) in objects {
+        let got = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
+        assert!(got.body.collect().await.unwrap().into_bytes() == data[..], "{key} reads back");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn add_a_volume_and_drain_one_while_serving() {
+    let mut cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..300u64 {
+        let data = test_bytes((i as usize * 397) % 40_000, i);
+        s3.put_object().bucket("bkt").key(format!("obj/{i:04}")).body(data.clone().into()).send().await.unwrap();
+        objects.push((format!("obj/{i:04}"), data));
+    }
+    // One multipart object: a manifest and two parts to move.
+    let big = test_bytes(6 * 1024 * 1024, 1000);
+    let upload = s3.create_multipart_upload().bucket("bkt").key("multi").send().await.unwrap();
+    let id = upload.upload_id().unwrap();
+    let mut parts = Vec::new();
+    for (n, chunk) in [(1, &big[..5 * 1024 * 1024]), (2, &big[5 * 1024 * 1024..])] {
+        let part = s3.upload_part().bucket("bkt").key("multi").upload_id(id).part_number(n);
+        let out = part.body(ByteStream::from(chunk.to_vec())).send().await.unwrap();
+        parts.push(aws_sdk_s3::types::CompletedPart::builder().part_number(n).e_tag(out.e_tag().unwrap()).build());
+    }
+    let done = aws_sdk_s3::types::CompletedMultipartUpload::builder().set_parts(Some(parts)).build();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("multi")
+        .upload_id(id)
+        .multipart_upload(done)
+        .send()
+        .await
+        .unwrap();
+    objects.push(("multi".into(), big));
+
+    // A fourth volume joins online.
+    let fourth = cluster.start_extra_volume();
+    let url = cluster.volumes[fourth].url();
+    cluster.admin_ok(&["volume", "add", &url]);
+    let dry = json_of(&cluster.admin_ok(&["rebalance", "--dry-run", "--json"]));
+    let misplaced = dry["objects_misplaced"].as_u64().unwrap();
+    assert!(misplaced > 50 && misplaced < 301, "about half the objects gain a replica on the new volume: {dry}");
+    assert_eq!(cluster.volumes[fourth].blob_files().len(), 0, "a dry run moves nothing");
+
+    // Rebalance while a client writes and reads.
+    let stop = Arc::new(AtomicBool::new(false));
+    let client = {
+        let (s3, stop, sample) = (s3.clone(), stop.clone(), objects[..50].to_vec());
+        tokio::spawn(async move {
+            let mut written = Vec::new();
+            let mut i = 0u64;
+            while !stop.load(Ordering::SeqCst) {
+                let data = test_bytes(5000, 5000 + i);
+                let key = format!("during/{i:04}");
+                s3.put_object().bucket("bkt").key(&key).body(data.clone().into()).send().await.unwrap();
+                written.push((key, data));
+                let (key, data) = &sample[i as usize % sample.len()];
+                let got = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
+                assert!(got.body.collect().await.unwrap().into_bytes() == data[..], "{key} during rebalance");
+                i += 1;
+            }
+            written
+        })
+    };
+    let out = cluster.admin_ok(&["rebalance"]);
+    assert!(out.contains("rebalance done"), "{out}");
+    stop.store(true, Ordering::SeqCst);
+    objects.extend(client.await.unwrap());
+
+    let again = json_of(&cluster.admin_ok(&["rebalance", "--dry-run", "--json"]));
+    assert_eq!(again["objects_misplaced"], 0, "every record matches the ring: {again}");
+    cluster.admin_ok(&["gc", "--grace", "0"]);
+    let single = objects.len() - 1;
+    assert_eq!(cluster.blob_files().len(), 2 * (single + 3), "two copies of each blob, nothing else");
+    assert!(!cluster.volumes[fourth].blob_files().is_empty());
+    read_back(&s3, &objects).await;
+
+    // Drain the first volume: it ends empty, everything keeps two replicas.
+    let first = cluster.volumes[0].url();
+    cluster.admin_ok(&["volume", "drain", &first]);
+    let refused = cluster.admin(&["volume", "remove", &first]);
+    assert!(!refused.status.success(), "a volume that still holds data cannot be removed");
+    cluster.admin_ok(&["rebalance"]);
+    cluster.admin_ok(&["gc", "--grace", "0"]);
+    assert_eq!(cluster.volumes[0].blob_files().len(), 0, "the drained volume is empty");
+    assert_eq!(cluster.blob_files().len(), 2 * (single + 3));
+    read_back(&s3, &objects).await;
+    let verify = json_of(&cluster.admin_ok(&["verify", "--json"]));
+    assert_eq!((verify["missing"].as_u64(), verify["corrupt"].as_u64()), (Some(0), Some(0)));
+    assert_eq!(verify["replicas_checked"].as_u64(), Some(2 * (single as u64 + 2)), "full replica count");
+    cluster.admin_ok(&["volume", "remove", &first]);
+    let status = cluster.status().await;
+    assert_eq!(status["volumes"].as_array().unwrap().len(), 3, "{status}");
+}

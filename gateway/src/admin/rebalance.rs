@@ -1,0 +1,206 @@
+//! Rebalance as a background job: every blob whose record disagrees with the ring is copied
+//! to the volumes the ring names (volume to volume, checked against the source's SHA-256),
+//! the record is switched under the commit lock unless the object changed meanwhile, and
+//! only then are the old copies deleted. Interrupted at any point, nothing is lost: before
+//! the switch the record still names the old copies, after it the new ones; a rerun finishes
+//! the work, and copies left behind are orphans for GC.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::jobs::{JobSlot, JobStatus, Progress};
+use super::{AdminApi, Failure, json, read_json};
+use crate::cluster::Cluster;
+use crate::error::{Error, Result};
+use crate::in_flight::InFlight;
+use crate::index::Index;
+use crate::index::records::{BlobRef, ObjectEntry, Replica};
+use crate::volume_client::VolumeClient;
+
+/// `POST /jobs/rebalance` body.
+#[derive(Debug, Deserialize)]
+struct RebalanceRequest {
+    #[serde(default)]
+    dry_run: bool,
+    /// Copy budget in MB/s; none = as fast as the volumes go.
+    rate_mb_s: Option<f64>,
+}
+
+/// Progress and outcome of a rebalance.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RebalanceProgress {
+    /// State, times, errors.
+    #[serde(flatten)]
+    pub status: JobStatus,
+    /// Only counted.
+    pub dry_run: bool,
+    /// Objects (and tombstones) to look at.
+    pub objects_total: u64,
+    /// Looked at.
+    pub objects_done: u64,
+    /// Objects with at least one misplaced blob.
+    pub objects_misplaced: u64,
+    /// Blobs moved (or, in a dry run, to move).
+    pub blobs_moved: u64,
+    /// Bytes copied (or, in a dry run, to copy; manifests and tombstones count 0).
+    pub bytes_moved: u64,
+    /// Blobs whose object changed during the copy; left for the next run.
+    pub skipped_changed: u64,
+}
+
+impl Progress for RebalanceProgress {
+    fn status(&mut self) -> &mut JobStatus {
+        &mut self.status
+    }
+}
+
+pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: RebalanceRequest = read_json(req).await?;
+    api.rebalance.begin(RebalanceProgress { dry_run: body.dry_run, ..Default::default() })?;
+    let job = RebalanceJob {
+        index: api.index.clone(),
+        cluster: api.cluster.clone(),
+        volumes: api.volumes.clone(),
+        slot: api.rebalance.clone(),
+        in_flight: api.in_flight.clone(),
+        replicas: api.replicas,
+        dry_run: body.dry_run,
+        rate_bytes_s: body.rate_mb_s.filter(|r| *r > 0.0).map(|r| r * 1e6),
+    };
+    tokio::spawn(async move {
+        let outcome = job.run().await;
+        job.slot.finish(&outcome);
+        match outcome {
+            Ok(()) => tracing::info!(progress = ?job.slot.last(), "rebalance finished"),
+            Err(err) => tracing::error!(%err, "rebalance failed"),
+        }
+    });
+    Ok(json(StatusCode::ACCEPTED, &api.rebalance.last()))
+}
+
+struct RebalanceJob {
+    index: Arc<Index>,
+    cluster: Cluster,
+    volumes: VolumeClient,
+    slot: JobSlot<RebalanceProgress>,
+    in_flight: InFlight,
+    replicas: usize,
+    dry_run: bool,
+    rate_bytes_s: Option<f64>,
+}
+
+impl RebalanceJob {
+    async fn run(&self) -> Result<()> {
+        let index = self.index.clone();
+        let entries = tokio::task::spawn_blocking(move || index.object_entries())
+            .await
+            .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        self.slot.update(|p| p.objects_total = entries.len() as u64);
+        let started = Instant::now();
+        for (bucket, key, entry) in entries {
+            let targets: Vec<Replica> =
+                self.cluster.place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
+            // Data blobs with their sizes; the manifest or tombstone blob counts 0 bytes.
+            let blobs: Vec<(BlobRef, u64)> = match &entry {
+                ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
+                ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
+                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
+                    .collect(),
+                ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
+            };
+            let wanted: HashSet<&Replica> = targets.iter().collect();
+            let mut misplaced = false;
+            for (blob, size) in blobs {
+                let have: HashSet<&Replica> = blob.replicas.iter().collect();
+                if have == wanted {
+                    continue;
+                }
+                misplaced = true;
+                if self.dry_run {
+                    self.slot.update(|p| {
+                        p.blobs_moved += 1;
+                        p.bytes_moved += size;
+                    });
+                    continue;
+                }
+                match self.move_blob(&bucket, &key, &blob, &targets).await {
+                    Ok(true) => self.slot.update(|p| {
+                        p.blobs_moved += 1;
+                        p.bytes_moved += size;
+                    }),
+                    Ok(false) => self.slot.update(|p| p.skipped_changed += 1),
+                    Err(err) => self.slot.failed(&err),
+                }
+                self.pace(started).await;
+            }
+            self.slot.update(|p| {
+                p.objects_done += 1;
+                p.objects_misplaced += u64::from(misplaced);
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps the copy rate under the budget.
+    async fn pace(&self, started: Instant) {
+        let Some(rate) = self.rate_bytes_s else { return };
+        let moved = self.slot.last().map_or(0, |p| p.bytes_moved) as f64;
+        let due = Duration::from_secs_f64(moved / rate);
+        if let Some(wait) = due.checked_sub(started.elapsed()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn url(&self, replica: &Replica) -> Result<String> {
+        self.cluster.url_of(&replica.volume).ok_or_else(|| Error::Volume(format!("unknown volume {}", replica.volume)))
+    }
+
+    /// Copies `blob` onto `targets` it is not on yet, switches the record, deletes the copies
+    /// the ring no longer wants. `false` if the object changed meanwhile.
+    async fn move_blob(&self, bucket: &str, key: &str, blob: &BlobRef, targets: &[Replica]) -> Result<bool> {
+        // The new copies are in no record until the switch: hide them from GC until then.
+        let _in_flight = self.in_flight.register(&blob.id);
+        for target in targets.iter().filter(|t| !blob.replicas.contains(t)) {
+            let to = self.url(target)?;
+            let mut copied = false;
+            let mut last_error = None;
+            for source in &blob.replicas {
+                let from = self.url(source)?;
+                match self.volumes.copy(&from, source.subvolume, &to, target.subvolume, &blob.id).await {
+                    Ok(_) => {
+                        copied = true;
+                        break;
+                    }
+                    Err(err) => last_error = Some(err),
+                }
+            }
+            if !copied {
+                return Err(last_error.unwrap_or_else(|| Error::Volume(format!("blob {} has no replicas", blob.id))));
+            }
+        }
+        let (index, b, k, id, new) =
+            (self.index.clone(), bucket.to_string(), key.to_string(), blob.id.clone(), targets.to_vec());
+        let switched = tokio::task::spawn_blocking(move || index.move_blob(&b, &k, &id, &new))
+            .await
+            .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        if !switched {
+            // The copies just made are orphans now; GC takes them.
+            return Ok(false);
+        }
+        for old in blob.replicas.iter().filter(|r| !targets.contains(r)) {
+            let url = self.url(old)?;
+            if let Err(err) = self.volumes.delete(&url, old.subvolume, &blob.id).await {
+                // The record no longer names it: an orphan for GC, not a loss.
+                self.slot.failed(&err);
+            }
+        }
+        Ok(true)
+    }
+}

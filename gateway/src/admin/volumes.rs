@@ -1,0 +1,103 @@
+//! Volume membership, changed online: new writes follow the new ring at once; reads keep
+//! using the volumes the records name until rebalance moves the blobs.
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::{AdminApi, Failure, json, read_json};
+use crate::error::Error;
+use crate::index::records::Membership;
+
+/// `POST /volumes` body: add (or update) a volume.
+#[derive(Debug, Deserialize)]
+struct AddVolume {
+    url: String,
+    zone: Option<String>,
+    weight: Option<f64>,
+}
+
+/// `POST /volumes/weight` body; `drain` is weight 0.
+#[derive(Debug, Deserialize)]
+struct SetWeight {
+    url: String,
+    weight: f64,
+}
+
+/// `POST /volumes/remove` body.
+#[derive(Debug, Deserialize)]
+struct RemoveVolume {
+    url: String,
+}
+
+fn normalise(url: &str) -> String {
+    url.trim().trim_end_matches('/').to_string()
+}
+
+fn answer(membership: &Membership) -> Response<Full<Bytes>> {
+    json(StatusCode::OK, membership)
+}
+
+pub(super) async fn add(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: AddVolume = read_json(req).await?;
+    if body.weight.is_some_and(|w| !(w.is_finite() && w >= 0.0)) {
+        return Err(Failure(StatusCode::BAD_REQUEST, "weight must be a number >= 0".into()));
+    }
+    let url = normalise(&body.url);
+    let membership = api
+        .cluster
+        .add_volume(&api.index, &api.volumes, &url, body.zone, body.weight)
+        .await
+        .map_err(|e| Failure(StatusCode::BAD_GATEWAY, format!("{url}: {e}")))?;
+    tracing::info!(%url, "volume added");
+    Ok(answer(&membership))
+}
+
+pub(super) async fn weight(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: SetWeight = read_json(req).await?;
+    if !(body.weight.is_finite() && body.weight >= 0.0) {
+        return Err(Failure(StatusCode::BAD_REQUEST, "weight must be a number >= 0".into()));
+    }
+    let url = normalise(&body.url);
+    let membership = api.cluster.update(&api.index, |m| {
+        let volume =
+            m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
+        volume.weight = body.weight;
+        Ok(())
+    });
+    let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
+    tracing::info!(%url, weight = body.weight, "volume weight set");
+    Ok(answer(&membership))
+}
+
+pub(super) async fn remove(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: RemoveVolume = read_json(req).await?;
+    let url = normalise(&body.url);
+    let id = api
+        .cluster
+        .membership()
+        .volumes
+        .iter()
+        .find(|v| v.url == url)
+        .map(|v| v.id.clone())
+        .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no volume {url}")))?;
+    let index = api.index.clone();
+    let check_id = id.clone();
+    let in_use = tokio::task::spawn_blocking(move || index.volume_in_use(&check_id))
+        .await
+        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    if in_use {
+        return Err(Failure(
+            StatusCode::CONFLICT,
+            format!("{url} still holds blobs: drain it, rebalance and gc first, then remove it"),
+        ));
+    }
+    let membership = api.cluster.update(&api.index, |m| {
+        m.volumes.retain(|v| v.id != id);
+        Ok(())
+    })?;
+    tracing::info!(%url, "volume removed");
+    Ok(answer(&membership))
+}
