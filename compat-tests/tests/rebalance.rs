@@ -13,6 +13,18 @@ fn json_of(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap()
 }
 
+/// PUTs objects eight at a time.
+async fn put_all(s3: &aws_sdk_s3::Client, objects: &[(String, Vec<u8>)]) {
+    use futures::StreamExt as _;
+    futures::stream::iter(objects)
+        .map(|(key, data)| s3.put_object().bucket("bkt").key(key).body(data.clone().into()).send())
+        .buffer_unordered(8)
+        .for_each(|result| async move {
+            result.unwrap();
+        })
+        .await;
+}
+
 async fn read_back(s3: &aws_sdk_s3::Client, objects: &[(String, Vec<u8>)]) {
     for (key, data) in objects {
         let got = s3.get_object().bucket("bkt").key(key).send().await.unwrap();
@@ -25,12 +37,10 @@ async fn add_a_volume_and_drain_one_while_serving() {
     let mut cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
-    let mut objects = Vec::new();
-    for i in 0..300u64 {
-        let data = test_bytes((i as usize * 397) % 40_000, i);
-        s3.put_object().bucket("bkt").key(format!("obj/{i:04}")).body(data.clone().into()).send().await.unwrap();
-        objects.push((format!("obj/{i:04}"), data));
-    }
+    let objects: Vec<(String, Vec<u8>)> =
+        (0..2000u64).map(|i| (format!("obj/{i:04}"), test_bytes((i as usize * 397) % 20_000, i))).collect();
+    put_all(&s3, &objects).await;
+    let mut objects = objects;
     // One multipart object: a manifest and two parts to move.
     let big = test_bytes(6 * 1024 * 1024, 1000);
     let upload = s3.create_multipart_upload().bucket("bkt").key("multi").send().await.unwrap();
@@ -58,7 +68,7 @@ async fn add_a_volume_and_drain_one_while_serving() {
     cluster.admin_ok(&["volume", "add", &url]);
     let dry = json_of(&cluster.admin_ok(&["rebalance", "--dry-run", "--json"]));
     let misplaced = dry["objects_misplaced"].as_u64().unwrap();
-    assert!(misplaced > 50 && misplaced < 301, "about half the objects gain a replica on the new volume: {dry}");
+    assert!(misplaced > 600 && misplaced < 1400, "about half the objects gain a replica on the new volume: {dry}");
     assert_eq!(cluster.volumes[fourth].blob_files().len(), 0, "a dry run moves nothing");
 
     // Rebalance while a client writes and reads.
@@ -110,4 +120,54 @@ async fn add_a_volume_and_drain_one_while_serving() {
     cluster.admin_ok(&["volume", "remove", &first]);
     let status = cluster.status().await;
     assert_eq!(status["volumes"].as_array().unwrap().len(), 3, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rebalance_killed_midway_loses_nothing_and_reruns() {
+    let mut cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let mut objects = Vec::new();
+    for i in 0..200u64 {
+        let data = test_bytes(100_000 + i as usize, i);
+        s3.put_object().bucket("bkt").key(format!("k{i:03}")).body(data.clone().into()).send().await.unwrap();
+        objects.push((format!("k{i:03}"), data));
+    }
+    let fourth = cluster.start_extra_volume();
+    cluster.admin_ok(&["volume", "add", &cluster.volumes[fourth].url()]);
+
+    // Start a slow rebalance (2 MB/s for ~10 MB to move) and SIGKILL the gateway midway.
+    let started = reqwest::Client::new()
+        .post(format!("{}/jobs/rebalance", cluster.admin_url()))
+        .bearer_auth(compat_tests::ADMIN_TOKEN)
+        .json(&serde_json::json!({"rate_mb_s": 2.0}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 202);
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let progress: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/jobs/rebalance", cluster.admin_url()))
+        .bearer_auth(compat_tests::ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(progress["state"], "running", "killed midway: {progress}");
+    assert!(progress["blobs_moved"].as_u64().unwrap() > 0, "{progress}");
+    cluster.gateway.take().unwrap().kill();
+    cluster.start_gateway();
+    let s3 = cluster.client();
+    read_back(&s3, &objects).await;
+
+    // Rerun: it finishes the work; leftovers are orphans for GC.
+    let out = cluster.admin_ok(&["rebalance"]);
+    assert!(out.contains("rebalance done"), "{out}");
+    let again = json_of(&cluster.admin_ok(&["rebalance", "--dry-run", "--json"]));
+    assert_eq!(again["objects_misplaced"], 0, "{again}");
+    cluster.admin_ok(&["gc", "--grace", "0"]);
+    assert_eq!(cluster.blob_files().len(), 2 * objects.len());
+    read_back(&s3, &objects).await;
 }
