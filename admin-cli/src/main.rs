@@ -306,6 +306,17 @@ async fn status(api: &Api, json: bool) -> Result<(), String> {
             free.join(", ")
         );
     }
+    let jobs = &status.jobs;
+    for line in [
+        jobs.gc.as_ref().map(gc_line),
+        jobs.verify.as_ref().map(verify_line),
+        jobs.rebalance.as_ref().map(rebalance_line),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        println!("{line}");
+    }
     if status.volumes.iter().any(|v| !v.healthy) {
         return Err("some volumes are down".into());
     }
@@ -502,30 +513,45 @@ where
 {
     let path = format!("/jobs/{kind}");
     api.call(reqwest::Method::POST, &path, Some(body)).await?;
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    // A bar on a terminal; in a log (or with --json) no bar, but a line per change.
+    let terminal = !as_json && std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let bar = terminal.then(|| {
+        let bar = indicatif::ProgressBar::new(0);
+        let style = indicatif::ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {wide_msg}");
+        if let Ok(style) = style {
+            bar.set_style(style);
+        }
+        bar
+    });
     let mut last_line = String::new();
     let mut progress = loop {
         let progress: Option<P> = parse(&api.get(&path).await?)?;
         let mut progress = progress.ok_or("the gateway forgot the job (restarted?)")?;
         let line = line_of(&progress);
-        if !as_json && line != last_line {
-            if terminal {
-                print!("\r{line}\x1b[K");
-                let _ = std::io::Write::flush(&mut std::io::stdout());
-            } else {
-                println!("{line}");
+        match &bar {
+            Some(bar) => {
+                let (done, total) = progress.done_of();
+                bar.set_length(total);
+                bar.set_position(done);
+                bar.set_message(line);
             }
-            last_line = line;
+            None if !as_json && line != last_line => {
+                println!("{line}");
+                last_line = line;
+            }
+            None => {}
         }
         if progress.status().state != "running" {
             break progress;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+        println!("{}", line_of(&progress));
+    }
     if as_json {
         println!("{}", serde_json::to_string_pretty(&progress).map_err(|e| e.to_string())?);
-    } else if terminal {
-        println!();
     }
     let status = progress.status().clone();
     match (status.state.as_str(), status.errors) {

@@ -38,8 +38,21 @@ pub fn binary(name: &str) -> PathBuf {
 }
 
 /// A free loopback port: bind port 0, read it, release it for the child to take.
+/// A port for a test process to listen on. Ports come from below Linux's ephemeral range
+/// (32768+): a port the OS handed out with `bind(0)` and that was released could be taken
+/// again by any outgoing connection (the gateway's to its volumes) before the test process
+/// binds it. Each port is handed out once per test binary.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::Mutex;
+    static USED: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let mut used = USED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    loop {
+        let port = rand::random_range(20_000..32_000u16);
+        if !used.contains(&port) && TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            used.push(port);
+            return port;
+        }
+    }
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
@@ -203,14 +216,10 @@ impl TestCluster {
         wait_for_port(self.s3_port, &mut child, "cairn-gateway");
         self.gateway = Some(Proc { child });
         // The gateway binds first and then waits for its volumes: wait until the admin API answers.
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if std::net::TcpStream::connect(("127.0.0.1", self.admin_port)).is_ok() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
+        let admin_port = self.admin_port;
+        if let Some(gateway) = self.gateway.as_mut() {
+            wait_for_port(admin_port, &mut gateway.child, "cairn-gateway (admin API)");
         }
-        panic!("gateway admin API did not come up");
     }
 
     pub fn endpoint(&self) -> String {

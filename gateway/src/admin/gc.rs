@@ -75,6 +75,10 @@ impl Progress for GcProgress {
     fn status(&mut self) -> &mut JobStatus {
         &mut self.status
     }
+
+    fn done_of(&self) -> (u64, u64) {
+        (self.queue_done, self.queue_total)
+    }
 }
 
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {

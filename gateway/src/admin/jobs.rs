@@ -28,6 +28,8 @@ pub struct JobStatus {
 pub trait Progress: Clone + Default + Send + 'static {
     /// The shared part.
     fn status(&mut self) -> &mut JobStatus;
+    /// Items done and items in all, for a progress bar.
+    fn done_of(&self) -> (u64, u64);
 }
 
 /// Holds the running or last job of one kind.

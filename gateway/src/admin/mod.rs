@@ -115,8 +115,19 @@ pub struct Status {
     pub bytes: u64,
     /// Blobs waiting for GC.
     pub gc_queue: u64,
-    /// The running or last GC job.
+    /// The running or last job of each kind.
+    pub jobs: Jobs,
+}
+
+/// The running or last job of each kind, in `/status`.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+pub struct Jobs {
+    /// Garbage collection.
     pub gc: Option<gc::GcProgress>,
+    /// Verify / repair.
+    pub verify: Option<verify::VerifyProgress>,
+    /// Rebalance.
+    pub rebalance: Option<rebalance::RebalanceProgress>,
 }
 
 /// One volume in `/status`.
@@ -197,7 +208,8 @@ impl AdminApi {
         })
         .await
         .map_err(|e| crate::Error::Index(e.to_string()))??;
-        Ok(Status { volumes, buckets, objects, bytes, gc_queue, gc: self.gc.last() })
+        let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
+        Ok(Status { volumes, buckets, objects, bytes, gc_queue, jobs })
     }
 }
 

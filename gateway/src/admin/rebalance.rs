@@ -59,6 +59,10 @@ impl Progress for RebalanceProgress {
     fn status(&mut self) -> &mut JobStatus {
         &mut self.status
     }
+
+    fn done_of(&self) -> (u64, u64) {
+        (self.objects_done, self.objects_total)
+    }
 }
 
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
