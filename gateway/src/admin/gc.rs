@@ -94,14 +94,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
         cutoff_ms: now_ms().saturating_sub(grace_secs.saturating_mul(1000)),
         dry_run: body.dry_run,
     };
-    tokio::spawn(async move {
-        let outcome = job.run().await;
-        job.runner.finish(&outcome);
-        match outcome {
-            Ok(()) => tracing::info!(progress = ?job.runner.last(), "gc finished"),
-            Err(err) => tracing::error!(%err, "gc failed"),
-        }
-    });
+    api.gc.spawn("gc", async move { job.run().await });
     Ok(json(StatusCode::ACCEPTED, &api.gc.last()))
 }
 

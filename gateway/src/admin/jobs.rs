@@ -81,8 +81,25 @@ impl<P: Progress> JobSlot<P> {
         });
     }
 
+    /// Runs `job` in the background and records how it ended.
+    pub(crate) fn spawn<F>(&self, kind: &'static str, job: F)
+    where
+        P: std::fmt::Debug,
+        F: std::future::Future<Output = crate::Result<()>> + Send + 'static,
+    {
+        let slot = self.clone();
+        tokio::spawn(async move {
+            let outcome = job.await;
+            slot.finish(&outcome);
+            match outcome {
+                Ok(()) => tracing::info!(kind, progress = ?slot.last(), "job finished"),
+                Err(err) => tracing::error!(kind, %err, "job failed"),
+            }
+        });
+    }
+
     /// Records how the job ended.
-    pub(crate) fn finish(&self, outcome: &crate::Result<()>) {
+    fn finish(&self, outcome: &crate::Result<()>) {
         self.update(|p| {
             let status = p.status();
             status.finished_ms = Some(now_ms());

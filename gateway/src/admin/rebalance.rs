@@ -78,14 +78,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
         dry_run: body.dry_run,
         rate_bytes_s: body.rate_mb_s.filter(|r| *r > 0.0).map(|r| r * 1e6),
     };
-    tokio::spawn(async move {
-        let outcome = job.run().await;
-        job.slot.finish(&outcome);
-        match outcome {
-            Ok(()) => tracing::info!(progress = ?job.slot.last(), "rebalance finished"),
-            Err(err) => tracing::error!(%err, "rebalance failed"),
-        }
-    });
+    api.rebalance.spawn("rebalance", async move { job.run().await });
     Ok(json(StatusCode::ACCEPTED, &api.rebalance.last()))
 }
 

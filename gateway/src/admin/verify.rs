@@ -77,14 +77,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
         slot: api.verify.clone(),
         repair: body.repair,
     };
-    tokio::spawn(async move {
-        let outcome = job.run().await;
-        job.slot.finish(&outcome);
-        match outcome {
-            Ok(()) => tracing::info!(progress = ?job.slot.last(), "verify finished"),
-            Err(err) => tracing::error!(%err, "verify failed"),
-        }
-    });
+    api.verify.spawn("verify", async move { job.run().await });
     Ok(json(StatusCode::ACCEPTED, &api.verify.last()))
 }
 
