@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures::TryStreamExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -23,6 +24,10 @@ use crate::in_flight::InFlight;
 use crate::index::Index;
 use crate::index::records::{BlobRef, ObjectEntry, Replica};
 use crate::volume_client::VolumeClient;
+
+/// Objects moved at once: enough to keep every volume busy, few enough to leave room for
+/// client traffic.
+const CONCURRENCY: usize = 8;
 
 /// `POST /jobs/rebalance` body.
 #[derive(Debug, Deserialize)]
@@ -101,47 +106,54 @@ impl RebalanceJob {
             .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
         self.slot.update(|p| p.objects_total = entries.len() as u64);
         let started = Instant::now();
-        for (bucket, key, entry) in entries {
-            let targets: Vec<Replica> =
-                self.cluster.place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
-            // Data blobs with their sizes; the manifest or tombstone blob counts 0 bytes.
-            let blobs: Vec<(BlobRef, u64)> = match &entry {
-                ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
-                ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
-                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
-                    .collect(),
-                ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
-            };
-            let wanted: HashSet<&Replica> = targets.iter().collect();
-            let mut misplaced = false;
-            for (blob, size) in blobs {
-                let have: HashSet<&Replica> = blob.replicas.iter().collect();
-                if have == wanted {
-                    continue;
-                }
-                misplaced = true;
-                if self.dry_run {
-                    self.slot.update(|p| {
-                        p.blobs_moved += 1;
-                        p.bytes_moved += size;
-                    });
-                    continue;
-                }
-                match self.move_blob(&bucket, &key, &blob, &targets).await {
-                    Ok(true) => self.slot.update(|p| {
-                        p.blobs_moved += 1;
-                        p.bytes_moved += size;
-                    }),
-                    Ok(false) => self.slot.update(|p| p.skipped_changed += 1),
-                    Err(err) => self.slot.failed(&err),
-                }
-                self.pace(started).await;
+        futures::stream::iter(entries.into_iter().map(Ok))
+            .try_for_each_concurrent(CONCURRENCY, |(bucket, key, entry)| {
+                self.rebalance_entry(bucket, key, entry, started)
+            })
+            .await
+    }
+
+    /// Moves the blobs of one key's entry that are not where the ring wants them.
+    async fn rebalance_entry(&self, bucket: String, key: String, entry: ObjectEntry, started: Instant) -> Result<()> {
+        let targets: Vec<Replica> =
+            self.cluster.place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
+        // Data blobs with their sizes; the manifest or tombstone blob counts 0 bytes.
+        let blobs: Vec<(BlobRef, u64)> = match &entry {
+            ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
+            ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
+                .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
+                .collect(),
+            ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
+        };
+        let wanted: HashSet<&Replica> = targets.iter().collect();
+        let mut misplaced = false;
+        for (blob, size) in blobs {
+            let have: HashSet<&Replica> = blob.replicas.iter().collect();
+            if have == wanted {
+                continue;
             }
-            self.slot.update(|p| {
-                p.objects_done += 1;
-                p.objects_misplaced += u64::from(misplaced);
-            });
+            misplaced = true;
+            if self.dry_run {
+                self.slot.update(|p| {
+                    p.blobs_moved += 1;
+                    p.bytes_moved += size;
+                });
+                continue;
+            }
+            match self.move_blob(&bucket, &key, &blob, &targets).await {
+                Ok(true) => self.slot.update(|p| {
+                    p.blobs_moved += 1;
+                    p.bytes_moved += size;
+                }),
+                Ok(false) => self.slot.update(|p| p.skipped_changed += 1),
+                Err(err) => self.slot.failed(&err),
+            }
+            self.pace(started).await;
         }
+        self.slot.update(|p| {
+            p.objects_done += 1;
+            p.objects_misplaced += u64::from(misplaced);
+        });
         Ok(())
     }
 
