@@ -9,7 +9,7 @@ use super::conditions::{check_copy_source, copy_source_preconditions};
 use super::object::{algorithm_from_dto, checksum_fields, lookup, open_object, system_headers};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
-use crate::checksum::{ChecksumType as ChecksumKind, Claimed, Expected};
+use crate::checksum::{Claimed, Expected};
 use crate::error::Error;
 use crate::index::records::{ObjectEntry, ObjectRecord};
 use crate::time::{now_ms, timestamp_from_ms};
@@ -86,32 +86,15 @@ pub(super) async fn copy_object(
     let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let meta = BlobMeta {
-        headers: headers.clone(),
-        user_meta: user_meta.clone(),
-        tags: tags.clone(),
+        headers,
+        user_meta,
+        tags,
         ..BlobMeta::new(BlobKind::Object, &input.bucket, &input.key, ts, modified_ms)
     };
     let body = open_object(gw, &source, 0, source.size).await?;
     let stored = write::store(gw, &meta, Some(source.size), None, expected, body).await?;
-    let etag = hex::encode(stored.md5);
-    let checksum = algorithm.zip(stored.checksum).map(|(algorithm, value)| crate::checksum::Checksum {
-        algorithm,
-        kind: ChecksumKind::FullObject,
-        value,
-    });
-    let record = ObjectRecord {
-        ts,
-        modified_ms,
-        size: stored.size,
-        etag: etag.clone(),
-        sha256: hex::encode(stored.sha256),
-        headers,
-        user_meta,
-        tags,
-        checksum: checksum.clone(),
-        parts: Vec::new(),
-        blob: stored.blob,
-    };
+    let record = stored.record(meta, algorithm);
+    let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
     let (bucket, key) = (input.bucket.clone(), input.key.clone());
     gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;

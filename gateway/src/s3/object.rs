@@ -9,7 +9,7 @@ use super::Gateway;
 use super::conditions::{check_read, read_preconditions};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
-use crate::checksum::{Algorithm, Checksum, ChecksumType as ChecksumKind, Expected};
+use crate::checksum::{Algorithm, Checksum, Expected};
 use crate::error::Error;
 use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord};
 use crate::replicated::{self, Segment, Source};
@@ -101,25 +101,8 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
         ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
     };
     let stored = write::store(gw, &meta, size, content_md5, expected, body).await?;
-    let etag = hex::encode(stored.md5);
-    let checksum = algorithm.zip(stored.checksum).map(|(algorithm, value)| Checksum {
-        algorithm,
-        kind: ChecksumKind::FullObject,
-        value,
-    });
-    let record = ObjectRecord {
-        ts,
-        modified_ms,
-        size: stored.size,
-        etag: etag.clone(),
-        sha256: hex::encode(stored.sha256),
-        headers: meta.headers,
-        user_meta: meta.user_meta,
-        tags: meta.tags,
-        checksum: checksum.clone(),
-        parts: Vec::new(),
-        blob: stored.blob,
-    };
+    let record = stored.record(meta, algorithm);
+    let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
     gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, condition.as_ref())).await?;
     tracing::debug!(size = stored.size, %etag, "object stored");

@@ -9,11 +9,11 @@ use s3s::dto::{ETagCondition, Metadata};
 
 use super::Gateway;
 use crate::blob_meta::BlobMeta;
-use crate::checksum::Expected;
+use crate::checksum::{Algorithm, Checksum, ChecksumType, Expected};
 use crate::error::{Error, Result};
 use crate::in_flight::InFlightGuard;
 use crate::index::WriteCondition;
-use crate::index::records::BlobRef;
+use crate::index::records::{BlobRef, ObjectRecord};
 use crate::replicated::{self, BodyChecks};
 
 /// Largest single PUT (and part) S3 accepts: 5 GiB.
@@ -35,6 +35,31 @@ pub(super) struct Stored {
     pub checksum: Option<String>,
     /// Keeps the blob hidden from GC until this is dropped, after the index commit.
     pub _in_flight: InFlightGuard,
+}
+
+impl Stored {
+    /// The record of a single-blob version written with `meta`; its checksum, when one was
+    /// computed, is a full-object checksum of `algorithm`.
+    pub(super) fn record(&self, meta: BlobMeta, algorithm: Option<Algorithm>) -> ObjectRecord {
+        let checksum = algorithm.zip(self.checksum.clone()).map(|(algorithm, value)| Checksum {
+            algorithm,
+            kind: ChecksumType::FullObject,
+            value,
+        });
+        ObjectRecord {
+            ts: meta.ts,
+            modified_ms: meta.modified_ms,
+            size: self.size,
+            etag: hex::encode(self.md5),
+            sha256: hex::encode(self.sha256),
+            headers: meta.headers,
+            user_meta: meta.user_meta,
+            tags: meta.tags,
+            checksum,
+            parts: Vec::new(),
+            blob: self.blob.clone(),
+        }
+    }
 }
 
 /// Streams `body` into a new blob on the replicas the ring picks for `bucket`/`key`. Every
