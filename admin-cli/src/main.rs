@@ -71,6 +71,9 @@ enum Command {
         /// Secret shared with the volume daemons.
         #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: String,
+        /// Rebuild even if some volumes cannot be read (what they hold is left out).
+        #[arg(long)]
+        partial: bool,
     },
     /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes.
     Gc {
@@ -112,6 +115,10 @@ enum VolumeCommand {
     Remove {
         /// Its URL.
         url: String,
+        /// The volume is gone for good: drop its copies from the records and let the
+        /// repairer rebuild them from the other copies.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -207,9 +214,9 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Rebuild { db, volumes, cluster_secret } = &cli.command {
+    if let Command::Rebuild { db, volumes, cluster_secret, partial } = &cli.command {
         volumed::serve::init_logging();
-        return finish(rebuild(db, volumes, cluster_secret, cli.json).await);
+        return finish(rebuild(db, volumes, cluster_secret, *partial, cli.json).await);
     }
     let Some(token) = cli.token.clone() else {
         eprintln!("cairn-admin: an admin token is required (--token or CAIRN_ADMIN_TOKEN)");
@@ -238,10 +245,16 @@ fn finish(result: Result<(), String>) -> ExitCode {
     }
 }
 
-async fn rebuild(db: &std::path::Path, volumes: &[String], cluster_secret: &str, as_json: bool) -> Result<(), String> {
+async fn rebuild(
+    db: &std::path::Path,
+    volumes: &[String],
+    cluster_secret: &str,
+    partial: bool,
+    as_json: bool,
+) -> Result<(), String> {
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let mut last_print = std::time::Instant::now();
-    let report = gateway::rebuild::rebuild(db, volumes, cluster_secret, |r| {
+    let report = gateway::rebuild::rebuild(db, volumes, cluster_secret, partial, |r| {
         if !as_json && (terminal || last_print.elapsed() >= Duration::from_secs(1)) {
             let line = format!("rebuild: listed {} blobs ({} bytes)", r.blobs, r.bytes);
             if terminal {
@@ -276,6 +289,9 @@ async fn rebuild(db: &std::path::Path, volumes: &[String], cluster_secret: &str,
             report.bytes as f64 / 1e6 / report.seconds.max(1e-9),
         );
     }
+    for what in &report.unreadable {
+        eprintln!("cairn-admin: warning: not read, left out of the index: {what}");
+    }
     if report.skipped > 0 {
         return Err(format!("{} blobs or objects could not be restored (see the log)", report.skipped));
     }
@@ -290,8 +306,8 @@ async fn status(api: &Api, json: bool) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "objects {}  bytes {}  buckets {}  gc queue {}",
-        status.objects, status.bytes, status.buckets, status.gc_queue
+        "objects {}  bytes {}  buckets {}  gc queue {}  repair queue {}",
+        status.objects, status.bytes, status.buckets, status.gc_queue, status.repair_queue
     );
     println!("{:<18} {:<28} {:>6} {:<8} free per subvolume", "volume", "url", "weight", "health");
     for volume in &status.volumes {
@@ -414,7 +430,18 @@ async fn volume(api: &Api, command: VolumeCommand, as_json: bool) -> Result<(), 
         }
         VolumeCommand::Weight { url, weight } => post("/volumes/weight", json!({"url": url, "weight": weight})).await?,
         VolumeCommand::Drain { url } => post("/volumes/weight", json!({"url": url, "weight": 0.0})).await?,
-        VolumeCommand::Remove { url } => post("/volumes/remove", json!({ "url": url })).await?,
+        VolumeCommand::Remove { url, force } => {
+            let text = post("/volumes/remove", json!({ "url": url, "force": force })).await?;
+            if let Some(forgotten) = parse::<serde_json::Value>(&text)?.get("forgotten").filter(|f| !f.is_null())
+                && !as_json
+            {
+                println!(
+                    "dropped {} copies from the records; {} blobs queued for repair; {} blobs had no other copy (lost)",
+                    forgotten["copies"], forgotten["repairs"], forgotten["lost"]
+                );
+            }
+            text
+        }
     };
     if as_json {
         println!("{text}");

@@ -120,6 +120,23 @@ impl Volume {
         }
     }
 
+    /// Freezes the process (SIGSTOP): it keeps its sockets, so connections are accepted by
+    /// the kernel and then hang, as with a hung disk.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused process (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.proc.as_ref().expect("volume is running").pid();
+        let status = Command::new("kill").args([signal, &pid.to_string()]).status().unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
     /// Blob files (not temp files, not identity files) under this volume's directories.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         let mut out = Vec::new();
@@ -235,6 +252,12 @@ impl TestCluster {
         self.client_with(ACCESS_KEY, SECRET_KEY)
     }
 
+    /// An aws-sdk-s3 client that never retries and gives up on a request after `timeout`:
+    /// fault tests see every outcome as it happened.
+    pub fn client_without_retries(&self, timeout: Duration) -> aws_sdk_s3::Client {
+        client_without_retries(&self.endpoint(), timeout)
+    }
+
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
         let config = aws_sdk_s3::Config::builder()
             .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
@@ -298,6 +321,27 @@ impl TestCluster {
             .await
             .unwrap()
     }
+}
+
+/// An aws-sdk-s3 client for `endpoint` with the root key that never retries and gives up on a
+/// request after `timeout`.
+pub fn client_without_retries(endpoint: &str, timeout: Duration) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "cairn-test"))
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_s3::config::timeout::TimeoutConfig::builder()
+                .connect_timeout(Duration::from_secs(2))
+                .operation_attempt_timeout(timeout)
+                .operation_timeout(timeout)
+                .build(),
+        )
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Deterministic pseudo-random bytes (xorshift), so failures reproduce.

@@ -5,11 +5,17 @@
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use tokio_util::sync::CancellationToken;
+
 use crate::error::{Error, Result};
+use crate::health::Health;
 use crate::index::Index;
 use crate::index::records::{Membership, Replica, VolumeRecord};
 use crate::placement::{self, RingMember};
 use crate::volume_client::VolumeClient;
+
+/// How often a volume that has not answered yet is asked again.
+const JOIN_RETRY: Duration = Duration::from_secs(2);
 
 /// Current membership, shared by all requests; replaced whole when it changes.
 #[derive(Debug, Clone)]
@@ -18,19 +24,60 @@ pub struct Cluster {
 }
 
 impl Cluster {
-    /// Learns each configured volume's id and subvolume count from its `/stats` (waiting up
-    /// to `wait` for it to come up) and merges them into the stored membership: a known volume
-    /// (by id) keeps its weight and zone and takes the configured URL; a new one joins with
-    /// weight 1. Membership changed online (`volume add/drain/weight/remove`) is kept across
-    /// restarts; config only seeds it.
-    pub async fn join(index: &Index, client: &VolumeClient, urls: &[String], wait: Duration) -> Result<Self> {
+    /// Learns each configured volume's id and subvolume count from its `/stats` and merges
+    /// them into the stored membership: a known volume (by id) keeps its weight and zone and
+    /// takes the configured URL; a new one joins with weight 1. Membership changed online
+    /// (`volume add/drain/weight/remove`) is kept across restarts; config only seeds it.
+    ///
+    /// Volumes that do not answer do not hold the start up: a known one stays a member (down
+    /// until it answers), and the URLs of unknown ones are returned, for [`Cluster::keep_joining`].
+    pub async fn join(index: &Index, client: &VolumeClient, urls: &[String]) -> Result<(Self, Vec<String>)> {
         let mut membership = index.membership()?;
-        for url in urls {
-            let stats = wait_for_stats(client, url, wait).await?;
-            merge(&mut membership, url, &stats, None, None)?;
+        let answers = futures::future::join_all(urls.iter().map(|url| client.stats(url))).await;
+        let mut unjoined = Vec::new();
+        for (url, answer) in urls.iter().zip(answers) {
+            match answer {
+                Ok(stats) => merge(&mut membership, url, &stats, None, None)?,
+                Err(err) if membership.volumes.iter().any(|v| v.url == *url) => {
+                    tracing::warn!(%url, %err, "volume is down; starting without it, it rejoins when it answers");
+                }
+                Err(err) => {
+                    tracing::warn!(%url, %err, "new volume does not answer; it joins when it does");
+                    unjoined.push(url.clone());
+                }
+            }
         }
         index.set_membership(&membership)?;
-        Ok(Self { membership: Arc::new(RwLock::new(Arc::new(membership))) })
+        Ok((Self { membership: Arc::new(RwLock::new(Arc::new(membership))) }, unjoined))
+    }
+
+    /// Retries the volumes [`Cluster::join`] could not reach until each has answered and
+    /// joined, or `shutdown`.
+    pub async fn keep_joining(
+        self,
+        index: Arc<Index>,
+        client: VolumeClient,
+        mut urls: Vec<String>,
+        shutdown: CancellationToken,
+    ) {
+        while !urls.is_empty() {
+            tokio::select! {
+                () = tokio::time::sleep(JOIN_RETRY) => {}
+                () = shutdown.cancelled() => return,
+            }
+            let mut still = Vec::new();
+            for url in urls {
+                let joined = match client.stats(&url).await {
+                    Ok(stats) => self.update(&index, |membership| merge(membership, &url, &stats, None, None)),
+                    Err(err) => Err(err),
+                };
+                match joined {
+                    Ok(_) => tracing::info!(%url, "volume joined"),
+                    Err(_) => still.push(url),
+                }
+            }
+            urls = still;
+        }
     }
 
     /// Adds the volume at `url` online (or updates it, known by id), storing the membership.
@@ -69,25 +116,52 @@ impl Cluster {
         self.membership().volumes.iter().find(|v| v.id == volume_id).map(|v| v.url.clone())
     }
 
-    /// Where a new version of `(bucket, key)` goes: `replicas` volumes, each with its URL.
-    pub fn place(&self, bucket: &str, key: &str, replicas: usize) -> Result<Vec<(Replica, String)>> {
-        let membership = self.membership();
-        let members: Vec<RingMember> = membership
-            .volumes
-            .iter()
-            .map(|v| RingMember { id: v.id.clone(), weight: v.weight, zone: v.zone.clone(), subvolumes: v.subvolumes })
-            .collect();
-        let slots = placement::place(&members, bucket, key, replicas);
+    /// Where a new version of `(bucket, key)` goes: the first `replicas` volumes in the
+    /// key's rendezvous order that `health` takes to be up, each with its URL. Fewer when
+    /// fewer are up (the caller decides whether that meets its quorum); a write never waits
+    /// on a volume known to be down.
+    pub fn place(&self, bucket: &str, key: &str, replicas: usize, health: &Health) -> Vec<(Replica, String)> {
+        self.place_excluding(bucket, key, replicas, health, &[])
+    }
+
+    /// Where the ring wants `(bucket, key)`, whatever the volumes' health: the home that
+    /// rebalance moves blobs to.
+    pub fn ring_place(&self, bucket: &str, key: &str, replicas: usize) -> Result<Vec<(Replica, String)>> {
+        let slots = self.place(bucket, key, replicas, &Health::default());
         if slots.len() < replicas {
             return Err(Error::Unavailable(format!("{} volumes in the ring, {replicas} replicas wanted", slots.len())));
         }
-        Ok(slots
+        Ok(slots)
+    }
+
+    /// Like [`Cluster::place`], skipping the volumes in `exclude` (those that already hold a
+    /// copy being repaired).
+    pub fn place_excluding(
+        &self,
+        bucket: &str,
+        key: &str,
+        replicas: usize,
+        health: &Health,
+        exclude: &[String],
+    ) -> Vec<(Replica, String)> {
+        let membership = self.membership();
+        let (volumes, members): (Vec<&VolumeRecord>, Vec<RingMember>) = membership
+            .volumes
+            .iter()
+            .filter(|v| health.is_up(&v.url) && !exclude.contains(&v.id))
+            .map(|v| {
+                let member =
+                    RingMember { id: v.id.clone(), weight: v.weight, zone: v.zone.clone(), subvolumes: v.subvolumes };
+                (v, member)
+            })
+            .unzip();
+        placement::place(&members, bucket, key, replicas)
             .into_iter()
             .map(|slot| {
-                let volume = &membership.volumes[slot.member];
+                let volume = volumes[slot.member];
                 (Replica { volume: volume.id.clone(), subvolume: slot.subvolume }, volume.url.clone())
             })
-            .collect())
+            .collect()
     }
 }
 
@@ -119,20 +193,4 @@ fn merge(
         }),
     }
     Ok(())
-}
-
-async fn wait_for_stats(client: &VolumeClient, url: &str, wait: Duration) -> Result<volumed::VolumeStats> {
-    let deadline = tokio::time::Instant::now() + wait;
-    loop {
-        match client.stats(url).await {
-            Ok(stats) => return Ok(stats),
-            Err(err) if tokio::time::Instant::now() >= deadline => {
-                return Err(Error::Unavailable(format!("volume {url} did not answer: {err}")));
-            }
-            Err(err) => {
-                tracing::info!(%url, %err, "waiting for volume");
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-        }
-    }
 }

@@ -2,10 +2,42 @@
 //! A flag or variable wins over the file; the file wins over the defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::volume_client::Timeouts;
+
+/// Parses a duration: a number with a unit (`500ms`, `2s`, `5m`, `1h`, `7d`) or bare seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 2s, 5m)"))?;
+    let seconds = match unit.trim() {
+        "ms" => number / 1000.0,
+        "" | "s" => number,
+        "m" => number * 60.0,
+        "h" => number * 3600.0,
+        "d" => number * 86400.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?} (ms, s, m, h, d)")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
+}
+
+/// Durations in the TOML file are written as in flags (`"2s"`).
+mod duration_text {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|text| super::parse_duration(&text).map_err(serde::de::Error::custom))
+            .transpose()
+    }
+}
 
 /// Flags of `cairn-gateway serve`; the same names (snake_case) are the keys of `--config`.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -30,9 +62,24 @@ pub struct ServeArgs {
     /// Copies of every object [default: 2, at most the number of volumes].
     #[arg(long, env = "CAIRN_REPLICAS")]
     pub replicas: Option<usize>,
-    /// Replicas that must confirm a write before it is acknowledged [default: replicas].
+    /// Replicas that must confirm a write before it is acknowledged [default: a majority of
+    /// --replicas]. A write that reaches fewer than --replicas (but the quorum) is
+    /// acknowledged and repaired to full count in the background.
     #[arg(long, env = "CAIRN_WRITE_QUORUM")]
     pub write_quorum: Option<usize>,
+    /// Time to connect to a volume [default: 2s].
+    #[arg(long, env = "CAIRN_VOLUME_CONNECT_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, with = "duration_text")]
+    pub volume_connect_timeout: Option<Duration>,
+    /// Time for a volume to start answering a request (a write: after its last byte) [default: 10s].
+    #[arg(long, env = "CAIRN_VOLUME_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, with = "duration_text")]
+    pub volume_timeout: Option<Duration>,
+    /// Longest pause of a body moving to or from a volume before the volume is dropped from
+    /// that request [default: 10s].
+    #[arg(long, env = "CAIRN_VOLUME_IDLE_TIMEOUT", value_parser = parse_duration)]
+    #[serde(default, with = "duration_text")]
+    pub volume_idle_timeout: Option<Duration>,
     /// Secret shared with the volume daemons.
     #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
     pub cluster_secret: Option<String>,
@@ -68,6 +115,8 @@ pub struct Settings {
     pub replicas: usize,
     /// Confirmations needed per write.
     pub write_quorum: usize,
+    /// Volume request timeouts.
+    pub timeouts: Timeouts,
     /// Cluster secret.
     pub cluster_secret: String,
     /// Root access key id.
@@ -92,6 +141,7 @@ impl std::fmt::Debug for Settings {
             .field("volumes", &self.volumes)
             .field("replicas", &self.replicas)
             .field("write_quorum", &self.write_quorum)
+            .field("timeouts", &self.timeouts)
             .field("access_key", &self.access_key)
             .field("region", &self.region)
             .field("domain", &self.domain)
@@ -123,7 +173,7 @@ impl ServeArgs {
                 volumes.len()
             )));
         }
-        let write_quorum = self.write_quorum.or(file.write_quorum).unwrap_or(replicas);
+        let write_quorum = self.write_quorum.or(file.write_quorum).unwrap_or(replicas / 2 + 1);
         if write_quorum == 0 || write_quorum > replicas {
             return Err(Error::Config("--write-quorum must be between 1 and --replicas".into()));
         }
@@ -137,6 +187,31 @@ impl ServeArgs {
             volumes,
             replicas,
             write_quorum,
+            timeouts: {
+                let defaults = Timeouts::default();
+                let positive = |value: Option<Duration>, default: Duration, name: &str| match value {
+                    Some(d) if d.is_zero() => Err(Error::Config(format!("--{name} must be more than 0"))),
+                    Some(d) => Ok(d),
+                    None => Ok(default),
+                };
+                Timeouts {
+                    connect: positive(
+                        self.volume_connect_timeout.or(file.volume_connect_timeout),
+                        defaults.connect,
+                        "volume-connect-timeout",
+                    )?,
+                    response: positive(
+                        self.volume_timeout.or(file.volume_timeout),
+                        defaults.response,
+                        "volume-timeout",
+                    )?,
+                    idle: positive(
+                        self.volume_idle_timeout.or(file.volume_idle_timeout),
+                        defaults.idle,
+                        "volume-idle-timeout",
+                    )?,
+                }
+            },
             cluster_secret: required(self.cluster_secret.or(file.cluster_secret), "cluster-secret")?,
             access_key: required(self.access_key.or(file.access_key), "access-key")?,
             secret_key: required(self.secret_key.or(file.secret_key), "secret-key")?,
@@ -164,9 +239,35 @@ mod tests {
         let settings = args.resolve().unwrap();
         assert_eq!(settings.access_key, "flag");
         assert_eq!(settings.replicas, 3);
-        assert_eq!(settings.write_quorum, 3);
+        assert_eq!(settings.write_quorum, 2, "a majority of 3");
+        assert_eq!(settings.timeouts, Timeouts::default());
         assert_eq!(settings.listen, "127.0.0.1:9000");
         assert!(!format!("{settings:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert!(parse_duration("2 parsecs").is_err());
+        assert!(parse_duration("").is_err());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(&path, "volume_timeout = '3s'\n").unwrap();
+        let args = ServeArgs {
+            config: Some(path),
+            volumes: vec!["http://a".into(), "http://b".into()],
+            db: Some("/tmp/x".into()),
+            cluster_secret: Some("s".into()),
+            access_key: Some("a".into()),
+            secret_key: Some("k".into()),
+            ..Default::default()
+        };
+        let settings = args.resolve().unwrap();
+        assert_eq!(settings.timeouts.response, Duration::from_secs(3));
+        assert_eq!(settings.write_quorum, 2, "a majority of 2 is 2");
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub enum Error {
     /// The client's body stream failed or ended early.
     #[error("the request body ended before it was complete: {0}")]
     IncompleteBody(String),
+    /// The client's upload body paused for longer than the gateway waits.
+    #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
+    RequestTimeout,
     /// Not enough volumes are reachable to place or serve the data.
     #[error("not enough volumes available: {0}")]
     Unavailable(String),
@@ -102,6 +105,7 @@ impl From<Error> for S3Error {
             Error::InvalidTag(_) => S3ErrorCode::InvalidTag,
             Error::NotImplemented(_) => S3ErrorCode::NotImplemented,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
+            Error::RequestTimeout => S3ErrorCode::RequestTimeout,
             Error::Unavailable(_) => {
                 tracing::error!(%err, "request failed: volumes unavailable");
                 return S3Error::with_message(S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.");

@@ -8,7 +8,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::time::Duration;
 
 use futures::TryStreamExt as _;
 
@@ -41,6 +40,9 @@ pub struct RebuildReport {
     pub queued: u64,
     /// Blobs whose metadata could not be read, and manifests missing parts.
     pub skipped: u64,
+    /// Volumes (or subvolumes) that could not be read, with why: with `partial`, what they
+    /// hold is missing from the index.
+    pub unreadable: Vec<String>,
     /// Seconds it took.
     pub seconds: f64,
 }
@@ -55,11 +57,14 @@ struct Found {
 }
 
 /// Rebuilds into the empty index directory `db` from the volumes at `urls`; `progress` is
-/// called with the report as listing goes on.
+/// called with the report as listing goes on. A volume that cannot be read fails the rebuild
+/// (an index rebuilt without it would silently miss its objects) unless `partial`, when it
+/// is left out and named in the report.
 pub async fn rebuild(
     db: &Path,
     urls: &[String],
     cluster_secret: &str,
+    partial: bool,
     mut progress: impl FnMut(&RebuildReport),
 ) -> Result<RebuildReport> {
     let started = std::time::Instant::now();
@@ -68,15 +73,34 @@ pub async fn rebuild(
     }
     let index = Index::open(db)?;
     let client = VolumeClient::new(cluster_secret)?;
-    let cluster = Cluster::join(&index, &client, urls, Duration::from_secs(10)).await?;
+    let (cluster, unjoined) = Cluster::join(&index, &client, urls).await?;
     let mut report = RebuildReport::default();
+    let unreadable = |report: &mut RebuildReport, what: String| -> Result<()> {
+        if !partial {
+            return Err(Error::Unavailable(format!(
+                "{what}; a rebuild without it would miss what it holds (rerun with --partial to accept that)"
+            )));
+        }
+        tracing::warn!(%what, "left out of the rebuild");
+        report.unreadable.push(what);
+        Ok(())
+    };
+    for url in unjoined {
+        unreadable(&mut report, format!("volume {url} did not answer"))?;
+    }
     let mut blobs: HashMap<String, Found> = HashMap::new();
 
     for volume in &cluster.membership().volumes {
         for subvolume in 0..volume.subvolumes {
             let mut after: Option<String> = None;
             loop {
-                let (page, next) = client.list(&volume.url, subvolume, after.as_deref(), LIST_PAGE).await?;
+                let (page, next) = match client.list(&volume.url, subvolume, after.as_deref(), LIST_PAGE).await {
+                    Ok(listed) => listed,
+                    Err(err) => {
+                        unreadable(&mut report, format!("volume {} subvolume {subvolume}: {err}", volume.url))?;
+                        break;
+                    }
+                };
                 for listed in page {
                     report.blobs += 1;
                     report.bytes += listed.data_len;

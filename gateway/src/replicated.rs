@@ -1,16 +1,24 @@
 //! Moving object bytes between a client stream and several replicas at once.
 //!
 //! Writes fan one body out to every replica through small bounded channels, so memory per
-//! upload is a few chunks whatever the object size, and the slowest replica sets the pace.
+//! upload is a few chunks whatever the object size. A replica stream ends cleanly only on an
+//! explicit end marker, sent once the whole body has passed every check: a write abandoned
+//! for any reason (a bad digest, the client gone, the request dropped mid-way) breaks every
+//! replica's stream, so no volume ever commits a prefix. A replica that stalls is dropped by
+//! its own timeouts (see `volume_client`) and the others carry on; the write returns once the
+//! body is complete and the quorum has confirmed, waiting only briefly for stragglers.
 //! Reads stream from one replica and, if it fails mid-way, continue from the next replica at
 //! the same offset; a full read is checked against the recorded SHA-256 and its last chunk is
 //! held back until the check passes, so a corrupt replica never yields a complete body.
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use md5::Md5;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::checksum::{Expected, Hasher};
@@ -24,6 +32,15 @@ const WRITE_DEPTH: usize = 8;
 const READ_DEPTH: usize = 4;
 /// Mid-stream fail-overs one read may make.
 const MAX_FAILOVERS: u32 = 8;
+/// Longest pause of a client's upload body (S3 answers `RequestTimeout`).
+pub const CLIENT_BODY_IDLE: Duration = Duration::from_secs(30);
+/// Largest body kept whole while it streams, so a replica that fails can be replaced on
+/// another volume without the client resending: most objects are small, and this bounds
+/// the memory a write holds.
+const REPLAY_LIMIT: usize = 512 * 1024;
+/// How long a write that has its quorum waits for the other replicas: long enough for a
+/// healthy volume's fsync, short enough that one slow disk does not set every write's pace.
+const STRAGGLER_WAIT: Duration = Duration::from_secs(2);
 
 /// The outcome of a replicated write.
 #[derive(Debug, Clone)]
@@ -58,14 +75,223 @@ impl BodyChecks {
     }
 }
 
-/// Streams `body` to every target and waits until at least `quorum` of them confirm they
-/// stored exactly what the gateway hashed. On a body error, or a body that fails `checks`,
-/// every replica write is aborted before it commits (the volumes discard their temp files);
-/// nothing here touches the index.
+/// What travels to one replica: data, then an end marker that alone lets it commit.
+enum Chunk {
+    Data(Bytes),
+    End,
+}
+
+/// The body one replica's PUT sends: it ends cleanly only after [`Chunk::End`]; a channel
+/// closed without it (the write abandoned, its future dropped) is an error, which makes the
+/// volume discard what it received.
+fn replica_body(rx: mpsc::Receiver<Chunk>) -> impl Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    futures::stream::unfold(Some(rx), |rx| async move {
+        let mut rx = rx?;
+        match rx.recv().await {
+            Some(Chunk::Data(bytes)) => Some((Ok(bytes), Some(rx))),
+            Some(Chunk::End) => None,
+            None => Some((Err(std::io::Error::other("upload abandoned before its end")), None)),
+        }
+    })
+}
+
+/// One replica's write in flight.
+struct ReplicaWrite {
+    replica: Replica,
+    url: String,
+    /// Its body; `None` once it took the end marker or dropped out.
+    tx: Option<mpsc::Sender<Chunk>>,
+    /// Taken when the write is awaited; the abort handle stays for the drop guard.
+    task: Option<JoinHandle<Result<volumed::WriteReceipt>>>,
+    abort: tokio::task::AbortHandle,
+}
+
+/// What a replica write needs besides its target.
+struct BlobSpec {
+    client: VolumeClient,
+    id: String,
+    meta: Vec<u8>,
+    size: Option<u64>,
+}
+
+/// The replica writes of one upload. Dropped before they finish (an error, or the request's
+/// future dropped), it stops them all: their streams break without an end marker, and the
+/// tasks are aborted so no connection lingers.
+struct Fanout {
+    spec: BlobSpec,
+    writes: Vec<ReplicaWrite>,
+    /// Next volumes in ring order, to stand in for a replica that fails.
+    spares: std::vec::IntoIter<(Replica, String)>,
+    /// The whole body so far while it is at most [`REPLAY_LIMIT`] bytes: a replica that
+    /// fails can then be replaced on a spare volume, at no cost to the client.
+    replay: Option<Vec<Bytes>>,
+    replay_bytes: usize,
+}
+
+impl Drop for Fanout {
+    fn drop(&mut self) {
+        for write in &mut self.writes {
+            write.tx = None;
+            write.abort.abort();
+        }
+    }
+}
+
+impl Fanout {
+    fn start(spec: BlobSpec, targets: &[(Replica, String)], spares: Vec<(Replica, String)>) -> Self {
+        let mut fanout = Self {
+            spec,
+            writes: Vec::with_capacity(targets.len()),
+            spares: spares.into_iter(),
+            replay: Some(Vec::new()),
+            replay_bytes: 0,
+        };
+        for (replica, url) in targets {
+            fanout.spawn(replica, url);
+        }
+        fanout
+    }
+
+    /// Starts a replica write whose body comes through a channel.
+    fn spawn(&mut self, replica: &Replica, url: &str) -> mpsc::Sender<Chunk> {
+        let (tx, rx) = mpsc::channel::<Chunk>(WRITE_DEPTH);
+        let spec = &self.spec;
+        let (client, url_owned, id, meta, size) =
+            (spec.client.clone(), url.to_string(), spec.id.clone(), spec.meta.clone(), spec.size);
+        let subvolume = replica.subvolume;
+        let task =
+            tokio::spawn(async move { client.put(&url_owned, subvolume, &id, &meta, size, replica_body(rx)).await });
+        self.writes.push(ReplicaWrite {
+            replica: replica.clone(),
+            url: url.to_string(),
+            tx: Some(tx.clone()),
+            abort: task.abort_handle(),
+            task: Some(task),
+        });
+        tx
+    }
+
+    fn live(&self) -> usize {
+        self.writes.iter().filter(|w| w.tx.is_some()).count()
+    }
+
+    /// Whether a failed replica can still be replaced (the whole body is at hand).
+    fn can_replace(&self) -> bool {
+        self.replay.is_some()
+    }
+
+    /// Hands a data chunk to every replica still taking the body; a replica whose write
+    /// already failed (its task reports why) drops out.
+    async fn send_data(&mut self, chunk: Bytes) {
+        if let Some(replay) = &mut self.replay {
+            self.replay_bytes += chunk.len();
+            if self.replay_bytes <= REPLAY_LIMIT {
+                replay.push(chunk.clone());
+            } else {
+                self.replay = None;
+            }
+        }
+        self.send(|| Chunk::Data(chunk.clone())).await;
+    }
+
+    async fn send(&mut self, chunk: impl Fn() -> Chunk) {
+        for write in &mut self.writes {
+            if let Some(tx) = &write.tx
+                && tx.send(chunk()).await.is_err()
+            {
+                write.tx = None;
+            }
+        }
+    }
+
+    /// Starts a replacement for a failed replica on the next spare volume, with the whole
+    /// body; whether there was a spare.
+    async fn replace(&mut self) -> bool {
+        let (Some(replay), Some((replica, url))) = (self.replay.clone(), self.spares.next()) else { return false };
+        let tx = self.spawn(&replica, &url);
+        for chunk in replay {
+            if tx.send(Chunk::Data(chunk)).await.is_err() {
+                return true; // it failed already; its task says why
+            }
+        }
+        let _ = tx.send(Chunk::End).await;
+        if let Some(write) = self.writes.last_mut() {
+            write.tx = None;
+        }
+        true
+    }
+
+    /// Ends every replica's body and gathers the receipts, replacing failed replicas of a
+    /// small body on spare volumes. Returns once every replica has answered, or the quorum
+    /// has and the others had [`STRAGGLER_WAIT`] more.
+    async fn finish(mut self, quorum: usize, size: u64, sha256: &str) -> Result<Vec<Replica>> {
+        self.send(|| Chunk::End).await;
+        for write in &mut self.writes {
+            write.tx = None;
+        }
+        let mut pending = futures::stream::FuturesUnordered::new();
+        let mut confirmed: Vec<usize> = Vec::new();
+        let mut failures: Vec<String> = Vec::new();
+        let mut straggler_deadline = None;
+        loop {
+            for (i, write) in self.writes.iter_mut().enumerate() {
+                if let Some(task) = write.task.take() {
+                    pending.push(async move { (i, task.await) });
+                }
+            }
+            let next = match straggler_deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, pending.next()).await.ok().flatten(),
+                None => pending.next().await,
+            };
+            let Some((i, joined)) = next else { break };
+            let outcome = joined.unwrap_or_else(|e| Err(Error::Volume(format!("replica write task: {e}"))));
+            match outcome {
+                Ok(receipt) if receipt.sha256 == sha256 && receipt.size == size => confirmed.push(i),
+                failed => {
+                    failures.push(match failed {
+                        Ok(receipt) => {
+                            format!("{} stored sha256 {} size {}", self.writes[i].url, receipt.sha256, receipt.size)
+                        }
+                        Err(err) => err.to_string(),
+                    });
+                    if self.can_replace() {
+                        self.replace().await;
+                    }
+                }
+            }
+            if confirmed.len() >= quorum && straggler_deadline.is_none() {
+                straggler_deadline = Some(tokio::time::Instant::now() + STRAGGLER_WAIT);
+            }
+        }
+        let late = pending.len();
+        drop(pending);
+        if !failures.is_empty() || late > 0 {
+            tracing::warn!(?failures, late, confirmed = confirmed.len(), "replica writes failed");
+        }
+        if confirmed.len() < quorum {
+            return Err(Error::Unavailable(format!(
+                "{} of {quorum} replicas confirmed: {}",
+                confirmed.len(),
+                failures.join("; ")
+            )));
+        }
+        // In the order the writes started: the ring's order, then stand-ins.
+        confirmed.sort_unstable();
+        Ok(confirmed.into_iter().map(|i| self.writes[i].replica.clone()).collect())
+    }
+}
+
+/// Streams `body` to the first `replicas` of `placement` (volumes in ring order) and waits
+/// until at least `quorum` of them confirm they stored exactly what the gateway hashed. A
+/// replica that fails is replaced by the next volume of `placement` while the body is small
+/// enough to resend. On a body error, or a body that fails `checks`, every replica write is
+/// abandoned before it commits (the volumes discard their temp files); nothing here touches
+/// the index.
 #[allow(clippy::too_many_arguments)]
 pub async fn write<S, E>(
     client: &VolumeClient,
-    targets: &[(Replica, String)],
+    placement: &[(Replica, String)],
+    replicas: usize,
     blob_id: &str,
     meta: &[u8],
     size: Option<u64>,
@@ -77,24 +303,22 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let mut senders = Vec::with_capacity(targets.len());
-    let mut tasks = Vec::with_capacity(targets.len());
-    for (replica, url) in targets {
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(WRITE_DEPTH);
-        let (client, url, id, meta, subvolume) =
-            (client.clone(), url.clone(), blob_id.to_string(), meta.to_vec(), replica.subvolume);
-        tasks.push(tokio::spawn(async move {
-            client.put(&url, subvolume, &id, &meta, size, reqwest::Body::wrap_stream(ReceiverStream::new(rx))).await
-        }));
-        senders.push(Some(tx));
+    if placement.len() < quorum {
+        return Err(Error::Unavailable(format!("{} volumes reachable, a write needs {quorum}", placement.len())));
     }
-
+    let (targets, spares) = placement.split_at(replicas.min(placement.len()));
+    let spec = BlobSpec { client: client.clone(), id: blob_id.to_string(), meta: meta.to_vec(), size };
+    let mut fanout = Fanout::start(spec, targets, spares.to_vec());
     let mut md5 = Md5::new();
     let mut sha = Sha256::new();
     let mut hasher = checks.checksum.as_ref().map(|expected| Hasher::new(expected.algorithm));
     let mut received = 0u64;
     let streamed: Result<()> = loop {
-        match body.next().await {
+        let next = match tokio::time::timeout(CLIENT_BODY_IDLE, body.next()).await {
+            Ok(next) => next,
+            Err(_) => break Err(Error::RequestTimeout),
+        };
+        match next {
             Some(Ok(chunk)) => {
                 md5.update(&chunk);
                 sha.update(&chunk);
@@ -108,15 +332,8 @@ where
                 if received > checks.max_size {
                     break Err(Error::EntityTooLarge);
                 }
-                for slot in &mut senders {
-                    if let Some(tx) = slot
-                        && tx.send(Ok(chunk.clone())).await.is_err()
-                    {
-                        // That replica's PUT already failed; its task reports why.
-                        *slot = None;
-                    }
-                }
-                if senders.iter().filter(|s| s.is_some()).count() < quorum {
+                fanout.send_data(chunk).await;
+                if fanout.live() < quorum && !fanout.can_replace() {
                     break Err(Error::Unavailable("replicas failed during the upload".into()));
                 }
             }
@@ -129,7 +346,7 @@ where
     };
 
     let md5: [u8; 16] = md5.finalize().into();
-    let verified = streamed.and_then(|()| {
+    let checksum = streamed.and_then(|()| {
         if checks.content_md5.is_some_and(|want| want != md5) {
             return Err(Error::BadDigest);
         }
@@ -137,55 +354,11 @@ where
             (Some(expected), Some(hasher)) => expected.check(&hasher.finalize()).map(Some),
             _ => Ok(None),
         }
-    });
-    let checksum = match verified {
-        Ok(checksum) => checksum,
-        Err(err) => {
-            abort(senders, tasks).await;
-            return Err(err);
-        }
-    };
-    drop(senders);
-
+    })?;
+    // Only now may the replicas commit (dropping `fanout` on the error paths above stops them).
     let sha256: [u8; 32] = sha.finalize().into();
-    let expected_sha = hex::encode(sha256);
-    let mut confirmed = Vec::with_capacity(targets.len());
-    let mut failures = Vec::new();
-    for (task, (replica, url)) in tasks.into_iter().zip(targets) {
-        match task.await {
-            Ok(Ok(receipt)) if receipt.sha256 == expected_sha && receipt.size == received => {
-                confirmed.push(replica.clone())
-            }
-            Ok(Ok(receipt)) => failures.push(format!("{url} stored sha256 {} size {}", receipt.sha256, receipt.size)),
-            Ok(Err(err)) => failures.push(err.to_string()),
-            Err(err) => failures.push(format!("{url}: {err}")),
-        }
-    }
-    if !failures.is_empty() {
-        tracing::warn!(?failures, confirmed = confirmed.len(), "replica writes failed");
-    }
-    if confirmed.len() < quorum {
-        return Err(Error::Unavailable(format!(
-            "{} of {quorum} replicas confirmed: {}",
-            confirmed.len(),
-            failures.join("; ")
-        )));
-    }
-    Ok(Written { size: received, md5, sha256, checksum, replicas: confirmed })
-}
-
-/// Makes every replica write fail: an error item breaks the volume connection, so no
-/// replica commits a prefix of the body.
-async fn abort<T>(
-    senders: Vec<Option<mpsc::Sender<Result<Bytes, std::io::Error>>>>,
-    tasks: Vec<tokio::task::JoinHandle<T>>,
-) {
-    for tx in senders.into_iter().flatten() {
-        let _ = tx.send(Err(std::io::Error::other("upload aborted"))).await;
-    }
-    for task in tasks {
-        let _ = task.await;
-    }
+    let replicas = fanout.finish(quorum, received, &hex::encode(sha256)).await?;
+    Ok(Written { size: received, md5, sha256, checksum, replicas })
 }
 
 /// A source of a blob's bytes: one replica with its current URL.

@@ -1,7 +1,6 @@
 //! Wiring: open the index, join the cluster, and serve S3 and the admin API until shutdown.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
@@ -17,9 +16,6 @@ use crate::index::Index;
 use crate::s3::Gateway;
 use crate::volume_client::VolumeClient;
 
-/// How long startup waits for each configured volume to answer.
-const VOLUME_WAIT: Duration = Duration::from_secs(30);
-
 /// Runs the gateway on the given listeners until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
@@ -28,11 +24,30 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> Result<()> {
     let index = Arc::new(Index::open(&settings.db)?);
-    let volumes = VolumeClient::new(&settings.cluster_secret)?;
-    let cluster = Cluster::join(&index, &volumes, &settings.volumes, VOLUME_WAIT).await?;
-    tracing::info!(volumes = cluster.membership().volumes.len(), replicas = settings.replicas, "cluster joined");
-
+    index.set_replica_target(settings.replicas);
+    let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
+    let (cluster, unjoined) = Cluster::join(&index, &volumes, &settings.volumes).await?;
+    tracing::info!(
+        volumes = cluster.membership().volumes.len(),
+        replicas = settings.replicas,
+        write_quorum = settings.write_quorum,
+        "cluster joined"
+    );
     let in_flight = crate::in_flight::InFlight::default();
+    let background = [
+        tokio::spawn(cluster.clone().keep_joining(index.clone(), volumes.clone(), unjoined, shutdown.clone())),
+        tokio::spawn(crate::health::probe(cluster.clone(), volumes.clone(), shutdown.clone())),
+        tokio::spawn(
+            crate::repair::Repairer {
+                index: index.clone(),
+                cluster: cluster.clone(),
+                volumes: volumes.clone(),
+                in_flight: in_flight.clone(),
+            }
+            .run(shutdown.clone()),
+        ),
+    ];
+
     let gateway = Gateway::new(
         index.clone(),
         cluster.clone(),
@@ -79,6 +94,9 @@ pub async fn run(
     tracing::info!(addr = ?s3_listener.local_addr().ok(), "S3 endpoint serving");
     volumed::serve::serve(s3_listener, s3, shutdown.cancelled()).await;
     let _ = admin_task.await;
+    for task in background {
+        let _ = task.await;
+    }
     Ok(())
 }
 

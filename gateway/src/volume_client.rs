@@ -1,82 +1,264 @@
 //! HTTP client for the volume daemons: pooled keep-alive connections with TCP_NODELAY.
+//!
+//! Nothing here waits forever. Every request has a connect timeout; a request's answer must
+//! start within `response` of the request (for a PUT: of its body's end); a body that stops
+//! moving for `idle` fails, in either direction: a GET whose volume sends nothing, or a PUT
+//! whose volume stops taking bytes while the gateway has some ready. Every outcome is
+//! reported to [`Health`], so a volume that fails is skipped by placement until it answers.
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
+use tokio::time::Instant;
 use volumed::http::{META_HEADER, SHA256_HEADER, SIZE_HEADER};
 use volumed::{VolumeStats, WriteReceipt};
 
 use crate::error::{Error, Result};
+use crate::health::{Fault, Health};
 
 /// A byte stream read from a volume.
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
+
+/// How long volume requests may take; see the module docs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    /// Establishing a connection.
+    pub connect: Duration,
+    /// From the request (a PUT: its last byte) to the first byte of the answer.
+    pub response: Duration,
+    /// Longest pause of a body in flight.
+    pub idle: Duration,
+}
+
+impl Default for Timeouts {
+    /// Seconds, not minutes: a volume on a healthy disk answers in milliseconds, and one that
+    /// takes longer than this is better skipped than waited for.
+    fn default() -> Self {
+        Self { connect: Duration::from_secs(2), response: Duration::from_secs(10), idle: Duration::from_secs(10) }
+    }
+}
 
 /// Talks to volume daemons on behalf of the gateway.
 #[derive(Debug, Clone)]
 pub struct VolumeClient {
     http: reqwest::Client,
     auth: String,
+    timeouts: Timeouts,
+    health: Health,
+}
+
+/// How a failed request reflects on the volume's health.
+fn fault_of(err: &reqwest::Error) -> Option<Fault> {
+    if err.is_connect() || err.is_timeout() {
+        Some(Fault::Unreachable)
+    } else if err.is_body() || err.is_builder() {
+        // The gateway's own body stream failed (an aborted upload): not the volume's fault.
+        None
+    } else {
+        // The connection broke mid-request.
+        Some(Fault::Unreachable)
+    }
 }
 
 impl VolumeClient {
-    /// A client presenting `cluster_secret` to every volume.
+    /// A client presenting `cluster_secret` to every volume, with the default timeouts.
     pub fn new(cluster_secret: &str) -> Result<Self> {
+        Self::with_timeouts(cluster_secret, Timeouts::default())
+    }
+
+    /// A client with the given timeouts.
+    pub fn with_timeouts(cluster_secret: &str, timeouts: Timeouts) -> Result<Self> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(60))
             .pool_max_idle_per_host(64)
-            .connect_timeout(Duration::from_secs(3))
+            .connect_timeout(timeouts.connect)
             .http1_only()
             .build()
             .map_err(|e| Error::Config(format!("volume client: {e}")))?;
-        Ok(Self { http, auth: format!("Bearer {cluster_secret}") })
+        Ok(Self { http, auth: format!("Bearer {cluster_secret}"), timeouts, health: Health::default() })
+    }
+
+    /// The health every request of this client (and its clones) reports to.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// The timeouts in force.
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts
     }
 
     fn blob_url(base: &str, subvolume: u32, id: &str) -> String {
         format!("{}/blob/{subvolume}/{id}", base.trim_end_matches('/'))
     }
 
-    /// Streams `body` into blob `id` on one volume and returns what the volume wrote.
-    pub async fn put(
+    /// Sends a request whose answer must start within the response timeout, and checks its
+    /// status; records the outcome.
+    async fn send(&self, base: &str, what: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        let request = request.header(reqwest::header::AUTHORIZATION, &self.auth);
+        match tokio::time::timeout(self.timeouts.response, request.send()).await {
+            Ok(sent) => self.checked(base, what, sent).await,
+            Err(_) => Err(self.timed_out(base, what, "no answer", self.timeouts.response)),
+        }
+    }
+
+    /// Turns a sent request's outcome into a response with a success status (404 counts,
+    /// callers decide what it means) or an error, and tells [`Health`].
+    async fn checked(
+        &self,
+        base: &str,
+        what: &str,
+        sent: reqwest::Result<reqwest::Response>,
+    ) -> Result<reqwest::Response> {
+        let response = match sent {
+            Ok(response) => response,
+            Err(err) => {
+                if let Some(fault) = fault_of(&err) {
+                    self.health.failed(base, fault, &err);
+                }
+                return Err(Error::Volume(format!("{what} {base}: {err}")));
+            }
+        };
+        let status = response.status();
+        if status.is_server_error() {
+            self.health.failed(base, Fault::ErrorAnswer, &status);
+        } else {
+            self.health.succeeded(base);
+        }
+        if status.is_success() || status == StatusCode::NOT_FOUND {
+            return Ok(response);
+        }
+        let text = tokio::time::timeout(self.timeouts.idle, response.text()).await.ok().and_then(|t| t.ok());
+        let text = text.unwrap_or_default();
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(Error::Volume(format!("{base} rejected the cluster secret")));
+        }
+        Err(Error::Volume(format!("{what} {base} answered {status}: {}", text.trim())))
+    }
+
+    fn timed_out(&self, base: &str, what: &str, doing: &str, after: Duration) -> Error {
+        let err = Error::Volume(format!("{what} {base}: {doing} within {after:?}"));
+        self.health.failed(base, Fault::Unreachable, &err);
+        err
+    }
+
+    /// A volume's answer body as a stream that fails if the volume pauses longer than the
+    /// idle timeout while it is being read.
+    fn idle_checked(&self, base: &str, what: &'static str, response: reqwest::Response) -> ByteStream {
+        let client = self.clone();
+        let base = base.to_string();
+        let inner = Box::pin(response.bytes_stream());
+        Box::pin(futures::stream::unfold(Some(inner), move |state| {
+            let (client, base) = (client.clone(), base.clone());
+            async move {
+                let mut inner = state?;
+                match tokio::time::timeout(client.timeouts.idle, inner.next()).await {
+                    Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(inner))),
+                    Ok(None) => None,
+                    Ok(Some(Err(err))) => {
+                        if let Some(fault) = fault_of(&err) {
+                            client.health.failed(&base, fault, &err);
+                        }
+                        Some((Err(Error::Volume(format!("{what} {base}: {err}"))), None))
+                    }
+                    Err(_) => {
+                        let err = client.timed_out(&base, what, "body stalled", client.timeouts.idle);
+                        Some((Err(err), None))
+                    }
+                }
+            }
+        }))
+    }
+
+    /// Streams `body` into blob `id` on one volume and returns what the volume wrote. The
+    /// volume keeps the blob only if `body` ends cleanly; an error item makes it discard it.
+    pub async fn put<S, E>(
         &self,
         base: &str,
         subvolume: u32,
         id: &str,
         meta: &[u8],
         size: Option<u64>,
-        body: reqwest::Body,
-    ) -> Result<WriteReceipt> {
+        body: S,
+    ) -> Result<WriteReceipt>
+    where
+        S: Stream<Item = std::result::Result<Bytes, E>> + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>> + 'static,
+    {
+        let progress = Progress::new();
+        let watched = Watched { inner: Box::pin(body), progress: progress.clone() };
         let mut request = self
             .http
             .put(Self::blob_url(base, subvolume, id))
             .header(reqwest::header::AUTHORIZATION, &self.auth)
             .header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta))
-            .body(body);
+            .body(reqwest::Body::wrap_stream(watched));
         if let Some(size) = size {
             request = request.header(SIZE_HEADER, size);
         }
-        let response = request.send().await.map_err(|e| Error::Volume(format!("PUT {base}: {e}")))?;
-        let response = check(response, base).await?;
-        response.json().await.map_err(|e| Error::Volume(format!("PUT {base}: bad receipt: {e}")))
+        let sent = request.send();
+        tokio::pin!(sent);
+        let sent = loop {
+            let (phase, since) = progress.get();
+            let limit = match phase {
+                Phase::WaitingForData => None,
+                Phase::Sending => Some((self.timeouts.idle, "stopped taking the body")),
+                Phase::Sent => Some((self.timeouts.response, "no answer after the body")),
+            };
+            let Some((limit, doing)) = limit else {
+                // The volume waits on the gateway's own body; only a change of phase matters.
+                tokio::select! {
+                    sent = &mut sent => break sent,
+                    () = progress.changed() => continue,
+                }
+            };
+            if since.elapsed() >= limit {
+                return Err(self.timed_out(base, "PUT", doing, limit));
+            }
+            tokio::select! {
+                sent = &mut sent => break sent,
+                () = tokio::time::sleep_until(since + limit) => {}
+                () = progress.changed() => {}
+            }
+        };
+        if sent.is_err() && progress.body_failed() {
+            // The gateway abandoned the body (a failed check, the client gone): the volume
+            // did nothing wrong, and discarded what it got.
+            return Err(Error::Volume(format!("PUT {base}: upload abandoned")));
+        }
+        let response = self.checked(base, "PUT", sent).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(Error::Volume(format!("PUT {base}: no such subvolume {subvolume}")));
+        }
+        let receipt = tokio::time::timeout(self.timeouts.idle, response.json()).await;
+        match receipt {
+            Ok(Ok(receipt)) => Ok(receipt),
+            Ok(Err(err)) => Err(Error::Volume(format!("PUT {base}: bad receipt: {err}"))),
+            Err(_) => Err(self.timed_out(base, "PUT", "no receipt", self.timeouts.idle)),
+        }
     }
 
     /// Opens `[start, end)` of a blob (the whole blob when `range` is `None`).
     pub async fn get(&self, base: &str, subvolume: u32, id: &str, range: Option<(u64, u64)>) -> Result<ByteStream> {
-        let mut request =
-            self.http.get(Self::blob_url(base, subvolume, id)).header(reqwest::header::AUTHORIZATION, &self.auth);
+        let mut request = self.http.get(Self::blob_url(base, subvolume, id));
         if let Some((start, end)) = range {
             if end <= start {
                 return Ok(Box::pin(futures::stream::empty()));
             }
             request = request.header(reqwest::header::RANGE, format!("bytes={start}-{}", end - 1));
         }
-        let response = request.send().await.map_err(|e| Error::Volume(format!("GET {base}: {e}")))?;
-        let response = check(response, base).await?;
-        let base = base.to_string();
-        Ok(Box::pin(response.bytes_stream().map_err(move |e| Error::Volume(format!("GET {base}: {e}")))))
+        let response = self.send(base, "GET", request).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(Error::Volume(format!("GET {base}: blob {id} not found")));
+        }
+        Ok(self.idle_checked(base, "GET", response))
     }
 
     /// Copies blob `id` from one volume to another (same id, same metadata), volume to volume
@@ -94,8 +276,7 @@ impl VolumeClient {
             .await?
             .ok_or_else(|| Error::Volume(format!("blob {id} is not on {from}")))?;
         let stream = self.get(from, from_subvolume, id, None).await?;
-        let receipt =
-            self.put(to, to_subvolume, id, &head.meta, Some(head.size), reqwest::Body::wrap_stream(stream)).await?;
+        let receipt = self.put(to, to_subvolume, id, &head.meta, Some(head.size), stream).await?;
         if receipt.sha256 != head.sha256 {
             return Err(Error::Volume(format!("copy of {id} to {to} does not match its source")));
         }
@@ -104,17 +285,10 @@ impl VolumeClient {
 
     /// What a volume knows of a blob without reading it, or `None` if it does not have it.
     pub async fn head(&self, base: &str, subvolume: u32, id: &str) -> Result<Option<BlobHead>> {
-        let response = self
-            .http
-            .head(Self::blob_url(base, subvolume, id))
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .send()
-            .await
-            .map_err(|e| Error::Volume(format!("HEAD {base}: {e}")))?;
+        let response = self.send(base, "HEAD", self.http.head(Self::blob_url(base, subvolume, id))).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        let response = check(response, base).await?;
         let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
         let meta = header(META_HEADER)
             .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
@@ -128,17 +302,25 @@ impl VolumeClient {
 
     /// Deletes a blob; a blob that is already gone counts as deleted.
     pub async fn delete(&self, base: &str, subvolume: u32, id: &str) -> Result<()> {
-        let response = self
-            .http
-            .delete(Self::blob_url(base, subvolume, id))
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .send()
-            .await
-            .map_err(|e| Error::Volume(format!("DELETE {base}: {e}")))?;
+        self.send(base, "DELETE", self.http.delete(Self::blob_url(base, subvolume, id))).await.map(drop)
+    }
+
+    /// Reads a small JSON answer whole, within the idle timeout.
+    async fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        base: &str,
+        what: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T> {
+        let response = self.send(base, what, request).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Ok(());
+            return Err(Error::Volume(format!("{what} {base}: not found")));
         }
-        check(response, base).await.map(drop)
+        match tokio::time::timeout(self.timeouts.idle, response.json()).await {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(err)) => Err(Error::Volume(format!("{what} {base}: bad answer: {err}"))),
+            Err(_) => Err(self.timed_out(base, what, "answer stalled", self.timeouts.idle)),
+        }
     }
 
     /// One page of the blobs of a subvolume, in id order after `after`; and the id to
@@ -155,33 +337,89 @@ impl VolumeClient {
             url.push_str("&after=");
             url.push_str(after);
         }
-        let response = self
-            .http
-            .get(&url)
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("{base}: {e}")))?;
-        let page: ListPage = check(response, base)
-            .await?
-            .json()
-            .await
-            .map_err(|e| Error::Volume(format!("{base}: bad listing: {e}")))?;
+        let page: ListPage = self.json(base, "LIST", self.http.get(&url)).await?;
         Ok((page.blobs, page.next))
     }
 
     /// The volume's id and space per subvolume.
     pub async fn stats(&self, base: &str) -> Result<VolumeStats> {
-        let response = self
-            .http
-            .get(format!("{}/stats", base.trim_end_matches('/')))
-            .header(reqwest::header::AUTHORIZATION, &self.auth)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await
-            .map_err(|e| Error::Unavailable(format!("{base}: {e}")))?;
-        let response = check(response, base).await?;
-        response.json().await.map_err(|e| Error::Volume(format!("{base}: bad stats: {e}")))
+        self.json(base, "STATS", self.http.get(format!("{}/stats", base.trim_end_matches('/')))).await
+    }
+}
+
+/// Where a PUT's body stands, for its stall and answer timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// The volume asked for the next chunk and the gateway has none yet.
+    WaitingForData,
+    /// The volume has a chunk and has not asked for the next one.
+    Sending,
+    /// The body has ended; the answer is due.
+    Sent,
+}
+
+/// The phase of a PUT body and when it began, shared between the body and the request.
+#[derive(Debug, Clone)]
+struct Progress {
+    state: Arc<Mutex<(Phase, Instant)>>,
+    changed: Arc<tokio::sync::Notify>,
+    /// The body yielded an error: the gateway abandoned the write.
+    body_failed: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Progress {
+    fn new() -> Self {
+        Self {
+            state: Arc::new(Mutex::new((Phase::Sending, Instant::now()))),
+            changed: Arc::new(tokio::sync::Notify::new()),
+            body_failed: Arc::default(),
+        }
+    }
+
+    fn body_failed(&self) -> bool {
+        self.body_failed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn get(&self) -> (Phase, Instant) {
+        *self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn set(&self, phase: Phase) {
+        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if state.0 != phase || phase == Phase::Sending {
+            *state = (phase, Instant::now());
+            self.changed.notify_one();
+        }
+    }
+
+    async fn changed(&self) {
+        self.changed.notified().await;
+    }
+}
+
+/// A PUT body that reports its [`Phase`] as the HTTP client pulls it.
+struct Watched<S> {
+    inner: Pin<Box<S>>,
+    progress: Progress,
+}
+
+impl<S, E> Stream for Watched<S>
+where
+    S: Stream<Item = std::result::Result<Bytes, E>>,
+{
+    type Item = S::Item;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let polled = self.inner.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.progress.body_failed.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.progress.set(match &polled {
+            Poll::Pending => Phase::WaitingForData,
+            Poll::Ready(Some(_)) => Phase::Sending,
+            Poll::Ready(None) => Phase::Sent,
+        });
+        polled
     }
 }
 
@@ -217,13 +455,4 @@ pub struct ListedBlob {
 struct ListPage {
     blobs: Vec<ListedBlob>,
     next: Option<String>,
-}
-
-async fn check(response: reqwest::Response, base: &str) -> Result<reqwest::Response> {
-    let status = response.status();
-    if status.is_success() {
-        return Ok(response);
-    }
-    let text = response.text().await.unwrap_or_default();
-    Err(Error::Volume(format!("{base} answered {status}: {}", text.trim())))
 }

@@ -115,6 +115,9 @@ pub struct Status {
     pub bytes: u64,
     /// Blobs waiting for GC.
     pub gc_queue: u64,
+    /// Blobs with fewer copies than `--replicas`, waiting for the repairer.
+    #[serde(default)]
+    pub repair_queue: u64,
     /// The running or last job of each kind.
     pub jobs: Jobs,
 }
@@ -190,9 +193,11 @@ impl AdminApi {
 
     async fn status(&self) -> crate::Result<Status> {
         let membership = self.cluster.membership();
+        let answers =
+            futures::future::join_all(membership.volumes.iter().map(|volume| self.volumes.stats(&volume.url))).await;
         let mut volumes = Vec::with_capacity(membership.volumes.len());
-        for volume in &membership.volumes {
-            let stats = self.volumes.stats(&volume.url).await.ok();
+        for (volume, stats) in membership.volumes.iter().zip(answers) {
+            let stats = stats.ok();
             volumes.push(VolumeStatus {
                 id: volume.id.clone(),
                 url: volume.url.clone(),
@@ -203,13 +208,19 @@ impl AdminApi {
             });
         }
         let index = self.index.clone();
-        let (buckets, (objects, bytes), gc_queue) = tokio::task::spawn_blocking(move || -> crate::Result<_> {
-            Ok((index.buckets()?.len() as u64, index.object_totals()?, index.gc_queue()?.len() as u64))
-        })
-        .await
-        .map_err(|e| crate::Error::Index(e.to_string()))??;
+        let (buckets, (objects, bytes), gc_queue, repair_queue) =
+            tokio::task::spawn_blocking(move || -> crate::Result<_> {
+                Ok((
+                    index.buckets()?.len() as u64,
+                    index.object_totals()?,
+                    index.gc_queue()?.len() as u64,
+                    index.repair_queue_len()?,
+                ))
+            })
+            .await
+            .map_err(|e| crate::Error::Index(e.to_string()))??;
         let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
-        Ok(Status { volumes, buckets, objects, bytes, gc_queue, jobs })
+        Ok(Status { volumes, buckets, objects, bytes, gc_queue, repair_queue, jobs })
     }
 }
 

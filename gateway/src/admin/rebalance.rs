@@ -116,7 +116,7 @@ impl RebalanceJob {
     /// Moves the blobs of one key's entry that are not where the ring wants them.
     async fn rebalance_entry(&self, bucket: String, key: String, entry: ObjectEntry, started: Instant) -> Result<()> {
         let targets: Vec<Replica> =
-            self.cluster.place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
+            self.cluster.ring_place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
         // Data blobs with their sizes; the manifest or tombstone blob counts 0 bytes.
         let blobs: Vec<(BlobRef, u64)> = match &entry {
             ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],

@@ -30,6 +30,19 @@ struct SetWeight {
 #[derive(Debug, Deserialize)]
 struct RemoveVolume {
     url: String,
+    /// Remove it even though records name copies on it (it is gone for good): those copies
+    /// are dropped from the records and rebuilt from the others by the repairer.
+    #[serde(default)]
+    force: bool,
+}
+
+/// `POST /volumes/remove` answer.
+#[derive(Debug, serde::Serialize)]
+struct Removed<'a> {
+    #[serde(flatten)]
+    membership: &'a Membership,
+    /// With `force`: what was dropped from the records.
+    forgotten: Option<crate::index::Forgotten>,
 }
 
 fn normalise(url: &str) -> String {
@@ -84,20 +97,31 @@ pub(super) async fn remove(api: &AdminApi, req: Request<Incoming>) -> Result<Res
         .map(|v| v.id.clone())
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no volume {url}")))?;
     let index = api.index.clone();
-    let check_id = id.clone();
-    let in_use = tokio::task::spawn_blocking(move || index.volume_in_use(&check_id))
-        .await
-        .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let volume_id = id.clone();
+    let force = body.force;
+    // Forgetting comes before leaving the membership, so a forced removal cut short can be
+    // run again. Meanwhile placement and repairs skip the volume: it is down.
+    let (in_use, forgotten) = tokio::task::spawn_blocking(move || -> crate::Result<_> {
+        if force {
+            Ok((false, Some(index.forget_volume(&volume_id)?)))
+        } else {
+            Ok((index.volume_in_use(&volume_id)?, None))
+        }
+    })
+    .await
+    .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
     if in_use {
         return Err(Failure(
             StatusCode::CONFLICT,
-            format!("{url} still holds blobs: drain it, rebalance and gc first, then remove it"),
+            format!(
+                "{url} still holds blobs: drain it, rebalance and gc first, then remove it (or, if it is gone for good, remove it with --force)"
+            ),
         ));
     }
     let membership = api.cluster.update(&api.index, |m| {
         m.volumes.retain(|v| v.id != id);
         Ok(())
     })?;
-    tracing::info!(%url, "volume removed");
-    Ok(answer(&membership))
+    tracing::info!(%url, ?forgotten, "volume removed");
+    Ok(json(StatusCode::OK, &Removed { membership: &membership, forgotten }))
 }

@@ -8,29 +8,33 @@
 //! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
 //! | `keys`        | access key id                | [`KeyRecord`]            |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
+//! | `repair`      | blob id                      | [`RepairEntry`]          |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
 
+mod forget;
 mod gc;
 mod keys;
 mod multipart;
 pub mod records;
+mod repair;
 mod restore;
 
+pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
 use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
-use self::records::{KeyRecord, PartRecord, UploadRecord};
+use self::records::{KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";
@@ -40,7 +44,8 @@ const CF_PARTS: &str = "parts";
 const CF_KEYS: &str = "keys";
 const CF_GC: &str = "gc";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_META];
+const CF_REPAIR: &str = "repair";
+const ALL_CFS: [&str; 8] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_META, CF_REPAIR];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
@@ -90,6 +95,8 @@ pub struct Index {
     clock: AtomicU64,
     /// Serialises read-modify-write commits so "newest timestamp wins" holds under races.
     commit_lock: Mutex<()>,
+    /// Copies every blob should have; fewer queue a repair (0: never).
+    replica_target: AtomicUsize,
 }
 
 impl std::fmt::Debug for Index {
@@ -138,7 +145,8 @@ impl Index {
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
         let db = DB::open_cf_descriptors(&options, path, cfs)?;
-        let index = Self { db, clock: AtomicU64::new(0), commit_lock: Mutex::new(()) };
+        let index =
+            Self { db, clock: AtomicU64::new(0), commit_lock: Mutex::new(()), replica_target: AtomicUsize::new(0) };
         let stored = match index.db.get_cf(index.cf(CF_META)?, META_CLOCK)? {
             Some(bytes) => decode::<u64>(&bytes)?,
             None => 0,
@@ -282,6 +290,7 @@ impl Index {
                 for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
                     self.queue_gc(batch, blob)?;
                 }
+                self.queue_repairs(batch, bucket, key, None, entry.blobs())?;
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
                 Committed::Current
             }
@@ -301,6 +310,8 @@ impl Index {
     }
 
     fn queue_gc(&self, batch: &mut WriteBatch, blob: &BlobRef) -> Result<()> {
+        // A blob on its way out needs no more copies.
+        batch.delete_cf(self.cf(CF_REPAIR)?, blob.id.as_bytes());
         let queued_ms = now_ms();
         let mut gc_key = queued_ms.to_be_bytes().to_vec();
         gc_key.extend_from_slice(blob.id.as_bytes());

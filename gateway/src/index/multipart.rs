@@ -36,7 +36,7 @@ fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
     out
 }
 
-fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
+pub(super) fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
     let mut out = upload_id.as_bytes().to_vec();
     out.push(0);
     out.extend_from_slice(&number.to_be_bytes());
@@ -77,6 +77,7 @@ impl Index {
         if let Some(old) = self.db.get_cf(self.cf(CF_PARTS)?, &at)? {
             self.queue_gc(&mut batch, &decode::<PartRecord>(&old)?.blob)?;
         }
+        self.queue_repairs(&mut batch, bucket, key, Some(upload_id), [&part.blob])?;
         batch.put_cf(self.cf(CF_PARTS)?, at, encode(part)?);
         self.db.write_opt(batch, &synced())?;
         Ok(())

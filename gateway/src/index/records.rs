@@ -218,6 +218,20 @@ pub struct GcEntry {
     pub blob: BlobRef,
 }
 
+/// A blob with fewer copies than the cluster keeps, waiting for the repairer (keyed by
+/// blob id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RepairEntry {
+    /// Bucket of the key that uses the blob.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// For a part of an upload in progress, the upload.
+    pub upload_id: Option<String>,
+    /// When it was queued, unix milliseconds.
+    pub queued_ms: u64,
+}
+
 /// A volume of the cluster.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct VolumeRecord {

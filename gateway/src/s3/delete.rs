@@ -28,14 +28,23 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
     }
     let ts = gw.index.next_ts();
     let meta = BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms());
-    let targets = gw.cluster.place(bucket, key, gw.replicas)?;
+    let targets = gw.place(bucket, key);
     let blob_id = new_id();
     let _in_flight = gw.in_flight.register(&blob_id);
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     let checks = BodyChecks::none();
-    let written =
-        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), Some(0), gw.write_quorum, &checks, empty)
-            .await?;
+    let written = replicated::write(
+        &gw.volumes,
+        &targets,
+        gw.replicas,
+        &blob_id,
+        &meta.to_json(),
+        Some(0),
+        gw.write_quorum,
+        &checks,
+        empty,
+    )
+    .await?;
     let entry = ObjectEntry::Deleted { ts, blob: BlobRef { id: blob_id, replicas: written.replicas } };
     let (bucket, key) = (bucket.to_string(), key.to_string());
     gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;

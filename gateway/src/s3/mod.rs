@@ -64,6 +64,13 @@ impl Gateway {
         Self { index, cluster, volumes, replicas, write_quorum, region, in_flight }
     }
 
+    /// Where a new blob of `bucket`/`key` may go: volumes that are up, in the key's ring
+    /// order, `replicas` of them and as many spares (fewer if fewer are up; the write takes
+    /// the first `replicas` and checks its quorum).
+    pub(crate) fn place(&self, bucket: &str, key: &str) -> Vec<(crate::index::records::Replica, String)> {
+        self.cluster.place(bucket, key, self.replicas * 2, self.volumes.health())
+    }
+
     pub(crate) fn owner() -> Owner {
         Owner { display_name: Some(OWNER_ID.to_string()), id: Some(OWNER_ID.to_string()) }
     }

@@ -172,7 +172,9 @@ pub(super) async fn open_object(
     replicated::read(&gw.volumes, segments).await
 }
 
-/// The replicas of a blob with their current URLs, starting at a random one to spread reads.
+/// The replicas of a blob with their current URLs: those on volumes that are up first, in
+/// random order to spread reads, then the others (health may be stale; they are still worth
+/// a try if every other fails).
 fn sources(gw: &Gateway, blob: &BlobRef) -> Vec<Source> {
     use rand::seq::SliceRandom as _;
     let mut sources: Vec<Source> = blob
@@ -181,6 +183,8 @@ fn sources(gw: &Gateway, blob: &BlobRef) -> Vec<Source> {
         .filter_map(|replica| Some(Source { url: gw.cluster.url_of(&replica.volume)?, subvolume: replica.subvolume }))
         .collect();
     sources.shuffle(&mut rand::rng());
+    let health = gw.volumes.health();
+    sources.sort_by_key(|source| !health.is_up(&source.url));
     sources
 }
 

@@ -79,13 +79,22 @@ where
     if size.is_some_and(|n| n > MAX_PUT_SIZE) {
         return Err(Error::EntityTooLarge);
     }
-    let targets = gw.cluster.place(&meta.bucket, &meta.key, gw.replicas)?;
+    let targets = gw.place(&meta.bucket, &meta.key);
     let blob_id = new_id();
     let in_flight = gw.in_flight.register(&blob_id);
     let checks = BodyChecks { max_size: MAX_PUT_SIZE, content_md5, checksum };
-    let written =
-        replicated::write(&gw.volumes, &targets, &blob_id, &meta.to_json(), size, gw.write_quorum, &checks, body)
-            .await?;
+    let written = replicated::write(
+        &gw.volumes,
+        &targets,
+        gw.replicas,
+        &blob_id,
+        &meta.to_json(),
+        size,
+        gw.write_quorum,
+        &checks,
+        body,
+    )
+    .await?;
     Ok(Stored {
         blob: BlobRef { id: blob_id, replicas: written.replicas },
         size: written.size,

@@ -1,0 +1,186 @@
+//! The repair queue: blobs that have fewer copies than the cluster keeps. A write that
+//! reached fewer than `replicas` volumes (but its quorum) is acknowledged, and its blob is
+//! queued here in the same synced batch that makes it visible; the repairer copies it to more
+//! volumes and records each new copy under the commit lock.
+
+use std::sync::atomic::Ordering;
+
+use rocksdb::{IteratorMode, WriteBatch};
+
+use super::records::{BlobRef, ObjectEntry, PartRecord, RepairEntry, Replica, decode, encode};
+use super::{CF_OBJECTS, CF_PARTS, CF_REPAIR, Index, object_key, synced};
+use crate::error::Result;
+use crate::time::now_ms;
+
+impl Index {
+    /// Copies every blob should have; commits queue repairs for blobs with fewer. 0 (the
+    /// default) queues none, for tools that open an index without serving it.
+    pub fn set_replica_target(&self, replicas: usize) {
+        self.replica_target.store(replicas, Ordering::Relaxed);
+    }
+
+    /// Copies every blob should have.
+    pub fn replica_target(&self) -> usize {
+        self.replica_target.load(Ordering::Relaxed)
+    }
+
+    /// Adds to `batch` a repair of each of `blobs` that has fewer copies than the target.
+    pub(super) fn queue_repairs<'a>(
+        &self,
+        batch: &mut WriteBatch,
+        bucket: &str,
+        key: &str,
+        upload_id: Option<&str>,
+        blobs: impl IntoIterator<Item = &'a BlobRef>,
+    ) -> Result<()> {
+        let target = self.replica_target();
+        for blob in blobs.into_iter().filter(|b| b.replicas.len() < target) {
+            self.queue_repair(batch, &blob.id, bucket, key, upload_id)?;
+        }
+        Ok(())
+    }
+
+    /// Adds a repair of blob `blob_id`, used by `bucket`/`key` (or by a part of `upload_id`).
+    pub(crate) fn queue_repair(
+        &self,
+        batch: &mut WriteBatch,
+        blob_id: &str,
+        bucket: &str,
+        key: &str,
+        upload_id: Option<&str>,
+    ) -> Result<()> {
+        let entry = RepairEntry {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.map(str::to_string),
+            queued_ms: now_ms(),
+        };
+        batch.put_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&entry)?);
+        Ok(())
+    }
+
+    /// Up to `max` queued repairs (blob id and entry), in blob id order after `after`.
+    pub fn repairs(&self, after: Option<&str>, max: usize) -> Result<Vec<(String, RepairEntry)>> {
+        let mut out = Vec::new();
+        let mode = match after {
+            Some(after) => IteratorMode::From(after.as_bytes(), rocksdb::Direction::Forward),
+            None => IteratorMode::Start,
+        };
+        for item in self.db.iterator_cf(self.cf(CF_REPAIR)?, mode) {
+            let (id, value) = item?;
+            let id = String::from_utf8_lossy(&id).into_owned();
+            if Some(id.as_str()) == after {
+                continue;
+            }
+            out.push((id, decode(&value)?));
+            if out.len() == max {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Number of queued repairs.
+    pub fn repair_queue_len(&self) -> Result<u64> {
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(CF_REPAIR)?, IteratorMode::Start) {
+            item?;
+            count += 1;
+        }
+        Ok(count)
+    }
+
+    /// The blob a repair is for, with its current copies, if a record still uses it.
+    pub fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<BlobRef>> {
+        Ok(self.locate(blob_id, entry)?.map(|mut found| found.blob().clone()))
+    }
+
+    /// Records `added` copies of a blob under repair; drops the repair once the blob has
+    /// the target count, or when no record uses the blob any more (the copies are then
+    /// orphans for GC). Returns the blob's copies now, or `None` if it is no longer used.
+    pub fn add_copies(&self, blob_id: &str, entry: &RepairEntry, added: &[Replica]) -> Result<Option<Vec<Replica>>> {
+        let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        let Some(mut found) = self.locate(blob_id, entry)? else {
+            batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
+            self.db.write_opt(batch, &synced())?;
+            return Ok(None);
+        };
+        let blob = found.blob_mut();
+        for replica in added {
+            if !blob.replicas.contains(replica) {
+                blob.replicas.push(replica.clone());
+            }
+        }
+        let copies = blob.replicas.clone();
+        if copies.len() >= self.replica_target() {
+            batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
+        }
+        match found {
+            Located::Object { bucket_key, entry, .. } => {
+                batch.put_cf(self.cf(CF_OBJECTS)?, bucket_key, encode(&entry)?)
+            }
+            Located::Part { part_key, part } => batch.put_cf(self.cf(CF_PARTS)?, part_key, encode(&part)?),
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(Some(copies))
+    }
+
+    /// Where the record using a blob under repair is: the key's entry (its blob, a part, or
+    /// its tombstone), else a part of the upload in progress.
+    fn locate(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<Located>> {
+        if let Some(object) = self.object_entry(&entry.bucket, &entry.key)? {
+            let which = match &object {
+                ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
+                ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
+                ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
+            };
+            if let Some(which) = which {
+                let bucket_key = object_key(&entry.bucket, &entry.key);
+                return Ok(Some(Located::Object { bucket_key, entry: object, which }));
+            }
+        }
+        let Some(upload_id) = &entry.upload_id else { return Ok(None) };
+        for part in self.parts(upload_id, 0, usize::MAX)?.0 {
+            if part.blob.id == blob_id {
+                return Ok(Some(Located::Part { part_key: super::multipart::part_key(upload_id, part.number), part }));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// Which blob of an object entry.
+#[derive(Debug, Clone, Copy)]
+enum Which {
+    /// The entry's own blob (data, manifest or tombstone).
+    Main,
+    /// The blob of its part at this position.
+    Part(usize),
+}
+
+/// A record that uses a blob under repair.
+#[derive(Debug)]
+enum Located {
+    /// A key's entry.
+    Object { bucket_key: Vec<u8>, entry: ObjectEntry, which: Which },
+    /// A part of an upload in progress.
+    Part { part_key: Vec<u8>, part: PartRecord },
+}
+
+impl Located {
+    fn blob_mut(&mut self) -> &mut BlobRef {
+        match self {
+            Located::Object { entry: ObjectEntry::Deleted { blob, .. }, .. } => blob,
+            Located::Object { entry: ObjectEntry::Live(record), which, .. } => match *which {
+                Which::Part(i) if i < record.parts.len() => &mut record.parts[i].blob,
+                _ => &mut record.blob,
+            },
+            Located::Part { part, .. } => &mut part.blob,
+        }
+    }
+
+    fn blob(&mut self) -> &BlobRef {
+        self.blob_mut()
+    }
+}
