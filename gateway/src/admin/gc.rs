@@ -11,8 +11,10 @@
 //!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
 //!    is read, then the index. A listed blob's write either still holds its registration,
 //!    or committed before releasing it, and so before the index is read.
-//! 3. Tombstones older than `grace` go, blob and record, once nothing older is queued: by
-//!    then every blob of the versions they deleted is gone, so rebuild cannot resurrect them.
+//! 3. Tombstones older than `grace` go, blob and record, once no blob of their key is queued
+//!    any more: by then every blob of the versions they deleted is gone from every volume
+//!    (a queue entry goes only then), so a rebuild cannot resurrect them. A blob whose delete
+//!    failed (a volume was down) keeps its key's tombstone until a later run deletes it.
 
 use std::sync::Arc;
 
@@ -209,15 +211,16 @@ impl GcJob {
     }
 
     async fn drop_tombstones(&self) -> Result<()> {
-        // A tombstone may go once everything queued before it is gone; the clock is in
-        // microseconds, the queue in milliseconds.
-        let oldest_queued = self.blocking(|index| index.gc_oldest_ms()).await?;
-        let before_ms = oldest_queued.map_or(self.cutoff_ms, |oldest| oldest.min(self.cutoff_ms));
-        let before_ts = before_ms.saturating_mul(1000);
+        // The clock is in microseconds, the cutoff in milliseconds. Whether a blob of the key
+        // is still queued is asked by `drop_tombstone`, under the commit lock.
+        let before_ts = self.cutoff_ms.saturating_mul(1000);
         let tombstones = self.blocking(move |index| index.tombstones_before(before_ts)).await?;
         for tombstone in tombstones {
             if self.dry_run {
-                self.runner.update(|p| p.tombstones += 1);
+                let (bucket, key) = (tombstone.bucket.clone(), tombstone.key.clone());
+                if !self.blocking(move |index| index.gc_queued_for(&bucket, &key)).await? {
+                    self.runner.update(|p| p.tombstones += 1);
+                }
                 continue;
             }
             // The record goes first: a crash in between leaves an orphan blob, which the

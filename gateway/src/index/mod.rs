@@ -8,6 +8,7 @@
 //! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
 //! | `keys`        | access key id                | [`KeyRecord`]            |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
+//! | `gc_keys`     | bucket `\0` key `\0` gc key  | empty: the queue by key  |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
@@ -39,8 +40,9 @@ const CF_UPLOADS: &str = "uploads";
 const CF_PARTS: &str = "parts";
 const CF_KEYS: &str = "keys";
 const CF_GC: &str = "gc";
+const CF_GC_KEYS: &str = "gc_keys";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 7] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_META];
+const ALL_CFS: [&str; 8] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_META];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
@@ -237,7 +239,7 @@ impl Index {
         let staged = self.stage_object(&mut batch, bucket, key, entry, condition);
         if let Err(Error::PreconditionFailed | Error::NoSuchKey) = staged {
             for blob in entry.blobs() {
-                self.queue_gc(&mut batch, blob)?;
+                self.queue_gc(&mut batch, bucket, key, blob)?;
             }
             self.db.write_opt(batch, &synced())?;
         } else if staged.is_ok() {
@@ -274,13 +276,13 @@ impl Index {
         let outcome = match current {
             Some(current) if current.ts() > entry.ts() => {
                 for blob in entry.blobs() {
-                    self.queue_gc(batch, blob)?;
+                    self.queue_gc(batch, bucket, key, blob)?;
                 }
                 Committed::Superseded
             }
             current => {
                 for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
-                    self.queue_gc(batch, blob)?;
+                    self.queue_gc(batch, bucket, key, blob)?;
                 }
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
                 Committed::Current
@@ -300,12 +302,8 @@ impl Index {
         Ok(())
     }
 
-    fn queue_gc(&self, batch: &mut WriteBatch, blob: &BlobRef) -> Result<()> {
-        let queued_ms = now_ms();
-        let mut gc_key = queued_ms.to_be_bytes().to_vec();
-        gc_key.extend_from_slice(blob.id.as_bytes());
-        batch.put_cf(self.cf(CF_GC)?, gc_key, encode(&GcEntry { queued_ms, blob: blob.clone() })?);
-        Ok(())
+    fn queue_gc(&self, batch: &mut WriteBatch, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
+        self.queue_gc_at(batch, now_ms(), bucket, key, blob)
     }
 
     /// The GC queue, oldest first.

@@ -69,13 +69,13 @@ impl Index {
         let _guard = self.lock()?;
         let mut batch = WriteBatch::default();
         if self.upload(bucket, key, upload_id)?.is_none() {
-            self.queue_gc(&mut batch, &part.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             self.db.write_opt(batch, &synced())?;
             return Err(Error::NoSuchUpload);
         }
         let at = part_key(upload_id, part.number);
         if let Some(old) = self.db.get_cf(self.cf(CF_PARTS)?, &at)? {
-            self.queue_gc(&mut batch, &decode::<PartRecord>(&old)?.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &decode::<PartRecord>(&old)?.blob)?;
         }
         batch.put_cf(self.cf(CF_PARTS)?, at, encode(part)?);
         self.db.write_opt(batch, &synced())?;
@@ -139,7 +139,7 @@ impl Index {
         self.stage_object(&mut batch, bucket, key, entry, condition)?;
         for part in &stored {
             if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
-                self.queue_gc(&mut batch, &part.blob)?;
+                self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             }
             batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
         }
@@ -154,7 +154,7 @@ impl Index {
         self.require_upload(bucket, key, upload_id)?;
         let mut batch = WriteBatch::default();
         for part in self.all_parts(upload_id)? {
-            self.queue_gc(&mut batch, &part.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
         }
         batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));

@@ -214,6 +214,11 @@ pub struct Grant {
 pub struct GcEntry {
     /// When it was queued, unix milliseconds.
     pub queued_ms: u64,
+    /// The bucket of the key the blob belonged to: a tombstone of that key stays while the
+    /// blob does, or a rebuild could resurrect the version the tombstone deleted.
+    pub bucket: String,
+    /// The key the blob belonged to.
+    pub key: String,
     /// The blob to delete.
     pub blob: BlobRef,
 }

@@ -1,0 +1,71 @@
+//! What must never be lost or brought back, with real processes: a tombstone outlives the
+//! version it deleted even when GC cannot reach a volume.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use compat_tests::{CLUSTER_SECRET, TestCluster, test_bytes};
+
+/// Runs `cairn-admin gc --grace 0 --json` (which fails when a volume is down) and returns
+/// its report.
+fn gc_now(cluster: &TestCluster) -> serde_json::Value {
+    let output = cluster.admin(&["gc", "--grace", "0", "--json"]);
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("gc report: {e}: {}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Blob files of volume `v` whose bytes contain `needle`.
+fn files_with(cluster: &TestCluster, v: usize, needle: &[u8]) -> usize {
+    cluster.volumes[v]
+        .blob_files()
+        .iter()
+        .filter(|path| std::fs::read(path).unwrap().windows(needle.len()).any(|w| w == needle))
+        .count()
+}
+
+/// Rebuilds an index from the volumes into a fresh directory (the gateway's own index is
+/// left alone) and returns the summary line.
+fn rebuild(cluster: &TestCluster, name: &str) -> String {
+    let db = cluster.root.path().join(name);
+    let urls: Vec<String> = cluster.volumes.iter().map(|v| v.url()).collect();
+    let args = ["rebuild", "--db", db.to_str().unwrap(), "--volumes", &urls.join(","), "--cluster-secret"];
+    cluster.admin_ok(&[&args[..], &[CLUSTER_SECRET]].concat())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tombstone_outlives_the_version_it_deleted() {
+    // Quorum 1, so a delete succeeds with one of the key's volumes down.
+    let mut cluster = TestCluster::start_with(3, 2, &["--write-quorum", "1"]);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let data = test_bytes(40_000, 11);
+    s3.put_object().bucket("bkt").key("k").body(data.clone().into()).send().await.unwrap();
+    let holders: Vec<usize> = (0..3).filter(|v| files_with(&cluster, *v, &data[..1000]) > 0).collect();
+    assert_eq!(holders.len(), 2);
+
+    // One holder goes down; the delete writes its tombstone to the other one only.
+    let down = holders[0];
+    cluster.volumes[down].kill();
+    s3.delete_object().bucket("bkt").key("k").send().await.unwrap();
+    assert!(s3.head_object().bucket("bkt").key("k").send().await.is_err());
+
+    // GC cannot delete the old version on the dead volume, so the tombstone must stay.
+    let report = gc_now(&cluster);
+    assert_eq!(report["queue_total"], 1, "{report}");
+    assert_eq!(report["queue_done"], 0, "{report}");
+    assert_eq!(report["tombstones"], 0, "{report}");
+    let tombstone_files: usize = (0..3).filter(|v| *v != down).map(|v| files_with(&cluster, v, b"tombstone")).sum();
+    assert_eq!(tombstone_files, 1, "the tombstone blob is still on the live volume");
+
+    // The volume comes back with the old version on it: a rebuild still sees the delete.
+    cluster.volumes[down].start();
+    let out = rebuild(&cluster, "rebuilt-1");
+    assert!(out.contains("0 objects, 1 deleted keys"), "the deleted key stays deleted: {out}");
+
+    // Now GC can finish: the old version goes, and then the tombstone.
+    let report = gc_now(&cluster);
+    assert_eq!((report["queue_done"].as_u64(), report["tombstones"].as_u64()), (Some(1), Some(1)), "{report}");
+    assert_eq!(report["errors"], 0, "{report}");
+    assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
+    assert_eq!(cluster.status().await["gc_queue"], 0);
+    assert!(s3.head_object().bucket("bkt").key("k").send().await.is_err());
+}
