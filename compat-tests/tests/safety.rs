@@ -1,5 +1,6 @@
 //! What must never be lost or brought back, with real processes: a tombstone outlives the
-//! version it deleted even when GC cannot reach a volume.
+//! version it deleted even when GC cannot reach a volume, DeleteBucket leaves no upload
+//! behind.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -68,4 +69,56 @@ async fn a_tombstone_outlives_the_version_it_deleted() {
     assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
     assert_eq!(cluster.status().await["gc_queue"], 0);
     assert!(s3.head_object().bucket("bkt").key("k").send().await.is_err());
+}
+
+fn code<E: aws_sdk_s3::error::ProvideErrorMetadata>(err: &aws_sdk_s3::error::SdkError<E>) -> String {
+    err.as_service_error().and_then(|e| e.code()).unwrap_or("<no code>").to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn delete_bucket_refuses_uploads_in_progress_and_keeps_tombstones() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let upload = s3.create_multipart_upload().bucket("bkt").key("big").send().await.unwrap();
+    let upload_id = upload.upload_id().unwrap();
+    let part = s3.upload_part().bucket("bkt").key("big").upload_id(upload_id).part_number(1);
+    part.body(test_bytes(1000, 1).into()).send().await.unwrap();
+
+    // S3: a bucket with an upload in progress is not empty.
+    let err = s3.delete_bucket().bucket("bkt").send().await.unwrap_err();
+    assert_eq!(code(&err), "BucketNotEmpty");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(409));
+    let uploads = s3.list_multipart_uploads().bucket("bkt").send().await.unwrap();
+    assert_eq!(uploads.uploads().len(), 1, "the refused delete changed nothing");
+    s3.abort_multipart_upload().bucket("bkt").key("big").upload_id(upload_id).send().await.unwrap();
+
+    // A deleted key leaves a tombstone; the bucket can go, and come back as new.
+    s3.put_object().bucket("bkt").key("k").body(b"first life".to_vec().into()).send().await.unwrap();
+    s3.delete_object().bucket("bkt").key("k").send().await.unwrap();
+    s3.delete_bucket().bucket("bkt").send().await.unwrap();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
+    assert_eq!(listing.key_count(), Some(0));
+    assert_eq!(code(&s3.head_object().bucket("bkt").key("k").send().await.unwrap_err()), "NotFound");
+    s3.delete_object().bucket("bkt").key("k").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"second life".to_vec().into()).send().await.unwrap();
+    let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
+    let keys: Vec<&str> = listing.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["k"]);
+
+    // GC reclaims everything of the first life and nothing of the second.
+    let report = gc_now(&cluster);
+    assert_eq!(report["errors"], 0, "{report}");
+    let got = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
+    assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"second life");
+    assert_eq!(cluster.blob_files().len(), 2, "two replicas of the live object, nothing else");
+
+    // A bucket whose only keys are deleted can go; GC then drops what is left of it.
+    s3.delete_object().bucket("bkt").key("k").send().await.unwrap();
+    s3.delete_bucket().bucket("bkt").send().await.unwrap();
+    let report = gc_now(&cluster);
+    assert_eq!((report["errors"].as_u64(), report["tombstones"].as_u64()), (Some(0), Some(1)), "{report}");
+    assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
+    assert_eq!(cluster.status().await["gc_queue"], 0);
 }

@@ -293,4 +293,43 @@ mod tests {
         assert!(index.object_entry("b", "k").unwrap().is_none());
         assert!(index.gc_due(u64::MAX).unwrap().is_empty());
     }
+
+    /// DeleteBucket keeps the bucket's tombstones: they still order late writes and guard
+    /// against resurrection, and a bucket created again under the name works as new.
+    #[test]
+    fn a_deleted_bucket_keeps_its_tombstones_until_gc() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        index.create_bucket("b").unwrap();
+        index.commit_object("b", "k", &live(10, "v1"), None).unwrap();
+        index.commit_object("b", "k", &deleted(20, "tomb"), None).unwrap();
+        index.delete_bucket("b").unwrap();
+        assert!(index.bucket("b").unwrap().is_none());
+        assert_eq!(index.object_entry("b", "k").unwrap(), Some(deleted(20, "tomb")));
+
+        index.create_bucket("b").unwrap();
+        assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
+        assert!(index.object("b", "k").unwrap().is_none());
+        // A write older than the delete (it started before) still loses to it.
+        assert_eq!(
+            index.commit_object("b", "k", &live(15, "late"), None).unwrap(),
+            super::super::Committed::Superseded
+        );
+        assert!(index.object("b", "k").unwrap().is_none());
+        // A new write wins, and the bucket can go again once it is empty.
+        assert_eq!(index.commit_object("b", "k", &live(30, "v2"), None).unwrap(), super::super::Committed::Current);
+        assert_eq!(index.object("b", "k").unwrap().unwrap().blob.id, "v2");
+        assert!(matches!(index.delete_bucket("b"), Err(crate::error::Error::BucketNotEmpty)));
+        index.commit_object("b", "k", &deleted(40, "tomb2"), None).unwrap();
+        index.delete_bucket("b").unwrap();
+
+        // GC drops the tombstone like any other once nothing of its key is queued.
+        for queued in index.gc_due(u64::MAX).unwrap() {
+            index.gc_remove(&queued.queue_key).unwrap();
+        }
+        let tombstones = index.tombstones_before(u64::MAX).unwrap();
+        assert_eq!(tombstones.len(), 1);
+        assert!(index.drop_tombstone(&tombstones[0]).unwrap());
+        assert!(index.object_entry("b", "k").unwrap().is_none());
+    }
 }

@@ -181,23 +181,22 @@ impl Index {
         Ok(true)
     }
 
-    /// Deletes an empty bucket (its tombstones go with it).
+    /// Deletes a bucket with no objects and no uploads in progress (S3 refuses both with
+    /// `BucketNotEmpty`; deleting the uploads would orphan their parts). Its tombstones stay
+    /// until GC drops them like any other: until the versions they deleted are gone from the
+    /// volumes, they are what keeps a rebuild from resurrecting them. A bucket created again
+    /// under the name finds them harmless: its writes carry newer timestamps, and listings
+    /// skip tombstones.
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let _guard = self.lock()?;
         if self.bucket(name)?.is_none() {
             return Err(Error::NoSuchBucket);
         }
         let page = self.list_objects(name, "", None, None, 1)?;
-        if !page.items.is_empty() {
+        if !page.items.is_empty() || self.has_uploads(name)? {
             return Err(Error::BucketNotEmpty);
         }
-        let mut batch = WriteBatch::default();
-        let from = object_key(name, "");
-        let mut to = from.clone();
-        to.push(PAST_UTF8);
-        batch.delete_range_cf(self.cf(CF_OBJECTS)?, from, to);
-        batch.delete_cf(self.cf(CF_BUCKETS)?, name.as_bytes());
-        self.db.write_opt(batch, &synced())?;
+        self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), &synced())?;
         Ok(())
     }
 

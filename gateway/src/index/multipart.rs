@@ -162,6 +162,16 @@ impl Index {
         Ok(())
     }
 
+    /// Whether `bucket` has any upload in progress.
+    pub fn has_uploads(&self, bucket: &str) -> Result<bool> {
+        let scope = object_key(bucket, "");
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_UPLOADS)?);
+        iter.seek(&scope);
+        let found = iter.key().is_some_and(|k| k.starts_with(&scope));
+        iter.status()?;
+        Ok(found)
+    }
+
     /// Uploads of `bucket` under `prefix`, ordered by key then upload id, strictly after
     /// (`key_marker`, `upload_id_marker`); keys with `delimiter` past the prefix roll up
     /// into common prefixes.
@@ -325,6 +335,21 @@ mod tests {
         assert!(matches!(refused, Err(Error::PreconditionFailed)));
         assert!(index.upload("b", "k", "u2").unwrap().is_some(), "a refused completion changes nothing");
         index.complete_upload("b", "k", "u2", &entry, Some(&WriteCondition::IfMatch("x-2".into()))).unwrap();
+    }
+
+    #[test]
+    fn a_bucket_with_an_upload_in_progress_is_not_empty() {
+        let (_dir, index) = open();
+        index.create_bucket("bb").unwrap();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        assert!(matches!(index.delete_bucket("b"), Err(Error::BucketNotEmpty)));
+        assert!(index.upload("b", "k", "u1").unwrap().is_some());
+        // Another bucket whose name extends this one is not held up by it.
+        index.delete_bucket("bb").unwrap();
+        index.abort_upload("b", "k", "u1").unwrap();
+        index.delete_bucket("b").unwrap();
+        assert!(index.bucket("b").unwrap().is_none());
     }
 
     #[test]
