@@ -1,6 +1,6 @@
 //! What must never be lost or brought back, with real processes: a tombstone outlives the
 //! version it deleted even when GC cannot reach a volume, DeleteBucket leaves no upload
-//! behind.
+//! behind, and expired uploads are reclaimed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,4 +121,53 @@ async fn delete_bucket_refuses_uploads_in_progress_and_keeps_tombstones() {
     assert_eq!((report["errors"].as_u64(), report["tombstones"].as_u64()), (Some(0), Some(1)), "{report}");
     assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
     assert_eq!(cluster.status().await["gc_queue"], 0);
+}
+
+/// Blob files holding exactly `data` (blob files hold the data first).
+fn files_holding(cluster: &TestCluster, data: &[u8]) -> usize {
+    cluster.blob_files().iter().filter(|path| std::fs::read(path).unwrap().starts_with(data)).count()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn gc_aborts_uploads_older_than_the_ttl() {
+    let cluster = TestCluster::start_with(3, 2, &["--upload-ttl", "3s"]);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let (old_part, young_part) = (test_bytes(20_000, 21), test_bytes(20_000, 22));
+    let old = s3.create_multipart_upload().bucket("bkt").key("old").send().await.unwrap();
+    let old_id = old.upload_id().unwrap();
+    let part = s3.upload_part().bucket("bkt").key("old").upload_id(old_id).part_number(1);
+    part.body(old_part.clone().into()).send().await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    let young = s3.create_multipart_upload().bucket("bkt").key("young").send().await.unwrap();
+    let young_id = young.upload_id().unwrap();
+    let part = s3.upload_part().bucket("bkt").key("young").upload_id(young_id).part_number(1);
+    part.body(young_part.clone().into()).send().await.unwrap();
+    assert_eq!(files_holding(&cluster, &old_part), 2);
+
+    let out = cluster.admin_ok(&["gc", "--grace", "0"]);
+    assert!(out.contains("uploads aborted 1 "), "{out}");
+    let uploads = s3.list_multipart_uploads().bucket("bkt").send().await.unwrap();
+    let ids: Vec<&str> = uploads.uploads().iter().filter_map(|u| u.upload_id()).collect();
+    assert_eq!(ids, [young_id], "only the young upload is left");
+    assert_eq!(files_holding(&cluster, &old_part), 0, "the expired upload's part is gone");
+    assert_eq!(files_holding(&cluster, &young_part), 2, "the young upload's part stays");
+    assert_eq!(cluster.status().await["gc_queue"], 0);
+    let err = s3.list_parts().bucket("bkt").key("old").upload_id(old_id).send().await.unwrap_err();
+    assert_eq!(code(&err), "NoSuchUpload");
+
+    // The young upload still completes.
+    let parts = s3.list_parts().bucket("bkt").key("young").upload_id(young_id).send().await.unwrap();
+    let etag = parts.parts()[0].e_tag().unwrap();
+    let completed = aws_sdk_s3::types::CompletedPart::builder().part_number(1).e_tag(etag).build();
+    s3.complete_multipart_upload()
+        .bucket("bkt")
+        .key("young")
+        .upload_id(young_id)
+        .multipart_upload(aws_sdk_s3::types::CompletedMultipartUpload::builder().parts(completed).build())
+        .send()
+        .await
+        .unwrap();
+    let got = s3.get_object().bucket("bkt").key("young").send().await.unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes() == young_part[..]);
 }

@@ -2,10 +2,12 @@
 //! A flag or variable wins over the file; the file wins over the defaults.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::time::parse_duration;
 
 /// Flags of `cairn-gateway serve`; the same names (snake_case) are the keys of `--config`.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -51,6 +53,30 @@ pub struct ServeArgs {
     /// Base domain for virtual-host-style requests (`BUCKET.DOMAIN`); path style always works.
     #[arg(long, env = "CAIRN_DOMAIN")]
     pub domain: Option<String>,
+    /// Multipart uploads older than this are aborted by GC: `7d`, `36h`, `90s` or seconds
+    /// [default: 7d].
+    #[arg(long, env = "CAIRN_UPLOAD_TTL", value_parser = parse_duration)]
+    #[serde(deserialize_with = "duration_or_seconds")]
+    pub upload_ttl: Option<Duration>,
+}
+
+/// Default `--upload-ttl`: a week, long enough for any upload that is still being worked on.
+pub const DEFAULT_UPLOAD_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration in the TOML file: `"36h"` as in flags, or a number of seconds.
+fn duration_or_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Humane(String),
+    }
+    match Text::deserialize(deserializer)? {
+        Text::Seconds(seconds) => Ok(Some(Duration::from_secs(seconds))),
+        Text::Humane(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Resolved, validated settings.
@@ -80,6 +106,8 @@ pub struct Settings {
     pub region: String,
     /// Base domain for virtual-host-style addressing.
     pub domain: Option<String>,
+    /// Age after which GC aborts an incomplete multipart upload.
+    pub upload_ttl: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -95,6 +123,7 @@ impl std::fmt::Debug for Settings {
             .field("access_key", &self.access_key)
             .field("region", &self.region)
             .field("domain", &self.domain)
+            .field("upload_ttl", &self.upload_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -143,6 +172,7 @@ impl ServeArgs {
             admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
+            upload_ttl: self.upload_ttl.or(file.upload_ttl).unwrap_or(DEFAULT_UPLOAD_TTL),
         })
     }
 }
@@ -167,6 +197,31 @@ mod tests {
         assert_eq!(settings.write_quorum, 3);
         assert_eq!(settings.listen, "127.0.0.1:9000");
         assert!(!format!("{settings:?}").contains("\"k\""));
+    }
+
+    #[test]
+    fn upload_ttl_is_humane_in_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ServeArgs {
+            volumes: vec!["http://a".into()],
+            db: Some("/tmp/x".into()),
+            cluster_secret: Some("s".into()),
+            access_key: Some("a".into()),
+            secret_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert_eq!(base.clone().resolve().unwrap().upload_ttl, DEFAULT_UPLOAD_TTL);
+        let flag = ServeArgs { upload_ttl: Some(Duration::from_secs(60)), ..base.clone() };
+        assert_eq!(flag.resolve().unwrap().upload_ttl, Duration::from_secs(60));
+        for (toml, seconds) in [("upload_ttl = '36h'", 36 * 3600), ("upload_ttl = 120", 120)] {
+            let path = dir.path().join("cairn.toml");
+            std::fs::write(&path, toml).unwrap();
+            let from_file = ServeArgs { config: Some(path), ..base.clone() };
+            assert_eq!(from_file.resolve().unwrap().upload_ttl, Duration::from_secs(seconds), "{toml}");
+        }
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(&path, "upload_ttl = 'soon'").unwrap();
+        assert!(ServeArgs { config: Some(path), ..base.clone() }.resolve().is_err());
     }
 
     #[test]

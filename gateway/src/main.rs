@@ -16,7 +16,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve S3 over volume daemons that run elsewhere.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Start a complete local cluster (gateway + 3 volumes) in one process.
     Dev(DevArgs),
 }
@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
     volumed::serve::init_logging();
     let result = match Cli::parse().command {
         Command::Dev(args) => gateway::dev::run(args).await,
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

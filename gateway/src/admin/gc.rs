@@ -3,6 +3,9 @@
 //! blob twice is fine; a queue entry goes only after its blob is gone everywhere), so a job
 //! cut short by a restart is simply run again.
 //!
+//! 0. Multipart uploads created more than `--upload-ttl` ago are aborted: their records go
+//!    and their parts' blobs are queued (stamped with when they were uploaded: nothing ever
+//!    reads a part of an upload in progress, so they are due at once).
 //! 1. The GC queue: blobs of overwritten and deleted versions and of aborted or replaced
 //!    parts, queued more than `grace` ago, are deleted on their replicas.
 //! 2. Orphans: every subvolume is listed; blob copies older than `grace` that no record
@@ -69,6 +72,9 @@ pub struct GcProgress {
     pub orphan_bytes: u64,
     /// Tombstones dropped.
     pub tombstones: u64,
+    /// Incomplete multipart uploads aborted because they were older than `--upload-ttl`.
+    #[serde(default)]
+    pub uploads_aborted: u64,
     /// Blob replicas deleted (queue, orphans and tombstones).
     pub deleted: u64,
 }
@@ -94,6 +100,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
         runner: api.gc.clone(),
         in_flight: api.in_flight.clone(),
         cutoff_ms: now_ms().saturating_sub(grace_secs.saturating_mul(1000)),
+        upload_cutoff_ms: now_ms().saturating_sub(u64::try_from(api.upload_ttl.as_millis()).unwrap_or(u64::MAX)),
         dry_run: body.dry_run,
     };
     api.gc.spawn("gc", async move { job.run().await });
@@ -107,11 +114,14 @@ struct GcJob {
     runner: JobSlot<GcProgress>,
     in_flight: InFlight,
     cutoff_ms: u64,
+    /// Uploads created before this (unix ms) are aborted.
+    upload_cutoff_ms: u64,
     dry_run: bool,
 }
 
 impl GcJob {
     async fn run(&self) -> Result<()> {
+        self.expire_uploads().await?;
         self.collect_queue().await?;
         self.collect_orphans().await?;
         self.drop_tombstones().await
@@ -142,6 +152,19 @@ impl GcJob {
             }
         }
         all
+    }
+
+    async fn expire_uploads(&self) -> Result<()> {
+        let cutoff = self.upload_cutoff_ms;
+        let expired = self.blocking(move |index| index.uploads_before(cutoff)).await?;
+        for (bucket, key, upload_id) in expired {
+            let aborted =
+                self.dry_run || self.blocking(move |index| index.expire_upload(&bucket, &key, &upload_id)).await?;
+            if aborted {
+                self.runner.update(|p| p.uploads_aborted += 1);
+            }
+        }
+        Ok(())
     }
 
     async fn collect_queue(&self) -> Result<()> {

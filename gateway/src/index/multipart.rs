@@ -162,6 +162,46 @@ impl Index {
         Ok(())
     }
 
+    /// Uploads (bucket, key, upload id) created before `before_ms`, in index order.
+    pub fn uploads_before(&self, before_ms: u64) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_UPLOADS)?, rocksdb::IteratorMode::Start) {
+            let (raw_key, value) = item?;
+            let record: UploadRecord = decode(&value)?;
+            let first = raw_key.iter().position(|b| *b == 0);
+            let last = raw_key.iter().rposition(|b| *b == 0);
+            if record.initiated_ms < before_ms
+                && let (Some(first), Some(last)) = (first, last)
+                && first < last
+            {
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                out.push((text(&raw_key[..first]), text(&raw_key[first + 1..last]), text(&raw_key[last + 1..])));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aborts an upload GC found expired; whether it was still there (a Complete or Abort may
+    /// have come first). Unlike a client's abort, the parts' blobs are queued stamped with
+    /// the time they were uploaded, not now: a part of an upload in progress is never read
+    /// (no GET reaches it), so the grace that protects readers of replaced versions does not
+    /// apply, and a GC run reclaims an expired upload's blobs at once.
+    pub fn expire_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<bool> {
+        let _guard = self.lock()?;
+        if self.upload(bucket, key, upload_id)?.is_none() {
+            return Ok(false);
+        }
+        let now = crate::time::now_ms();
+        let mut batch = WriteBatch::default();
+        for part in self.all_parts(upload_id)? {
+            self.queue_gc_at(&mut batch, part.modified_ms.min(now), bucket, key, &part.blob)?;
+            batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
+        }
+        batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        self.db.write_opt(batch, &synced())?;
+        Ok(true)
+    }
+
     /// Whether `bucket` has any upload in progress.
     pub fn has_uploads(&self, bucket: &str) -> Result<bool> {
         let scope = object_key(bucket, "");
@@ -350,6 +390,31 @@ mod tests {
         index.abort_upload("b", "k", "u1").unwrap();
         index.delete_bucket("b").unwrap();
         assert!(index.bucket("b").unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_uploads_go_and_their_parts_are_due_at_once() {
+        let (_dir, index) = open();
+        let old = UploadRecord { initiated_ms: 1_000, ..Default::default() };
+        let young = UploadRecord { initiated_ms: 5_000, ..Default::default() };
+        index.create_upload("b", "a/k", "u-old", &old).unwrap();
+        index.create_upload("b", "a/k", "u-young", &young).unwrap();
+        index.commit_part("b", "a/k", "u-old", &part(1, "old-p1")).unwrap();
+        index.commit_part("b", "a/k", "u-old", &part(2, "old-p2")).unwrap();
+        index.commit_part("b", "a/k", "u-young", &part(1, "young-p1")).unwrap();
+
+        let expired = index.uploads_before(5_000).unwrap();
+        assert_eq!(expired, [("b".to_string(), "a/k".to_string(), "u-old".to_string())]);
+        assert!(index.expire_upload("b", "a/k", "u-old").unwrap());
+        assert!(!index.expire_upload("b", "a/k", "u-old").unwrap(), "already gone");
+        assert!(index.upload("b", "a/k", "u-old").unwrap().is_none());
+        assert!(index.parts("u-old", 0, 10).unwrap().0.is_empty());
+        assert!(index.upload("b", "a/k", "u-young").unwrap().is_some());
+        assert_eq!(index.parts("u-young", 0, 10).unwrap().0.len(), 1);
+        // Stamped with when the parts were uploaded (ms 1 in `part`), so due long ago.
+        let due: Vec<String> = index.gc_due(1).unwrap().into_iter().map(|q| q.entry.blob.id).collect();
+        assert_eq!(due, ["old-p1", "old-p2"]);
+        assert!(index.gc_queued_for("b", "a/k").unwrap());
     }
 
     #[test]
