@@ -1,6 +1,6 @@
 //! What must never be lost or brought back, with real processes: a tombstone outlives the
 //! version it deleted even when GC cannot reach a volume, DeleteBucket leaves no upload
-//! behind, and expired uploads are reclaimed.
+//! behind, expired uploads are reclaimed, and a retried CompleteMultipartUpload succeeds.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -170,4 +170,71 @@ async fn gc_aborts_uploads_older_than_the_ttl() {
         .unwrap();
     let got = s3.get_object().bucket("bkt").key("young").send().await.unwrap();
     assert!(got.body.collect().await.unwrap().into_bytes() == young_part[..]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_retried_complete_gets_the_same_answer() {
+    use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let data = test_bytes(30_000, 31);
+    let create = s3.create_multipart_upload().bucket("bkt").key("k").checksum_algorithm(ChecksumAlgorithm::Crc32);
+    let upload_id = create.send().await.unwrap().upload_id().unwrap().to_string();
+    let part = s3
+        .upload_part()
+        .bucket("bkt")
+        .key("k")
+        .upload_id(&upload_id)
+        .part_number(1)
+        .checksum_algorithm(ChecksumAlgorithm::Crc32)
+        .body(data.clone().into())
+        .send()
+        .await
+        .unwrap();
+    let parts = CompletedMultipartUpload::builder()
+        .parts(
+            CompletedPart::builder()
+                .part_number(1)
+                .e_tag(part.e_tag().unwrap())
+                .checksum_crc32(part.checksum_crc32().unwrap())
+                .build(),
+        )
+        .build();
+    // With If-None-Match: * the retry would fail its condition if it were evaluated again.
+    let complete = || {
+        s3.complete_multipart_upload()
+            .bucket("bkt")
+            .key("k")
+            .upload_id(&upload_id)
+            .if_none_match("*")
+            .multipart_upload(parts.clone())
+    };
+    let first = complete().send().await.unwrap();
+    let head = s3.head_object().bucket("bkt").key("k").send().await.unwrap();
+    let (files, queue) = (cluster.blob_files().len(), cluster.status().await["gc_queue"].clone());
+
+    let again = complete().send().await.unwrap();
+    assert_eq!(again.e_tag(), first.e_tag());
+    assert!(first.e_tag().unwrap().ends_with("-1\""), "{:?}", first.e_tag());
+    assert_eq!(again.checksum_crc32(), first.checksum_crc32());
+    assert!(first.checksum_crc32().is_some());
+    assert_eq!(again.checksum_type(), first.checksum_type());
+    assert_eq!((again.bucket(), again.key()), (Some("bkt"), Some("k")));
+
+    // Nothing changed: same object, no new blob, nothing queued.
+    let head_again = s3.head_object().bucket("bkt").key("k").send().await.unwrap();
+    assert_eq!((head_again.e_tag(), head_again.last_modified()), (head.e_tag(), head.last_modified()));
+    assert_eq!(cluster.blob_files().len(), files);
+    assert_eq!(cluster.status().await["gc_queue"], queue);
+    let got = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
+    assert!(got.body.collect().await.unwrap().into_bytes() == data[..]);
+
+    // The upload id answers only for the key it completed into.
+    let other = s3.complete_multipart_upload().bucket("bkt").key("other").upload_id(&upload_id);
+    let err = other.multipart_upload(parts.clone()).send().await.unwrap_err();
+    assert_eq!(code(&err), "NoSuchUpload");
+    // And it is still not an upload in progress.
+    let err = s3.list_parts().bucket("bkt").key("k").upload_id(&upload_id).send().await.unwrap_err();
+    assert_eq!(code(&err), "NoSuchUpload");
 }

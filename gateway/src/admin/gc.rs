@@ -14,7 +14,8 @@
 //!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
 //!    is read, then the index. A listed blob's write either still holds its registration,
 //!    or committed before releasing it, and so before the index is read.
-//! 3. Tombstones older than `grace` go, blob and record, once no blob of their key is queued
+//! 3. Completed uploads remembered for retried Completes are forgotten after an hour.
+//! 4. Tombstones older than `grace` go, blob and record, once no blob of their key is queued
 //!    any more: by then every blob of the versions they deleted is gone from every volume
 //!    (a queue entry goes only then), so a rebuild cannot resurrect them. A blob whose delete
 //!    failed (a volume was down) keeps its key's tombstone until a later run deletes it.
@@ -41,6 +42,10 @@ use crate::volume_client::VolumeClient;
 const LIST_PAGE: usize = 1000;
 /// Default grace period: an hour, far longer than any single write.
 const DEFAULT_GRACE_SECS: u64 = 3600;
+/// How long a completed multipart upload is remembered, so a retried Complete gets the same
+/// 200 instead of `NoSuchUpload`. SDKs retry within seconds to minutes; an hour covers every
+/// retry policy with room to spare, and the records are small.
+const COMPLETED_UPLOAD_MEMORY_MS: u64 = 3600 * 1000;
 
 /// `POST /jobs/gc` body.
 #[derive(Debug, Deserialize)]
@@ -124,6 +129,10 @@ impl GcJob {
         self.expire_uploads().await?;
         self.collect_queue().await?;
         self.collect_orphans().await?;
+        if !self.dry_run {
+            let before = now_ms().saturating_sub(COMPLETED_UPLOAD_MEMORY_MS);
+            self.blocking(move |index| index.forget_completed(before)).await?;
+        }
         self.drop_tombstones().await
     }
 

@@ -9,6 +9,7 @@
 //! | `keys`        | access key id                | [`KeyRecord`]            |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
 //! | `gc_keys`     | bucket `\0` key `\0` gc key  | empty: the queue by key  |
+//! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
@@ -31,7 +32,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, Writ
 
 use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
-use self::records::{KeyRecord, PartRecord, UploadRecord};
+use self::records::{CompletedUpload, KeyRecord, PartRecord, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";
@@ -41,8 +42,10 @@ const CF_PARTS: &str = "parts";
 const CF_KEYS: &str = "keys";
 const CF_GC: &str = "gc";
 const CF_GC_KEYS: &str = "gc_keys";
+const CF_COMPLETED: &str = "completed";
 const CF_META: &str = "meta";
-const ALL_CFS: [&str; 8] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_META];
+const ALL_CFS: [&str; 9] =
+    [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_COMPLETED, CF_META];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.

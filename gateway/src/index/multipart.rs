@@ -3,8 +3,8 @@
 
 use rocksdb::WriteBatch;
 
-use super::records::{ObjectEntry, PartRecord, UploadRecord, decode, encode};
-use super::{CF_PARTS, CF_UPLOADS, Index, PAST_UTF8, WriteCondition, object_key, synced};
+use super::records::{CompletedUpload, ObjectEntry, PartRecord, UploadRecord, decode, encode};
+use super::{CF_COMPLETED, CF_PARTS, CF_UPLOADS, Index, PAST_UTF8, WriteCondition, object_key, synced};
 use crate::error::{Error, Result};
 
 /// An upload in progress, as listed by ListMultipartUploads.
@@ -113,7 +113,8 @@ impl Index {
     /// Completes an upload: `entry` (whose parts were chosen from the stored ones) becomes the
     /// key's current version if `condition` holds, the upload and its part records go, and
     /// the blobs of unchosen parts and of the replaced version are queued for GC. A part
-    /// replaced since `entry` was built fails the completion with `InvalidPart`.
+    /// replaced since `entry` was built fails the completion with `InvalidPart`. The same
+    /// batch remembers the completion (see [`CompletedUpload`]) for retries.
     pub fn complete_upload(
         &self,
         bucket: &str,
@@ -125,10 +126,11 @@ impl Index {
         let _guard = self.lock()?;
         self.require_upload(bucket, key, upload_id)?;
         let stored = self.all_parts(upload_id)?;
-        let chosen = match entry {
-            ObjectEntry::Live(record) => &record.parts,
+        let record = match entry {
+            ObjectEntry::Live(record) => record,
             ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),
         };
+        let chosen = &record.parts;
         for part in chosen {
             let same = stored.iter().any(|s| s.number == part.number && s.blob.id == part.blob.id);
             if !same {
@@ -144,8 +146,36 @@ impl Index {
             batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
         }
         batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        let completed = CompletedUpload {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            etag: record.etag.clone(),
+            checksum: record.checksum.clone(),
+            completed_ms: crate::time::now_ms(),
+        };
+        batch.put_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes(), encode(&completed)?);
         self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The completion of `upload_id`, while it is remembered.
+    pub fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        self.db.get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Forgets completions older than `before_ms`; how many.
+    pub fn forget_completed(&self, before_ms: u64) -> Result<u64> {
+        let mut batch = WriteBatch::default();
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(CF_COMPLETED)?, rocksdb::IteratorMode::Start) {
+            let (upload_id, value) = item?;
+            if decode::<CompletedUpload>(&value)?.completed_ms < before_ms {
+                batch.delete_cf(self.cf(CF_COMPLETED)?, upload_id);
+                count += 1;
+            }
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(count)
     }
 
     /// Drops an upload; its parts' blobs go to the GC queue.
@@ -390,6 +420,20 @@ mod tests {
         index.abort_upload("b", "k", "u1").unwrap();
         index.delete_bucket("b").unwrap();
         assert!(index.bucket("b").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_completion_is_remembered_until_forgotten() {
+        let (_dir, index) = open();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        assert!(index.completed_upload("u1").unwrap().is_none());
+        index.complete_upload("b", "k", "u1", &object_with(vec![part(1, "p1")], 10), None).unwrap();
+        let done = index.completed_upload("u1").unwrap().unwrap();
+        assert_eq!((done.bucket.as_str(), done.key.as_str(), done.etag.as_str()), ("b", "k", "x-2"));
+        assert_eq!(index.forget_completed(done.completed_ms).unwrap(), 0, "not older than itself");
+        assert_eq!(index.forget_completed(done.completed_ms + 1).unwrap(), 1);
+        assert!(index.completed_upload("u1").unwrap().is_none());
     }
 
     #[test]
