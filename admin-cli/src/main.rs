@@ -11,6 +11,7 @@ use gateway::admin::keys::{CreatedKey, KeyInfo};
 use gateway::admin::rebalance::RebalanceProgress;
 use gateway::admin::verify::VerifyProgress;
 use gateway::index::records::Membership;
+use gateway::time::parse_duration;
 use serde_json::json;
 
 /// Operate a Cairn cluster through the gateway's admin API.
@@ -75,7 +76,8 @@ enum Command {
         #[arg(long)]
         partial: bool,
     },
-    /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes.
+    /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes;
+    /// abort multipart uploads older than the gateway's `--upload-ttl`.
     Gc {
         /// Only blobs older than this are touched (e.g. 1h, 30m, 90s, 0).
         #[arg(long, default_value = "1h", value_parser = parse_duration)]
@@ -157,21 +159,6 @@ struct GrantArgs {
     /// Create and delete the bucket.
     #[arg(long)]
     owner: bool,
-}
-
-/// Parses `90s`, `30m`, `1h`, `2d` or plain seconds.
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let number: u64 = number.parse().map_err(|_| format!("bad duration {text:?}"))?;
-    let seconds = match unit {
-        "" | "s" => number,
-        "m" => number * 60,
-        "h" => number * 3600,
-        "d" => number * 86_400,
-        _ => return Err(format!("bad duration unit in {text:?} (use s, m, h or d)")),
-    };
-    Ok(Duration::from_secs(seconds))
 }
 
 /// The admin API, for one invocation.
@@ -402,8 +389,9 @@ fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
 
 fn gc_line(p: &GcProgress) -> String {
     format!(
-        "gc {}: queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {}  deleted {}  errors {}",
+        "gc {}: uploads aborted {}  queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {}  deleted {}  errors {}",
         p.status.state,
+        p.uploads_aborted,
         p.queue_done,
         p.queue_total,
         p.blobs_listed,

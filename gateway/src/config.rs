@@ -7,37 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::time::parse_duration;
 use crate::volume_client::Timeouts;
-
-/// Parses a duration: a number with a unit (`500ms`, `2s`, `5m`, `1h`, `7d`) or bare seconds.
-pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: f64 = number.parse().map_err(|_| format!("{text:?} is not a duration (e.g. 500ms, 2s, 5m)"))?;
-    let seconds = match unit.trim() {
-        "ms" => number / 1000.0,
-        "" | "s" => number,
-        "m" => number * 60.0,
-        "h" => number * 3600.0,
-        "d" => number * 86400.0,
-        other => return Err(format!("unknown unit {other:?} in {text:?} (ms, s, m, h, d)")),
-    };
-    Duration::try_from_secs_f64(seconds).map_err(|_| format!("{text:?} is out of range"))
-}
-
-/// Durations in the TOML file are written as in flags (`"2s"`).
-mod duration_text {
-    use std::time::Duration;
-
-    use serde::{Deserialize, Deserializer};
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
-        Option::<String>::deserialize(d)?
-            .map(|text| super::parse_duration(&text).map_err(serde::de::Error::custom))
-            .transpose()
-    }
-}
 
 /// Flags of `cairn-gateway serve`; the same names (snake_case) are the keys of `--config`.
 #[derive(Debug, Clone, Default, clap::Args, Deserialize)]
@@ -69,16 +40,16 @@ pub struct ServeArgs {
     pub write_quorum: Option<usize>,
     /// Time to connect to a volume [default: 2s].
     #[arg(long, env = "CAIRN_VOLUME_CONNECT_TIMEOUT", value_parser = parse_duration)]
-    #[serde(default, with = "duration_text")]
+    #[serde(default, deserialize_with = "duration_or_seconds")]
     pub volume_connect_timeout: Option<Duration>,
     /// Time for a volume to start answering a request (a write: after its last byte) [default: 10s].
     #[arg(long, env = "CAIRN_VOLUME_TIMEOUT", value_parser = parse_duration)]
-    #[serde(default, with = "duration_text")]
+    #[serde(default, deserialize_with = "duration_or_seconds")]
     pub volume_timeout: Option<Duration>,
     /// Longest pause of a body moving to or from a volume before the volume is dropped from
     /// that request [default: 10s].
     #[arg(long, env = "CAIRN_VOLUME_IDLE_TIMEOUT", value_parser = parse_duration)]
-    #[serde(default, with = "duration_text")]
+    #[serde(default, deserialize_with = "duration_or_seconds")]
     pub volume_idle_timeout: Option<Duration>,
     /// Secret shared with the volume daemons.
     #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
@@ -98,6 +69,30 @@ pub struct ServeArgs {
     /// Base domain for virtual-host-style requests (`BUCKET.DOMAIN`); path style always works.
     #[arg(long, env = "CAIRN_DOMAIN")]
     pub domain: Option<String>,
+    /// Multipart uploads older than this are aborted by GC: `7d`, `36h`, `90s` or seconds
+    /// [default: 7d].
+    #[arg(long, env = "CAIRN_UPLOAD_TTL", value_parser = parse_duration)]
+    #[serde(default, deserialize_with = "duration_or_seconds")]
+    pub upload_ttl: Option<Duration>,
+}
+
+/// Default `--upload-ttl`: a week, long enough for any upload that is still being worked on.
+pub const DEFAULT_UPLOAD_TTL: Duration = Duration::from_secs(7 * 86_400);
+
+/// A duration in the TOML file: `"36h"` as in flags, or a number of seconds.
+fn duration_or_seconds<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Seconds(u64),
+        Humane(String),
+    }
+    match Text::deserialize(deserializer)? {
+        Text::Seconds(seconds) => Ok(Some(Duration::from_secs(seconds))),
+        Text::Humane(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+    }
 }
 
 /// Resolved, validated settings.
@@ -129,6 +124,8 @@ pub struct Settings {
     pub region: String,
     /// Base domain for virtual-host-style addressing.
     pub domain: Option<String>,
+    /// Age after which GC aborts an incomplete multipart upload.
+    pub upload_ttl: Duration,
 }
 
 impl std::fmt::Debug for Settings {
@@ -145,6 +142,7 @@ impl std::fmt::Debug for Settings {
             .field("access_key", &self.access_key)
             .field("region", &self.region)
             .field("domain", &self.domain)
+            .field("upload_ttl", &self.upload_ttl)
             .finish_non_exhaustive()
     }
 }
@@ -218,6 +216,7 @@ impl ServeArgs {
             admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
+            upload_ttl: self.upload_ttl.or(file.upload_ttl).unwrap_or(DEFAULT_UPLOAD_TTL),
         })
     }
 }
@@ -246,13 +245,7 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_units() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
-        assert_eq!(parse_duration("7d"), Ok(Duration::from_secs(7 * 86400)));
-        assert!(parse_duration("2 parsecs").is_err());
-        assert!(parse_duration("").is_err());
+    fn volume_timeouts_come_from_the_file_and_the_quorum_is_a_majority() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cairn.toml");
         std::fs::write(&path, "volume_timeout = '3s'\n").unwrap();
@@ -268,6 +261,31 @@ mod tests {
         let settings = args.resolve().unwrap();
         assert_eq!(settings.timeouts.response, Duration::from_secs(3));
         assert_eq!(settings.write_quorum, 2, "a majority of 2 is 2");
+    }
+
+    #[test]
+    fn upload_ttl_is_humane_in_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = ServeArgs {
+            volumes: vec!["http://a".into()],
+            db: Some("/tmp/x".into()),
+            cluster_secret: Some("s".into()),
+            access_key: Some("a".into()),
+            secret_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert_eq!(base.clone().resolve().unwrap().upload_ttl, DEFAULT_UPLOAD_TTL);
+        let flag = ServeArgs { upload_ttl: Some(Duration::from_secs(60)), ..base.clone() };
+        assert_eq!(flag.resolve().unwrap().upload_ttl, Duration::from_secs(60));
+        for (toml, seconds) in [("upload_ttl = '36h'", 36 * 3600), ("upload_ttl = 120", 120)] {
+            let path = dir.path().join("cairn.toml");
+            std::fs::write(&path, toml).unwrap();
+            let from_file = ServeArgs { config: Some(path), ..base.clone() };
+            assert_eq!(from_file.resolve().unwrap().upload_ttl, Duration::from_secs(seconds), "{toml}");
+        }
+        let path = dir.path().join("cairn.toml");
+        std::fs::write(&path, "upload_ttl = 'soon'").unwrap();
+        assert!(ServeArgs { config: Some(path), ..base.clone() }.resolve().is_err());
     }
 
     #[test]

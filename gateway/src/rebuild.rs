@@ -188,7 +188,8 @@ pub async fn rebuild(
     report.buckets = buckets.len() as u64;
     for id in losers {
         let found = &blobs[&id];
-        index.restore_gc(&BlobRef { id: id.clone(), replicas: found.replicas.clone() })?;
+        let blob = BlobRef { id: id.clone(), replicas: found.replicas.clone() };
+        index.restore_gc(&found.meta.bucket, &found.meta.key, &blob)?;
         report.queued += 1;
     }
     index.finish_restore(max_ts)?;

@@ -84,8 +84,10 @@ pub async fn run(
         .instrument(span)
     });
 
-    let admin =
-        Arc::new(AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone(), settings.replicas));
+    let admin = Arc::new(
+        AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone(), settings.replicas)
+            .with_upload_ttl(settings.upload_ttl),
+    );
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     let admin_task =

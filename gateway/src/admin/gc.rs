@@ -3,6 +3,9 @@
 //! blob twice is fine; a queue entry goes only after its blob is gone everywhere), so a job
 //! cut short by a restart is simply run again.
 //!
+//! 0. Multipart uploads created more than `--upload-ttl` ago are aborted: their records go
+//!    and their parts' blobs are queued (stamped with when they were uploaded: nothing ever
+//!    reads a part of an upload in progress, so they are due at once).
 //! 1. The GC queue: blobs of overwritten and deleted versions and of aborted or replaced
 //!    parts, queued more than `grace` ago, are deleted on their replicas.
 //! 2. Orphans: every subvolume is listed; blob copies older than `grace` that no record
@@ -11,8 +14,11 @@
 //!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
 //!    is read, then the index. A listed blob's write either still holds its registration,
 //!    or committed before releasing it, and so before the index is read.
-//! 3. Tombstones older than `grace` go, blob and record, once nothing older is queued: by
-//!    then every blob of the versions they deleted is gone, so rebuild cannot resurrect them.
+//! 3. Completed uploads remembered for retried Completes are forgotten after an hour.
+//! 4. Tombstones older than `grace` go, blob and record, once no blob of their key is queued
+//!    any more: by then every blob of the versions they deleted is gone from every volume
+//!    (a queue entry goes only then), so a rebuild cannot resurrect them. A blob whose delete
+//!    failed (a volume was down) keeps its key's tombstone until a later run deletes it.
 
 use std::sync::Arc;
 
@@ -36,6 +42,10 @@ use crate::volume_client::VolumeClient;
 const LIST_PAGE: usize = 1000;
 /// Default grace period: an hour, far longer than any single write.
 const DEFAULT_GRACE_SECS: u64 = 3600;
+/// How long a completed multipart upload is remembered, so a retried Complete gets the same
+/// 200 instead of `NoSuchUpload`. SDKs retry within seconds to minutes; an hour covers every
+/// retry policy with room to spare, and the records are small.
+const COMPLETED_UPLOAD_MEMORY_MS: u64 = 3600 * 1000;
 
 /// `POST /jobs/gc` body.
 #[derive(Debug, Deserialize)]
@@ -67,6 +77,9 @@ pub struct GcProgress {
     pub orphan_bytes: u64,
     /// Tombstones dropped.
     pub tombstones: u64,
+    /// Incomplete multipart uploads aborted because they were older than `--upload-ttl`.
+    #[serde(default)]
+    pub uploads_aborted: u64,
     /// Blob replicas deleted (queue, orphans and tombstones).
     pub deleted: u64,
 }
@@ -92,6 +105,7 @@ pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Resp
         runner: api.gc.clone(),
         in_flight: api.in_flight.clone(),
         cutoff_ms: now_ms().saturating_sub(grace_secs.saturating_mul(1000)),
+        upload_cutoff_ms: now_ms().saturating_sub(u64::try_from(api.upload_ttl.as_millis()).unwrap_or(u64::MAX)),
         dry_run: body.dry_run,
     };
     api.gc.spawn("gc", async move { job.run().await });
@@ -105,13 +119,20 @@ struct GcJob {
     runner: JobSlot<GcProgress>,
     in_flight: InFlight,
     cutoff_ms: u64,
+    /// Uploads created before this (unix ms) are aborted.
+    upload_cutoff_ms: u64,
     dry_run: bool,
 }
 
 impl GcJob {
     async fn run(&self) -> Result<()> {
+        self.expire_uploads().await?;
         self.collect_queue().await?;
         self.collect_orphans().await?;
+        if !self.dry_run {
+            let before = now_ms().saturating_sub(COMPLETED_UPLOAD_MEMORY_MS);
+            self.blocking(move |index| index.forget_completed(before)).await?;
+        }
         self.drop_tombstones().await
     }
 
@@ -140,6 +161,19 @@ impl GcJob {
             }
         }
         all
+    }
+
+    async fn expire_uploads(&self) -> Result<()> {
+        let cutoff = self.upload_cutoff_ms;
+        let expired = self.blocking(move |index| index.uploads_before(cutoff)).await?;
+        for (bucket, key, upload_id) in expired {
+            let aborted =
+                self.dry_run || self.blocking(move |index| index.expire_upload(&bucket, &key, &upload_id)).await?;
+            if aborted {
+                self.runner.update(|p| p.uploads_aborted += 1);
+            }
+        }
+        Ok(())
     }
 
     async fn collect_queue(&self) -> Result<()> {
@@ -209,15 +243,16 @@ impl GcJob {
     }
 
     async fn drop_tombstones(&self) -> Result<()> {
-        // A tombstone may go once everything queued before it is gone; the clock is in
-        // microseconds, the queue in milliseconds.
-        let oldest_queued = self.blocking(|index| index.gc_oldest_ms()).await?;
-        let before_ms = oldest_queued.map_or(self.cutoff_ms, |oldest| oldest.min(self.cutoff_ms));
-        let before_ts = before_ms.saturating_mul(1000);
+        // The clock is in microseconds, the cutoff in milliseconds. Whether a blob of the key
+        // is still queued is asked by `drop_tombstone`, under the commit lock.
+        let before_ts = self.cutoff_ms.saturating_mul(1000);
         let tombstones = self.blocking(move |index| index.tombstones_before(before_ts)).await?;
         for tombstone in tombstones {
             if self.dry_run {
-                self.runner.update(|p| p.tombstones += 1);
+                let (bucket, key) = (tombstone.bucket.clone(), tombstone.key.clone());
+                if !self.blocking(move |index| index.gc_queued_for(&bucket, &key)).await? {
+                    self.runner.update(|p| p.tombstones += 1);
+                }
                 continue;
             }
             // The record goes first: a crash in between leaves an orphan blob, which the

@@ -51,6 +51,8 @@ pub struct AdminApi {
     pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
     pub(crate) rebalance: jobs::JobSlot<rebalance::RebalanceProgress>,
     pub(crate) replicas: usize,
+    /// Age after which GC aborts an incomplete multipart upload.
+    pub(crate) upload_ttl: std::time::Duration,
 }
 
 impl AdminApi {
@@ -73,7 +75,15 @@ impl AdminApi {
             verify: jobs::JobSlot::default(),
             rebalance: jobs::JobSlot::default(),
             replicas,
+            upload_ttl: crate::config::DEFAULT_UPLOAD_TTL,
         }
+    }
+
+    /// Sets the age after which GC aborts an incomplete multipart upload.
+    #[must_use]
+    pub fn with_upload_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.upload_ttl = ttl;
+        self
     }
 }
 

@@ -73,7 +73,14 @@ impl Index {
             }
             Ok(())
         })?;
-        self.rewrite::<GcEntry>(CF_GC, volume_id, &mut report, |_, _, _, _, _| Ok(()))?;
+        // A queued blob left with no copy has nothing left to delete: its entry goes, from the
+        // queue and from the queue by key (which holds its key's tombstone back).
+        self.rewrite::<GcEntry>(CF_GC, volume_id, &mut report, |index, batch, raw, entry, _| {
+            if entry.blob.replicas.is_empty() {
+                index.unqueue_gc_by_key(batch, raw, entry)?;
+            }
+            Ok(())
+        })?;
         Ok(report)
     }
 
@@ -131,6 +138,7 @@ impl Index {
                     continue;
                 }
                 if cf == CF_GC && record.blob_refs().iter().all(|b| b.replicas.is_empty()) {
+                    then(self, &mut batch, raw, &record, report)?;
                     batch.delete_cf(self.cf(cf)?, raw);
                     continue;
                 }

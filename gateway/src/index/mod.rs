@@ -8,6 +8,8 @@
 //! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
 //! | `keys`        | access key id                | [`KeyRecord`]            |
 //! | `gc`          | queued ms (BE) + blob id     | [`GcEntry`]              |
+//! | `gc_keys`     | bucket `\0` key `\0` gc key  | empty: the queue by key  |
+//! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
 //! | `meta`        | name                         | clock, membership        |
 //!
@@ -34,7 +36,7 @@ use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, Writ
 
 use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
-use self::records::{KeyRecord, PartRecord, RepairEntry, UploadRecord};
+use self::records::{CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";
@@ -43,9 +45,12 @@ const CF_UPLOADS: &str = "uploads";
 const CF_PARTS: &str = "parts";
 const CF_KEYS: &str = "keys";
 const CF_GC: &str = "gc";
+const CF_GC_KEYS: &str = "gc_keys";
+const CF_COMPLETED: &str = "completed";
 const CF_META: &str = "meta";
 const CF_REPAIR: &str = "repair";
-const ALL_CFS: [&str; 8] = [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_META, CF_REPAIR];
+const ALL_CFS: [&str; 10] =
+    [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_COMPLETED, CF_META, CF_REPAIR];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
@@ -187,23 +192,22 @@ impl Index {
         Ok(true)
     }
 
-    /// Deletes an empty bucket (its tombstones go with it).
+    /// Deletes a bucket with no objects and no uploads in progress (S3 refuses both with
+    /// `BucketNotEmpty`; deleting the uploads would orphan their parts). Its tombstones stay
+    /// until GC drops them like any other: until the versions they deleted are gone from the
+    /// volumes, they are what keeps a rebuild from resurrecting them. A bucket created again
+    /// under the name finds them harmless: its writes carry newer timestamps, and listings
+    /// skip tombstones.
     pub fn delete_bucket(&self, name: &str) -> Result<()> {
         let _guard = self.lock()?;
         if self.bucket(name)?.is_none() {
             return Err(Error::NoSuchBucket);
         }
         let page = self.list_objects(name, "", None, None, 1)?;
-        if !page.items.is_empty() {
+        if !page.items.is_empty() || self.has_uploads(name)? {
             return Err(Error::BucketNotEmpty);
         }
-        let mut batch = WriteBatch::default();
-        let from = object_key(name, "");
-        let mut to = from.clone();
-        to.push(PAST_UTF8);
-        batch.delete_range_cf(self.cf(CF_OBJECTS)?, from, to);
-        batch.delete_cf(self.cf(CF_BUCKETS)?, name.as_bytes());
-        self.db.write_opt(batch, &synced())?;
+        self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), &synced())?;
         Ok(())
     }
 
@@ -245,7 +249,7 @@ impl Index {
         let staged = self.stage_object(&mut batch, bucket, key, entry, condition);
         if let Err(Error::PreconditionFailed | Error::NoSuchKey) = staged {
             for blob in entry.blobs() {
-                self.queue_gc(&mut batch, blob)?;
+                self.queue_gc(&mut batch, bucket, key, blob)?;
             }
             self.db.write_opt(batch, &synced())?;
         } else if staged.is_ok() {
@@ -282,13 +286,13 @@ impl Index {
         let outcome = match current {
             Some(current) if current.ts() > entry.ts() => {
                 for blob in entry.blobs() {
-                    self.queue_gc(batch, blob)?;
+                    self.queue_gc(batch, bucket, key, blob)?;
                 }
                 Committed::Superseded
             }
             current => {
                 for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
-                    self.queue_gc(batch, blob)?;
+                    self.queue_gc(batch, bucket, key, blob)?;
                 }
                 self.queue_repairs(batch, bucket, key, None, entry.blobs())?;
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
@@ -309,14 +313,8 @@ impl Index {
         Ok(())
     }
 
-    fn queue_gc(&self, batch: &mut WriteBatch, blob: &BlobRef) -> Result<()> {
-        // A blob on its way out needs no more copies.
-        batch.delete_cf(self.cf(CF_REPAIR)?, blob.id.as_bytes());
-        let queued_ms = now_ms();
-        let mut gc_key = queued_ms.to_be_bytes().to_vec();
-        gc_key.extend_from_slice(blob.id.as_bytes());
-        batch.put_cf(self.cf(CF_GC)?, gc_key, encode(&GcEntry { queued_ms, blob: blob.clone() })?);
-        Ok(())
+    fn queue_gc(&self, batch: &mut WriteBatch, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
+        self.queue_gc_at(batch, now_ms(), bucket, key, blob)
     }
 
     /// The GC queue, oldest first.

@@ -3,8 +3,8 @@
 
 use rocksdb::WriteBatch;
 
-use super::records::{ObjectEntry, PartRecord, UploadRecord, decode, encode};
-use super::{CF_PARTS, CF_UPLOADS, Index, PAST_UTF8, WriteCondition, object_key, synced};
+use super::records::{CompletedUpload, ObjectEntry, PartRecord, UploadRecord, decode, encode};
+use super::{CF_COMPLETED, CF_PARTS, CF_UPLOADS, Index, PAST_UTF8, WriteCondition, object_key, synced};
 use crate::error::{Error, Result};
 
 /// An upload in progress, as listed by ListMultipartUploads.
@@ -69,13 +69,13 @@ impl Index {
         let _guard = self.lock()?;
         let mut batch = WriteBatch::default();
         if self.upload(bucket, key, upload_id)?.is_none() {
-            self.queue_gc(&mut batch, &part.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             self.db.write_opt(batch, &synced())?;
             return Err(Error::NoSuchUpload);
         }
         let at = part_key(upload_id, part.number);
         if let Some(old) = self.db.get_cf(self.cf(CF_PARTS)?, &at)? {
-            self.queue_gc(&mut batch, &decode::<PartRecord>(&old)?.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &decode::<PartRecord>(&old)?.blob)?;
         }
         self.queue_repairs(&mut batch, bucket, key, Some(upload_id), [&part.blob])?;
         batch.put_cf(self.cf(CF_PARTS)?, at, encode(part)?);
@@ -114,7 +114,8 @@ impl Index {
     /// Completes an upload: `entry` (whose parts were chosen from the stored ones) becomes the
     /// key's current version if `condition` holds, the upload and its part records go, and
     /// the blobs of unchosen parts and of the replaced version are queued for GC. A part
-    /// replaced since `entry` was built fails the completion with `InvalidPart`.
+    /// replaced since `entry` was built fails the completion with `InvalidPart`. The same
+    /// batch remembers the completion (see [`CompletedUpload`]) for retries.
     pub fn complete_upload(
         &self,
         bucket: &str,
@@ -126,10 +127,11 @@ impl Index {
         let _guard = self.lock()?;
         self.require_upload(bucket, key, upload_id)?;
         let stored = self.all_parts(upload_id)?;
-        let chosen = match entry {
-            ObjectEntry::Live(record) => &record.parts,
+        let record = match entry {
+            ObjectEntry::Live(record) => record,
             ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),
         };
+        let chosen = &record.parts;
         for part in chosen {
             let same = stored.iter().any(|s| s.number == part.number && s.blob.id == part.blob.id);
             if !same {
@@ -140,13 +142,41 @@ impl Index {
         self.stage_object(&mut batch, bucket, key, entry, condition)?;
         for part in &stored {
             if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
-                self.queue_gc(&mut batch, &part.blob)?;
+                self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             }
             batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
         }
         batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        let completed = CompletedUpload {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            etag: record.etag.clone(),
+            checksum: record.checksum.clone(),
+            completed_ms: crate::time::now_ms(),
+        };
+        batch.put_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes(), encode(&completed)?);
         self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The completion of `upload_id`, while it is remembered.
+    pub fn completed_upload(&self, upload_id: &str) -> Result<Option<CompletedUpload>> {
+        self.db.get_cf(self.cf(CF_COMPLETED)?, upload_id.as_bytes())?.map(|b| decode(&b)).transpose()
+    }
+
+    /// Forgets completions older than `before_ms`; how many.
+    pub fn forget_completed(&self, before_ms: u64) -> Result<u64> {
+        let mut batch = WriteBatch::default();
+        let mut count = 0;
+        for item in self.db.iterator_cf(self.cf(CF_COMPLETED)?, rocksdb::IteratorMode::Start) {
+            let (upload_id, value) = item?;
+            if decode::<CompletedUpload>(&value)?.completed_ms < before_ms {
+                batch.delete_cf(self.cf(CF_COMPLETED)?, upload_id);
+                count += 1;
+            }
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(count)
     }
 
     /// Drops an upload; its parts' blobs go to the GC queue.
@@ -155,12 +185,62 @@ impl Index {
         self.require_upload(bucket, key, upload_id)?;
         let mut batch = WriteBatch::default();
         for part in self.all_parts(upload_id)? {
-            self.queue_gc(&mut batch, &part.blob)?;
+            self.queue_gc(&mut batch, bucket, key, &part.blob)?;
             batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
         }
         batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
         self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// Uploads (bucket, key, upload id) created before `before_ms`, in index order.
+    pub fn uploads_before(&self, before_ms: u64) -> Result<Vec<(String, String, String)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_UPLOADS)?, rocksdb::IteratorMode::Start) {
+            let (raw_key, value) = item?;
+            let record: UploadRecord = decode(&value)?;
+            let first = raw_key.iter().position(|b| *b == 0);
+            let last = raw_key.iter().rposition(|b| *b == 0);
+            if record.initiated_ms < before_ms
+                && let (Some(first), Some(last)) = (first, last)
+                && first < last
+            {
+                let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+                out.push((text(&raw_key[..first]), text(&raw_key[first + 1..last]), text(&raw_key[last + 1..])));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Aborts an upload GC found expired; whether it was still there (a Complete or Abort may
+    /// have come first). Unlike a client's abort, the parts' blobs are queued stamped with
+    /// the time they were uploaded, not now: a part of an upload in progress is never read
+    /// (no GET reaches it), so the grace that protects readers of replaced versions does not
+    /// apply, and a GC run reclaims an expired upload's blobs at once.
+    pub fn expire_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<bool> {
+        let _guard = self.lock()?;
+        if self.upload(bucket, key, upload_id)?.is_none() {
+            return Ok(false);
+        }
+        let now = crate::time::now_ms();
+        let mut batch = WriteBatch::default();
+        for part in self.all_parts(upload_id)? {
+            self.queue_gc_at(&mut batch, part.modified_ms.min(now), bucket, key, &part.blob)?;
+            batch.delete_cf(self.cf(CF_PARTS)?, part_key(upload_id, part.number));
+        }
+        batch.delete_cf(self.cf(CF_UPLOADS)?, upload_key(bucket, key, upload_id));
+        self.db.write_opt(batch, &synced())?;
+        Ok(true)
+    }
+
+    /// Whether `bucket` has any upload in progress.
+    pub fn has_uploads(&self, bucket: &str) -> Result<bool> {
+        let scope = object_key(bucket, "");
+        let mut iter = self.db.raw_iterator_cf(self.cf(CF_UPLOADS)?);
+        iter.seek(&scope);
+        let found = iter.key().is_some_and(|k| k.starts_with(&scope));
+        iter.status()?;
+        Ok(found)
     }
 
     /// Uploads of `bucket` under `prefix`, ordered by key then upload id, strictly after
@@ -326,6 +406,60 @@ mod tests {
         assert!(matches!(refused, Err(Error::PreconditionFailed)));
         assert!(index.upload("b", "k", "u2").unwrap().is_some(), "a refused completion changes nothing");
         index.complete_upload("b", "k", "u2", &entry, Some(&WriteCondition::IfMatch("x-2".into()))).unwrap();
+    }
+
+    #[test]
+    fn a_bucket_with_an_upload_in_progress_is_not_empty() {
+        let (_dir, index) = open();
+        index.create_bucket("bb").unwrap();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        assert!(matches!(index.delete_bucket("b"), Err(Error::BucketNotEmpty)));
+        assert!(index.upload("b", "k", "u1").unwrap().is_some());
+        // Another bucket whose name extends this one is not held up by it.
+        index.delete_bucket("bb").unwrap();
+        index.abort_upload("b", "k", "u1").unwrap();
+        index.delete_bucket("b").unwrap();
+        assert!(index.bucket("b").unwrap().is_none());
+    }
+
+    #[test]
+    fn a_completion_is_remembered_until_forgotten() {
+        let (_dir, index) = open();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &part(1, "p1")).unwrap();
+        assert!(index.completed_upload("u1").unwrap().is_none());
+        index.complete_upload("b", "k", "u1", &object_with(vec![part(1, "p1")], 10), None).unwrap();
+        let done = index.completed_upload("u1").unwrap().unwrap();
+        assert_eq!((done.bucket.as_str(), done.key.as_str(), done.etag.as_str()), ("b", "k", "x-2"));
+        assert_eq!(index.forget_completed(done.completed_ms).unwrap(), 0, "not older than itself");
+        assert_eq!(index.forget_completed(done.completed_ms + 1).unwrap(), 1);
+        assert!(index.completed_upload("u1").unwrap().is_none());
+    }
+
+    #[test]
+    fn expired_uploads_go_and_their_parts_are_due_at_once() {
+        let (_dir, index) = open();
+        let old = UploadRecord { initiated_ms: 1_000, ..Default::default() };
+        let young = UploadRecord { initiated_ms: 5_000, ..Default::default() };
+        index.create_upload("b", "a/k", "u-old", &old).unwrap();
+        index.create_upload("b", "a/k", "u-young", &young).unwrap();
+        index.commit_part("b", "a/k", "u-old", &part(1, "old-p1")).unwrap();
+        index.commit_part("b", "a/k", "u-old", &part(2, "old-p2")).unwrap();
+        index.commit_part("b", "a/k", "u-young", &part(1, "young-p1")).unwrap();
+
+        let expired = index.uploads_before(5_000).unwrap();
+        assert_eq!(expired, [("b".to_string(), "a/k".to_string(), "u-old".to_string())]);
+        assert!(index.expire_upload("b", "a/k", "u-old").unwrap());
+        assert!(!index.expire_upload("b", "a/k", "u-old").unwrap(), "already gone");
+        assert!(index.upload("b", "a/k", "u-old").unwrap().is_none());
+        assert!(index.parts("u-old", 0, 10).unwrap().0.is_empty());
+        assert!(index.upload("b", "a/k", "u-young").unwrap().is_some());
+        assert_eq!(index.parts("u-young", 0, 10).unwrap().0.len(), 1);
+        // Stamped with when the parts were uploaded (ms 1 in `part`), so due long ago.
+        let due: Vec<String> = index.gc_due(1).unwrap().into_iter().map(|q| q.entry.blob.id).collect();
+        assert_eq!(due, ["old-p1", "old-p2"]);
+        assert!(index.gc_queued_for("b", "a/k").unwrap());
     }
 
     #[test]

@@ -134,6 +134,23 @@ pub struct UploadRecord {
     pub checksum: Option<(Algorithm, ChecksumType)>,
 }
 
+/// A multipart upload that completed, remembered for a while (upload id → this) so that a
+/// retried CompleteMultipartUpload (SDKs retry on a timeout) gets the same answer instead of
+/// `NoSuchUpload`. Holds what that answer carries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompletedUpload {
+    /// Bucket of the object it became.
+    pub bucket: String,
+    /// Key of the object it became.
+    pub key: String,
+    /// The object's ETag, without quotes.
+    pub etag: String,
+    /// The object's checksum, when the upload had one.
+    pub checksum: Option<Checksum>,
+    /// When it completed, unix milliseconds.
+    pub completed_ms: u64,
+}
+
 /// What the objects column family holds for a key: the live version, or a tombstone that
 /// keeps a delete ordered against older writes until GC drops it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -214,6 +231,11 @@ pub struct Grant {
 pub struct GcEntry {
     /// When it was queued, unix milliseconds.
     pub queued_ms: u64,
+    /// The bucket of the key the blob belonged to: a tombstone of that key stays while the
+    /// blob does, or a rebuild could resurrect the version the tombstone deleted.
+    pub bucket: String,
+    /// The key the blob belonged to.
+    pub key: String,
     /// The blob to delete.
     pub blob: BlobRef,
 }

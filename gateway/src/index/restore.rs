@@ -20,10 +20,10 @@ impl Index {
         Ok(())
     }
 
-    /// Queues a blob that lost to a newer version.
-    pub fn restore_gc(&self, blob: &BlobRef) -> Result<()> {
+    /// Queues a blob of `bucket`/`key` that lost to a newer version.
+    pub fn restore_gc(&self, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
         let mut batch = rocksdb::WriteBatch::default();
-        self.queue_gc(&mut batch, blob)?;
+        self.queue_gc(&mut batch, bucket, key, blob)?;
         self.db.write(batch)?;
         Ok(())
     }

@@ -13,7 +13,7 @@ use super::Gateway;
 use super::object::{algorithm_from_dto, checksum_algorithm_dto, checksum_fields, system_headers};
 use super::write::{self, new_id};
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
-use crate::checksum::{self, Algorithm, ChecksumType as ChecksumKind, Expected, PartDigest};
+use crate::checksum::{self, Algorithm, Checksum, ChecksumType as ChecksumKind, Expected, PartDigest};
 use crate::error::Error;
 use crate::index::records::{ObjectEntry, ObjectRecord, PartRecord, UploadRecord};
 use crate::time::{now_ms, timestamp_from_ms};
@@ -224,12 +224,54 @@ fn multipart_etag(parts: &[PartRecord]) -> String {
     format!("{}-{}", hex::encode(md5.finalize()), parts.len())
 }
 
+/// The answer to a successful CompleteMultipartUpload.
+fn completed_output(
+    bucket: &str,
+    key: &str,
+    etag: String,
+    checksum: Option<Checksum>,
+) -> CompleteMultipartUploadOutput {
+    let mut output = CompleteMultipartUploadOutput {
+        bucket: Some(bucket.to_string()),
+        key: Some(key.to_string()),
+        e_tag: Some(ETag::Strong(etag)),
+        location: Some(format!("/{bucket}/{key}")),
+        ..Default::default()
+    };
+    if let Some(checksum) = checksum {
+        output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
+        checksum_fields!(output, checksum.algorithm, Some(checksum.value));
+    }
+    output
+}
+
+/// If `upload_id` already completed into `bucket`/`key` (and is still remembered), the same
+/// answer again: a retried Complete (the SDKs retry one that timed out) must not fail.
+fn already_completed(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<Option<CompleteMultipartUploadOutput>, Error> {
+    let Some(done) = gw.index.completed_upload(upload_id)? else { return Ok(None) };
+    if done.bucket != bucket || done.key != key || gw.index.bucket(bucket)?.is_none() {
+        return Ok(None);
+    }
+    Ok(Some(completed_output(bucket, key, done.etag, done.checksum)))
+}
+
 pub(super) async fn complete_multipart_upload(
     gw: &Gateway,
     req: S3Request<CompleteMultipartUploadInput>,
 ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
     let input = req.input;
     let (bucket, key, upload_id) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
+    // Before anything else: a retry must not fail a condition its first attempt satisfied.
+    if gw.index.upload(&bucket, &key, &upload_id)?.is_none()
+        && let Some(output) = already_completed(gw, &bucket, &key, &upload_id)?
+    {
+        return Ok(S3Response::new(output));
+    }
     let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(condition) = &condition {
         gw.index.check_condition(&bucket, &key, condition)?;
@@ -303,19 +345,16 @@ pub(super) async fn complete_multipart_upload(
     };
     let entry = ObjectEntry::Live(Box::new(record));
     let (b, k, u) = (bucket.clone(), key.clone(), upload_id.clone());
-    gw.blocking(move |index| index.complete_upload(&b, &k, &u, &entry, condition.as_ref())).await?;
-    let mut output = CompleteMultipartUploadOutput {
-        bucket: Some(bucket.clone()),
-        key: Some(key.clone()),
-        e_tag: Some(ETag::Strong(etag)),
-        location: Some(format!("/{bucket}/{key}")),
-        ..Default::default()
-    };
-    if let Some(checksum) = checksum {
-        output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
-        checksum_fields!(output, checksum.algorithm, Some(checksum.value));
+    match gw.blocking(move |index| index.complete_upload(&b, &k, &u, &entry, condition.as_ref())).await {
+        Ok(()) => Ok(S3Response::new(completed_output(&bucket, &key, etag, checksum))),
+        // A concurrent attempt at the same Complete won the commit; this one answers like it
+        // (its manifest blob, never committed, is an orphan for GC).
+        Err(Error::NoSuchUpload) => match already_completed(gw, &bucket, &key, &upload_id)? {
+            Some(output) => Ok(S3Response::new(output)),
+            None => Err(Error::NoSuchUpload.into()),
+        },
+        Err(err) => Err(err.into()),
     }
-    Ok(S3Response::new(output))
 }
 
 pub(super) async fn abort_multipart_upload(
