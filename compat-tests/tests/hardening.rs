@@ -200,7 +200,95 @@ async fn refusals_of_large_uploads_reach_the_client() {
     for _ in 0..3 {
         let err = s3.put_object().bucket("missing").key("k").body(big()).send().await.unwrap_err();
         assert_eq!(err.code(), Some("NoSuchBucket"), "{err:?}");
+        let err = s3.put_object().bucket("bkt").key("k").metadata("m", "v".repeat(4096)).body(big()).send().await;
+        assert_eq!(err.unwrap_err().code(), Some("MetadataTooLarge"));
     }
     // The connections stay usable.
     s3.put_object().bucket("bkt").key("k").body(big()).send().await.unwrap();
+}
+
+fn status_of<E>(err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> u16 {
+    err.raw_response().unwrap().status().as_u16()
+}
+
+async fn exists(s3: &aws_sdk_s3::Client, bucket: &str, key: &str) -> bool {
+    match s3.head_object().bucket(bucket).key(key).send().await {
+        Ok(_) => true,
+        Err(err) if status_of(&err) == 404 => false,
+        Err(err) => panic!("HEAD {bucket}/{key}: {err:?}"),
+    }
+}
+
+const METADATA_TOO_LARGE: &str = "Your metadata headers exceed the maximum allowed metadata size.";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn user_metadata_over_2_kib_is_refused_and_nothing_stored() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    // Name and value bytes, summed: 4 + 2044 = 2048 is S3's limit exactly.
+    let at_limit = "v".repeat(2048 - "name".len());
+    let over = format!("{at_limit}v");
+
+    s3.put_object()
+        .bucket("bkt")
+        .key("at")
+        .metadata("name", &at_limit)
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap();
+    let head = s3.head_object().bucket("bkt").key("at").send().await.unwrap();
+    assert_eq!(head.metadata().unwrap().get("name"), Some(&at_limit));
+    let blobs = cluster.blob_files().len();
+
+    let err = s3.put_object().bucket("bkt").key("over").metadata("name", &over).body(b"x".to_vec().into()).send().await;
+    let err = err.unwrap_err();
+    assert_eq!((err.code(), err.message(), status_of(&err)), (Some("MetadataTooLarge"), Some(METADATA_TOO_LARGE), 400));
+    assert!(!exists(&s3, "bkt", "over").await);
+
+    // The limit is on the sum over all entries.
+    let err = s3
+        .put_object()
+        .bucket("bkt")
+        .key("over")
+        .metadata("a", "x".repeat(1024))
+        .metadata("b", "y".repeat(1023))
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some("MetadataTooLarge"));
+
+    let err = s3.create_multipart_upload().bucket("bkt").key("mp").metadata("name", &over).send().await.unwrap_err();
+    assert_eq!((err.code(), err.message(), status_of(&err)), (Some("MetadataTooLarge"), Some(METADATA_TOO_LARGE), 400));
+    let uploads = s3.list_multipart_uploads().bucket("bkt").send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no upload was created: {uploads:?}");
+    let upload = s3.create_multipart_upload().bucket("bkt").key("mp").metadata("name", &at_limit).send().await.unwrap();
+    s3.abort_multipart_upload().bucket("bkt").key("mp").upload_id(upload.upload_id().unwrap()).send().await.unwrap();
+
+    let err = s3
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/at")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("name", &over)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!((err.code(), err.message(), status_of(&err)), (Some("MetadataTooLarge"), Some(METADATA_TOO_LARGE), 400));
+    assert!(!exists(&s3, "bkt", "copy").await);
+    assert_eq!(cluster.blob_files().len(), blobs, "the refusals wrote no blob");
+
+    s3.copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source("bkt/at")
+        .metadata_directive(aws_sdk_s3::types::MetadataDirective::Replace)
+        .metadata("name", &at_limit)
+        .send()
+        .await
+        .unwrap();
+    assert!(exists(&s3, "bkt", "copy").await);
 }
