@@ -202,6 +202,19 @@ async fn refusals_of_large_uploads_reach_the_client() {
         assert_eq!(err.code(), Some("NoSuchBucket"), "{err:?}");
         let err = s3.put_object().bucket("bkt").key("k").metadata("m", "v".repeat(4096)).body(big()).send().await;
         assert_eq!(err.unwrap_err().code(), Some("MetadataTooLarge"));
+        let (key, key_md5) = sse_c_key();
+        let err = s3
+            .put_object()
+            .bucket("bkt")
+            .key("k")
+            .sse_customer_algorithm("AES256")
+            .sse_customer_key(key)
+            .sse_customer_key_md5(key_md5)
+            .body(big())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.code(), Some("NotImplemented"), "{err:?}");
     }
     // The connections stay usable.
     s3.put_object().bucket("bkt").key("k").body(big()).send().await.unwrap();
@@ -291,4 +304,189 @@ async fn user_metadata_over_2_kib_is_refused_and_nothing_stored() {
         .await
         .unwrap();
     assert!(exists(&s3, "bkt", "copy").await);
+}
+
+const NO_SUCH_VERSION: &str = "The specified version does not exist.";
+const SOME_VERSION: &str = "3HL4kqtJlcpXroDTDmJ+rmSpXd3dIbrHY";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn only_the_null_version_exists() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"current".to_vec().into()).tagging("a=1").send().await.unwrap();
+    let no_such_version = |code: Option<&str>, message: Option<&str>, status: u16| {
+        assert_eq!((code, message, status), (Some("NoSuchVersion"), Some(NO_SUCH_VERSION), 404));
+    };
+
+    // `null` is the current version.
+    let got = s3.get_object().bucket("bkt").key("k").version_id("null").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"current");
+    s3.head_object().bucket("bkt").key("k").version_id("null").send().await.unwrap();
+
+    let err = s3.get_object().bucket("bkt").key("k").version_id(SOME_VERSION).send().await.unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    let err = s3.head_object().bucket("bkt").key("k").version_id(SOME_VERSION).send().await.unwrap_err();
+    assert_eq!(status_of(&err), 404, "HEAD answers NoSuchVersion's status, without a body");
+    let err = s3.get_object_tagging().bucket("bkt").key("k").version_id(SOME_VERSION).send().await.unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    let tagging = aws_sdk_s3::types::Tagging::builder()
+        .tag_set(aws_sdk_s3::types::Tag::builder().key("b").value("2").build().unwrap())
+        .build()
+        .unwrap();
+    let err = s3
+        .put_object_tagging()
+        .bucket("bkt")
+        .key("k")
+        .version_id(SOME_VERSION)
+        .tagging(tagging)
+        .send()
+        .await
+        .unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    let err = s3.delete_object_tagging().bucket("bkt").key("k").version_id(SOME_VERSION).send().await.unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    let tags = s3.get_object_tagging().bucket("bkt").key("k").send().await.unwrap();
+    assert_eq!(tags.tag_set().len(), 1, "the tags are unchanged");
+    assert_eq!(tags.tag_set()[0].key(), "a");
+
+    let err = s3
+        .copy_object()
+        .bucket("bkt")
+        .key("copy")
+        .copy_source(format!("bkt/k?versionId={SOME_VERSION}"))
+        .send()
+        .await
+        .unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    assert!(!exists(&s3, "bkt", "copy").await);
+    s3.copy_object().bucket("bkt").key("copy").copy_source("bkt/k?versionId=null").send().await.unwrap();
+    assert!(exists(&s3, "bkt", "copy").await);
+
+    let err = s3.delete_object().bucket("bkt").key("k").version_id(SOME_VERSION).send().await.unwrap_err();
+    no_such_version(err.code(), err.message(), status_of(&err));
+    let delete = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("k").version_id(SOME_VERSION).build().unwrap())
+        .build()
+        .unwrap();
+    let result = s3.delete_objects().bucket("bkt").delete(delete).send().await.unwrap();
+    assert!(result.deleted().is_empty(), "{result:?}");
+    assert_eq!(result.errors().len(), 1);
+    assert_eq!(result.errors()[0].code(), Some("NoSuchVersion"));
+    assert!(exists(&s3, "bkt", "k").await, "nothing was deleted");
+
+    s3.delete_object().bucket("bkt").key("k").version_id("null").send().await.unwrap();
+    assert!(!exists(&s3, "bkt", "k").await, "deleting the null version deletes the object");
+}
+
+fn sse_c_key() -> (String, String) {
+    use base64::Engine as _;
+    let key = [7u8; 32];
+    let md5 = <md5::Md5 as md5::Digest>::digest(key);
+    (base64::engine::general_purpose::STANDARD.encode(key), base64::engine::general_purpose::STANDARD.encode(md5))
+}
+
+fn assert_not_implemented<E>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    feature: &str,
+) where
+    E: ProvideErrorMetadata + std::fmt::Debug,
+{
+    assert_eq!((err.code(), status_of(err)), (Some("NotImplemented"), 501), "{err:?}");
+    let message = err.message().unwrap_or_default();
+    assert!(message.contains(feature), "the message names {feature}: {message}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn encryption_and_object_lock_are_not_implemented() {
+    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption};
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("plain").body(b"plain".to_vec().into()).send().await.unwrap();
+    let blobs = cluster.blob_files().len();
+    let (key, key_md5) = sse_c_key();
+    let body = || aws_sdk_s3::primitives::ByteStream::from(b"secret".to_vec());
+
+    let err = s3
+        .put_object()
+        .bucket("bkt")
+        .key("sse-c")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .body(body())
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "SSE-C");
+    let err = s3
+        .get_object()
+        .bucket("bkt")
+        .key("plain")
+        .sse_customer_algorithm("AES256")
+        .sse_customer_key(&key)
+        .sse_customer_key_md5(&key_md5)
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "SSE-C");
+
+    for sse in [ServerSideEncryption::Aes256, ServerSideEncryption::AwsKms] {
+        let err =
+            s3.put_object().bucket("bkt").key("sse").server_side_encryption(sse).body(body()).send().await.unwrap_err();
+        assert_not_implemented(&err, "does not encrypt data at rest");
+    }
+    let err = s3
+        .create_multipart_upload()
+        .bucket("bkt")
+        .key("sse")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "does not encrypt data at rest");
+    let err = s3
+        .copy_object()
+        .bucket("bkt")
+        .key("sse")
+        .copy_source("bkt/plain")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "does not encrypt data at rest");
+
+    let err = s3
+        .put_object()
+        .bucket("bkt")
+        .key("locked")
+        .object_lock_mode(ObjectLockMode::Governance)
+        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000))
+        .body(body())
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "object lock");
+    let err = s3
+        .put_object()
+        .bucket("bkt")
+        .key("locked")
+        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
+        .body(body())
+        .send()
+        .await
+        .unwrap_err();
+    assert_not_implemented(&err, "object lock");
+    let err = s3.create_bucket().bucket("locked-bucket").object_lock_enabled_for_bucket(true).send().await.unwrap_err();
+    assert_not_implemented(&err, "object lock");
+    assert!(s3.head_bucket().bucket("locked-bucket").send().await.is_err(), "no bucket was created");
+    s3.create_bucket().bucket("unlocked-bucket").object_lock_enabled_for_bucket(false).send().await.unwrap();
+
+    for key in ["sse-c", "sse", "locked"] {
+        assert!(!exists(&s3, "bkt", key).await, "{key} was not stored");
+    }
+    let uploads = s3.list_multipart_uploads().bucket("bkt").send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no upload was created: {uploads:?}");
+    assert_eq!(cluster.blob_files().len(), blobs, "the refusals wrote no blob");
 }

@@ -80,7 +80,8 @@ fn copy_source_bucket(headers: &HeaderMap) -> Option<String> {
 /// Denies anonymous requests, requests that carry `x-amz-*` headers outside the signature
 /// (such a header could be added or changed in transit without detection), presigned URLs
 /// valid for more than a week, and requests of stored keys on buckets they are not granted.
-/// Then refuses bodies too large to buffer (`guard.rs`).
+/// Then refuses bodies too large to buffer (`guard.rs`) and what Cairn does not implement
+/// (`unsupported.rs`).
 #[derive(Debug)]
 pub struct AccessPolicy {
     root_access_key: String,
@@ -137,7 +138,8 @@ impl S3Access for AccessPolicy {
             self.authorize(&access_key, cx)?;
         }
         // Only a client allowed to make the request gets this far; nothing has read the body.
-        crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())
+        crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())?;
+        crate::unsupported::refuse_unsupported(cx.uri().query(), cx.headers())
     }
 }
 

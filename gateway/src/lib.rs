@@ -31,6 +31,7 @@ pub mod replicated;
 pub mod s3;
 pub mod server;
 pub mod time;
+pub mod unsupported;
 pub mod volume_client;
 
 pub use crate::error::{Error, Result};
