@@ -490,3 +490,78 @@ async fn encryption_and_object_lock_are_not_implemented() {
     assert!(uploads.uploads().is_empty(), "no upload was created: {uploads:?}");
     assert_eq!(cluster.blob_files().len(), blobs, "the refusals wrote no blob");
 }
+
+/// A SigV2 query-string-authenticated GET URL (`AWSAccessKeyId`, `Expires`, `Signature`).
+fn sigv2_url(cluster: &TestCluster, secret: &str, path: &str, expires: u64) -> String {
+    use base64::Engine as _;
+    use hmac::{KeyInit as _, Mac as _};
+    let string_to_sign = format!("GET\n\n\n{expires}\n{path}");
+    let mut mac = hmac::Hmac::<sha1::Sha1>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(string_to_sign.as_bytes());
+    let signature = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let signature = signature.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D");
+    format!(
+        "{}{path}?AWSAccessKeyId={}&Expires={expires}&Signature={signature}",
+        cluster.endpoint(),
+        compat_tests::ACCESS_KEY
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigv2_presigned_urls_live_at_most_a_week() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    s3.put_object().bucket("bkt").key("k").body(b"signed".to_vec().into()).send().await.unwrap();
+    let http = reqwest::Client::new();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    const WEEK: u64 = 7 * 24 * 3600;
+    let secret = compat_tests::SECRET_KEY;
+
+    for expires in [now + 3600, now + WEEK] {
+        let fetched = http.get(sigv2_url(&cluster, secret, "/bkt/k", expires)).send().await.unwrap();
+        assert_eq!(fetched.status().as_u16(), 200, "expires in {} s", expires - now);
+        assert_eq!(fetched.bytes().await.unwrap().as_ref(), b"signed");
+    }
+    // The signature is checked: a URL signed with another secret is refused.
+    let forged = http.get(sigv2_url(&cluster, "not-the-secret", "/bkt/k", now + 3600)).send().await.unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+    assert!(forged.text().await.unwrap().contains("<Code>SignatureDoesNotMatch</Code>"));
+
+    for expires in [now + WEEK + 3600, now + 10 * 365 * 24 * 3600] {
+        let refused = http.get(sigv2_url(&cluster, secret, "/bkt/k", expires)).send().await.unwrap();
+        assert_eq!(refused.status().as_u16(), 400, "expires in {} s", expires - now);
+        let text = refused.text().await.unwrap();
+        assert!(text.contains("<Code>AuthorizationQueryParametersError</Code>"), "{text}");
+        assert!(text.contains("Expires must be less than a week (604800 seconds) from now"), "{text}");
+    }
+    let expired = http.get(sigv2_url(&cluster, secret, "/bkt/k", now - 60)).send().await.unwrap();
+    assert_eq!(expired.status().as_u16(), 403);
+    assert!(expired.text().await.unwrap().contains("<Code>AccessDenied</Code>"));
+
+    // The same with the URLs boto3 makes (`signature_version="s3"` is SigV2).
+    let work = tempfile::tempdir().unwrap();
+    let Some(python) = compat_tests::tools::Tool::boto3(&cluster, work.path()) else { return };
+    let out = python.run(&["-c", BOTO3_SIGV2]);
+    assert!(out.contains("sigv2 ok"), "{out}");
+}
+
+const BOTO3_SIGV2: &str = r#"
+import os, urllib.error, urllib.request
+import boto3
+from botocore.config import Config
+config = Config(signature_version="s3", s3={"addressing_style": "path"})
+s3 = boto3.client("s3", endpoint_url=os.environ["CAIRN_ENDPOINT"], config=config)
+for expires_in, want in ((3600, 200), (604800, 200), (604800 + 3600, 400)):
+    url = s3.generate_presigned_url("get_object", Params={"Bucket": "bkt", "Key": "k"}, ExpiresIn=expires_in)
+    assert "AWSAccessKeyId=" in url and "&Expires=" in url and "Signature=" in url, url
+    try:
+        with urllib.request.urlopen(url) as response:
+            status, body = response.status, response.read()
+    except urllib.error.HTTPError as err:
+        status, body = err.code, err.read()
+    assert status == want, (expires_in, status, body)
+    if want == 400:
+        assert b"<Code>AuthorizationQueryParametersError</Code>" in body, body
+print("sigv2 ok")
+"#;

@@ -27,7 +27,7 @@ use s3s::{S3Error, S3ErrorCode, S3Result, s3_error};
 pub const XML_MAX_BODY_SIZE: usize = 8 * 1024 * 1024;
 
 /// How far in the future a presigned URL's signing time may be (client clock skew); s3s's
-/// default, set explicitly so every limit s3s applies is written here.
+/// default, set explicitly because SigV2 expiry checks (`auth.rs`) allow the same slack.
 pub const PRESIGNED_MAX_SKEW_SECS: u32 = 15 * 60;
 
 /// The limits s3s applies while it parses requests.
