@@ -80,6 +80,8 @@ fn copy_source_bucket(headers: &HeaderMap) -> Option<String> {
 /// Denies anonymous requests, requests that carry `x-amz-*` headers outside the signature
 /// (such a header could be added or changed in transit without detection), presigned URLs
 /// valid for more than a week, and requests of stored keys on buckets they are not granted.
+/// Then refuses bodies too large to buffer (`guard.rs`) and what Cairn does not implement
+/// (`unsupported.rs`).
 #[derive(Debug)]
 pub struct AccessPolicy {
     root_access_key: String,
@@ -125,6 +127,16 @@ impl S3Access for AccessPolicy {
                 "X-Amz-Expires must be less than a week (in seconds) that is 604800"
             ));
         }
+        if sigv2_presigned_lifetime(cx.uri().query(), now_unix())
+            .is_some_and(|seconds| seconds > MAX_SIGV2_LIFETIME_SECS)
+        {
+            // No AWS wording exists for SigV2 (AWS lets SigV2 URLs live longer); this is the
+            // SigV4 refusal, same code and status, with SigV2's parameter named.
+            return Err(s3_error!(
+                AuthorizationQueryParametersError,
+                "Expires must be less than a week (604800 seconds) from now"
+            ));
+        }
         let signed = signed_headers(cx.headers(), cx.uri().query());
         if let Some(name) = unsigned_amz_header(cx.headers(), &signed) {
             return Err(s3_error!(
@@ -132,15 +144,37 @@ impl S3Access for AccessPolicy {
                 "There were headers present in the request which were not signed: {name}"
             ));
         }
-        if bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
-            return Ok(());
+        if !bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
+            self.authorize(&access_key, cx)?;
         }
-        self.authorize(&access_key, cx)
+        // Only a client allowed to make the request gets this far; nothing has read the body.
+        crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())?;
+        crate::unsupported::refuse_unsupported(cx.uri().query(), cx.headers())
     }
 }
 
 /// S3 refuses presigned URLs valid for more than seven days.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
+
+/// A SigV2 presigned URL names no signing time, only `Expires` (absolute unix seconds), so
+/// its lifetime is counted from now. A SigV4 URL may be dated up to the clock-skew allowance
+/// in the future and then live a week; a SigV2 URL gets the same.
+const MAX_SIGV2_LIFETIME_SECS: u64 = MAX_PRESIGNED_EXPIRY_SECS + crate::guard::PRESIGNED_MAX_SKEW_SECS as u64;
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Seconds from `now` until a SigV2 presigned URL (query `Signature` and `Expires`, as s3s
+/// recognises one) expires; `None` for any other request or an `Expires` already past.
+fn sigv2_presigned_lifetime(query: Option<&str>, now: u64) -> Option<u64> {
+    let params: Vec<(&str, &str)> = query?.split('&').filter_map(|pair| pair.split_once('=')).collect();
+    if !params.iter().any(|(name, _)| *name == "Signature") {
+        return None;
+    }
+    let expires: u64 = params.iter().find(|(name, _)| *name == "Expires")?.1.parse().ok()?;
+    expires.checked_sub(now)
+}
 
 /// `X-Amz-Expires` of a presigned URL.
 fn presigned_expiry(query: Option<&str>) -> Option<u64> {
@@ -232,6 +266,20 @@ mod tests {
         assert_eq!(presigned_expiry(Some("X-Amz-Date=x&X-Amz-Expires=604801&X-Amz-Signature=s")), Some(604_801));
         assert_eq!(presigned_expiry(Some("list-type=2")), None);
         assert_eq!(presigned_expiry(None), None);
+    }
+
+    #[test]
+    fn sigv2_presigned_lifetime_counts_from_now() {
+        let query = |expires: u64| format!("AWSAccessKeyId=AK&Expires={expires}&Signature=abc%3D");
+        let now = 1_700_000_000;
+        assert_eq!(sigv2_presigned_lifetime(Some(&query(now + 3600)), now), Some(3600));
+        assert_eq!(sigv2_presigned_lifetime(Some(&query(now - 1)), now), None);
+        assert_eq!(sigv2_presigned_lifetime(Some("Expires=99999999999&list-type=2"), now), None);
+        assert_eq!(sigv2_presigned_lifetime(None, now), None);
+        let week = query(now + MAX_PRESIGNED_EXPIRY_SECS);
+        assert!(sigv2_presigned_lifetime(Some(&week), now).is_some_and(|s| s <= MAX_SIGV2_LIFETIME_SECS));
+        let longer = query(now + MAX_SIGV2_LIFETIME_SECS + 1);
+        assert!(sigv2_presigned_lifetime(Some(&longer), now).is_some_and(|s| s > MAX_SIGV2_LIFETIME_SECS));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! `cairn-gateway`: the S3 front of Cairn, its index and its placement.
 //!
 //! ```text
-//! S3 request ─► server (request id span) ─► s3s (SigV4: auth::KeyStore, auth::AccessPolicy)
+//! S3 request ─► server (request id span, guard) ─► s3s (SigV4: auth::KeyStore, auth::AccessPolicy)
 //!            ─► s3::Gateway (bucket, object, multipart, copy, delete, list, tagging handlers)
 //!                  ├─► index::Index      RocksDB: buckets, objects, uploads, parts, gc queue, membership
 //!                  ├─► cluster::Cluster  membership + placement (weighted rendezvous)
@@ -22,6 +22,7 @@ pub mod cluster;
 pub mod config;
 pub mod dev;
 pub mod error;
+pub mod guard;
 pub mod health;
 pub mod in_flight;
 pub mod index;
@@ -32,6 +33,7 @@ pub mod replicated;
 pub mod s3;
 pub mod server;
 pub mod time;
+pub mod unsupported;
 pub mod volume_client;
 
 pub use crate::error::{Error, Result};

@@ -63,6 +63,7 @@ pub async fn run(
     if let Some(domain) = &settings.domain {
         builder.set_host(VirtualHosts { domain: domain.clone() });
     }
+    builder.set_config(crate::guard::s3_config());
     let s3 = builder.build();
     let s3 = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let request_id = hex::encode(rand::random::<[u8; 8]>()).to_uppercase();
@@ -71,7 +72,7 @@ pub async fn run(
         let s3 = s3.clone();
         let close_after = expects_continue_without_body(&req);
         async move {
-            let mut response = hyper::service::Service::call(&s3, req).await?;
+            let mut response = crate::guard::serve(&s3, req).await?;
             tracing::debug!(status = response.status().as_u16(), "done");
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);

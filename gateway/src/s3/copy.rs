@@ -75,7 +75,7 @@ pub(super) async fn copy_object(
 
     let (headers, user_meta) = if replace_meta {
         let headers = system_headers!(input);
-        (headers, write::user_meta(input.metadata))
+        (headers, write::user_meta(input.metadata)?)
     } else {
         (source.headers.clone(), source.user_meta.clone())
     };

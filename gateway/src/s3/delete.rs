@@ -77,16 +77,20 @@ pub(super) async fn delete_objects(
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
     for object in input.delete.objects {
-        match unlink(gw, &input.bucket, &object.key).await {
+        // Buckets are never versioned: only the `null` version exists.
+        let result = match object.version_id.as_deref().map_or(Ok(()), crate::unsupported::check_version_id) {
+            Ok(()) => unlink(gw, &input.bucket, &object.key).await.map_err(s3s::S3Error::from),
+            Err(err) => Err(err),
+        };
+        match result {
             Ok(()) if quiet => {}
             Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
             Err(err) => {
-                let err = s3s::S3Error::from(err);
                 errors.push(s3s::dto::Error {
                     code: Some(err.code().as_str().to_string()),
                     key: Some(object.key),
                     message: err.message().map(str::to_string),
-                    version_id: None,
+                    version_id: object.version_id,
                 });
             }
         }

@@ -57,7 +57,7 @@ pub(super) async fn create_multipart_upload(
     let record = UploadRecord {
         initiated_ms: now_ms(),
         headers: system_headers!(input),
-        user_meta: write::user_meta(input.metadata),
+        user_meta: write::user_meta(input.metadata)?,
         tags: write::tagging_header(input.tagging.as_deref())?,
         checksum,
     };

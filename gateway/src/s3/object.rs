@@ -96,7 +96,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let modified_ms = now_ms();
     let meta = BlobMeta {
         headers: system_headers!(input),
-        user_meta: write::user_meta(input.metadata),
+        user_meta: write::user_meta(input.metadata)?,
         tags: write::tagging_header(input.tagging.as_deref())?,
         ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
     };

@@ -6,6 +6,7 @@ use base64::Engine as _;
 use bytes::Bytes;
 use futures::Stream;
 use s3s::dto::{ETagCondition, Metadata};
+use s3s::{S3Result, s3_error};
 
 use super::Gateway;
 use crate::blob_meta::BlobMeta;
@@ -118,12 +119,21 @@ pub(super) fn content_md5(value: Option<&str>) -> Result<Option<[u8; 16]>> {
         .transpose()
 }
 
-/// User metadata as stored: names lowercased, sorted.
-pub(super) fn user_meta(metadata: Option<Metadata>) -> Vec<(String, String)> {
+/// S3's cap on user metadata: the UTF-8 bytes of every name (without `x-amz-meta-`, as
+/// SDKs and the metadata map name it) and value, summed.
+const MAX_USER_META_SIZE: usize = 2 * 1024;
+
+/// User metadata as stored: names lowercased, sorted. More than S3 allows is refused with
+/// `MetadataTooLarge`, before anything is written.
+pub(super) fn user_meta(metadata: Option<Metadata>) -> S3Result<Vec<(String, String)>> {
     let mut meta: Vec<(String, String)> =
         metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
+    let size: usize = meta.iter().map(|(name, value)| name.len() + value.len()).sum();
+    if size > MAX_USER_META_SIZE {
+        return Err(s3_error!(MetadataTooLarge, "Your metadata headers exceed the maximum allowed metadata size."));
+    }
     meta.sort();
-    meta
+    Ok(meta)
 }
 
 /// S3's limits on object tags.
@@ -197,6 +207,17 @@ mod tests {
         assert!(tagging_header(Some("a=1&a=2")).is_err());
         let eleven = (0..11).map(|i| format!("k{i}=v")).collect::<Vec<_>>().join("&");
         assert!(tagging_header(Some(&eleven)).is_err());
+    }
+
+    #[test]
+    fn user_metadata_is_capped_at_2_kib() {
+        let meta = |value: &str| Some(Metadata::from_iter([("Name".to_string(), value.to_string())]));
+        // Bytes, not characters: "name" is 4 bytes and each "é" 2, so 4 + 2044 = 2048 fits.
+        let at_limit = "é".repeat(1022);
+        assert_eq!(user_meta(meta(&at_limit)).unwrap(), [("name".to_string(), at_limit.clone())]);
+        let err = user_meta(meta(&format!("{at_limit}x"))).unwrap_err();
+        assert_eq!(err.code(), &s3s::S3ErrorCode::MetadataTooLarge);
+        assert_eq!(err.message(), Some("Your metadata headers exceed the maximum allowed metadata size."));
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! Features Cairn does not have, refused loudly instead of silently ignored: object versions
+//! (buckets are never versioned), server-side encryption of any kind (Cairn does not encrypt
+//! at rest; an SSE-C upload answered 200 would claim an encryption that never happened), and
+//! object lock. Checked for every request once it is authenticated and authorized
+//! (`auth::AccessPolicy`), before any handler runs or any body is read.
+
+use http::HeaderMap;
+use s3s::{S3Result, s3_error};
+
+/// Refuses what Cairn does not do, for an authenticated and authorized request: a version
+/// other than the current one, server-side encryption of any kind, and object lock.
+pub fn refuse_unsupported(query: Option<&str>, headers: &HeaderMap) -> S3Result<()> {
+    check_version_query(query)?;
+    refuse_unsupported_headers(headers)
+}
+
+/// Buckets are never versioned, so the only version of an object is the current one, which
+/// S3 names `null`.
+fn check_version_query(query: Option<&str>) -> S3Result<()> {
+    let version_ids = query
+        .unwrap_or_default()
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .filter(|(name, _)| *name == "versionId")
+        .map(|(_, value)| percent_encoding::percent_decode_str(value).decode_utf8_lossy());
+    for version_id in version_ids {
+        check_version_id(&version_id)?;
+    }
+    Ok(())
+}
+
+/// A version id names the current version only if it is `null`.
+pub fn check_version_id(version_id: &str) -> S3Result<()> {
+    match version_id {
+        "null" => Ok(()),
+        "" => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
+        _ => Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
+    }
+}
+
+/// The feature a request header asks for that Cairn does not implement, if any.
+fn unsupported_feature(name: &str, value: &[u8]) -> Option<&'static str> {
+    if name.starts_with("x-amz-server-side-encryption-customer-")
+        || name.starts_with("x-amz-copy-source-server-side-encryption-customer-")
+    {
+        Some("server-side encryption with customer-provided keys (SSE-C)")
+    } else if name.starts_with("x-amz-server-side-encryption") {
+        Some("server-side encryption (SSE-S3, SSE-KMS): Cairn does not encrypt data at rest")
+    } else if name.starts_with("x-amz-object-lock-")
+        || (name == "x-amz-bucket-object-lock-enabled" && value.trim_ascii().eq_ignore_ascii_case(b"true"))
+    {
+        Some("object lock")
+    } else {
+        None
+    }
+}
+
+fn refuse_unsupported_headers(headers: &HeaderMap) -> S3Result<()> {
+    for (name, value) in headers {
+        if let Some(feature) = unsupported_feature(name.as_str(), value.as_bytes()) {
+            return Err(s3_error!(
+                NotImplemented,
+                "A header you provided implies functionality that is not implemented: {feature} ({name})"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use s3s::S3ErrorCode;
+
+    use super::*;
+
+    #[test]
+    fn only_the_null_version_exists() {
+        assert!(check_version_query(None).is_ok());
+        assert!(check_version_query(Some("versionId=null&tagging")).is_ok());
+        assert!(check_version_query(Some("version-id-marker=abc")).is_ok());
+        let err = check_version_query(Some("tagging&versionId=3HL4kqtJlcpXroDTDmJ%2BrmSpXd3dIbrHY")).unwrap_err();
+        assert_eq!(err.code(), &S3ErrorCode::NoSuchVersion);
+        let err = check_version_query(Some("versionId=")).unwrap_err();
+        assert_eq!(err.code(), &S3ErrorCode::InvalidArgument);
+    }
+
+    #[test]
+    fn encryption_and_object_lock_headers_are_not_implemented() {
+        let refused = |name: &'static str, value: &'static str| {
+            let headers: HeaderMap =
+                [(http::HeaderName::from_static(name), http::HeaderValue::from_static(value))].into_iter().collect();
+            refuse_unsupported_headers(&headers).err().map(|e| (e.code().clone(), e.message().map(str::to_string)))
+        };
+        for name in [
+            "x-amz-server-side-encryption-customer-algorithm",
+            "x-amz-server-side-encryption-customer-key",
+            "x-amz-copy-source-server-side-encryption-customer-key-md5",
+        ] {
+            let (code, message) = refused(name, "AES256").unwrap();
+            assert_eq!(code, S3ErrorCode::NotImplemented);
+            assert!(message.unwrap().contains("SSE-C"), "{name}");
+        }
+        for (name, value) in [("x-amz-server-side-encryption", "AES256"), ("x-amz-server-side-encryption", "aws:kms")] {
+            let (_, message) = refused(name, value).unwrap();
+            assert!(message.unwrap().contains("does not encrypt data at rest"));
+        }
+        for (name, value) in [
+            ("x-amz-object-lock-mode", "GOVERNANCE"),
+            ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
+            ("x-amz-object-lock-legal-hold", "ON"),
+            ("x-amz-bucket-object-lock-enabled", "True"),
+        ] {
+            let (_, message) = refused(name, value).unwrap();
+            assert!(message.unwrap().contains("object lock"), "{name}");
+        }
+        assert_eq!(refused("x-amz-bucket-object-lock-enabled", "false"), None);
+        assert_eq!(refused("x-amz-meta-server-side-encryption", "AES256"), None);
+    }
+}
