@@ -29,16 +29,16 @@ async fn each_object_lives_on_exactly_replicas_volumes() {
             .unwrap();
     }
     let counts = blob_counts(&cluster);
-    assert_eq!(counts.iter().sum::<usize>(), 60, "30 objects x 2 replicas: {counts:?}");
+    assert_eq!(counts.iter().sum::<usize>(), 62, "(30 objects + the bucket's blob) x 2 replicas: {counts:?}");
     assert!(counts.iter().all(|&c| c > 5), "placement spreads over all volumes: {counts:?}");
-    // Each object's blob id appears on exactly two volumes.
+    // Each blob id (the objects' and the bucket's) appears on exactly two volumes.
     let mut per_blob = std::collections::HashMap::<String, usize>::new();
     for volume in &cluster.volumes {
         for file in volume.blob_files() {
             *per_blob.entry(file.file_name().unwrap().to_string_lossy().into_owned()).or_default() += 1;
         }
     }
-    assert_eq!(per_blob.len(), 30);
+    assert_eq!(per_blob.len(), 31);
     assert!(per_blob.values().all(|&n| n == 2));
 }
 
@@ -63,7 +63,7 @@ async fn reads_survive_a_dead_volume() {
         s3.put_object().bucket("bkt").key(format!("new{i}")).body(b"n".to_vec().into()).send().await.unwrap();
     }
     let live: usize = cluster.volumes.iter().map(|v| v.blob_files().len()).sum();
-    assert_eq!(live, 20 * 2 + 20 * 2, "old objects keep their copies; new ones have two on live volumes");
+    assert_eq!(live, 2 + 20 * 2 + 20 * 2, "old blobs keep their copies; new ones have two on live volumes");
     let status = cluster.status().await;
     let down: Vec<bool> =
         status["volumes"].as_array().unwrap().iter().map(|v| v["healthy"].as_bool().unwrap()).collect();
@@ -126,8 +126,8 @@ async fn overwrites_never_tear_a_reader_and_queue_the_old_blob() {
     let status = cluster.status().await;
     assert_eq!(status["gc_queue"], 1, "{status}");
     assert_eq!(status["objects"], 1, "{status}");
-    // Old blobs stay on disk until GC: 2 versions x 2 replicas.
-    assert_eq!(blob_counts(&cluster).iter().sum::<usize>(), 4);
+    // Old blobs stay on disk until GC: 2 versions x 2 replicas, and the bucket's blob.
+    assert_eq!(blob_counts(&cluster).iter().sum::<usize>(), 4 + 2);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -165,8 +165,9 @@ async fn a_client_that_disconnects_mid_upload_leaves_nothing_visible() {
     assert!(fresh.is_err(), "an interrupted upload must not create the key");
     let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
     assert_eq!(listing.key_count(), Some(1));
-    // Only the committed object's two replicas exist; aborted writes left no blob and no temp file.
-    assert_eq!(blob_counts(&cluster).iter().sum::<usize>(), 2);
+    // Only the committed object's and the bucket's two replicas exist; aborted writes left
+    // no blob and no temp file.
+    assert_eq!(blob_counts(&cluster).iter().sum::<usize>(), 2 + 2);
     for volume in &cluster.volumes {
         for dir in &volume.dirs {
             assert!(!has_temp_files(dir), "temp file left in {}", dir.display());

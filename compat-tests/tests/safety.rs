@@ -66,7 +66,7 @@ async fn a_tombstone_outlives_the_version_it_deleted() {
     let report = gc_now(&cluster);
     assert_eq!((report["queue_done"].as_u64(), report["tombstones"].as_u64()), (Some(1), Some(1)), "{report}");
     assert_eq!(report["errors"], 0, "{report}");
-    assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
+    assert_eq!(cluster.blob_files().len(), 2, "only the bucket's blob is left: {:?}", cluster.blob_files());
     assert_eq!(cluster.status().await["gc_queue"], 0);
     assert!(s3.head_object().bucket("bkt").key("k").send().await.is_err());
 }
@@ -112,13 +112,14 @@ async fn delete_bucket_refuses_uploads_in_progress_and_keeps_tombstones() {
     assert_eq!(report["errors"], 0, "{report}");
     let got = s3.get_object().bucket("bkt").key("k").send().await.unwrap();
     assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"second life");
-    assert_eq!(cluster.blob_files().len(), 2, "two replicas of the live object, nothing else");
+    assert_eq!(cluster.blob_files().len(), 4, "two replicas of the live object and of the bucket's blob");
 
     // A bucket whose only keys are deleted can go; GC then drops what is left of it.
     s3.delete_object().bucket("bkt").key("k").send().await.unwrap();
     s3.delete_bucket().bucket("bkt").send().await.unwrap();
     let report = gc_now(&cluster);
     assert_eq!((report["errors"].as_u64(), report["tombstones"].as_u64()), (Some(0), Some(1)), "{report}");
+    assert_eq!(report["bucket_tombstones"], 1, "{report}");
     assert!(cluster.blob_files().is_empty(), "{:?}", cluster.blob_files());
     assert_eq!(cluster.status().await["gc_queue"], 0);
 }

@@ -22,6 +22,16 @@ pub enum BlobKind {
     Part,
     /// A completed multipart object: the body is a [`Manifest`] naming its part blobs.
     Manifest,
+    /// No bytes: the tag set (`tags`) of the version whose blob id is `version`, as changed
+    /// by PutObjectTagging or DeleteObjectTagging at `ts`; the newest one of the version that
+    /// wins is its tag set after a rebuild.
+    Tags,
+    /// No bytes: bucket `bucket` was created (`key` is empty; `modified_ms` is the creation
+    /// time). Lets a rebuild restore empty buckets.
+    Bucket,
+    /// No bytes: bucket `bucket` was deleted at `ts` (`key` is empty). A rebuild restores a
+    /// bucket only if a creation is newer than its newest deletion.
+    BucketDeleted,
 }
 
 /// The metadata JSON stored with a blob.
@@ -45,7 +55,7 @@ pub struct BlobMeta {
     /// User metadata.
     #[serde(default)]
     pub user_meta: Vec<(String, String)>,
-    /// Object tags (as written; PutObjectTagging later changes only the index).
+    /// Object tags: as written, or for a tags blob as changed.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<(String, String)>,
     /// The ETag, where it is not the blob's MD5 (a manifest's `…-N`).
@@ -60,6 +70,10 @@ pub struct BlobMeta {
     /// A part's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_number: Option<u32>,
+    /// A tags blob's version: the blob id of the data (or manifest) blob of the version its
+    /// tags apply to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 impl BlobMeta {
@@ -80,6 +94,7 @@ impl BlobMeta {
             checksum: None,
             upload_id: None,
             part_number: None,
+            version: None,
         }
     }
 

@@ -15,6 +15,9 @@ pub enum Error {
     /// DeleteBucket on a bucket that still holds objects.
     #[error("the bucket you tried to delete is not empty")]
     BucketNotEmpty,
+    /// A bucket operation lost a race with a newer one on the same bucket.
+    #[error("A conflicting conditional operation is currently in progress against this resource. Please try again.")]
+    OperationAborted,
     /// The body's MD5 differs from `Content-MD5`.
     #[error("the Content-MD5 you specified did not match what we received")]
     BadDigest,
@@ -93,6 +96,7 @@ impl From<Error> for S3Error {
             Error::NoSuchBucket => S3ErrorCode::NoSuchBucket,
             Error::NoSuchKey => S3ErrorCode::NoSuchKey,
             Error::BucketNotEmpty => S3ErrorCode::BucketNotEmpty,
+            Error::OperationAborted => S3ErrorCode::OperationAborted,
             Error::BadDigest => S3ErrorCode::BadDigest,
             Error::InvalidDigest => S3ErrorCode::InvalidDigest,
             Error::EntityTooLarge => S3ErrorCode::EntityTooLarge,

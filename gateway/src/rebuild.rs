@@ -4,9 +4,11 @@
 //! bucket, key, kind and write timestamp. Per key the newest timestamp wins: an object or
 //! manifest becomes the live record, a tombstone keeps the key deleted, and every losing
 //! blob goes to the GC queue. A manifest's body names its part blobs, found by id in the
-//! same listing. Buckets are those the blobs name.
+//! same listing. A live version takes the tags of the newest tags blob naming it. Buckets
+//! come from bucket blobs: a bucket exists if a creation is newer than its newest deletion
+//! (see [`bucket_entry`] for buckets that objects name). Access keys are not on the volumes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
 use futures::TryStreamExt as _;
@@ -15,7 +17,9 @@ use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, PartRecord, Replica};
+use crate::index::records::{
+    BlobRef, BucketEntry, BucketRecord, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
+};
 use crate::volume_client::VolumeClient;
 
 /// Blobs per listing page.
@@ -32,6 +36,14 @@ pub struct RebuildReport {
     pub bytes: u64,
     /// Buckets recreated.
     pub buckets: u64,
+    /// Deleted buckets whose deletion is kept (until GC has deleted their older bucket
+    /// blobs).
+    pub deleted_buckets: u64,
+    /// Buckets recreated only because live objects name them, although no bucket blob
+    /// restores them (see [`rebuild`]): worth a look.
+    pub buckets_from_objects: Vec<String>,
+    /// Objects whose tags, changed after the write, came back from a tags blob.
+    pub tags: u64,
     /// Live objects recreated.
     pub objects: u64,
     /// Keys that stay deleted.
@@ -135,33 +147,52 @@ pub async fn rebuild(
         }
     }
 
-    // Newest version per key; BTreeMap keeps bucket creation and commits in order.
+    // Newest version per key (BTreeMap: commits in key order), the newest tags blob per
+    // version, and every bucket blob per bucket.
     let mut winners: BTreeMap<(String, String), String> = BTreeMap::new();
+    let mut newest_tags: HashMap<String, String> = HashMap::new();
+    let mut bucket_blobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut losers: Vec<String> = Vec::new();
+    // Newest wins; ties cannot happen (the clock is strictly increasing) but are broken
+    // the same way every time.
+    let newer = |a: &String, b: &String| (blobs[a].meta.ts, a) > (blobs[b].meta.ts, b);
     for (id, found) in &blobs {
-        if found.meta.kind == BlobKind::Part {
-            continue;
-        }
-        let slot = (found.meta.bucket.clone(), found.meta.key.clone());
-        match winners.get(&slot) {
-            Some(current) if blobs[current].meta.ts >= found.meta.ts => losers.push(id.clone()),
-            _ => {
-                if let Some(previous) = winners.insert(slot, id.clone()) {
-                    losers.push(previous);
+        match found.meta.kind {
+            BlobKind::Part => {}
+            BlobKind::Tags => {
+                let Some(version) = &found.meta.version else {
+                    tracing::warn!(blob = %id, "tags blob names no version; queued for gc");
+                    losers.push(id.clone());
+                    continue;
+                };
+                match newest_tags.get(version) {
+                    Some(current) if newer(current, id) => losers.push(id.clone()),
+                    _ => losers.extend(newest_tags.insert(version.clone(), id.clone())),
+                }
+            }
+            BlobKind::Bucket | BlobKind::BucketDeleted => {
+                bucket_blobs.entry(found.meta.bucket.clone()).or_default().push(id.clone());
+            }
+            BlobKind::Object | BlobKind::Tombstone | BlobKind::Manifest => {
+                let slot = (found.meta.bucket.clone(), found.meta.key.clone());
+                match winners.get(&slot) {
+                    Some(current) if newer(current, id) => losers.push(id.clone()),
+                    _ => losers.extend(winners.insert(slot, id.clone())),
                 }
             }
         }
     }
 
-    let mut max_ts = 0;
-    let mut buckets: BTreeMap<String, u64> = BTreeMap::new();
+    // The clock must pass every timestamp found, not only the winners': new tag changes and
+    // bucket operations are ordered against restored ones.
+    let max_ts = blobs.values().map(|found| found.meta.ts).max().unwrap_or(0);
+    let blob_ref = |id: &String| BlobRef { id: id.clone(), replicas: blobs[id].replicas.clone() };
+    // Buckets that hold a live object, with the oldest object's time.
+    let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
     for ((bucket, key), id) in &winners {
         let found = &blobs[id];
-        max_ts = max_ts.max(found.meta.ts);
-        let created = buckets.entry(bucket.clone()).or_insert(found.meta.modified_ms);
-        *created = (*created).min(found.meta.modified_ms);
-        let blob = BlobRef { id: id.clone(), replicas: found.replicas.clone() };
-        let entry = match found.meta.kind {
+        let blob = blob_ref(id);
+        let mut entry = match found.meta.kind {
             BlobKind::Tombstone => {
                 report.tombstones += 1;
                 ObjectEntry::Deleted { ts: found.meta.ts, blob }
@@ -175,27 +206,101 @@ pub async fn rebuild(
                     continue;
                 }
             },
-            BlobKind::Part => continue,
+            BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted => continue,
         };
-        if matches!(entry, ObjectEntry::Live(_)) {
+        if let ObjectEntry::Live(record) = &mut entry {
+            // Tags changed after the write: the newest tags blob naming this version.
+            if let Some(tags_id) = newest_tags.remove(id) {
+                record.tags = blobs[&tags_id].meta.tags.clone();
+                record.tags_blob = Some(TagsBlob { ts: blobs[&tags_id].meta.ts, blob: blob_ref(&tags_id) });
+                report.tags += 1;
+            }
             report.objects += 1;
+            let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
+            *oldest = (*oldest).min(found.meta.modified_ms);
         }
         index.restore_object(bucket, key, &entry)?;
     }
-    for (bucket, created_ms) in &buckets {
-        index.restore_bucket(bucket, *created_ms)?;
+    // Tags of versions that lost (or whose manifest was unusable).
+    losers.extend(newest_tags.into_values());
+
+    let names: BTreeSet<String> = bucket_blobs.keys().chain(with_objects.keys()).cloned().collect();
+    for name in names {
+        let ids = bucket_blobs.remove(&name).unwrap_or_default();
+        let Some(restored) = bucket_entry(&ids, &blobs, with_objects.get(&name).copied()) else { continue };
+        match &restored.entry {
+            BucketEntry::Live(_) => report.buckets += 1,
+            BucketEntry::Deleted { .. } => report.deleted_buckets += 1,
+        }
+        if restored.for_objects {
+            tracing::warn!(bucket = %name, "objects name a bucket its bucket blobs do not restore; recreated for them");
+            report.buckets_from_objects.push(name.clone());
+        }
+        losers.extend(ids.into_iter().filter(|id| Some(id) != restored.keep.as_ref()));
+        index.restore_bucket(&name, &restored.entry)?;
     }
-    report.buckets = buckets.len() as u64;
+
     for id in losers {
         let found = &blobs[&id];
-        let blob = BlobRef { id: id.clone(), replicas: found.replicas.clone() };
-        index.restore_gc(&found.meta.bucket, &found.meta.key, &blob)?;
+        index.restore_gc(&found.meta.bucket, &found.meta.key, &blob_ref(&id))?;
         report.queued += 1;
     }
     index.finish_restore(max_ts)?;
     report.seconds = started.elapsed().as_secs_f64();
     progress(&report);
     Ok(report)
+}
+
+/// A bucket as its bucket blobs (and objects) say it is.
+struct RestoredBucket {
+    entry: BucketEntry,
+    /// The blob the entry references; the bucket's other bucket blobs go to the GC queue.
+    keep: Option<String>,
+    /// Recreated only because live objects name it.
+    for_objects: bool,
+}
+
+/// What the bucket blobs `ids` of a bucket (and its live objects, if any, the oldest
+/// written at `oldest_object_ms`) say the bucket is; `None` if nothing does.
+///
+/// The bucket exists if a creation is newer than its newest deletion; the first of those
+/// creations made the bucket as it is now (a later one is a CreateBucket that found it
+/// existing, or one written after a refused DeleteBucket, with the same creation time).
+/// Otherwise a newest deletion keeps it deleted, unless live objects name it: a rebuild
+/// never drops data over a bucket's metadata, so such a bucket is recreated for them (this
+/// means a DeleteBucket refused at its commit whose bucket blob could not be outranked, a
+/// write that never committed, or bucket blobs that could not be read).
+fn bucket_entry(
+    ids: &[String],
+    blobs: &HashMap<String, Found>,
+    oldest_object_ms: Option<u64>,
+) -> Option<RestoredBucket> {
+    let of_kind = |kind: BlobKind| ids.iter().filter(move |id| blobs[*id].meta.kind == kind);
+    let ts = |id: &&String| (blobs[*id].meta.ts, (*id).clone());
+    let newest_deletion = of_kind(BlobKind::BucketDeleted).max_by_key(ts);
+    let deleted_at = newest_deletion.map_or(0, |id| blobs[id].meta.ts);
+    let blob_ref = |id: &String| BlobRef { id: id.clone(), replicas: blobs[id].replicas.clone() };
+    let live = |id: &String, for_objects: bool| {
+        let meta = &blobs[id].meta;
+        let record = BucketRecord { created_ms: meta.modified_ms, ts: meta.ts, blob: Some(blob_ref(id)) };
+        RestoredBucket { entry: BucketEntry::Live(record), keep: Some(id.clone()), for_objects }
+    };
+    if let Some(first) = of_kind(BlobKind::Bucket).filter(|id| blobs[*id].meta.ts > deleted_at).min_by_key(ts) {
+        return Some(live(first, false));
+    }
+    if let Some(oldest_object_ms) = oldest_object_ms {
+        return Some(match of_kind(BlobKind::Bucket).max_by_key(ts) {
+            Some(newest) => live(newest, true),
+            None => RestoredBucket {
+                entry: BucketEntry::Live(BucketRecord { created_ms: oldest_object_ms, ts: 0, blob: None }),
+                keep: None,
+                for_objects: true,
+            },
+        });
+    }
+    let deletion = newest_deletion?;
+    let entry = BucketEntry::Deleted { ts: deleted_at, blob: blob_ref(deletion) };
+    Some(RestoredBucket { entry, keep: Some(deletion.clone()), for_objects: false })
 }
 
 fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<PartRecord>) -> ObjectRecord {
@@ -212,6 +317,7 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
         checksum: meta.checksum.clone(),
         parts,
         blob,
+        tags_blob: None,
     }
 }
 

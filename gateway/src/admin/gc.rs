@@ -19,6 +19,8 @@
 //!    any more: by then every blob of the versions they deleted is gone from every volume
 //!    (a queue entry goes only then), so a rebuild cannot resurrect them. A blob whose delete
 //!    failed (a volume was down) keeps its key's tombstone until a later run deletes it.
+//!    Deleted buckets' entries (and deletion blobs) go by the same rule, once no bucket blob
+//!    of the name is queued: an older creation blob would otherwise bring the bucket back.
 
 use std::sync::Arc;
 
@@ -33,8 +35,8 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::in_flight::InFlight;
-use crate::index::Index;
 use crate::index::records::BlobRef;
+use crate::index::{BUCKET_KEY, Index};
 use crate::time::now_ms;
 use crate::volume_client::VolumeClient;
 
@@ -77,6 +79,9 @@ pub struct GcProgress {
     pub orphan_bytes: u64,
     /// Tombstones dropped.
     pub tombstones: u64,
+    /// Deleted buckets' entries dropped (with their deletion blobs).
+    #[serde(default)]
+    pub bucket_tombstones: u64,
     /// Incomplete multipart uploads aborted because they were older than `--upload-ttl`.
     #[serde(default)]
     pub uploads_aborted: u64,
@@ -264,6 +269,24 @@ impl GcJob {
             if dropped {
                 self.delete_everywhere(&tombstone.blob).await;
                 self.runner.update(|p| p.tombstones += 1);
+            }
+        }
+        let tombstones = self.blocking(move |index| index.bucket_tombstones_before(before_ts)).await?;
+        for tombstone in tombstones {
+            if self.dry_run {
+                let name = tombstone.name.clone();
+                if !self.blocking(move |index| index.gc_queued_for(&name, BUCKET_KEY)).await? {
+                    self.runner.update(|p| p.bucket_tombstones += 1);
+                }
+                continue;
+            }
+            let dropped = {
+                let t = tombstone.clone();
+                self.blocking(move |index| index.drop_bucket_tombstone(&t)).await?
+            };
+            if dropped {
+                self.delete_everywhere(&tombstone.blob).await;
+                self.runner.update(|p| p.bucket_tombstones += 1);
             }
         }
         Ok(())

@@ -21,13 +21,16 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::in_flight::InFlight;
-use crate::index::Index;
 use crate::index::records::{BlobRef, ObjectEntry, Replica};
+use crate::index::{BUCKET_KEY, Index};
 use crate::volume_client::VolumeClient;
 
 /// Objects moved at once: enough to keep every volume busy, few enough to leave room for
 /// client traffic.
 const CONCURRENCY: usize = 8;
+
+/// The blobs of one key's entry (or of a bucket), each with the bytes moving it costs.
+type Blobs = Vec<(BlobRef, u64)>;
 
 /// `POST /jobs/rebalance` body.
 #[derive(Debug, Deserialize)]
@@ -46,7 +49,7 @@ pub struct RebalanceProgress {
     pub status: JobStatus,
     /// Only counted.
     pub dry_run: bool,
-    /// Objects (and tombstones) to look at.
+    /// Objects (and tombstones, and buckets) to look at.
     pub objects_total: u64,
     /// Looked at.
     pub objects_done: u64,
@@ -101,30 +104,45 @@ struct RebalanceJob {
 impl RebalanceJob {
     async fn run(&self) -> Result<()> {
         let index = self.index.clone();
-        let entries = tokio::task::spawn_blocking(move || index.object_entries())
-            .await
-            .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
-        self.slot.update(|p| p.objects_total = entries.len() as u64);
+        let (entries, buckets) =
+            tokio::task::spawn_blocking(move || Ok::<_, Error>((index.object_entries()?, index.bucket_entries()?)))
+                .await
+                .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        // Data blobs with their sizes; manifests, tombstones, tags and bucket blobs count 0
+        // bytes. A bucket's blobs are placed (and filed) under the empty key.
+        let mut items: Vec<(String, String, Blobs)> = Vec::with_capacity(entries.len() + buckets.len());
+        for (bucket, key, entry) in entries {
+            let blobs = match &entry {
+                ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
+                ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
+                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
+                    .collect(),
+                ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
+            };
+            let tags = match &entry {
+                ObjectEntry::Live(record) => record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0)),
+                ObjectEntry::Deleted { .. } => None,
+            };
+            items.push((bucket, key, blobs.into_iter().chain(tags).collect()));
+        }
+        for (name, entry) in buckets {
+            let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
+            items.push((name, BUCKET_KEY.to_string(), blobs));
+        }
+        self.slot.update(|p| p.objects_total = items.len() as u64);
         let started = Instant::now();
-        futures::stream::iter(entries.into_iter().map(Ok))
-            .try_for_each_concurrent(CONCURRENCY, |(bucket, key, entry)| {
-                self.rebalance_entry(bucket, key, entry, started)
+        futures::stream::iter(items.into_iter().map(Ok))
+            .try_for_each_concurrent(CONCURRENCY, |(bucket, key, blobs)| {
+                self.rebalance_entry(bucket, key, blobs, started)
             })
             .await
     }
 
-    /// Moves the blobs of one key's entry that are not where the ring wants them.
-    async fn rebalance_entry(&self, bucket: String, key: String, entry: ObjectEntry, started: Instant) -> Result<()> {
+    /// Moves the blobs of one key's entry (or a bucket's) that are not where the ring wants
+    /// them.
+    async fn rebalance_entry(&self, bucket: String, key: String, blobs: Blobs, started: Instant) -> Result<()> {
         let targets: Vec<Replica> =
             self.cluster.ring_place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
-        // Data blobs with their sizes; the manifest or tombstone blob counts 0 bytes.
-        let blobs: Vec<(BlobRef, u64)> = match &entry {
-            ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
-            ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
-                .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
-                .collect(),
-            ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
-        };
         let wanted: HashSet<&Replica> = targets.iter().collect();
         let mut misplaced = false;
         for (blob, size) in blobs {

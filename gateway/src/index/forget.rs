@@ -8,8 +8,9 @@ use rocksdb::{IteratorMode, WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::records::{BlobRef, GcEntry, ObjectEntry, PartRecord, decode, encode};
-use super::{CF_GC, CF_OBJECTS, CF_PARTS, CF_UPLOADS, Index, synced};
+use super::buckets::BUCKET_KEY;
+use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, decode, encode};
+use super::{CF_BUCKETS, CF_GC, CF_OBJECTS, CF_PARTS, CF_UPLOADS, Index, synced};
 use crate::error::Result;
 
 /// Records rewritten per synced batch: the commit lock is held for one batch at a time.
@@ -56,6 +57,12 @@ impl Index {
             let short: Vec<&BlobRef> = blobs.into_iter().filter(|b| !b.replicas.is_empty()).collect();
             report.repairs += short.iter().filter(|b| b.replicas.len() < index.replica_target()).count() as u64;
             index.queue_repairs(batch, &bucket, &key, None, short)
+        })?;
+        self.rewrite::<BucketEntry>(CF_BUCKETS, volume_id, &mut report, |index, batch, raw, entry, report| {
+            let name = String::from_utf8_lossy(raw).into_owned();
+            let short: Vec<&BlobRef> = entry.blob().into_iter().filter(|b| !b.replicas.is_empty()).collect();
+            report.repairs += short.iter().filter(|b| b.replicas.len() < index.replica_target()).count() as u64;
+            index.queue_repairs(batch, &name, BUCKET_KEY, None, short)
         })?;
         let mut uploads: HashMap<String, (String, String)> = HashMap::new();
         for item in self.db.iterator_cf(self.cf(CF_UPLOADS)?, IteratorMode::Start) {
@@ -164,11 +171,22 @@ impl Blobs for ObjectEntry {
 
     fn blob_refs_mut(&mut self) -> Vec<&mut BlobRef> {
         match self {
-            ObjectEntry::Live(record) => {
-                std::iter::once(&mut record.blob).chain(record.parts.iter_mut().map(|p| &mut p.blob)).collect()
-            }
+            ObjectEntry::Live(record) => std::iter::once(&mut record.blob)
+                .chain(record.parts.iter_mut().map(|p| &mut p.blob))
+                .chain(record.tags_blob.as_mut().map(|t| &mut t.blob))
+                .collect(),
             ObjectEntry::Deleted { blob, .. } => vec![blob],
         }
+    }
+}
+
+impl Blobs for BucketEntry {
+    fn blob_refs(&self) -> Vec<&BlobRef> {
+        self.blob().into_iter().collect()
+    }
+
+    fn blob_refs_mut(&mut self) -> Vec<&mut BlobRef> {
+        self.blob_mut().into_iter().collect()
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::records::{BlobRef, GcEntry, ObjectEntry, PartRecord, decode, encode};
-use super::{CF_GC, CF_GC_KEYS, CF_OBJECTS, CF_PARTS, Index, object_key, synced};
+use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, decode, encode};
+use super::{CF_BUCKETS, CF_GC, CF_GC_KEYS, CF_OBJECTS, CF_PARTS, Index, object_key, synced};
 use crate::error::Result;
 
 /// A queued blob and the queue key that removes it.
@@ -106,8 +106,9 @@ impl Index {
     }
 
     /// Every blob copy (id, volume id, subvolume) a record still needs: object versions
-    /// (with parts and manifests), tombstones, parts of uploads in progress, and queued blobs
-    /// (they go by the queue, after their grace period, never as orphans). A copy of a live
+    /// (with parts, manifests and tags blobs), tombstones, bucket blobs (of buckets and of
+    /// deleted buckets' entries), parts of uploads in progress, and queued blobs (they go by
+    /// the queue, after their grace period, never as orphans). A copy of a live
     /// blob at a place no record names (left by an interrupted rebalance) is not needed.
     pub fn referenced_copies(&self) -> Result<HashSet<(String, String, u32)>> {
         let mut copies = HashSet::new();
@@ -119,6 +120,9 @@ impl Index {
         for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::Start) {
             let entry: ObjectEntry = decode(&item?.1)?;
             entry.blobs().into_iter().for_each(&mut add);
+        }
+        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
+            decode::<BucketEntry>(&item?.1)?.blob().into_iter().for_each(&mut add);
         }
         for item in self.db.iterator_cf(self.cf(CF_PARTS)?, IteratorMode::Start) {
             add(&decode::<PartRecord>(&item?.1)?.blob);
@@ -151,8 +155,9 @@ impl Index {
             .collect())
     }
 
-    /// Points blob `blob_id` of the key's current entry at `replicas`, if the entry still
-    /// uses that blob (a newer write may have replaced it); whether it did.
+    /// Points blob `blob_id` of the key's current entry (of the bucket's entry for the empty
+    /// key) at `replicas`, if the entry still uses that blob (a newer write may have replaced
+    /// it); whether it did.
     pub fn move_blob(
         &self,
         bucket: &str,
@@ -160,12 +165,17 @@ impl Index {
         blob_id: &str,
         replicas: &[super::records::Replica],
     ) -> Result<bool> {
+        if key == super::buckets::BUCKET_KEY {
+            return self.move_bucket_blob(bucket, blob_id, replicas);
+        }
         let _guard = self.lock()?;
         let Some(mut entry) = self.object_entry(bucket, key)? else { return Ok(false) };
         let target = match &mut entry {
             ObjectEntry::Live(record) => {
                 if record.blob.id == blob_id {
                     Some(&mut record.blob)
+                } else if let Some(tags) = record.tags_blob.as_mut().filter(|t| t.blob.id == blob_id) {
+                    Some(&mut tags.blob)
                 } else {
                     record.parts.iter_mut().map(|p| &mut p.blob).find(|b| b.id == blob_id)
                 }
@@ -188,6 +198,11 @@ impl Index {
         let on = |blob: &BlobRef| blob.replicas.iter().any(|r| r.volume == volume_id);
         for (_, _, entry) in self.object_entries()? {
             if entry.blobs().into_iter().any(on) {
+                return Ok(true);
+            }
+        }
+        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
+            if decode::<BucketEntry>(&item?.1)?.blob().is_some_and(on) {
                 return Ok(true);
             }
         }
@@ -264,6 +279,7 @@ mod tests {
             checksum: None,
             parts: vec![],
             blob: BlobRef { id: id.into(), replicas: vec![] },
+            tags_blob: None,
         }))
     }
 
@@ -277,7 +293,7 @@ mod tests {
     fn a_tombstone_stays_while_a_blob_of_its_key_is_queued() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).unwrap();
-        index.create_bucket("b").unwrap();
+        index.test_create_bucket("b").unwrap();
         index.commit_object("b", "k", &live(1, "old"), None).unwrap();
         index.commit_object("b", "k", &deleted(2, "tomb"), None).unwrap();
         // Another key whose name extends this one, with a queued blob of its own.
@@ -308,14 +324,14 @@ mod tests {
     fn a_deleted_bucket_keeps_its_tombstones_until_gc() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).unwrap();
-        index.create_bucket("b").unwrap();
+        index.test_create_bucket("b").unwrap();
         index.commit_object("b", "k", &live(10, "v1"), None).unwrap();
         index.commit_object("b", "k", &deleted(20, "tomb"), None).unwrap();
-        index.delete_bucket("b").unwrap();
+        index.test_delete_bucket("b").unwrap();
         assert!(index.bucket("b").unwrap().is_none());
         assert_eq!(index.object_entry("b", "k").unwrap(), Some(deleted(20, "tomb")));
 
-        index.create_bucket("b").unwrap();
+        index.test_create_bucket("b").unwrap();
         assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
         assert!(index.object("b", "k").unwrap().is_none());
         // A write older than the delete (it started before) still loses to it.
@@ -327,9 +343,9 @@ mod tests {
         // A new write wins, and the bucket can go again once it is empty.
         assert_eq!(index.commit_object("b", "k", &live(30, "v2"), None).unwrap(), super::super::Committed::Current);
         assert_eq!(index.object("b", "k").unwrap().unwrap().blob.id, "v2");
-        assert!(matches!(index.delete_bucket("b"), Err(crate::error::Error::BucketNotEmpty)));
+        assert!(matches!(index.test_delete_bucket("b"), Err(crate::error::Error::BucketNotEmpty)));
         index.commit_object("b", "k", &deleted(40, "tomb2"), None).unwrap();
-        index.delete_bucket("b").unwrap();
+        index.test_delete_bucket("b").unwrap();
 
         // GC drops the tombstone like any other once nothing of its key is queued.
         for queued in index.gc_due(u64::MAX).unwrap() {

@@ -2,7 +2,7 @@
 //!
 //! | column family | key                          | value                    |
 //! |---------------|------------------------------|--------------------------|
-//! | `buckets`     | bucket name                  | [`BucketRecord`]         |
+//! | `buckets`     | bucket name                  | [`BucketEntry`]          |
 //! | `objects`     | bucket `\0` key              | [`ObjectEntry`]          |
 //! | `uploads`     | bucket `\0` key `\0` upload  | [`UploadRecord`]         |
 //! | `parts`       | upload id `\0` part (BE u32) | [`PartRecord`]           |
@@ -15,6 +15,7 @@
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
 
+mod buckets;
 mod forget;
 mod gc;
 mod keys;
@@ -22,7 +23,9 @@ mod multipart;
 pub mod records;
 mod repair;
 mod restore;
+mod tags;
 
+pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
@@ -34,9 +37,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
 
-use self::records::{BlobRef, BucketRecord, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
+use self::records::{BlobRef, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
-use self::records::{CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
+use self::records::{BucketEntry, CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::error::{Error, Result};
 
 const CF_BUCKETS: &str = "buckets";
@@ -174,53 +177,6 @@ impl Index {
         now.max(last + 1)
     }
 
-    // ---- buckets ----
-
-    /// The bucket's record, if it exists.
-    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
-        self.db.get_cf(self.cf(CF_BUCKETS)?, name.as_bytes())?.map(|b| decode(&b)).transpose()
-    }
-
-    /// Creates a bucket; `false` if it already existed.
-    pub fn create_bucket(&self, name: &str) -> Result<bool> {
-        let _guard = self.lock()?;
-        if self.bucket(name)?.is_some() {
-            return Ok(false);
-        }
-        let record = BucketRecord { created_ms: now_ms() };
-        self.db.put_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&record)?, &synced())?;
-        Ok(true)
-    }
-
-    /// Deletes a bucket with no objects and no uploads in progress (S3 refuses both with
-    /// `BucketNotEmpty`; deleting the uploads would orphan their parts). Its tombstones stay
-    /// until GC drops them like any other: until the versions they deleted are gone from the
-    /// volumes, they are what keeps a rebuild from resurrecting them. A bucket created again
-    /// under the name finds them harmless: its writes carry newer timestamps, and listings
-    /// skip tombstones.
-    pub fn delete_bucket(&self, name: &str) -> Result<()> {
-        let _guard = self.lock()?;
-        if self.bucket(name)?.is_none() {
-            return Err(Error::NoSuchBucket);
-        }
-        let page = self.list_objects(name, "", None, None, 1)?;
-        if !page.items.is_empty() || self.has_uploads(name)? {
-            return Err(Error::BucketNotEmpty);
-        }
-        self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), &synced())?;
-        Ok(())
-    }
-
-    /// All buckets, by name.
-    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
-            let (name, value) = item?;
-            out.push((String::from_utf8_lossy(&name).into_owned(), decode(&value)?));
-        }
-        Ok(out)
-    }
-
     // ---- objects ----
 
     /// The entry (live or deleted) for a key.
@@ -301,16 +257,6 @@ impl Index {
         };
         batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(Ordering::SeqCst))?);
         Ok(outcome)
-    }
-
-    /// Replaces the tags of the key's live version in place.
-    pub fn set_tags(&self, bucket: &str, key: &str, tags: Vec<(String, String)>) -> Result<()> {
-        let _guard = self.lock()?;
-        let Some(mut record) = self.object(bucket, key)? else { return Err(Error::NoSuchKey) };
-        record.tags = tags;
-        let entry = ObjectEntry::Live(Box::new(record));
-        self.db.put_cf_opt(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(&entry)?, &synced())?;
-        Ok(())
     }
 
     fn queue_gc(&self, batch: &mut WriteBatch, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
@@ -448,6 +394,7 @@ mod tests {
             checksum: None,
             parts: vec![],
             blob: BlobRef { id: id.into(), replicas: vec![] },
+            tags_blob: None,
         }))
     }
 
@@ -464,8 +411,8 @@ mod tests {
     fn index_with(keys: &[&str]) -> (tempfile::TempDir, Index) {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).unwrap();
-        index.create_bucket("b").unwrap();
-        index.create_bucket("bb").unwrap();
+        index.test_create_bucket("b").unwrap();
+        index.test_create_bucket("bb").unwrap();
         for (i, key) in keys.iter().enumerate() {
             index.commit_object("b", key, &record(i as u64 + 1, key), None).unwrap();
         }
@@ -495,7 +442,7 @@ mod tests {
         let far_future = now_us() + 10_000_000_000;
         {
             let index = Index::open(dir.path()).unwrap();
-            index.create_bucket("b").unwrap();
+            index.test_create_bucket("b").unwrap();
             index.clock.store(far_future, Ordering::SeqCst);
             index.commit_object("b", "k", &record(far_future, "x"), None).unwrap();
         }
@@ -541,11 +488,11 @@ mod tests {
     #[test]
     fn deleted_keys_are_hidden_and_empty_bucket_can_go() {
         let (_dir, index) = index_with(&["k"]);
-        assert!(matches!(index.delete_bucket("b"), Err(Error::BucketNotEmpty)));
+        assert!(matches!(index.test_delete_bucket("b"), Err(Error::BucketNotEmpty)));
         let deleted = ObjectEntry::Deleted { ts: 100, blob: BlobRef { id: "t".into(), replicas: vec![] } };
         index.commit_object("b", "k", &deleted, None).unwrap();
         assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
-        index.delete_bucket("b").unwrap();
+        index.test_delete_bucket("b").unwrap();
         assert!(index.bucket("b").unwrap().is_none());
         assert_eq!(keys(&index.list_objects("bb", "", None, None, 10).unwrap()), ["other"]);
     }

@@ -28,6 +28,63 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 pub struct BucketRecord {
     /// Creation time, unix milliseconds.
     pub created_ms: u64,
+    /// Timestamp of the bucket blob: bucket operations are ordered by it, like object
+    /// writes, so that the index and a rebuild agree on which one won.
+    pub ts: u64,
+    /// The bucket blob (kind `bucket`) that lets a rebuild restore the bucket even when it
+    /// is empty. `None` only for a bucket a rebuild recreated from its objects alone,
+    /// because no bucket blob of it was found.
+    pub blob: Option<BlobRef>,
+}
+
+/// What the buckets column family holds for a name: the bucket, or the record of its
+/// deletion, kept (like an object tombstone) until GC has deleted every older bucket blob
+/// of the name, so that a rebuild cannot bring the bucket back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BucketEntry {
+    /// The bucket exists.
+    Live(BucketRecord),
+    /// Deleted at `ts`; `blob` is the deletion blob (kind `bucket_deleted`) on the volumes.
+    Deleted {
+        /// Delete timestamp.
+        ts: u64,
+        /// The deletion blob.
+        blob: BlobRef,
+    },
+}
+
+impl BucketEntry {
+    /// The timestamp of the operation that made the entry.
+    pub fn ts(&self) -> u64 {
+        match self {
+            BucketEntry::Live(record) => record.ts,
+            BucketEntry::Deleted { ts, .. } => *ts,
+        }
+    }
+
+    /// The entry's blob on the volumes, if it has one.
+    pub fn blob(&self) -> Option<&BlobRef> {
+        match self {
+            BucketEntry::Live(record) => record.blob.as_ref(),
+            BucketEntry::Deleted { blob, .. } => Some(blob),
+        }
+    }
+
+    /// The entry's blob, to point it at other copies.
+    pub fn blob_mut(&mut self) -> Option<&mut BlobRef> {
+        match self {
+            BucketEntry::Live(record) => record.blob.as_mut(),
+            BucketEntry::Deleted { blob, .. } => Some(blob),
+        }
+    }
+
+    /// The bucket, if it exists.
+    pub fn live(self) -> Option<BucketRecord> {
+        match self {
+            BucketEntry::Live(record) => Some(record),
+            BucketEntry::Deleted { .. } => None,
+        }
+    }
 }
 
 /// Where one replica of a blob lives.
@@ -91,13 +148,30 @@ pub struct ObjectRecord {
     pub parts: Vec<PartRecord>,
     /// The blob holding the bytes (or, for a multipart object, the manifest).
     pub blob: BlobRef,
+    /// The tags blob of the last PutObjectTagging or DeleteObjectTagging of this version,
+    /// which carries `tags` to a rebuild; `None` while the tags are those of the write.
+    pub tags_blob: Option<TagsBlob>,
 }
 
 impl ObjectRecord {
-    /// Every blob the version uses: its blob, and its parts for a multipart object.
+    /// Every blob the version uses: its blob, its parts for a multipart object, and its
+    /// tags blob.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
-        std::iter::once(&self.blob).chain(self.parts.iter().map(|p| &p.blob))
+        std::iter::once(&self.blob)
+            .chain(self.parts.iter().map(|p| &p.blob))
+            .chain(self.tags_blob.as_ref().map(|t| &t.blob))
     }
+}
+
+/// A tags blob (kind `tags`, no data): the tag set of one version as changed after its
+/// write, so that a rebuild restores it. It names the version by its blob id; `ts` orders
+/// changes of the same version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TagsBlob {
+    /// When the change was made (gateway clock).
+    pub ts: u64,
+    /// The blob.
+    pub blob: BlobRef,
 }
 
 /// One part of a multipart upload, and then of the object it completed into.
@@ -294,6 +368,7 @@ mod tests {
             checksum: None,
             parts: vec![],
             blob: BlobRef { id: "00".repeat(16), replicas: vec![Replica { volume: "v".into(), subvolume: 1 }] },
+            tags_blob: None,
         }));
         let bytes = encode(&entry).unwrap();
         assert_eq!(bytes[0], RECORD_VERSION);

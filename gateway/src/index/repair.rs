@@ -7,8 +7,9 @@ use std::sync::atomic::Ordering;
 
 use rocksdb::{IteratorMode, WriteBatch};
 
-use super::records::{BlobRef, ObjectEntry, PartRecord, RepairEntry, Replica, decode, encode};
-use super::{CF_OBJECTS, CF_PARTS, CF_REPAIR, Index, object_key, synced};
+use super::buckets::BUCKET_KEY;
+use super::records::{BlobRef, BucketEntry, ObjectEntry, PartRecord, RepairEntry, Replica, decode, encode};
+use super::{CF_BUCKETS, CF_OBJECTS, CF_PARTS, CF_REPAIR, Index, object_key, synced};
 use crate::error::Result;
 use crate::time::now_ms;
 
@@ -92,7 +93,7 @@ impl Index {
 
     /// The blob a repair is for, with its current copies, if a record still uses it.
     pub fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<BlobRef>> {
-        Ok(self.locate(blob_id, entry)?.map(|mut found| found.blob().clone()))
+        Ok(self.locate(blob_id, entry)?.and_then(|mut found| found.blob_mut().cloned()))
     }
 
     /// Records `added` copies of a blob under repair; drops the repair once the blob has
@@ -101,12 +102,12 @@ impl Index {
     pub fn add_copies(&self, blob_id: &str, entry: &RepairEntry, added: &[Replica]) -> Result<Option<Vec<Replica>>> {
         let _guard = self.lock()?;
         let mut batch = WriteBatch::default();
-        let Some(mut found) = self.locate(blob_id, entry)? else {
+        let mut found = self.locate(blob_id, entry)?;
+        let Some(blob) = found.as_mut().and_then(Located::blob_mut) else {
             batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
             self.db.write_opt(batch, &synced())?;
             return Ok(None);
         };
-        let blob = found.blob_mut();
         for replica in added {
             if !blob.replicas.contains(replica) {
                 blob.replicas.push(replica.clone());
@@ -117,21 +118,33 @@ impl Index {
             batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
         }
         match found {
-            Located::Object { bucket_key, entry, .. } => {
+            None => {}
+            Some(Located::Object { bucket_key, entry, .. }) => {
                 batch.put_cf(self.cf(CF_OBJECTS)?, bucket_key, encode(&entry)?)
             }
-            Located::Part { part_key, part } => batch.put_cf(self.cf(CF_PARTS)?, part_key, encode(&part)?),
+            Some(Located::Part { part_key, part }) => batch.put_cf(self.cf(CF_PARTS)?, part_key, encode(&part)?),
+            Some(Located::Bucket { name, entry }) => {
+                batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?)
+            }
         }
         self.db.write_opt(batch, &synced())?;
         Ok(Some(copies))
     }
 
-    /// Where the record using a blob under repair is: the key's entry (its blob, a part, or
-    /// its tombstone), else a part of the upload in progress.
+    /// Where the record using a blob under repair is: the key's entry (its blob, a part, its
+    /// tags blob, or its tombstone), else a part of the upload in progress; for the empty
+    /// key, the bucket's entry.
     fn locate(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<Located>> {
+        if entry.key == BUCKET_KEY {
+            let found = self.bucket_entry(&entry.bucket)?.filter(|b| b.blob().is_some_and(|b| b.id == blob_id));
+            return Ok(found.map(|bucket| Located::Bucket { name: entry.bucket.clone(), entry: bucket }));
+        }
         if let Some(object) = self.object_entry(&entry.bucket, &entry.key)? {
             let which = match &object {
                 ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
+                ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
+                    Some(Which::Tags)
+                }
                 ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
                 ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
             };
@@ -157,6 +170,8 @@ enum Which {
     Main,
     /// The blob of its part at this position.
     Part(usize),
+    /// Its tags blob.
+    Tags,
 }
 
 /// A record that uses a blob under repair.
@@ -166,21 +181,23 @@ enum Located {
     Object { bucket_key: Vec<u8>, entry: ObjectEntry, which: Which },
     /// A part of an upload in progress.
     Part { part_key: Vec<u8>, part: PartRecord },
+    /// A bucket's entry (its creation or deletion blob; `locate` found it has one).
+    Bucket { name: String, entry: BucketEntry },
 }
 
 impl Located {
-    fn blob_mut(&mut self) -> &mut BlobRef {
+    /// The blob under repair; `None` only if the record no longer has the blob `locate`
+    /// found in it (never: the record is not changed in between).
+    fn blob_mut(&mut self) -> Option<&mut BlobRef> {
         match self {
-            Located::Object { entry: ObjectEntry::Deleted { blob, .. }, .. } => blob,
+            Located::Object { entry: ObjectEntry::Deleted { blob, .. }, .. } => Some(blob),
             Located::Object { entry: ObjectEntry::Live(record), which, .. } => match *which {
-                Which::Part(i) if i < record.parts.len() => &mut record.parts[i].blob,
-                _ => &mut record.blob,
+                Which::Part(i) if i < record.parts.len() => Some(&mut record.parts[i].blob),
+                Which::Tags => record.tags_blob.as_mut().map(|t| &mut t.blob),
+                _ => Some(&mut record.blob),
             },
-            Located::Part { part, .. } => &mut part.blob,
+            Located::Part { part, .. } => Some(&mut part.blob),
+            Located::Bucket { entry, .. } => entry.blob_mut(),
         }
-    }
-
-    fn blob(&mut self) -> &BlobRef {
-        self.blob_mut()
     }
 }

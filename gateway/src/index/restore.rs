@@ -3,20 +3,14 @@
 
 use std::sync::atomic::Ordering;
 
-use super::records::{BlobRef, BucketRecord, ObjectEntry, encode};
-use super::{CF_BUCKETS, CF_META, CF_OBJECTS, Index, META_CLOCK, object_key, synced};
+use super::records::{BlobRef, ObjectEntry, encode};
+use super::{CF_META, CF_OBJECTS, Index, META_CLOCK, object_key, synced};
 use crate::error::Result;
 
 impl Index {
     /// Stores a key's entry as found on the volumes.
     pub fn restore_object(&self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<()> {
         self.db.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?)?;
-        Ok(())
-    }
-
-    /// Stores a bucket.
-    pub fn restore_bucket(&self, name: &str, created_ms: u64) -> Result<()> {
-        self.db.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&BucketRecord { created_ms })?)?;
         Ok(())
     }
 

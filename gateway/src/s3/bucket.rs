@@ -1,11 +1,16 @@
-//! Bucket operations.
+//! Bucket operations. CreateBucket and DeleteBucket write a bucket blob to the volumes
+//! before they commit (see `index/buckets.rs`), so a rebuild restores empty buckets and
+//! never brings back deleted ones.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use crate::error::Error;
-use crate::time::timestamp_from_ms;
+use super::write::{self, Stored};
+use crate::blob_meta::{BlobKind, BlobMeta};
+use crate::error::{Error, Result};
+use crate::index::BUCKET_KEY;
+use crate::time::{now_ms, timestamp_from_ms};
 
 /// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
 pub(super) async fn list_buckets(
@@ -55,15 +60,35 @@ pub(super) async fn create_bucket(
             gw.region
         ));
     }
-    let name = bucket.clone();
-    if !gw.blocking(move |index| index.create_bucket(&name)).await? {
-        return Err(s3_error!(
+    let already_owned = || {
+        s3_error!(
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it."
-        ));
+        )
+    };
+    // Fail fast, before a blob is written; the commit checks again.
+    if gw.index.bucket(&bucket)?.is_some() {
+        return Err(already_owned());
+    }
+    let ts = gw.index.next_ts();
+    let created_ms = now_ms();
+    let stored = store_bucket_blob(gw, BlobKind::Bucket, &bucket, ts, created_ms).await?;
+    let (name, blob) = (bucket.clone(), stored.blob.clone());
+    if !gw.blocking(move |index| index.create_bucket(&name, ts, created_ms, &blob)).await? {
+        return Err(already_owned());
     }
     tracing::info!(%bucket, "bucket created");
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+}
+
+/// Writes a bucket blob (no data; kind `bucket` or `bucket_deleted`, under the empty key) to
+/// the volumes the ring picks for the bucket, as every blob is written, so that a rebuild
+/// knows the bucket exists, even empty, or was deleted. `modified_ms` is the bucket's
+/// creation time for a creation blob.
+async fn store_bucket_blob(gw: &Gateway, kind: BlobKind, bucket: &str, ts: u64, modified_ms: u64) -> Result<Stored> {
+    let meta = BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms);
+    let empty = futures::stream::empty::<std::result::Result<bytes::Bytes, std::io::Error>>();
+    write::store(gw, &meta, Some(0), None, None, empty).await
 }
 
 pub(super) async fn head_bucket(
@@ -81,10 +106,43 @@ pub(super) async fn delete_bucket(
     req: S3Request<DeleteBucketInput>,
 ) -> S3Result<S3Response<DeleteBucketOutput>> {
     let bucket = req.input.bucket;
+    // Refuse before writing anything when the answer is already known; the commit checks
+    // again, because objects or uploads may arrive while the deletion blob is written.
     let name = bucket.clone();
-    gw.blocking(move |index| index.delete_bucket(&name)).await?;
+    gw.blocking(move |index| index.check_bucket_deletable(&name)).await?;
+    let ts = gw.index.next_ts();
+    let stored = store_bucket_blob(gw, BlobKind::BucketDeleted, &bucket, ts, now_ms()).await?;
+    let (name, blob) = (bucket.clone(), stored.blob.clone());
+    match gw.blocking(move |index| index.delete_bucket(&name, ts, &blob)).await {
+        Ok(()) => {}
+        Err(Error::BucketNotEmpty) => {
+            reassert(gw, &bucket).await;
+            return Err(Error::BucketNotEmpty.into());
+        }
+        Err(err) => return Err(err.into()),
+    }
     tracing::info!(%bucket, "bucket deleted");
     Ok(S3Response::new(DeleteBucketOutput {}))
+}
+
+/// After a DeleteBucket refused at its commit (objects or uploads arrived while its blob
+/// was written), that deletion blob is the newest bucket blob on the volumes until GC
+/// deletes it, and a rebuild would take the bucket for deleted. A newer creation blob with
+/// the bucket's creation time outranks it. Best effort: the client's answer does not depend
+/// on it, and a failure only leaves that window open until GC closes it.
+async fn reassert(gw: &Gateway, bucket: &str) {
+    let outcome: Result<()> = async {
+        let Some(record) = gw.index.bucket(bucket)? else { return Ok(()) };
+        let ts = gw.index.next_ts();
+        let stored = store_bucket_blob(gw, BlobKind::Bucket, bucket, ts, record.created_ms).await?;
+        let (name, blob) = (bucket.to_string(), stored.blob.clone());
+        gw.blocking(move |index| index.reassert_bucket(&name, ts, &blob)).await?;
+        Ok(())
+    }
+    .await;
+    if let Err(err) = outcome {
+        tracing::warn!(%bucket, %err, "could not outrank the refused deletion's blob; GC will delete it");
+    }
 }
 
 pub(super) async fn get_bucket_location(

@@ -124,6 +124,7 @@ mod tests {
             checksum: None,
             parts: vec![],
             blob: BlobRef { id: "x".into(), replicas: vec![] },
+            tags_blob: None,
         }
     }
 

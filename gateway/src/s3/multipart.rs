@@ -342,6 +342,7 @@ pub(super) async fn complete_multipart_upload(
         checksum: checksum.clone(),
         parts: chosen,
         blob: stored_manifest.blob,
+        tags_blob: None,
     };
     let entry = ObjectEntry::Live(Box::new(record));
     let (b, k, u) = (bucket.clone(), key.clone(), upload_id.clone());

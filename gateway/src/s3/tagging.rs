@@ -1,12 +1,16 @@
 //! GetObjectTagging, PutObjectTagging, DeleteObjectTagging. Tags live in the object's index
-//! record; a change rewrites the record in place (same version, same blobs).
+//! record; a change writes a tags blob to the volumes (so a rebuild restores it) and then
+//! rewrites the record (same version, same data blobs, the new tags blob).
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::object::lookup;
-use super::write::check_tags;
+use super::write::{self, check_tags};
+use crate::blob_meta::{BlobKind, BlobMeta};
+use crate::index::records::TagsBlob;
+use crate::time::now_ms;
 
 fn check_version(version_id: Option<&str>) -> S3Result<()> {
     match version_id {
@@ -26,9 +30,24 @@ pub(super) async fn get_object_tagging(
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
 }
 
+/// Writes the new tag set to the volumes as a tags blob naming the current version, then
+/// commits it (see `index/tags.rs`). A change that lost to an overwrite or a newer change
+/// is ordered before it, as a rebuild orders it, and still succeeds.
 async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, String)>) -> S3Result<()> {
-    lookup(gw, &bucket, &key)?;
-    gw.blocking(move |index| index.set_tags(&bucket, &key, tags)).await?;
+    let version = lookup(gw, &bucket, &key)?.blob.id;
+    let ts = gw.index.next_ts();
+    let meta = BlobMeta {
+        tags: tags.clone(),
+        version: Some(version.clone()),
+        ..BlobMeta::new(BlobKind::Tags, &bucket, &key, ts, now_ms())
+    };
+    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+    let stored = write::store(gw, &meta, Some(0), None, None, empty).await?;
+    let change = TagsBlob { ts, blob: stored.blob.clone() };
+    gw.blocking(move |index| index.set_tags(&bucket, &key, &version, tags, change)).await?;
+    // Registered in flight until here, so GC cannot take the blob for an orphan before the
+    // record references it.
+    drop(stored);
     Ok(())
 }
 

@@ -59,6 +59,7 @@ impl Stored {
             checksum,
             parts: Vec::new(),
             blob: self.blob.clone(),
+            tags_blob: None,
         }
     }
 }

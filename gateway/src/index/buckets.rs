@@ -1,0 +1,358 @@
+//! Buckets in the index (`buckets` column family: name → [`BucketEntry`]).
+//!
+//! Every bucket operation is first written to the volumes as a bucket blob (kind `bucket` for
+//! a creation, `bucket_deleted` for a deletion, under the empty key) and then committed here
+//! with the blob's timestamp. Like object writes, a bucket operation older than the entry it
+//! would replace loses (`OperationAborted`, S3's answer to conflicting bucket operations), so
+//! the index and a rebuild ("the newest bucket blob wins") agree. A deleted bucket keeps a
+//! `Deleted` entry until GC has deleted every older bucket blob of the name (their queue
+//! entries are filed under the empty key), since until then its deletion blob is what keeps
+//! a rebuild from bringing the bucket back.
+
+use rocksdb::{IteratorMode, WriteBatch};
+
+use super::records::{BlobRef, BucketEntry, BucketRecord, Replica, decode, encode};
+use super::{CF_BUCKETS, CF_META, Index, META_CLOCK, synced};
+use crate::error::{Error, Result};
+
+/// The key bucket blobs, and their GC queue and repair entries, are filed under: no object
+/// has it (S3 keys are at least one byte long).
+pub const BUCKET_KEY: &str = "";
+
+/// A deleted bucket's entry that may be dropped.
+#[derive(Debug, Clone)]
+pub struct BucketTombstone {
+    /// Bucket name.
+    pub name: String,
+    /// Delete timestamp.
+    pub ts: u64,
+    /// The deletion blob on the volumes.
+    pub blob: BlobRef,
+}
+
+impl Index {
+    /// The bucket's entry (live or deleted).
+    pub fn bucket_entry(&self, name: &str) -> Result<Option<BucketEntry>> {
+        self.db.get_cf(self.cf(CF_BUCKETS)?, name.as_bytes())?.map(|b| decode(&b)).transpose()
+    }
+
+    /// The bucket's record, if it exists.
+    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
+        Ok(self.bucket_entry(name)?.and_then(BucketEntry::live))
+    }
+
+    /// Every entry (live or deleted), by name.
+    pub fn bucket_entries(&self) -> Result<Vec<(String, BucketEntry)>> {
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
+            let (name, value) = item?;
+            out.push((String::from_utf8_lossy(&name).into_owned(), decode(&value)?));
+        }
+        Ok(out)
+    }
+
+    /// All buckets that exist, by name.
+    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        Ok(self.bucket_entries()?.into_iter().filter_map(|(name, entry)| Some((name, entry.live()?))).collect())
+    }
+
+    /// Creates a bucket whose creation blob `blob` was written at `ts`; `false` (and the
+    /// blob queued for GC) if it already exists. `OperationAborted` if a deletion newer than
+    /// `ts` has committed meanwhile.
+    pub fn create_bucket(&self, name: &str, ts: u64, created_ms: u64, blob: &BlobRef) -> Result<bool> {
+        let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        let outcome = match self.bucket_entry(name)? {
+            Some(BucketEntry::Live(_)) => Ok(false),
+            Some(BucketEntry::Deleted { ts: deleted, .. }) if deleted > ts => Err(Error::OperationAborted),
+            current => {
+                // A newer creation outranks every older bucket blob of the name: the
+                // deletion blob has done its job.
+                if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
+                    self.queue_gc(&mut batch, name, BUCKET_KEY, deletion)?;
+                }
+                let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
+                batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&BucketEntry::Live(record))?);
+                self.queue_repairs(&mut batch, name, BUCKET_KEY, None, [blob])?;
+                Ok(true)
+            }
+        };
+        if !matches!(outcome, Ok(true)) {
+            self.queue_gc(&mut batch, name, BUCKET_KEY, blob)?;
+        }
+        self.commit_bucket_batch(batch)?;
+        outcome
+    }
+
+    /// Fails unless the bucket exists and may be deleted: no objects, no multipart uploads
+    /// in progress (S3 refuses both with `BucketNotEmpty`; deleting the uploads would orphan
+    /// their parts). A quick check before the deletion blob is written; the commit checks
+    /// again.
+    pub fn check_bucket_deletable(&self, name: &str) -> Result<()> {
+        if self.bucket(name)?.is_none() {
+            return Err(Error::NoSuchBucket);
+        }
+        let page = self.list_objects(name, "", None, None, 1)?;
+        if !page.items.is_empty() || self.has_uploads(name)? {
+            return Err(Error::BucketNotEmpty);
+        }
+        Ok(())
+    }
+
+    /// Deletes a bucket (see [`Index::check_bucket_deletable`]) with the deletion blob
+    /// `blob` written at `ts`: the entry becomes `Deleted` and the creation blob goes to the
+    /// GC queue. On any refusal the deletion blob goes to the GC queue instead.
+    ///
+    /// The bucket's object tombstones stay until GC drops them like any other: until the
+    /// versions they deleted are gone from the volumes, they are what keeps a rebuild from
+    /// resurrecting them. A bucket created again under the name finds them harmless: its
+    /// writes carry newer timestamps, and listings skip tombstones.
+    pub fn delete_bucket(&self, name: &str, ts: u64, blob: &BlobRef) -> Result<()> {
+        let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        let outcome = match self.bucket_entry(name)? {
+            Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
+            Some(BucketEntry::Live(record)) => match self.check_bucket_deletable(name) {
+                Ok(()) => {
+                    if let Some(creation) = &record.blob {
+                        self.queue_gc(&mut batch, name, BUCKET_KEY, creation)?;
+                    }
+                    let entry = BucketEntry::Deleted { ts, blob: blob.clone() };
+                    batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?);
+                    self.queue_repairs(&mut batch, name, BUCKET_KEY, None, [blob])?;
+                    Ok(())
+                }
+                Err(err) => Err(err),
+            },
+            _ => Err(Error::NoSuchBucket),
+        };
+        if outcome.is_err() {
+            self.queue_gc(&mut batch, name, BUCKET_KEY, blob)?;
+        }
+        self.commit_bucket_batch(batch)?;
+        outcome
+    }
+
+    /// Makes `blob`, a creation blob written at `ts` after a DeleteBucket whose commit was
+    /// refused, the bucket's blob: that DeleteBucket's deletion blob is newer than the old
+    /// creation blob, and until GC deletes it a rebuild would take the bucket for deleted.
+    /// The old blob goes to the GC queue; `false` (and `blob` queued) if the bucket is gone
+    /// or a newer operation committed.
+    pub fn reassert_bucket(&self, name: &str, ts: u64, blob: &BlobRef) -> Result<bool> {
+        let _guard = self.lock()?;
+        let mut batch = WriteBatch::default();
+        let done = match self.bucket_entry(name)? {
+            Some(BucketEntry::Live(mut record)) if record.ts < ts => {
+                if let Some(old) = &record.blob {
+                    self.queue_gc(&mut batch, name, BUCKET_KEY, old)?;
+                }
+                record.ts = ts;
+                record.blob = Some(blob.clone());
+                batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&BucketEntry::Live(record))?);
+                self.queue_repairs(&mut batch, name, BUCKET_KEY, None, [blob])?;
+                true
+            }
+            _ => {
+                self.queue_gc(&mut batch, name, BUCKET_KEY, blob)?;
+                false
+            }
+        };
+        self.commit_bucket_batch(batch)?;
+        Ok(done)
+    }
+
+    /// Writes a bucket operation's batch, with the clock (bucket blobs take their timestamps
+    /// from it, and it must never go back across a restart).
+    fn commit_bucket_batch(&self, mut batch: WriteBatch) -> Result<()> {
+        batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(std::sync::atomic::Ordering::SeqCst))?);
+        self.db.write_opt(batch, &synced())?;
+        Ok(())
+    }
+
+    /// Deleted buckets' entries written before `before_ts`.
+    pub fn bucket_tombstones_before(&self, before_ts: u64) -> Result<Vec<BucketTombstone>> {
+        Ok(self
+            .bucket_entries()?
+            .into_iter()
+            .filter_map(|(name, entry)| match entry {
+                BucketEntry::Deleted { ts, blob } if ts < before_ts => Some(BucketTombstone { name, ts, blob }),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Drops a deleted bucket's entry if it is still the name's entry and no bucket blob of
+    /// the name is queued for GC any more (a queued one may be an older creation blob, which
+    /// without the deletion blob would bring the bucket back in a rebuild); whether it was
+    /// dropped. Checked under the commit lock, under which every queue entry is written.
+    pub fn drop_bucket_tombstone(&self, tombstone: &BucketTombstone) -> Result<bool> {
+        let _guard = self.lock()?;
+        if self.gc_queued_for(&tombstone.name, BUCKET_KEY)? {
+            return Ok(false);
+        }
+        match self.bucket_entry(&tombstone.name)? {
+            Some(BucketEntry::Deleted { ts, .. }) if ts == tombstone.ts => {
+                self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, tombstone.name.as_bytes(), &synced())?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Points the bucket blob `blob_id` of `name`'s entry at `replicas`, if the entry still
+    /// uses it; whether it did.
+    pub(super) fn move_bucket_blob(&self, name: &str, blob_id: &str, replicas: &[Replica]) -> Result<bool> {
+        let _guard = self.lock()?;
+        let Some(mut entry) = self.bucket_entry(name)? else { return Ok(false) };
+        let Some(blob) = entry.blob_mut().filter(|b| b.id == blob_id) else { return Ok(false) };
+        blob.replicas = replicas.to_vec();
+        self.db.put_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?, &synced())?;
+        Ok(true)
+    }
+
+    /// Stores a bucket entry as found on the volumes (rebuild: unsynced, made durable by
+    /// `finish_restore`).
+    pub fn restore_bucket(&self, name: &str, entry: &BucketEntry) -> Result<()> {
+        self.db.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(entry)?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+impl Index {
+    /// Test shorthand: creates `name` as CreateBucket would, with a made-up bucket blob.
+    pub(crate) fn test_create_bucket(&self, name: &str) -> Result<bool> {
+        let ts = self.next_ts();
+        self.create_bucket(name, ts, ts / 1000, &BlobRef { id: format!("bucket-{name}-{ts}"), replicas: vec![] })
+    }
+
+    /// Test shorthand: deletes `name` as DeleteBucket would, with a made-up deletion blob.
+    pub(crate) fn test_delete_bucket(&self, name: &str) -> Result<()> {
+        let ts = self.next_ts();
+        self.delete_bucket(name, ts, &BlobRef { id: format!("deleted-{name}-{ts}"), replicas: vec![] })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records::*;
+    use super::*;
+
+    fn blob(id: &str) -> BlobRef {
+        BlobRef { id: id.into(), replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] }
+    }
+
+    fn index() -> (tempfile::TempDir, Index) {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        (dir, index)
+    }
+
+    /// The queued blob ids, sorted (the queue's own order depends on the millisecond).
+    fn queued(index: &Index) -> Vec<String> {
+        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+        ids.sort();
+        ids
+    }
+
+    /// Every bucket operation leaves exactly the blobs a rebuild needs referenced, and queues
+    /// the rest.
+    #[test]
+    fn bucket_blobs_are_referenced_or_queued() {
+        let (_dir, index) = index();
+        assert!(index.create_bucket("b", 10, 1000, &blob("c1")).unwrap());
+        assert_eq!(index.bucket("b").unwrap().unwrap().blob, Some(blob("c1")));
+        assert!(!index.create_bucket("b", 11, 2000, &blob("c2")).unwrap(), "exists already");
+        assert_eq!(queued(&index), ["c2"]);
+        assert_eq!(index.bucket("b").unwrap().unwrap().created_ms, 1000);
+
+        index.delete_bucket("b", 12, &blob("d1")).unwrap();
+        assert!(index.bucket("b").unwrap().is_none());
+        assert!(index.buckets().unwrap().is_empty());
+        assert_eq!(index.bucket_entry("b").unwrap(), Some(BucketEntry::Deleted { ts: 12, blob: blob("d1") }));
+        assert_eq!(queued(&index), ["c1", "c2"]);
+        // The deletion blob is referenced by the entry, the others by the queue: GC's
+        // orphan pass takes none of them.
+        let referenced = index.referenced_copies().unwrap();
+        for id in ["c1", "c2", "d1"] {
+            assert!(referenced.contains(&(id.to_string(), "v".to_string(), 0)), "{id}");
+        }
+        assert!(index.volume_in_use("v").unwrap());
+
+        assert!(matches!(index.delete_bucket("b", 13, &blob("d2")), Err(Error::NoSuchBucket)));
+        assert!(queued(&index).contains(&"d2".to_string()));
+        // A creation older than the committed deletion lost the race.
+        assert!(matches!(index.create_bucket("b", 11, 3000, &blob("c-old")), Err(Error::OperationAborted)));
+        assert!(index.bucket("b").unwrap().is_none());
+
+        assert!(index.create_bucket("b", 14, 4000, &blob("c3")).unwrap());
+        assert!(queued(&index).contains(&"d1".to_string()), "the deletion blob is outranked");
+        assert_eq!(index.bucket("b").unwrap().unwrap().created_ms, 4000);
+        // A deletion that started before the creation committed loses.
+        assert!(matches!(index.delete_bucket("b", 13, &blob("d-old")), Err(Error::OperationAborted)));
+        assert!(index.bucket("b").unwrap().is_some());
+    }
+
+    /// A refused DeleteBucket left a deletion blob newer than the creation blob; the bucket's
+    /// blob is replaced by a newer creation blob carrying the same creation time.
+    #[test]
+    fn a_refused_delete_is_outranked_by_a_reasserted_creation() {
+        let (_dir, index) = index();
+        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        assert!(matches!(index.check_bucket_deletable("b"), Err(Error::BucketNotEmpty)));
+        assert!(matches!(index.delete_bucket("b", 11, &blob("d1")), Err(Error::BucketNotEmpty)));
+        assert_eq!(queued(&index), ["d1"]);
+        assert!(index.reassert_bucket("b", 12, &blob("c2")).unwrap());
+        let record = index.bucket("b").unwrap().unwrap();
+        assert_eq!((record.ts, record.created_ms, record.blob), (12, 1000, Some(blob("c2"))));
+        assert!(queued(&index).contains(&"c1".to_string()));
+        assert!(!index.reassert_bucket("b", 12, &blob("c3")).unwrap(), "not newer");
+    }
+
+    /// Rebalance, repair and `volume remove --force` find a bucket's blob, of a bucket and of
+    /// a deleted bucket's entry.
+    #[test]
+    fn bucket_blobs_are_moved_repaired_and_forgotten() {
+        let (_dir, index) = index();
+        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
+        let copies = |index: &Index| index.bucket_entry("b").unwrap().unwrap().blob().unwrap().replicas.clone();
+        let moved = [Replica { volume: "v2".into(), subvolume: 1 }, Replica { volume: "v3".into(), subvolume: 0 }];
+        assert!(index.move_blob("b", BUCKET_KEY, "c1", &moved).unwrap());
+        assert!(!index.move_blob("b", BUCKET_KEY, "other", &moved).unwrap());
+        assert_eq!(copies(&index), moved);
+        assert!(index.volume_in_use("v2").unwrap() && !index.volume_in_use("v").unwrap());
+
+        index.set_replica_target(3);
+        let forgotten = index.forget_volume("v2").unwrap();
+        assert_eq!((forgotten.copies, forgotten.repairs), (1, 1));
+        assert_eq!(copies(&index), [moved[1].clone()]);
+        let repairs = index.repairs(None, 10).unwrap();
+        let (_, entry) = repairs.iter().find(|(id, _)| id == "c1").unwrap();
+        assert_eq!((entry.bucket.as_str(), entry.key.as_str()), ("b", BUCKET_KEY));
+        let added = Replica { volume: "v4".into(), subvolume: 0 };
+        index.add_copies("c1", entry, std::slice::from_ref(&added)).unwrap();
+        assert_eq!(copies(&index), [moved[1].clone(), added.clone()]);
+
+        index.delete_bucket("b", 20, &blob("d1")).unwrap();
+        assert!(index.move_blob("b", BUCKET_KEY, "d1", std::slice::from_ref(&added)).unwrap());
+        assert_eq!(copies(&index), [added]);
+    }
+
+    /// A deleted bucket's entry stays while a bucket blob of its name is queued.
+    #[test]
+    fn a_bucket_tombstone_stays_while_an_older_bucket_blob_is_queued() {
+        let (_dir, index) = index();
+        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
+        index.delete_bucket("b", 20, &blob("d1")).unwrap();
+        let tombstones = index.bucket_tombstones_before(u64::MAX).unwrap();
+        assert_eq!(tombstones.len(), 1);
+        assert!(index.bucket_tombstones_before(20).unwrap().is_empty());
+        assert!(!index.drop_bucket_tombstone(&tombstones[0]).unwrap(), "c1 is still queued");
+        for due in index.gc_due(u64::MAX).unwrap() {
+            index.gc_remove(&due.queue_key).unwrap();
+        }
+        assert!(index.drop_bucket_tombstone(&tombstones[0]).unwrap());
+        assert!(index.bucket_entry("b").unwrap().is_none());
+    }
+}
