@@ -1,5 +1,7 @@
 //! `cairn-admin`: operator commands, a client of the gateway's admin API.
 
+mod keyfile;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -142,6 +144,53 @@ enum KeyCommand {
     Allow(GrantArgs),
     /// Take permissions away (all of them on the bucket if none is named).
     Deny(GrantArgs),
+    /// Write every key, secrets included, to a new file sealed with a passphrase (from
+    /// CAIRN_KEY_PASSPHRASE or --passphrase-file). Keys are not on the volumes: keep an
+    /// export to bring them back after a rebuild.
+    Export {
+        /// The file to create (it must not exist yet).
+        #[arg(long)]
+        out: std::path::PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Store every key of a sealed export file; keys with the same id are replaced, so
+    /// importing twice is harmless.
+    Import {
+        /// A file written by `key export`.
+        file: std::path::PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+}
+
+/// Where the passphrase of a key file comes from: never a command-line value, which other
+/// users can read in the process list and which lands in shell history.
+#[derive(Debug, clap::Args)]
+struct PassphraseArgs {
+    /// Read the passphrase from this file (its first line) instead of CAIRN_KEY_PASSPHRASE.
+    #[arg(long)]
+    passphrase_file: Option<std::path::PathBuf>,
+}
+
+impl PassphraseArgs {
+    fn read(&self) -> Result<zeroize::Zeroizing<String>, String> {
+        let passphrase = match &self.passphrase_file {
+            Some(path) => {
+                let text = zeroize::Zeroizing::new(
+                    std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?,
+                );
+                zeroize::Zeroizing::new(text.lines().next().unwrap_or_default().to_string())
+            }
+            None => zeroize::Zeroizing::new(std::env::var("CAIRN_KEY_PASSPHRASE").map_err(|_| {
+                "a passphrase is needed: set CAIRN_KEY_PASSPHRASE or pass --passphrase-file".to_string()
+            })?),
+        };
+        if passphrase.is_empty() {
+            return Err("the passphrase is empty".into());
+        }
+        Ok(passphrase)
+    }
 }
 
 #[derive(Debug, clap::Args)]
@@ -262,13 +311,15 @@ async fn rebuild(
             println!();
         }
         println!(
-            "rebuilt {}: {} buckets, {} objects, {} deleted keys, {} old blobs queued for gc, {} skipped; {} blobs ({} bytes) in {:.1} s ({:.0} objects/s, {:.1} MB/s)",
+            "rebuilt {}: {} buckets, {} objects, {} deleted keys, {} old blobs queued for gc, {} skipped; {} deleted buckets, {} tag sets changed after the write; {} blobs ({} bytes) in {:.1} s ({:.0} objects/s, {:.1} MB/s)",
             db.display(),
             report.buckets,
             report.objects,
             report.tombstones,
             report.queued,
             report.skipped,
+            report.deleted_buckets,
+            report.tags,
             report.blobs,
             report.bytes,
             report.seconds,
@@ -278,6 +329,19 @@ async fn rebuild(
     }
     for what in &report.unreadable {
         eprintln!("cairn-admin: warning: not read, left out of the index: {what}");
+    }
+    for bucket in &report.buckets_from_objects {
+        eprintln!(
+            "cairn-admin: warning: bucket {bucket} was recreated because objects are in it, though its bucket blobs say it was deleted (or none was found)"
+        );
+    }
+    // Keys are not on the volumes; say so where a person reads it, and keep --json's stdout
+    // parseable.
+    let note = "access keys are not on the volumes and were not rebuilt: import them with `cairn-admin key import FILE` (a file written by `cairn-admin key export`) once the gateway runs";
+    if as_json {
+        eprintln!("cairn-admin: {note}");
+    } else {
+        println!("{note}");
     }
     if report.skipped > 0 {
         return Err(format!("{} blobs or objects could not be restored (see the log)", report.skipped));
@@ -360,7 +424,64 @@ async fn key(api: &Api, command: KeyCommand, as_json: bool) -> Result<(), String
             let (path, body) = grant(args, false);
             print_keys(&api.call(reqwest::Method::POST, &path, Some(body)).await?, as_json)
         }
+        KeyCommand::Export { out, passphrase } => export_keys(api, &out, &passphrase, as_json).await,
+        KeyCommand::Import { file, passphrase } => import_keys(api, &file, &passphrase, as_json).await,
     }
+}
+
+async fn export_keys(
+    api: &Api,
+    out: &std::path::Path,
+    passphrase: &PassphraseArgs,
+    as_json: bool,
+) -> Result<(), String> {
+    let passphrase = passphrase.read()?;
+    if passphrase.chars().count() < keyfile::MIN_PASSPHRASE {
+        return Err(format!("the passphrase must be at least {} characters long", keyfile::MIN_PASSPHRASE));
+    }
+    let keys = zeroize::Zeroizing::new(api.get("/keys/export").await?);
+    let count = parse::<Vec<serde_json::Value>>(&keys)?.len();
+    let sealed = keyfile::seal(keys.as_bytes(), passphrase.as_bytes())?;
+    // A new file, readable by its owner only; never over an existing one (an older export
+    // may be the only copy of keys deleted since).
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(out)
+            .map_err(|e| format!("{}: {e}", out.display()))?
+    };
+    std::io::Write::write_all(&mut file, &sealed).map_err(|e| format!("{}: {e}", out.display()))?;
+    file.sync_all().map_err(|e| format!("{}: {e}", out.display()))?;
+    if as_json {
+        println!("{}", json!({"exported": count, "file": out.display().to_string()}));
+    } else {
+        println!("exported {count} keys to {} (sealed; keep the passphrase apart from the file)", out.display());
+    }
+    Ok(())
+}
+
+async fn import_keys(
+    api: &Api,
+    path: &std::path::Path,
+    passphrase: &PassphraseArgs,
+    as_json: bool,
+) -> Result<(), String> {
+    let passphrase = passphrase.read()?;
+    let file = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let keys = keyfile::open(&file, passphrase.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let keys: serde_json::Value =
+        serde_json::from_slice(&keys).map_err(|e| format!("{}: not a list of keys: {e}", path.display()))?;
+    let text = api.call(reqwest::Method::POST, "/keys/import", Some(keys)).await?;
+    if as_json {
+        println!("{text}");
+    } else {
+        let imported: gateway::admin::keys::Imported = parse(&text)?;
+        println!("imported {} keys ({} replaced) from {}", imported.imported, imported.replaced, path.display());
+    }
+    Ok(())
 }
 
 fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
@@ -389,7 +510,7 @@ fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
 
 fn gc_line(p: &GcProgress) -> String {
     format!(
-        "gc {}: uploads aborted {}  queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {}  deleted {}  errors {}",
+        "gc {}: uploads aborted {}  queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {} (buckets {})  deleted {}  errors {}",
         p.status.state,
         p.uploads_aborted,
         p.queue_done,
@@ -398,6 +519,7 @@ fn gc_line(p: &GcProgress) -> String {
         p.orphans,
         p.orphan_bytes,
         p.tombstones,
+        p.bucket_tombstones,
         p.deleted,
         p.status.errors
     )

@@ -1,4 +1,7 @@
-//! Access keys over the admin API. The secret is returned once, at creation.
+//! Access keys over the admin API. The secret is returned at creation, and to
+//! `GET /keys/export`, which `cairn-admin key export` seals with a passphrase before it
+//! touches a disk: access keys live only in the index, so an export is how they survive
+//! its loss (`cairn-admin key import` brings them back after a rebuild).
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
@@ -7,7 +10,7 @@ use hyper::body::Incoming;
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 
-use super::{AdminApi, Failure, json, read_json, reply};
+use super::{AdminApi, Failure, json, read_json, read_json_limited, reply};
 use crate::index::records::{Grant, KeyRecord};
 use crate::time::now_ms;
 
@@ -54,6 +57,44 @@ struct GrantChange {
     owner: bool,
     allow: bool,
 }
+
+/// One key with its secret, as `GET /keys/export` lists it and `POST /keys/import` takes it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ExportedKey {
+    /// Access key id.
+    pub access_key_id: String,
+    /// Secret access key.
+    pub secret_access_key: String,
+    /// Name.
+    pub name: String,
+    /// Creation time, unix milliseconds.
+    pub created_ms: u64,
+    /// Grants per bucket.
+    pub grants: Vec<Grant>,
+}
+
+impl std::fmt::Debug for ExportedKey {
+    /// The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ExportedKey")
+            .field("access_key_id", &self.access_key_id)
+            .field("name", &self.name)
+            .field("grants", &self.grants)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /keys/import` answer.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Imported {
+    /// Keys stored.
+    pub imported: usize,
+    /// Of those, how many replaced a key with the same id.
+    pub replaced: usize,
+}
+
+/// Largest import body: ample for tens of thousands of keys.
+const MAX_IMPORT_BODY: usize = 16 * 1024 * 1024;
 
 fn random_string(len: usize, alphabet: &[u8]) -> String {
     let mut rng = rand::rng();
@@ -117,4 +158,45 @@ pub(super) async fn grant(api: &AdminApi, id: &str, req: Request<Incoming>) -> R
         return Err(Failure(StatusCode::NOT_FOUND, format!("no key {id}")));
     }
     list(api)
+}
+
+pub(super) fn export(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
+    let keys: Vec<ExportedKey> = api
+        .index
+        .keys()?
+        .into_iter()
+        .map(|(id, record)| ExportedKey {
+            access_key_id: id,
+            secret_access_key: record.secret,
+            name: record.name,
+            created_ms: record.created_ms,
+            grants: record.grants,
+        })
+        .collect();
+    tracing::info!(keys = keys.len(), "access keys exported");
+    Ok(json(StatusCode::OK, &keys))
+}
+
+/// Stores every key of the body, replacing keys with the same id (so an import can be run
+/// again), all in one batch; nothing is stored if any key is malformed.
+pub(super) async fn import(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let keys: Vec<ExportedKey> = read_json_limited(req, MAX_IMPORT_BODY).await?;
+    let mut records = Vec::with_capacity(keys.len());
+    for key in keys {
+        let id_ok = !key.access_key_id.is_empty()
+            && key.access_key_id.len() <= 128
+            && key.access_key_id.bytes().all(|b| b.is_ascii_alphanumeric());
+        if !id_ok || key.secret_access_key.is_empty() || key.name.trim().is_empty() {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!("key {:?}: an id of letters and digits, a secret and a name are required", key.access_key_id),
+            ));
+        }
+        let record =
+            KeyRecord { name: key.name, secret: key.secret_access_key, created_ms: key.created_ms, grants: key.grants };
+        records.push((key.access_key_id, record));
+    }
+    let replaced = api.index.put_keys(&records)?;
+    tracing::info!(imported = records.len(), replaced, "access keys imported");
+    Ok(json(StatusCode::OK, &Imported { imported: records.len(), replaced }))
 }

@@ -4,6 +4,9 @@
 //! GET    /status                 volumes, counts, jobs
 //! POST   /keys                   {"name"} → a new access key with its secret (shown once)
 //! GET    /keys                   keys and grants, no secrets
+//! GET    /keys/export            every key with its secret (cairn-admin seals them)
+//! POST   /keys/import            [{"access_key_id", "secret_access_key", "name", …}]
+//!                                → stored, replacing keys with the same id
 //! DELETE /keys/{id}
 //! POST   /keys/{id}/grants       {"bucket", "read", "write", "owner", "allow"}
 //! POST   /jobs/gc                {"grace_secs", "dry_run"} → starts GC (one at a time)
@@ -103,7 +106,15 @@ impl From<crate::Error> for Failure {
 
 /// Reads a JSON body (an empty body reads as `{}`).
 pub(crate) async fn read_json<T: serde::de::DeserializeOwned>(req: Request<Incoming>) -> Result<T, Failure> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
+    read_json_limited(req, MAX_BODY).await
+}
+
+/// Reads a JSON body of at most `limit` bytes (an empty body reads as `{}`).
+pub(crate) async fn read_json_limited<T: serde::de::DeserializeOwned>(
+    req: Request<Incoming>,
+    limit: usize,
+) -> Result<T, Failure> {
+    let bytes = Limited::new(req.into_body(), limit)
         .collect()
         .await
         .map_err(|e| Failure(StatusCode::BAD_REQUEST, format!("body: {e}")))?
@@ -185,6 +196,8 @@ impl AdminApi {
             ("GET", ["status"]) => self.status().await.map(|s| json(StatusCode::OK, &s)).map_err(Failure::from),
             ("POST", ["keys"]) => keys::create(&self, req).await,
             ("GET", ["keys"]) => keys::list(&self),
+            ("GET", ["keys", "export"]) => keys::export(&self),
+            ("POST", ["keys", "import"]) => keys::import(&self, req).await,
             ("DELETE", ["keys", id]) => keys::delete(&self, id),
             ("POST", ["keys", id, "grants"]) => keys::grant(&self, id, req).await,
             ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,

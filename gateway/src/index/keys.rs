@@ -13,6 +13,20 @@ impl Index {
         Ok(())
     }
 
+    /// Stores (creates or replaces) every key of `keys` in one synced batch; how many
+    /// replaced a key of the same id.
+    pub fn put_keys(&self, keys: &[(String, KeyRecord)]) -> Result<usize> {
+        let _guard = self.lock()?;
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut replaced = 0;
+        for (id, record) in keys {
+            replaced += usize::from(self.key(id)?.is_some());
+            batch.put_cf(self.cf(CF_KEYS)?, id.as_bytes(), encode(record)?);
+        }
+        self.db.write_opt(batch, &synced())?;
+        Ok(replaced)
+    }
+
     /// A key by id.
     pub fn key(&self, id: &str) -> Result<Option<KeyRecord>> {
         self.db.get_cf(self.cf(CF_KEYS)?, id.as_bytes())?.map(|b| decode(&b)).transpose()
@@ -83,5 +97,13 @@ mod tests {
         assert_eq!(index.keys().unwrap().len(), 1);
         assert!(index.delete_key("CK1").unwrap());
         assert!(!index.delete_key("CK1").unwrap());
+
+        // Importing the same keys twice replaces them.
+        let other = KeyRecord { name: "other".into(), secret: "x".into(), created_ms: 2, grants: vec![] };
+        let keys = vec![("CK1".to_string(), record.clone()), ("CK2".to_string(), other)];
+        assert_eq!(index.put_keys(&keys).unwrap(), 0);
+        assert_eq!(index.put_keys(&keys).unwrap(), 2);
+        assert_eq!(index.keys().unwrap().len(), 2);
+        assert_eq!(index.key("CK1").unwrap(), Some(record));
     }
 }
