@@ -375,3 +375,82 @@ async fn manifest_record(
     let etag = found.meta.etag.clone().ok_or_else(|| Error::Volume(format!("manifest {} has no ETag", blob.id)))?;
     Ok(record(found, blob, etag, size, parts))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn found(kind: BlobKind, ts: u64, modified_ms: u64) -> Found {
+        Found {
+            meta: BlobMeta::new(kind, "b", crate::index::BUCKET_KEY, ts, modified_ms),
+            size: 0,
+            sha256: String::new(),
+            md5: String::new(),
+            replicas: vec![],
+        }
+    }
+
+    /// Bucket blobs by id: `c…` creations, `d…` deletions, as (id, ts, modified_ms).
+    fn blobs(list: &[(&str, u64, u64)]) -> (Vec<String>, HashMap<String, Found>) {
+        let ids = list.iter().map(|(id, _, _)| id.to_string()).collect();
+        let found = list
+            .iter()
+            .map(|(id, ts, ms)| {
+                let kind = if id.starts_with('c') { BlobKind::Bucket } else { BlobKind::BucketDeleted };
+                (id.to_string(), found(kind, *ts, *ms))
+            })
+            .collect();
+        (ids, found)
+    }
+
+    fn restore(
+        list: &[(&str, u64, u64)],
+        oldest_object_ms: Option<u64>,
+    ) -> Option<(BucketEntry, Option<String>, bool)> {
+        let (ids, found) = blobs(list);
+        bucket_entry(&ids, &found, oldest_object_ms).map(|r| (r.entry, r.keep, r.for_objects))
+    }
+
+    fn live(created_ms: u64, ts: u64, id: Option<&str>) -> BucketEntry {
+        let blob = id.map(|id| BlobRef { id: id.into(), replicas: vec![] });
+        BucketEntry::Live(BucketRecord { created_ms, ts, blob })
+    }
+
+    #[test]
+    fn the_newest_bucket_operation_wins_and_the_first_creation_dates_the_bucket() {
+        // Created, then a CreateBucket that found it existing: the first creation's date.
+        assert_eq!(
+            restore(&[("c1", 10, 1000), ("c2", 20, 2000)], None),
+            Some((live(1000, 10, Some("c1")), Some("c1".into()), false))
+        );
+        // Deleted: stays deleted, keeping the deletion blob.
+        let deleted = BucketEntry::Deleted { ts: 20, blob: BlobRef { id: "d1".into(), replicas: vec![] } };
+        assert_eq!(restore(&[("c1", 10, 1000), ("d1", 20, 0)], None), Some((deleted, Some("d1".into()), false)));
+        // Deleted and created again: the new creation's date.
+        assert_eq!(
+            restore(&[("c1", 10, 1000), ("d1", 20, 0), ("c2", 30, 3000)], None),
+            Some((live(3000, 30, Some("c2")), Some("c2".into()), false))
+        );
+        // A refused delete, outranked by a creation blob carrying the original date.
+        assert_eq!(
+            restore(&[("c1", 10, 1000), ("d1", 20, 0), ("c2", 30, 1000)], None),
+            Some((live(1000, 30, Some("c2")), Some("c2".into()), false))
+        );
+        // Nothing about the bucket at all.
+        assert_eq!(restore(&[], None), None);
+    }
+
+    #[test]
+    fn live_objects_keep_their_bucket_whatever_its_blobs_say() {
+        assert_eq!(
+            restore(&[("c1", 10, 1000), ("d1", 20, 0)], Some(1500)),
+            Some((live(1000, 10, Some("c1")), Some("c1".into()), true))
+        );
+        assert_eq!(restore(&[], Some(1500)), Some((live(1500, 0, None), None, true)));
+        // With a creation newer than any deletion, the objects change nothing.
+        assert_eq!(
+            restore(&[("c1", 10, 1000)], Some(1500)),
+            Some((live(1000, 10, Some("c1")), Some("c1".into()), false))
+        );
+    }
+}
