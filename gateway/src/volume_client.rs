@@ -224,6 +224,16 @@ async fn check(response: reqwest::Response, base: &str) -> Result<reqwest::Respo
     if status.is_success() {
         return Ok(response);
     }
+    // The volume's corrupt-blob contract (see `volumed::http`): 422 *and* the marker header,
+    // so no other 422 is ever taken for a corrupt replica.
+    let corrupt = status == StatusCode::UNPROCESSABLE_ENTITY
+        && response
+            .headers()
+            .get(volumed::http::ERROR_HEADER)
+            .is_some_and(|value| value.as_bytes() == volumed::http::CORRUPT.as_bytes());
     let text = response.text().await.unwrap_or_default();
+    if corrupt {
+        return Err(Error::CorruptReplica(format!("{base}: {}", text.trim())));
+    }
     Err(Error::Volume(format!("{base} answered {status}: {}", text.trim())))
 }

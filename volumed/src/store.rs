@@ -191,6 +191,7 @@ impl Store {
             sha256: sha.finalize().into(),
             md5: md5.finalize().into(),
             written_at_ms: now_ms(),
+            meta_crc32c: blob::crc32c(meta),
         };
         out.write_all(meta).await?;
         out.write_all(&footer.encode()).await?;
@@ -204,7 +205,15 @@ impl Store {
         Ok(WriteReceipt { size, sha256: hex::encode(footer.sha256), md5: hex::encode(footer.md5) })
     }
 
-    /// Opens a blob for reading and returns the file with its footer.
+    /// Opens a blob for reading and returns the file with its footer (CRC checked) and its
+    /// metadata (CRC checked), so a blob with any corrupt part is refused before a byte is served.
+    pub async fn open_checked(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer, Vec<u8>)> {
+        let (mut file, footer) = self.open_blob(subvolume, id).await?;
+        let meta = blob::read_meta(&mut file, &footer).await?;
+        Ok((file, footer, meta))
+    }
+
+    /// Opens a blob for reading and returns the file with its footer (CRC checked).
     pub async fn open_blob(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer)> {
         let path = self.blob_path(subvolume, id)?;
         let mut file = match tokio::fs::File::open(&path).await {
@@ -218,8 +227,7 @@ impl Store {
 
     /// Reads a blob's metadata JSON.
     pub async fn meta(&self, subvolume: usize, id: &str) -> Result<(Footer, Vec<u8>)> {
-        let (mut file, footer) = self.open_blob(subvolume, id).await?;
-        let meta = blob::read_meta(&mut file, &footer).await?;
+        let (_, footer, meta) = self.open_checked(subvolume, id).await?;
         Ok((footer, meta))
     }
 
@@ -252,14 +260,21 @@ impl Store {
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         let mut blobs = Vec::with_capacity(ids.len());
         for id in &ids {
-            match self.meta(subvolume, id).await {
-                Ok((footer, meta)) => {
-                    let meta = serde_json::value::RawValue::from_string(String::from_utf8_lossy(&meta).into_owned())
-                        .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-                    blobs.push(ListedBlob { id: id.clone(), footer, meta });
-                }
+            let listed = self.meta(subvolume, id).await.and_then(|(footer, meta)| {
+                // The CRC matched, so this is the JSON that was checked at write time; if it
+                // still does not parse, the blob is skipped like any other corrupt one rather
+                // than failing the whole page.
+                let meta = String::from_utf8(meta).map_err(|e| Error::Corrupt(format!("metadata: {e}")))?;
+                let meta = serde_json::value::RawValue::from_string(meta)
+                    .map_err(|e| Error::Corrupt(format!("metadata: {e}")))?;
+                Ok(ListedBlob { id: id.clone(), footer, meta })
+            });
+            match listed {
+                Ok(blob) => blobs.push(blob),
                 // Deleted between the directory walk and the read: not part of the listing.
                 Err(Error::NotFound) => {}
+                // A listing serves rebuild, GC and rebalance: one bad blob must not hide the
+                // others. Verify (which reads every replica) reports and repairs it.
                 Err(err) => {
                     tracing::warn!(%id, %err, "unreadable blob skipped in listing");
                 }
@@ -469,6 +484,44 @@ mod tests {
         assert!(store.blob_path(0, "../../etc/passwd").is_err());
         assert!(store.blob_path(0, &"A".repeat(32)).is_err());
         assert!(store.blob_path(5, &id(1)).is_err());
+    }
+
+    /// Flips one byte of a blob file, counted from its end.
+    fn flip_from_end(path: &Path, from_end: u64) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let at = bytes.len() - usize::try_from(from_end).unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_footers_and_metadata_are_refused_and_skipped_in_listings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let meta = br#"{"bucket":"b","key":"k"}"#;
+        for n in 1..=4 {
+            store.write(0, &id(n), meta, None, body(vec![Ok(b"hello world")])).await.unwrap();
+        }
+        // 1: a byte of the stored MD5 (footer offset 56..72). 2: a byte of the metadata.
+        // 3: one byte appended, so the lengths disagree with the file size. 4: untouched.
+        flip_from_end(&store.blob_path(0, &id(1)).unwrap(), blob::FOOTER_LEN - 60);
+        flip_from_end(&store.blob_path(0, &id(2)).unwrap(), blob::FOOTER_LEN + 5);
+        let mut grown = std::fs::read(store.blob_path(0, &id(3)).unwrap()).unwrap();
+        grown.push(0);
+        std::fs::write(store.blob_path(0, &id(3)).unwrap(), grown).unwrap();
+
+        for n in 1..=3 {
+            assert!(matches!(store.meta(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: metadata read");
+            assert!(matches!(store.open_checked(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: GET");
+        }
+        let (_, footer, got) = store.open_checked(0, &id(4)).await.unwrap();
+        assert_eq!((footer.data_len, got.as_slice()), (11, &meta[..]));
+        let (listed, _) = store.list(0, None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), vec![id(4)]);
+
+        // A rewrite (what repair does) replaces a corrupt file.
+        store.write(0, &id(1), meta, None, body(vec![Ok(b"hello world")])).await.unwrap();
+        assert!(store.open_checked(0, &id(1)).await.is_ok());
     }
 
     fn walk(dir: &Path) -> Vec<String> {
