@@ -30,8 +30,10 @@ pub(crate) const FORMAT_VERSION: u8 = 2;
 /// Footer bytes covered by the footer's own CRC: everything before it.
 const FOOTER_BODY_LEN: usize = 8 + 1 + 3 + 4 + 8 + 32 + 16 + 8 + 4;
 pub(crate) const FOOTER_LEN: u64 = FOOTER_BODY_LEN as u64 + 4;
-/// Largest metadata a blob may carry; S3 limits user metadata to 2 KiB, so this is generous.
-pub const MAX_META_LEN: usize = 256 * 1024;
+/// Largest metadata a blob may carry. S3 limits a request's headers to 8 KiB (user metadata
+/// to 2 KiB); the metadata travels base64-encoded in a request header, so this bound also sets
+/// the request-head limit of the volume daemon's listener (`http::MAX_REQUEST_HEAD`).
+pub const MAX_META_LEN: usize = 64 * 1024;
 
 /// CRC32C (Castagnoli), the checksum of the metadata and of the footer itself.
 pub(crate) fn crc32c(bytes: &[u8]) -> u32 {

@@ -38,6 +38,7 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use crate::blob::MAX_META_LEN;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -54,6 +55,9 @@ pub const SHA256_HEADER: &str = "x-cairn-sha256";
 pub const ERROR_HEADER: &str = "x-cairn-error";
 /// [`ERROR_HEADER`] value of a corrupt blob (with status 422).
 pub const CORRUPT: &str = "corrupt";
+/// Largest request head (request line and headers) the daemon accepts: the metadata header is
+/// base64 of up to [`MAX_META_LEN`] bytes (4/3 of it), plus room for the other headers.
+pub const MAX_REQUEST_HEAD: usize = MAX_META_LEN.div_ceil(3) * 4 + 16 * 1024;
 const MAX_LIST_LIMIT: usize = 10_000;
 const READ_CHUNK: usize = 256 * 1024;
 
