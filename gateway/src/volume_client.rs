@@ -76,7 +76,9 @@ impl VolumeClient {
     pub fn with_timeouts(cluster_secret: &str, timeouts: Timeouts) -> Result<Self> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below volumed's 10 s idle limit, so the pool never hands out a connection the
+            // volume is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
             .connect_timeout(timeouts.connect)
             .http1_only()
@@ -135,8 +137,18 @@ impl VolumeClient {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
+        // The volume's corrupt-blob contract (see `volumed::http`): 422 *and* the marker header,
+        // so no other 422 is ever taken for a corrupt replica.
+        let corrupt = status == StatusCode::UNPROCESSABLE_ENTITY
+            && response
+                .headers()
+                .get(volumed::http::ERROR_HEADER)
+                .is_some_and(|value| value.as_bytes() == volumed::http::CORRUPT.as_bytes());
         let text = tokio::time::timeout(self.timeouts.idle, response.text()).await.ok().and_then(|t| t.ok());
         let text = text.unwrap_or_default();
+        if corrupt {
+            return Err(Error::CorruptReplica(format!("{what} {base}: {}", text.trim())));
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Err(Error::Volume(format!("{base} rejected the cluster secret")));
         }
