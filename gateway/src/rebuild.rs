@@ -6,7 +6,7 @@
 //! blob goes to the GC queue. A manifest's body names its part blobs, found by id in the
 //! same listing. Buckets are those the blobs name.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 use futures::TryStreamExt as _;
@@ -40,6 +40,8 @@ pub struct RebuildReport {
     pub queued: u64,
     /// Blobs whose metadata could not be read, and manifests missing parts.
     pub skipped: u64,
+    /// Blobs no commit log names: written, never committed; left for GC.
+    pub uncommitted: u64,
     /// Volumes (or subvolumes) that could not be read, with why: with `partial`, what they
     /// hold is missing from the index.
     pub unreadable: Vec<String>,
@@ -135,11 +137,39 @@ pub async fn rebuild(
         }
     }
 
-    // Newest version per key; BTreeMap keeps bucket creation and commits in order.
+    // Only blobs some volume's commit log names were ever committed; the others reached the
+    // volumes but lost a conditional write or a crash took their commit. GC collects them.
+    let mut committed: HashSet<String> = HashSet::new();
+    for volume in &cluster.membership().volumes {
+        for subvolume in 0..volume.subvolumes {
+            let mut from = 0;
+            loop {
+                match client.read_commits(&volume.url, subvolume, from, LIST_PAGE).await {
+                    Ok((ids, next)) => {
+                        committed.extend(ids);
+                        match next {
+                            Some(next) => from = next,
+                            None => break,
+                        }
+                    }
+                    Err(err) => {
+                        unreadable(&mut report, format!("commit log of {} subvolume {subvolume}: {err}", volume.url))?;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // Newest committed version per key; BTreeMap keeps bucket creation and commits in order.
     let mut winners: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut losers: Vec<String> = Vec::new();
     for (id, found) in &blobs {
         if found.meta.kind == BlobKind::Part {
+            continue;
+        }
+        if !committed.contains(id) {
+            report.uncommitted += 1;
             continue;
         }
         let slot = (found.meta.bucket.clone(), found.meta.key.clone());

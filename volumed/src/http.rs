@@ -7,6 +7,8 @@
 //! HEAD   /blob/{sv}/{id}   the same headers, no body
 //! DELETE /blob/{sv}/{id}   → 204, or 404
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
+//! POST   /commits/{sv}     body = ["id", …] → 204 once the ids are durably in the commit log
+//! GET    /commits/{sv}?from=N&limit=M → {"ids":[…], "next": N|null} (records in log order)
 //! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}]}
 //! GET    /health           → 200 (the only route without the cluster secret)
 //! ```
@@ -109,6 +111,11 @@ impl Api {
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["stats"]) => json(StatusCode::OK, &self.store.stats()?),
             (&Method::GET, ["list", sv]) => self.list(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
+            (&Method::POST, ["commits", sv]) => {
+                let sv = parse_sv(sv)?;
+                self.append_commits(sv, req).await
+            }
+            (&Method::GET, ["commits", sv]) => self.read_commits(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
             (&Method::PUT, ["blob", sv, id]) => {
                 let (sv, id) = (parse_sv(sv)?, (*id).to_string());
                 self.put(sv, &id, req).await
@@ -204,6 +211,38 @@ impl Api {
         }
         let (blobs, next) = self.store.list(sv, after.as_deref(), limit).await?;
         json(StatusCode::OK, &serde_json::json!({ "blobs": blobs, "next": next }))
+    }
+}
+
+impl Api {
+    async fn append_commits(&self, sv: usize, req: Request<Incoming>) -> Result<Response<Body>> {
+        let log = self.store.commit_log(sv)?;
+        // Ids of 32 hex characters, quoted, comma-separated: well under this.
+        let limit = crate::commit_log::MAX_IDS * 40 + 2;
+        let body = http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| Error::BadRequest(format!("commit body: {e}")))?
+            .to_bytes();
+        let ids: Vec<String> =
+            serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("commit body: {e}")))?;
+        log.append(&ids).await?;
+        Ok(text(StatusCode::NO_CONTENT, String::new()))
+    }
+
+    async fn read_commits(&self, sv: usize, query: &str) -> Result<Response<Body>> {
+        let (mut from, mut limit) = (0u64, crate::commit_log::MAX_IDS);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = || Error::BadRequest(format!("bad {name}"));
+            match name {
+                "from" => from = value.parse().map_err(|_| bad())?,
+                "limit" => limit = value.parse().map_err(|_| bad())?,
+                _ => {}
+            }
+        }
+        let (ids, next) = self.store.commit_log(sv)?.read(from, limit).await?;
+        json(StatusCode::OK, &serde_json::json!({ "ids": ids, "next": next }))
     }
 }
 

@@ -11,6 +11,7 @@
 //! listener shares.
 
 pub mod blob;
+pub mod commit_log;
 pub mod error;
 pub mod http;
 pub mod serve;

@@ -20,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::blob::{self, Footer, MAX_META_LEN};
+use crate::commit_log::CommitLog;
 use crate::error::{Error, Result};
 
 /// Length of a blob id in hex characters.
@@ -43,6 +44,8 @@ pub struct Store {
     dirs: Vec<PathBuf>,
     /// Per subvolume, the fan-out directories known durable; see [`DurableDirs`].
     durable: Vec<DurableDirs>,
+    /// Per subvolume, the ids of committed blobs.
+    commit_logs: Vec<CommitLog>,
 }
 
 /// The fan-out directories of one subvolume this process has made durable: created, or found,
@@ -157,7 +160,13 @@ impl Store {
             remove_temp_files(dir)?;
         }
         let durable = dirs.iter().map(|_| DurableDirs::new()).collect();
-        Ok(Self { volume_id, dirs: dirs.to_vec(), durable })
+        let commit_logs = dirs.iter().map(|dir| CommitLog::open(dir)).collect::<Result<_>>()?;
+        Ok(Self { volume_id, dirs: dirs.to_vec(), durable, commit_logs })
+    }
+
+    /// The commit log of `subvolume`.
+    pub fn commit_log(&self, subvolume: usize) -> Result<&CommitLog> {
+        self.commit_logs.get(subvolume).ok_or(Error::NotFound)
     }
 
     /// This volume's stable id.

@@ -11,6 +11,7 @@
 //! | `gc_keys`     | bucket `\0` key `\0` gc key  | empty: the queue by key  |
 //! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
+//! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
@@ -22,6 +23,7 @@ mod multipart;
 pub mod records;
 mod repair;
 mod restore;
+mod unlogged;
 
 pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
@@ -49,8 +51,20 @@ const CF_GC_KEYS: &str = "gc_keys";
 const CF_COMPLETED: &str = "completed";
 const CF_META: &str = "meta";
 const CF_REPAIR: &str = "repair";
-const ALL_CFS: [&str; 10] =
-    [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_COMPLETED, CF_META, CF_REPAIR];
+const CF_UNLOGGED: &str = "unlogged";
+const ALL_CFS: [&str; 11] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_UPLOADS,
+    CF_PARTS,
+    CF_KEYS,
+    CF_GC,
+    CF_GC_KEYS,
+    CF_COMPLETED,
+    CF_META,
+    CF_REPAIR,
+    CF_UNLOGGED,
+];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
@@ -295,6 +309,7 @@ impl Index {
                     self.queue_gc(batch, bucket, key, blob)?;
                 }
                 self.queue_repairs(batch, bucket, key, None, entry.blobs())?;
+                self.stage_unlogged(batch, entry.main_blob())?;
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
                 Committed::Current
             }

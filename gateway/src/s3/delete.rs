@@ -46,8 +46,7 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
     )
     .await?;
     let entry = ObjectEntry::Deleted { ts, blob: BlobRef { id: blob_id, replicas: written.replicas } };
-    let (bucket, key) = (bucket.to_string(), key.to_string());
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;
+    gw.commit_object(bucket, key, entry, None).await?;
     Ok(())
 }
 
