@@ -450,7 +450,8 @@ mod tests {
     use super::records::*;
     use super::*;
 
-    fn record(ts: u64, id: &str) -> ObjectEntry {
+    /// A live entry written at `ts` with blob `id`, for tests across the index.
+    pub(super) fn record(ts: u64, id: &str) -> ObjectEntry {
         ObjectEntry::Live(Box::new(ObjectRecord {
             ts,
             modified_ms: ts,
