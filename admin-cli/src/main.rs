@@ -311,12 +311,13 @@ async fn rebuild(
             println!();
         }
         println!(
-            "rebuilt {}: {} buckets, {} objects, {} deleted keys, {} old blobs queued for gc, {} skipped; {} deleted buckets, {} tag sets changed after the write; {} blobs ({} bytes) in {:.1} s ({:.0} objects/s, {:.1} MB/s)",
+            "rebuilt {}: {} buckets, {} objects, {} deleted keys, {} old blobs queued for gc, {} never committed, {} skipped; {} deleted buckets, {} tag sets changed after the write; {} blobs ({} bytes) in {:.1} s ({:.0} objects/s, {:.1} MB/s)",
             db.display(),
             report.buckets,
             report.objects,
             report.tombstones,
             report.queued,
+            report.uncommitted,
             report.skipped,
             report.deleted_buckets,
             report.tags,

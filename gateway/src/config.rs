@@ -249,31 +249,28 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("cairn.toml");
         std::fs::write(&path, "volume_timeout = '3s'\n").unwrap();
-        let args = ServeArgs {
-            config: Some(path),
-            volumes: vec!["http://a".into(), "http://b".into()],
-            db: Some("/tmp/x".into()),
-            cluster_secret: Some("s".into()),
-            access_key: Some("a".into()),
-            secret_key: Some("k".into()),
-            ..Default::default()
-        };
+        let args = ServeArgs { config: Some(path), volumes: vec!["http://a".into(), "http://b".into()], ..minimal() };
         let settings = args.resolve().unwrap();
         assert_eq!(settings.timeouts.response, Duration::from_secs(3));
         assert_eq!(settings.write_quorum, 2, "a majority of 2 is 2");
     }
 
-    #[test]
-    fn upload_ttl_is_humane_in_flags_and_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let base = ServeArgs {
+    /// The least a gateway needs: one volume, an index, the secrets.
+    fn minimal() -> ServeArgs {
+        ServeArgs {
             volumes: vec!["http://a".into()],
             db: Some("/tmp/x".into()),
             cluster_secret: Some("s".into()),
             access_key: Some("a".into()),
             secret_key: Some("k".into()),
             ..Default::default()
-        };
+        }
+    }
+
+    #[test]
+    fn upload_ttl_is_humane_in_flags_and_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = minimal();
         assert_eq!(base.clone().resolve().unwrap().upload_ttl, DEFAULT_UPLOAD_TTL);
         let flag = ServeArgs { upload_ttl: Some(Duration::from_secs(60)), ..base.clone() };
         assert_eq!(flag.resolve().unwrap().upload_ttl, Duration::from_secs(60));
@@ -290,14 +287,7 @@ mod tests {
 
     #[test]
     fn bad_settings_are_refused() {
-        let base = ServeArgs {
-            volumes: vec!["http://a".into()],
-            db: Some("/tmp/x".into()),
-            cluster_secret: Some("s".into()),
-            access_key: Some("a".into()),
-            secret_key: Some("k".into()),
-            ..Default::default()
-        };
+        let base = minimal();
         assert!(base.clone().resolve().is_ok());
         assert!(ServeArgs { replicas: Some(2), ..base.clone() }.resolve().is_err());
         assert!(ServeArgs { volumes: vec![], ..base.clone() }.resolve().is_err());

@@ -67,6 +67,10 @@ pub enum Error {
     /// A volume answered with an error or disagreed on what it stored.
     #[error("volume: {0}")]
     Volume(String),
+    /// A volume reports its copy of a blob corrupt (footer or metadata failed its checksum):
+    /// read another replica; verify counts it and repair rewrites it.
+    #[error("corrupt replica: {0}")]
+    CorruptReplica(String),
     /// RocksDB or record encoding failure.
     #[error("index: {0}")]
     Index(String),
@@ -114,7 +118,7 @@ impl From<Error> for S3Error {
                 tracing::error!(%err, "request failed: volumes unavailable");
                 return S3Error::with_message(S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.");
             }
-            Error::Volume(_) | Error::Index(_) | Error::Config(_) | Error::Io(_) => {
+            Error::Volume(_) | Error::CorruptReplica(_) | Error::Index(_) | Error::Config(_) | Error::Io(_) => {
                 tracing::error!(%err, "request failed");
                 return S3Error::with_message(
                     S3ErrorCode::InternalError,

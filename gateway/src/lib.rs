@@ -19,6 +19,7 @@ pub mod auth;
 pub mod blob_meta;
 pub mod checksum;
 pub mod cluster;
+pub mod commit_log;
 pub mod config;
 pub mod dev;
 pub mod error;

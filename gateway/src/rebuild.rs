@@ -8,7 +8,7 @@
 //! come from bucket blobs: a bucket exists if a creation is newer than its newest deletion
 //! (see [`bucket_entry`] for buckets that objects name). Access keys are not on the volumes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
 
 use futures::TryStreamExt as _;
@@ -52,6 +52,8 @@ pub struct RebuildReport {
     pub queued: u64,
     /// Blobs whose metadata could not be read, and manifests missing parts.
     pub skipped: u64,
+    /// Blobs no commit log names: written, never committed; left for GC.
+    pub uncommitted: u64,
     /// Volumes (or subvolumes) that could not be read, with why: with `partial`, what they
     /// hold is missing from the index.
     pub unreadable: Vec<String>,
@@ -147,7 +149,31 @@ pub async fn rebuild(
         }
     }
 
-    // Newest version per key (BTreeMap: commits in key order), the newest tags blob per
+    // Only blobs some volume's commit log names were ever committed; the others reached the
+    // volumes but lost a conditional write or a crash took their commit. GC collects them.
+    let mut committed: HashSet<String> = HashSet::new();
+    for volume in &cluster.membership().volumes {
+        for subvolume in 0..volume.subvolumes {
+            let mut from = 0;
+            loop {
+                match client.read_commits(&volume.url, subvolume, from, LIST_PAGE).await {
+                    Ok((ids, next)) => {
+                        committed.extend(ids);
+                        match next {
+                            Some(next) => from = next,
+                            None => break,
+                        }
+                    }
+                    Err(err) => {
+                        unreadable(&mut report, format!("commit log of {} subvolume {subvolume}: {err}", volume.url))?;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    // Newest committed version per key (BTreeMap: commits in key order), the newest tags blob per
     // version, and every bucket blob per bucket.
     let mut winners: BTreeMap<(String, String), String> = BTreeMap::new();
     let mut newest_tags: HashMap<String, String> = HashMap::new();
@@ -157,6 +183,10 @@ pub async fn rebuild(
     // the same way every time.
     let newer = |a: &String, b: &String| (blobs[a].meta.ts, a) > (blobs[b].meta.ts, b);
     for (id, found) in &blobs {
+        if found.meta.kind != BlobKind::Part && !committed.contains(id) {
+            report.uncommitted += 1;
+            continue;
+        }
         match found.meta.kind {
             BlobKind::Part => {}
             BlobKind::Tags => {

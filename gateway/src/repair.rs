@@ -5,6 +5,9 @@
 //! copies under the commit lock. A blob with no healthy volume to go to waits for the next
 //! round: a volume that comes back is used within a second or two of answering.
 //!
+//! Each round first appends to the volumes' commit logs the commits that requests could not
+//! log themselves (see `commit_log`).
+//!
 //! The copy is registered in flight while it runs, so GC never takes it for an orphan; a
 //! copy whose blob was replaced meanwhile is not recorded and is collected by GC.
 
@@ -52,8 +55,11 @@ impl Repairer {
         }
     }
 
-    /// One walk over the whole queue.
+    /// One walk over the whole queue, after logging the commits requests left unlogged.
     async fn round(&self, shutdown: &CancellationToken) -> Result<()> {
+        for blob in self.blocking(|index| index.unlogged(PAGE)).await? {
+            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
+        }
         let mut after: Option<String> = None;
         loop {
             let from = after.clone();

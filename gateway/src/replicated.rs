@@ -5,7 +5,9 @@
 //! explicit end marker, sent once the whole body has passed every check: a write abandoned
 //! for any reason (a bad digest, the client gone, the request dropped mid-way) breaks every
 //! replica's stream, so no volume ever commits a prefix. A replica that stalls is dropped by
-//! its own timeouts (see `volume_client`) and the others carry on; the write returns once the
+//! its own timeouts (see `volume_client`) and the others carry on; a body small enough to
+//! keep whole (most are) is resent to the next volume in ring order in place of a replica that
+//! failed, so a volume dying mid-write costs the client nothing. The write returns once the
 //! body is complete and the quorum has confirmed, waiting only briefly for stragglers.
 //! Reads stream from one replica and, if it fails mid-way, continue from the next replica at
 //! the same offset; a full read is checked against the recorded SHA-256 and its last chunk is

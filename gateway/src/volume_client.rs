@@ -76,7 +76,9 @@ impl VolumeClient {
     pub fn with_timeouts(cluster_secret: &str, timeouts: Timeouts) -> Result<Self> {
         let http = reqwest::Client::builder()
             .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below volumed's 10 s idle limit, so the pool never hands out a connection the
+            // volume is closing.
+            .pool_idle_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(64)
             .connect_timeout(timeouts.connect)
             .http1_only()
@@ -135,8 +137,18 @@ impl VolumeClient {
         if status.is_success() || status == StatusCode::NOT_FOUND {
             return Ok(response);
         }
+        // The volume's corrupt-blob contract (see `volumed::http`): 422 *and* the marker header,
+        // so no other 422 is ever taken for a corrupt replica.
+        let corrupt = status == StatusCode::UNPROCESSABLE_ENTITY
+            && response
+                .headers()
+                .get(volumed::http::ERROR_HEADER)
+                .is_some_and(|value| value.as_bytes() == volumed::http::CORRUPT.as_bytes());
         let text = tokio::time::timeout(self.timeouts.idle, response.text()).await.ok().and_then(|t| t.ok());
         let text = text.unwrap_or_default();
+        if corrupt {
+            return Err(Error::CorruptReplica(format!("{what} {base}: {}", text.trim())));
+        }
         if status == StatusCode::UNAUTHORIZED {
             return Err(Error::Volume(format!("{base} rejected the cluster secret")));
         }
@@ -280,7 +292,34 @@ impl VolumeClient {
         if receipt.sha256 != head.sha256 {
             return Err(Error::Volume(format!("copy of {id} to {to} does not match its source")));
         }
+        // Only committed blobs are copied (repair, rebalance, verify): the copy carries that
+        // proof to its new volume, which may outlive the old ones.
+        self.append_commits(to, to_subvolume, &[id]).await?;
         Ok(receipt)
+    }
+
+    /// Appends `ids` to the commit log of a subvolume; returns once they are durable there.
+    pub async fn append_commits(&self, base: &str, subvolume: u32, ids: &[&str]) -> Result<()> {
+        let url = format!("{}/commits/{subvolume}", base.trim_end_matches('/'));
+        let response = self.send(base, "COMMIT", self.http.post(url).json(ids)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Err(Error::Volume(format!("COMMIT {base}: no such subvolume {subvolume}")));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` ids of a subvolume's commit log from record `from` on, and the record to
+    /// continue from if more follow.
+    pub async fn read_commits(
+        &self,
+        base: &str,
+        subvolume: u32,
+        from: u64,
+        limit: usize,
+    ) -> Result<(Vec<String>, Option<u64>)> {
+        let url = format!("{}/commits/{subvolume}?from={from}&limit={limit}", base.trim_end_matches('/'));
+        let page: CommitPage = self.json(base, "COMMITS", self.http.get(url)).await?;
+        Ok((page.ids, page.next))
     }
 
     /// What a volume knows of a blob without reading it, or `None` if it does not have it.
@@ -449,6 +488,12 @@ pub struct ListedBlob {
     pub written_at_ms: u64,
     /// The metadata the gateway wrote with it.
     pub meta: serde_json::Value,
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CommitPage {
+    ids: Vec<String>,
+    next: Option<u64>,
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -43,7 +43,11 @@ impl Error {
             Error::BadRequest(_) | Error::Body(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
             Error::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
-            Error::Corrupt(_) | Error::Io(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // 422, not 500: the request was fine and the daemon is healthy, this one file is
+            // bad. The gateway tells it apart (with `x-cairn-error: corrupt`) to count and
+            // repair the replica; see the contract in `http`.
+            Error::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Io(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

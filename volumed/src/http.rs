@@ -7,9 +7,24 @@
 //! HEAD   /blob/{sv}/{id}   the same headers, no body
 //! DELETE /blob/{sv}/{id}   → 204, or 404
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
+//! POST   /commits/{sv}     body = ["id", …] → 204 once the ids are durably in the commit log
+//! GET    /commits/{sv}?from=N&limit=M → {"ids":[…], "next": N|null} (records in log order)
 //! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}]}
 //! GET    /health           → 200 (the only route without the cluster secret)
 //! ```
+//!
+//! Errors answer with a status and a short `text/plain` reason. One of them is a contract the
+//! gateway relies on (`volume_client::check`, `admin::verify`):
+//!
+//! **Corrupt blob.** When a blob's footer fails its CRC32C, its metadata fails its CRC32C, or
+//! its recorded lengths disagree with the file size, `GET` and `HEAD` of that blob answer
+//! `422 Unprocessable Content` with the header `x-cairn-error: corrupt` ([`ERROR_HEADER`],
+//! [`CORRUPT`]) and a short text body, before any data is sent. The file is left in place: the
+//! caller should read another replica, and `verify --repair` overwrites this one from a good
+//! copy (a `PUT` of the same id replaces it). A 422 without that header is not this contract.
+//! Listings skip corrupt blobs (with a warning naming the id in the daemon's log) rather than
+//! fail the page. Corruption inside the data bytes is not detected here: the data is covered by
+//! the SHA-256 in the footer (`x-cairn-sha256`), which every reader of a whole blob checks.
 
 use std::convert::Infallible;
 use std::io::SeekFrom;
@@ -25,6 +40,7 @@ use subtle::ConstantTimeEq;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 
+use crate::blob::MAX_META_LEN;
 use crate::error::{Error, Result};
 use crate::store::Store;
 
@@ -37,6 +53,13 @@ pub const META_HEADER: &str = "x-cairn-meta";
 pub const SIZE_HEADER: &str = "x-cairn-size";
 /// Header carrying the data's SHA-256 on GET/HEAD.
 pub const SHA256_HEADER: &str = "x-cairn-sha256";
+/// Header naming the kind of a machine-readable error; see the module doc.
+pub const ERROR_HEADER: &str = "x-cairn-error";
+/// [`ERROR_HEADER`] value of a corrupt blob (with status 422).
+pub const CORRUPT: &str = "corrupt";
+/// Largest request head (request line and headers) the daemon accepts: the metadata header is
+/// base64 of up to [`MAX_META_LEN`] bytes (4/3 of it), plus room for the other headers.
+pub const MAX_REQUEST_HEAD: usize = MAX_META_LEN.div_ceil(3) * 4 + 16 * 1024;
 const MAX_LIST_LIMIT: usize = 10_000;
 const READ_CHUNK: usize = 256 * 1024;
 
@@ -62,10 +85,17 @@ impl Api {
             Err(err) => {
                 if err.status().is_server_error() {
                     tracing::error!(%method, %path, %err, "volume request failed");
+                } else if matches!(err, Error::Corrupt(_)) {
+                    // The path names the blob; an operator needs to see this without debug logs.
+                    tracing::warn!(%method, %path, %err, "corrupt blob refused");
                 } else {
                     tracing::debug!(%method, %path, %err, "volume request refused");
                 }
-                text(err.status(), err.to_string())
+                let mut response = text(err.status(), err.to_string());
+                if matches!(err, Error::Corrupt(_)) {
+                    response.headers_mut().insert(ERROR_HEADER, http::HeaderValue::from_static(CORRUPT));
+                }
+                response
             }
         };
         Ok(response)
@@ -81,6 +111,11 @@ impl Api {
         match (req.method(), segments.as_slice()) {
             (&Method::GET, ["stats"]) => json(StatusCode::OK, &self.store.stats()?),
             (&Method::GET, ["list", sv]) => self.list(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
+            (&Method::POST, ["commits", sv]) => {
+                let sv = parse_sv(sv)?;
+                self.append_commits(sv, req).await
+            }
+            (&Method::GET, ["commits", sv]) => self.read_commits(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
             (&Method::PUT, ["blob", sv, id]) => {
                 let (sv, id) = (parse_sv(sv)?, (*id).to_string());
                 self.put(sv, &id, req).await
@@ -127,7 +162,10 @@ impl Api {
     }
 
     async fn get(&self, sv: usize, id: &str, headers: &HeaderMap, with_body: bool) -> Result<Response<Body>> {
-        let (mut file, footer) = self.store.open_blob(sv, id).await?;
+        // The metadata is read (and its CRC checked) on GET too, so a blob with any corrupt
+        // part is refused as a whole: it is cheap (a few hundred bytes next to the footer), and
+        // a reader never takes data from a blob that rebuild could not use.
+        let (mut file, footer, meta) = self.store.open_checked(sv, id).await?;
         let range = match headers.get(header::RANGE) {
             Some(value) => Some(parse_range(value.to_str().unwrap_or(""), footer.data_len)?),
             None => None,
@@ -138,7 +176,6 @@ impl Api {
             .header(SIZE_HEADER, footer.data_len)
             .header(SHA256_HEADER, hex::encode(footer.sha256));
         if !with_body {
-            let meta = crate::blob::read_meta(&mut file, &footer).await?;
             response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta));
         }
         if range.is_some() {
@@ -174,6 +211,38 @@ impl Api {
         }
         let (blobs, next) = self.store.list(sv, after.as_deref(), limit).await?;
         json(StatusCode::OK, &serde_json::json!({ "blobs": blobs, "next": next }))
+    }
+}
+
+impl Api {
+    async fn append_commits(&self, sv: usize, req: Request<Incoming>) -> Result<Response<Body>> {
+        let log = self.store.commit_log(sv)?;
+        // Ids of 32 hex characters, quoted, comma-separated: well under this.
+        let limit = crate::commit_log::MAX_IDS * 40 + 2;
+        let body = http_body_util::Limited::new(req.into_body(), limit)
+            .collect()
+            .await
+            .map_err(|e| Error::BadRequest(format!("commit body: {e}")))?
+            .to_bytes();
+        let ids: Vec<String> =
+            serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("commit body: {e}")))?;
+        log.append(&ids).await?;
+        Ok(text(StatusCode::NO_CONTENT, String::new()))
+    }
+
+    async fn read_commits(&self, sv: usize, query: &str) -> Result<Response<Body>> {
+        let (mut from, mut limit) = (0u64, crate::commit_log::MAX_IDS);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let bad = || Error::BadRequest(format!("bad {name}"));
+            match name {
+                "from" => from = value.parse().map_err(|_| bad())?,
+                "limit" => limit = value.parse().map_err(|_| bad())?,
+                _ => {}
+            }
+        }
+        let (ids, next) = self.store.commit_log(sv)?.read(from, limit).await?;
+        json(StatusCode::OK, &serde_json::json!({ "ids": ids, "next": next }))
     }
 }
 

@@ -11,6 +11,7 @@
 //! listener shares.
 
 pub mod blob;
+pub mod commit_log;
 pub mod error;
 pub mod http;
 pub mod serve;
@@ -36,6 +37,6 @@ pub async fn run(
     tracing::info!(volume_id = store.volume_id(), addr = ?listener.local_addr().ok(), subvolumes = dirs.len(), "volume daemon serving");
     let api = http::Api::new(store, cluster_secret);
     let service = hyper::service::service_fn(move |req| api.clone().handle(req));
-    serve::serve(listener, service, shutdown).await;
+    serve::serve_with_max_head(listener, service, shutdown, http::MAX_REQUEST_HEAD).await;
     Ok(())
 }

@@ -4,9 +4,12 @@
 //! `abcd…` in subvolume `s` lives at `dir[s]/ab/cd/abcd…`. Writes go to a temp file in the
 //! same directory, are fsynced, renamed into place, and the directory is fsynced, so a crash
 //! leaves either the whole blob or nothing (plus at worst a temp file, which listing skips
-//! and startup removes).
+//! and startup removes). The fan-out directories are created one level at a time, and the
+//! parent of each is fsynced before anything is written into it: a directory whose entry is not
+//! durable could vanish in a crash with every blob acknowledged inside it.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -17,6 +20,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::blob::{self, Footer, MAX_META_LEN};
+use crate::commit_log::CommitLog;
 use crate::error::{Error, Result};
 
 /// Length of a blob id in hex characters.
@@ -38,6 +42,28 @@ struct Identity {
 pub struct Store {
     volume_id: String,
     dirs: Vec<PathBuf>,
+    /// Per subvolume, the fan-out directories known durable; see [`DurableDirs`].
+    durable: Vec<DurableDirs>,
+    /// Per subvolume, the ids of committed blobs.
+    commit_logs: Vec<CommitLog>,
+}
+
+/// The fan-out directories of one subvolume this process has made durable: created, or found,
+/// and then the parent fsynced. A directory found already there is synced once too, since its
+/// creator (a write racing this one, or a process that died before its fsync) may not have
+/// synced it yet. One flag per possible directory (256 + 65 536), so the check is lock-free and
+/// the memory bounded.
+#[derive(Debug)]
+struct DurableDirs {
+    level1: Box<[AtomicBool]>,
+    level2: Box<[AtomicBool]>,
+}
+
+impl DurableDirs {
+    fn new() -> Self {
+        let flags = |n: usize| (0..n).map(|_| AtomicBool::new(false)).collect();
+        Self { level1: flags(1 << 8), level2: flags(1 << 16) }
+    }
 }
 
 /// What a finished write reports back.
@@ -92,7 +118,14 @@ impl Store {
         }
         let mut found: Option<String> = None;
         for (index, dir) in dirs.iter().enumerate() {
-            std::fs::create_dir_all(dir)?;
+            if !dir.is_dir() {
+                std::fs::create_dir_all(dir)?;
+                // The subvolume root's own entry must be durable like the fan-out below it.
+                // (Further ancestors, if any were missing, are the operator's layout.)
+                if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
+                    std::fs::File::open(parent)?.sync_all()?;
+                }
+            }
             let path = dir.join(IDENTITY_FILE);
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let identity: Identity =
@@ -126,7 +159,14 @@ impl Store {
             }
             remove_temp_files(dir)?;
         }
-        Ok(Self { volume_id, dirs: dirs.to_vec() })
+        let durable = dirs.iter().map(|_| DurableDirs::new()).collect();
+        let commit_logs = dirs.iter().map(|dir| CommitLog::open(dir)).collect::<Result<_>>()?;
+        Ok(Self { volume_id, dirs: dirs.to_vec(), durable, commit_logs })
+    }
+
+    /// The commit log of `subvolume`.
+    pub fn commit_log(&self, subvolume: usize) -> Result<&CommitLog> {
+        self.commit_logs.get(subvolume).ok_or(Error::NotFound)
     }
 
     /// This volume's stable id.
@@ -164,10 +204,19 @@ impl Store {
         serde_json::from_slice::<&serde_json::value::RawValue>(meta)
             .map_err(|e| Error::BadRequest(format!("metadata is not JSON: {e}")))?;
         let path = self.blob_path(subvolume, id)?;
-        let parent = path.parent().ok_or(Error::NotFound)?.to_path_buf();
-        tokio::fs::create_dir_all(&parent).await?;
+        let parent = self.make_fanout_durable(subvolume, id).await?;
         let temp = TempFile::new(parent.join(format!("{TEMP_PREFIX}{id}.{}", hex::encode(rand::random::<[u8; 4]>()))));
-        let file = tokio::fs::File::create(&temp.path).await?;
+        let file = match tokio::fs::File::create(&temp.path).await {
+            Ok(file) => file,
+            // A directory known durable was removed behind our back (an operator pruning empty
+            // directories): forget what we knew and make the fan-out again, once.
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                self.forget_fanout(subvolume, id);
+                self.make_fanout_durable(subvolume, id).await?;
+                tokio::fs::File::create(&temp.path).await?
+            }
+            Err(err) => return Err(err.into()),
+        };
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
@@ -191,6 +240,7 @@ impl Store {
             sha256: sha.finalize().into(),
             md5: md5.finalize().into(),
             written_at_ms: now_ms(),
+            meta_crc32c: blob::crc32c(meta),
         };
         out.write_all(meta).await?;
         out.write_all(&footer.encode()).await?;
@@ -204,7 +254,60 @@ impl Store {
         Ok(WriteReceipt { size, sha256: hex::encode(footer.sha256), md5: hex::encode(footer.md5) })
     }
 
-    /// Opens a blob for reading and returns the file with its footer.
+    /// Makes the two fan-out directories of `id` exist durably, one level at a time: each one
+    /// not yet known durable is created if missing and then its parent is fsynced, so that its
+    /// entry survives a crash before any blob is acknowledged inside it. Returns the blob's
+    /// directory.
+    async fn make_fanout_durable(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
+        let root = self.dir(subvolume)?;
+        let known = self.durable.get(subvolume).ok_or(Error::NotFound)?;
+        let hex = |range: std::ops::Range<usize>| {
+            usize::from_str_radix(&id[range], 16).map_err(|_| Error::BadRequest(format!("invalid blob id {id:?}")))
+        };
+        let level1 = root.join(&id[0..2]);
+        let level2 = level1.join(&id[2..4]);
+        let levels = [
+            (root, level1.as_path(), known.level1.get(hex(0..2)?)),
+            (level1.as_path(), level2.as_path(), known.level2.get(hex(0..4)?)),
+        ];
+        for (parent, dir, flag) in levels {
+            let flag = flag.ok_or_else(|| Error::BadRequest(format!("invalid blob id {id:?}")))?;
+            // Acquire pairs with the Release below: seeing `true` means the fsync is done.
+            if flag.load(Ordering::Acquire) {
+                continue;
+            }
+            match tokio::fs::create_dir(dir).await {
+                Ok(()) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => return Err(err.into()),
+            }
+            sync_dir(parent).await?;
+            flag.store(true, Ordering::Release);
+        }
+        Ok(level2)
+    }
+
+    /// Clears the known-durable flags of `id`'s fan-out directories.
+    fn forget_fanout(&self, subvolume: usize, id: &str) {
+        let Some(known) = self.durable.get(subvolume) else { return };
+        let flags = [
+            usize::from_str_radix(&id[0..2], 16).ok().and_then(|i| known.level1.get(i)),
+            usize::from_str_radix(&id[0..4], 16).ok().and_then(|i| known.level2.get(i)),
+        ];
+        for flag in flags.into_iter().flatten() {
+            flag.store(false, Ordering::Release);
+        }
+    }
+
+    /// Opens a blob for reading and returns the file with its footer (CRC checked) and its
+    /// metadata (CRC checked), so a blob with any corrupt part is refused before a byte is served.
+    pub async fn open_checked(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer, Vec<u8>)> {
+        let (mut file, footer) = self.open_blob(subvolume, id).await?;
+        let meta = blob::read_meta(&mut file, &footer).await?;
+        Ok((file, footer, meta))
+    }
+
+    /// Opens a blob for reading and returns the file with its footer (CRC checked).
     pub async fn open_blob(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer)> {
         let path = self.blob_path(subvolume, id)?;
         let mut file = match tokio::fs::File::open(&path).await {
@@ -218,8 +321,7 @@ impl Store {
 
     /// Reads a blob's metadata JSON.
     pub async fn meta(&self, subvolume: usize, id: &str) -> Result<(Footer, Vec<u8>)> {
-        let (mut file, footer) = self.open_blob(subvolume, id).await?;
-        let meta = blob::read_meta(&mut file, &footer).await?;
+        let (_, footer, meta) = self.open_checked(subvolume, id).await?;
         Ok((footer, meta))
     }
 
@@ -252,14 +354,21 @@ impl Store {
             .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         let mut blobs = Vec::with_capacity(ids.len());
         for id in &ids {
-            match self.meta(subvolume, id).await {
-                Ok((footer, meta)) => {
-                    let meta = serde_json::value::RawValue::from_string(String::from_utf8_lossy(&meta).into_owned())
-                        .map_err(|e| Error::Corrupt(format!("{id}: {e}")))?;
-                    blobs.push(ListedBlob { id: id.clone(), footer, meta });
-                }
+            let listed = self.meta(subvolume, id).await.and_then(|(footer, meta)| {
+                // The CRC matched, so this is the JSON that was checked at write time; if it
+                // still does not parse, the blob is skipped like any other corrupt one rather
+                // than failing the whole page.
+                let meta = String::from_utf8(meta).map_err(|e| Error::Corrupt(format!("metadata: {e}")))?;
+                let meta = serde_json::value::RawValue::from_string(meta)
+                    .map_err(|e| Error::Corrupt(format!("metadata: {e}")))?;
+                Ok(ListedBlob { id: id.clone(), footer, meta })
+            });
+            match listed {
+                Ok(blob) => blobs.push(blob),
                 // Deleted between the directory walk and the read: not part of the listing.
                 Err(Error::NotFound) => {}
+                // A listing serves rebuild, GC and rebalance: one bad blob must not hide the
+                // others. Verify (which reads every replica) reports and repairs it.
                 Err(err) => {
                     tracing::warn!(%id, %err, "unreadable blob skipped in listing");
                 }
@@ -366,8 +475,10 @@ fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 async fn sync_dir(dir: &Path) -> Result<()> {
-    let dir = tokio::fs::File::open(dir).await?;
-    dir.sync_all().await?;
+    let file = tokio::fs::File::open(dir).await?;
+    file.sync_all().await?;
+    #[cfg(test)]
+    tests::SYNCED_DIRS.with(|synced| synced.borrow_mut().push(dir.to_path_buf()));
     Ok(())
 }
 
@@ -401,7 +512,19 @@ impl Drop for TempFile {
 
 #[cfg(test)]
 mod tests {
+    use std::cell::RefCell;
+
     use super::*;
+
+    thread_local! {
+        /// Directories `sync_dir` fsynced on this thread (tests run on their own thread, and
+        /// `#[tokio::test]` polls on it), in order.
+        pub(super) static SYNCED_DIRS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    fn take_synced() -> Vec<PathBuf> {
+        SYNCED_DIRS.with(|synced| synced.take())
+    }
 
     fn body(
         parts: Vec<Result<&'static [u8], &'static str>>,
@@ -469,6 +592,85 @@ mod tests {
         assert!(store.blob_path(0, "../../etc/passwd").is_err());
         assert!(store.blob_path(0, &"A".repeat(32)).is_err());
         assert!(store.blob_path(5, &id(1)).is_err());
+    }
+
+    #[tokio::test]
+    async fn fanout_directories_are_synced_up_to_the_root() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("sv");
+        let store = Store::open(std::slice::from_ref(&root)).unwrap();
+        let id = |prefix: &str, n: u8| format!("{prefix}{}", format!("{n:02x}").repeat(14));
+        let write = |id: String| {
+            let store = &store;
+            async move { store.write(0, &id, b"{}", None, body(vec![Ok(b"x")])).await.unwrap() }
+        };
+        take_synced();
+
+        // A fresh fan-out: each new directory's parent, then the blob's directory after the rename.
+        write(id("aabb", 1)).await;
+        assert_eq!(take_synced(), vec![root.clone(), root.join("aa"), root.join("aa/bb")]);
+        assert!(root.join("aa/bb").join(id("aabb", 1)).is_file());
+
+        // The same directories again: only the rename needs syncing.
+        write(id("aabb", 2)).await;
+        assert_eq!(take_synced(), vec![root.join("aa/bb")]);
+
+        // A new second level under a known first level: only its parent.
+        write(id("aacc", 3)).await;
+        assert_eq!(take_synced(), vec![root.join("aa"), root.join("aa/cc")]);
+
+        // A restarted daemon cannot know whether the directories it finds were synced (the
+        // previous process may have died in between): it syncs each parent once.
+        let store = Store::open(std::slice::from_ref(&root)).unwrap();
+        take_synced();
+        store.write(0, &id("aabb", 4), b"{}", None, body(vec![Ok(b"x")])).await.unwrap();
+        assert_eq!(take_synced(), vec![root.clone(), root.join("aa"), root.join("aa/bb")]);
+        store.write(0, &id("aabb", 5), b"{}", None, body(vec![Ok(b"x")])).await.unwrap();
+        assert_eq!(take_synced(), vec![root.join("aa/bb")]);
+
+        // Directories removed behind the daemon's back are made again, durably.
+        std::fs::remove_dir_all(root.join("aa")).unwrap();
+        store.write(0, &id("aabb", 6), b"{}", None, body(vec![Ok(b"x")])).await.unwrap();
+        assert_eq!(take_synced(), vec![root.clone(), root.join("aa"), root.join("aa/bb")]);
+        assert!(root.join("aa/bb").join(id("aabb", 6)).is_file());
+    }
+
+    /// Flips one byte of a blob file, counted from its end.
+    fn flip_from_end(path: &Path, from_end: u64) {
+        let mut bytes = std::fs::read(path).unwrap();
+        let at = bytes.len() - usize::try_from(from_end).unwrap();
+        bytes[at] ^= 0x01;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[tokio::test]
+    async fn corrupt_footers_and_metadata_are_refused_and_skipped_in_listings() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let meta = br#"{"bucket":"b","key":"k"}"#;
+        for n in 1..=4 {
+            store.write(0, &id(n), meta, None, body(vec![Ok(b"hello world")])).await.unwrap();
+        }
+        // 1: a byte of the stored MD5 (footer offset 56..72). 2: a byte of the metadata.
+        // 3: one byte appended, so the lengths disagree with the file size. 4: untouched.
+        flip_from_end(&store.blob_path(0, &id(1)).unwrap(), blob::FOOTER_LEN - 60);
+        flip_from_end(&store.blob_path(0, &id(2)).unwrap(), blob::FOOTER_LEN + 5);
+        let mut grown = std::fs::read(store.blob_path(0, &id(3)).unwrap()).unwrap();
+        grown.push(0);
+        std::fs::write(store.blob_path(0, &id(3)).unwrap(), grown).unwrap();
+
+        for n in 1..=3 {
+            assert!(matches!(store.meta(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: metadata read");
+            assert!(matches!(store.open_checked(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: GET");
+        }
+        let (_, footer, got) = store.open_checked(0, &id(4)).await.unwrap();
+        assert_eq!((footer.data_len, got.as_slice()), (11, &meta[..]));
+        let (listed, _) = store.list(0, None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), vec![id(4)]);
+
+        // A rewrite (what repair does) replaces a corrupt file.
+        store.write(0, &id(1), meta, None, body(vec![Ok(b"hello world")])).await.unwrap();
+        assert!(store.open_checked(0, &id(1)).await.is_ok());
     }
 
     fn walk(dir: &Path) -> Vec<String> {

@@ -49,7 +49,8 @@ pub struct VerifyProgress {
     pub bytes_checked: u64,
     /// Replicas missing.
     pub missing: u64,
-    /// Replicas whose bytes differ from the record's SHA-256.
+    /// Replicas whose bytes differ from the record's SHA-256, or that their volume refuses
+    /// as corrupt (footer or metadata failed its checksum).
     pub corrupt: u64,
     /// Replicas rewritten from a good copy and checked.
     pub repaired: u64,
@@ -169,10 +170,19 @@ impl VerifyJob {
 
     async fn check_replica(&self, replica: &Replica, id: &str, sha256: &str) -> Result<Health> {
         let url = self.url(replica)?;
-        if self.volumes.head(&url, replica.subvolume, id).await?.is_none() {
-            return Ok(Health::Missing);
+        // A volume that calls its copy corrupt (footer or metadata failed its checksum) has
+        // answered the question; any other error means it could not be asked.
+        match self.volumes.head(&url, replica.subvolume, id).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Ok(Health::Missing),
+            Err(Error::CorruptReplica(reason)) => return Ok(self.counted_corrupt(id, &reason)),
+            Err(err) => return Err(err),
         }
-        let mut stream = self.volumes.get(&url, replica.subvolume, id, None).await?;
+        let mut stream = match self.volumes.get(&url, replica.subvolume, id, None).await {
+            Ok(stream) => stream,
+            Err(Error::CorruptReplica(reason)) => return Ok(self.counted_corrupt(id, &reason)),
+            Err(err) => return Err(err),
+        };
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
@@ -181,6 +191,13 @@ impl VerifyJob {
         }
         self.slot.update(|p| p.replicas_checked += 1);
         Ok(if hex::encode(hasher.finalize()) == sha256 { Health::Good } else { Health::Corrupt })
+    }
+
+    /// A replica its volume refused as corrupt: it was checked, and it is bad.
+    fn counted_corrupt(&self, id: &str, reason: &str) -> Health {
+        tracing::debug!(blob = %id, %reason, "volume reports the replica corrupt");
+        self.slot.update(|p| p.replicas_checked += 1);
+        Health::Corrupt
     }
 
     async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str) -> Result<()> {

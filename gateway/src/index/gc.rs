@@ -267,20 +267,7 @@ mod tests {
     use super::*;
 
     fn live(ts: u64, id: &str) -> ObjectEntry {
-        ObjectEntry::Live(Box::new(ObjectRecord {
-            ts,
-            modified_ms: ts,
-            size: 1,
-            etag: "e".into(),
-            sha256: "s".into(),
-            headers: SystemHeaders::default(),
-            user_meta: vec![],
-            tags: vec![],
-            checksum: None,
-            parts: vec![],
-            blob: BlobRef { id: id.into(), replicas: vec![] },
-            tags_blob: None,
-        }))
+        super::super::tests::record(ts, id)
     }
 
     fn deleted(ts: u64, id: &str) -> ObjectEntry {

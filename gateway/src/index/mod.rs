@@ -11,6 +11,7 @@
 //! | `gc_keys`     | bucket `\0` key `\0` gc key  | empty: the queue by key  |
 //! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
+//! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
 //! | `meta`        | name                         | clock, membership        |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
@@ -24,6 +25,7 @@ pub mod records;
 mod repair;
 mod restore;
 mod tags;
+mod unlogged;
 
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
@@ -52,8 +54,20 @@ const CF_GC_KEYS: &str = "gc_keys";
 const CF_COMPLETED: &str = "completed";
 const CF_META: &str = "meta";
 const CF_REPAIR: &str = "repair";
-const ALL_CFS: [&str; 10] =
-    [CF_BUCKETS, CF_OBJECTS, CF_UPLOADS, CF_PARTS, CF_KEYS, CF_GC, CF_GC_KEYS, CF_COMPLETED, CF_META, CF_REPAIR];
+const CF_UNLOGGED: &str = "unlogged";
+const ALL_CFS: [&str; 11] = [
+    CF_BUCKETS,
+    CF_OBJECTS,
+    CF_UPLOADS,
+    CF_PARTS,
+    CF_KEYS,
+    CF_GC,
+    CF_GC_KEYS,
+    CF_COMPLETED,
+    CF_META,
+    CF_REPAIR,
+    CF_UNLOGGED,
+];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
@@ -251,6 +265,7 @@ impl Index {
                     self.queue_gc(batch, bucket, key, blob)?;
                 }
                 self.queue_repairs(batch, bucket, key, None, entry.blobs())?;
+                self.stage_unlogged(batch, entry.main_blob())?;
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
                 Committed::Current
             }
@@ -381,7 +396,8 @@ mod tests {
     use super::records::*;
     use super::*;
 
-    fn record(ts: u64, id: &str) -> ObjectEntry {
+    /// A live entry written at `ts` with blob `id`, for tests across the index.
+    pub(super) fn record(ts: u64, id: &str) -> ObjectEntry {
         ObjectEntry::Live(Box::new(ObjectRecord {
             ts,
             modified_ms: ts,

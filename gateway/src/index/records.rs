@@ -257,6 +257,15 @@ impl ObjectEntry {
         }
     }
 
+    /// The blob that makes this entry what it is: the object's data (or its manifest), or the
+    /// tombstone. Its id goes into the volumes' commit logs.
+    pub fn main_blob(&self) -> &BlobRef {
+        match self {
+            ObjectEntry::Live(record) => &record.blob,
+            ObjectEntry::Deleted { blob, .. } => blob,
+        }
+    }
+
     /// The live record, if any.
     pub fn live(self) -> Option<ObjectRecord> {
         match self {

@@ -96,8 +96,7 @@ pub(super) async fn copy_object(
     let record = stored.record(meta, algorithm);
     let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
-    let (bucket, key) = (input.bucket.clone(), input.key.clone());
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;
+    gw.commit_object(&input.bucket, &input.key, entry, None).await?;
 
     let mut result = CopyObjectResult {
         e_tag: Some(ETag::Strong(etag)),

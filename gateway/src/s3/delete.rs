@@ -8,11 +8,9 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::write::new_id;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::records::{BlobRef, ObjectEntry};
-use crate::replicated::{self, BodyChecks};
+use crate::index::records::ObjectEntry;
 use crate::time::now_ms;
 
 /// S3 caps DeleteObjects at 1000 keys per request.
@@ -28,26 +26,11 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
     }
     let ts = gw.index.next_ts();
     let meta = BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms());
-    let targets = gw.place(bucket, key);
-    let blob_id = new_id();
-    let _in_flight = gw.in_flight.register(&blob_id);
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-    let checks = BodyChecks::none();
-    let written = replicated::write(
-        &gw.volumes,
-        &targets,
-        gw.replicas,
-        &blob_id,
-        &meta.to_json(),
-        Some(0),
-        gw.write_quorum,
-        &checks,
-        empty,
-    )
-    .await?;
-    let entry = ObjectEntry::Deleted { ts, blob: BlobRef { id: blob_id, replicas: written.replicas } };
-    let (bucket, key) = (bucket.to_string(), key.to_string());
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, None)).await?;
+    // `stored` keeps the tombstone blob hidden from GC until it is committed.
+    let stored = super::write::store(gw, &meta, Some(0), None, None, empty).await?;
+    let entry = ObjectEntry::Deleted { ts, blob: stored.blob.clone() };
+    gw.commit_object(bucket, key, entry, None).await?;
     Ok(())
 }
 

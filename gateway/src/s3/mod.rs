@@ -31,7 +31,8 @@ use s3s::dto::*;
 use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::cluster::Cluster;
-use crate::index::Index;
+use crate::index::records::ObjectEntry;
+use crate::index::{Committed, Index, WriteCondition};
 use crate::volume_client::VolumeClient;
 
 /// Owner reported for every bucket and object: Cairn has one tenant.
@@ -69,6 +70,41 @@ impl Gateway {
     /// the first `replicas` and checks its quorum).
     pub(crate) fn place(&self, bucket: &str, key: &str) -> Vec<(crate::index::records::Replica, String)> {
         self.cluster.place(bucket, key, self.replicas * 2, self.volumes.health())
+    }
+
+    /// Commits `entry` as the key's version (see `Index::commit_object`) and, if it became
+    /// current, logs its blob on its volumes before the client hears of it.
+    pub(crate) async fn commit_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        entry: ObjectEntry,
+        condition: Option<WriteCondition>,
+    ) -> crate::Result<Committed> {
+        let blob = entry.main_blob().clone();
+        let (bucket, key) = (bucket.to_string(), key.to_string());
+        let committed =
+            self.blocking(move |index| index.commit_object(&bucket, &key, &entry, condition.as_ref())).await?;
+        if committed == Committed::Current {
+            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
+        }
+        Ok(committed)
+    }
+
+    /// Completes a multipart upload (see `Index::complete_upload`) and logs its manifest.
+    pub(crate) async fn complete_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        entry: ObjectEntry,
+        condition: Option<WriteCondition>,
+    ) -> crate::Result<()> {
+        let blob = entry.main_blob().clone();
+        let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
+        self.blocking(move |index| index.complete_upload(&b, &k, &u, &entry, condition.as_ref())).await?;
+        crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
+        Ok(())
     }
 
     pub(crate) fn owner() -> Owner {

@@ -345,8 +345,7 @@ pub(super) async fn complete_multipart_upload(
         tags_blob: None,
     };
     let entry = ObjectEntry::Live(Box::new(record));
-    let (b, k, u) = (bucket.clone(), key.clone(), upload_id.clone());
-    match gw.blocking(move |index| index.complete_upload(&b, &k, &u, &entry, condition.as_ref())).await {
+    match gw.complete_upload(&bucket, &key, &upload_id, entry, condition).await {
         Ok(()) => Ok(S3Response::new(completed_output(&bucket, &key, etag, checksum))),
         // A concurrent attempt at the same Complete won the commit; this one answers like it
         // (its manifest blob, never committed, is an orphan for GC).

@@ -104,7 +104,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let record = stored.record(meta, algorithm);
     let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
-    gw.blocking(move |index| index.commit_object(&bucket, &key, &entry, condition.as_ref())).await?;
+    gw.commit_object(&bucket, &key, entry, condition).await?;
     tracing::debug!(size = stored.size, %etag, "object stored");
     let mut output = PutObjectOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
     if let Some(checksum) = checksum {

@@ -1,0 +1,45 @@
+//! Proof of commit on the volumes. A rebuild has only the volumes to go by, so a blob that
+//! reached them but was never committed (a crash between the volume writes and the index
+//! commit, the loser of a conditional write) must not pass for a committed one: the id of
+//! every blob a commit makes current goes into the commit log of each volume holding a copy
+//! (volumed's `commit_log`), and rebuild trusts only blobs some log names.
+//!
+//! The index commit stays the commit point. It also records the blob as unlogged; the request
+//! then appends the id to the logs before it answers, and drops the unlogged mark once every
+//! copy's log has it. Whatever is left unlogged (a volume down, a crash) is appended by the
+//! repairer's next round.
+
+use std::sync::Arc;
+
+use crate::cluster::Cluster;
+use crate::index::Index;
+use crate::index::records::BlobRef;
+use crate::volume_client::VolumeClient;
+
+/// Appends `blob`'s id to the commit log of every volume holding a copy; once all have it,
+/// drops its unlogged mark. Whether every log has it now.
+pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, blob: &BlobRef) -> bool {
+    let appends = blob.replicas.iter().map(|replica| async move {
+        // A volume no longer in the cluster (removed for good) has no log to keep.
+        let Some(url) = cluster.url_of(&replica.volume) else { return Some(()) };
+        match volumes.append_commits(&url, replica.subvolume, &[&blob.id]).await {
+            Ok(()) => Some(()),
+            Err(err) => {
+                tracing::warn!(blob = %blob.id, %url, %err, "commit not logged on a volume yet; the repairer retries");
+                None
+            }
+        }
+    });
+    let all = futures::future::join_all(appends).await.iter().all(Option::is_some);
+    if all {
+        let (index, id) = (index.clone(), blob.id.clone());
+        let marked = match tokio::task::spawn_blocking(move || index.logged(&id)).await {
+            Ok(marked) => marked,
+            Err(err) => Err(crate::Error::Index(err.to_string())),
+        };
+        if let Err(err) = marked {
+            tracing::warn!(blob = %blob.id, %err, "could not clear the unlogged mark; it is logged again later");
+        }
+    }
+    all
+}
