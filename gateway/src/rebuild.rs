@@ -293,13 +293,12 @@ struct RestoredBucket {
 /// What the bucket blobs `ids` of a bucket (and its live objects, if any, the oldest
 /// written at `oldest_object_ms`) say the bucket is; `None` if nothing does.
 ///
-/// The bucket exists if a creation is newer than its newest deletion; the first of those
-/// creations made the bucket as it is now (a later one is a CreateBucket that found it
-/// existing, or one written after a refused DeleteBucket, with the same creation time).
-/// Otherwise a newest deletion keeps it deleted, unless live objects name it: a rebuild
-/// never drops data over a bucket's metadata, so such a bucket is recreated for them (this
-/// means a DeleteBucket refused at its commit whose bucket blob could not be outranked, a
-/// write that never committed, or bucket blobs that could not be read).
+/// Only committed bucket blobs are passed in (a refused CreateBucket or DeleteBucket never
+/// reaches a commit log). The bucket exists if a creation is newer than its newest deletion;
+/// the first of those creations made the bucket as it is now and dates it. Otherwise a newest
+/// deletion keeps it deleted, unless live objects name it: a rebuild never drops data over a
+/// bucket's metadata, so such a bucket is recreated for them (this means bucket blobs that
+/// could not be read, or volumes written before buckets had blobs).
 fn bucket_entry(
     ids: &[String],
     blobs: &HashMap<String, Found>,
@@ -460,11 +459,6 @@ mod tests {
         assert_eq!(
             restore(&[("c1", 10, 1000), ("d1", 20, 0), ("c2", 30, 3000)], None),
             Some((live(3000, 30, Some("c2")), Some("c2".into()), false))
-        );
-        // A refused delete, outranked by a creation blob carrying the original date.
-        assert_eq!(
-            restore(&[("c1", 10, 1000), ("d1", 20, 0), ("c2", 30, 1000)], None),
-            Some((live(1000, 30, Some("c2")), Some("c2".into()), false))
         );
         // Nothing about the bucket at all.
         assert_eq!(restore(&[], None), None);

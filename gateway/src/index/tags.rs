@@ -1,7 +1,8 @@
 //! Tags changed after the write (PutObjectTagging, DeleteObjectTagging). The new tag set is
 //! first written to the volumes as a tags blob naming its version, then committed here: the
-//! record takes the tags and references the blob, and the blob it replaces goes to the GC
-//! queue, so a rebuild finds the newest tag set of every version on the volumes.
+//! record takes the tags and references the blob, the blob it replaces goes to the GC queue,
+//! and the blob is marked for the volumes' commit logs, so a rebuild finds the newest
+//! committed tag set of every version on the volumes.
 
 use rocksdb::WriteBatch;
 
@@ -35,6 +36,9 @@ impl Index {
                     self.queue_gc(&mut batch, bucket, key, &old.blob)?;
                 }
                 self.queue_repairs(&mut batch, bucket, key, None, [&change.blob])?;
+                // Committed: it goes into the volumes' commit logs, which is what a rebuild
+                // trusts.
+                self.stage_unlogged(&mut batch, &change.blob)?;
                 record.tags = tags;
                 record.tags_blob = Some(change);
                 batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(&ObjectEntry::Live(record))?);
@@ -110,10 +114,14 @@ mod tests {
         assert_eq!((record.tags, record.tags_blob), (tags("a"), Some(change(20, "t1"))));
         assert!(index.referenced_copies().unwrap().contains(&("t1".into(), "v1".into(), 0)));
 
-        // Older than the committed change: it loses.
+        let unlogged: Vec<String> = index.unlogged(100).unwrap().into_iter().map(|b| b.id).collect();
+        assert!(unlogged.contains(&"t1".to_string()), "a committed change goes to the commit logs");
+
+        // Older than the committed change: it loses, and is never logged.
         assert_eq!(index.set_tags("b", "k", "v1", tags("old"), change(15, "t0")).unwrap(), Committed::Superseded);
         assert_eq!(index.object("b", "k").unwrap().unwrap().tags, tags("a"));
         assert_eq!(queued(&index), ["t0"]);
+        assert!(!index.unlogged(100).unwrap().iter().any(|b| b.id == "t0"));
 
         assert_eq!(index.set_tags("b", "k", "v1", vec![], change(30, "t2")).unwrap(), Committed::Current);
         assert!(index.object("b", "k").unwrap().unwrap().tags.is_empty());

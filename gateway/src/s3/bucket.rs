@@ -1,6 +1,6 @@
 //! Bucket operations. CreateBucket and DeleteBucket write a bucket blob to the volumes
-//! before they commit (see `index/buckets.rs`), so a rebuild restores empty buckets and
-//! never brings back deleted ones.
+//! before they commit and log it in the volumes' commit logs after (see `index/buckets.rs`),
+//! so a rebuild restores empty buckets and never brings back deleted ones.
 
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
@@ -77,6 +77,7 @@ pub(super) async fn create_bucket(
     if !gw.blocking(move |index| index.create_bucket(&name, ts, created_ms, &blob)).await? {
         return Err(already_owned());
     }
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
     tracing::info!(%bucket, "bucket created");
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
@@ -113,36 +114,12 @@ pub(super) async fn delete_bucket(
     let ts = gw.index.next_ts();
     let stored = store_bucket_blob(gw, BlobKind::BucketDeleted, &bucket, ts, now_ms()).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
-    match gw.blocking(move |index| index.delete_bucket(&name, ts, &blob)).await {
-        Ok(()) => {}
-        Err(Error::BucketNotEmpty) => {
-            reassert(gw, &bucket).await;
-            return Err(Error::BucketNotEmpty.into());
-        }
-        Err(err) => return Err(err.into()),
-    }
+    // A refusal here (objects or uploads arrived meanwhile) leaves the deletion blob on the
+    // volumes until GC, but never in a commit log, so no rebuild trusts it.
+    gw.blocking(move |index| index.delete_bucket(&name, ts, &blob)).await?;
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
     tracing::info!(%bucket, "bucket deleted");
     Ok(S3Response::new(DeleteBucketOutput {}))
-}
-
-/// After a DeleteBucket refused at its commit (objects or uploads arrived while its blob
-/// was written), that deletion blob is the newest bucket blob on the volumes until GC
-/// deletes it, and a rebuild would take the bucket for deleted. A newer creation blob with
-/// the bucket's creation time outranks it. Best effort: the client's answer does not depend
-/// on it, and a failure only leaves that window open until GC closes it.
-async fn reassert(gw: &Gateway, bucket: &str) {
-    let outcome: Result<()> = async {
-        let Some(record) = gw.index.bucket(bucket)? else { return Ok(()) };
-        let ts = gw.index.next_ts();
-        let stored = store_bucket_blob(gw, BlobKind::Bucket, bucket, ts, record.created_ms).await?;
-        let (name, blob) = (bucket.to_string(), stored.blob.clone());
-        gw.blocking(move |index| index.reassert_bucket(&name, ts, &blob)).await?;
-        Ok(())
-    }
-    .await;
-    if let Err(err) = outcome {
-        tracing::warn!(%bucket, %err, "could not outrank the refused deletion's blob; GC will delete it");
-    }
 }
 
 pub(super) async fn get_bucket_location(

@@ -9,6 +9,7 @@ use super::Gateway;
 use super::object::lookup;
 use super::write::{self, check_tags};
 use crate::blob_meta::{BlobKind, BlobMeta};
+use crate::index::Committed;
 use crate::index::records::TagsBlob;
 use crate::time::now_ms;
 
@@ -30,8 +31,8 @@ pub(super) async fn get_object_tagging(
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
 }
 
-/// Writes the new tag set to the volumes as a tags blob naming the current version, then
-/// commits it (see `index/tags.rs`). A change that lost to an overwrite or a newer change
+/// Writes the new tag set to the volumes as a tags blob naming the current version, commits
+/// it (see `index/tags.rs`), and logs it in the volumes' commit logs. A change that lost to an overwrite or a newer change
 /// is ordered before it, as a rebuild orders it, and still succeeds.
 async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, String)>) -> S3Result<()> {
     let version = lookup(gw, &bucket, &key)?.blob.id;
@@ -44,7 +45,10 @@ async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, 
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     let stored = write::store(gw, &meta, Some(0), None, None, empty).await?;
     let change = TagsBlob { ts, blob: stored.blob.clone() };
-    gw.blocking(move |index| index.set_tags(&bucket, &key, &version, tags, change)).await?;
+    let committed = gw.blocking(move |index| index.set_tags(&bucket, &key, &version, tags, change)).await?;
+    if committed == Committed::Current {
+        crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
+    }
     // Registered in flight until here, so GC cannot take the blob for an orphan before the
     // record references it.
     drop(stored);
