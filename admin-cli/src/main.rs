@@ -498,7 +498,8 @@ fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
             .iter()
             .map(|g| {
                 let mut perms = String::new();
-                for (on, letter) in [(g.read, 'r'), (g.write, 'w'), (g.owner, 'o')] {
+                // Owner implies read and write, and is shown with them.
+                for (on, letter) in [(g.read || g.owner, 'r'), (g.write || g.owner, 'w'), (g.owner, 'o')] {
                     perms.push(if on { letter } else { '-' });
                 }
                 format!("{}:{perms}", g.bucket)

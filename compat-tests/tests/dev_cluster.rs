@@ -39,8 +39,11 @@ fn start(data: &std::path::Path, s3_port: u16, admin_port: u16) -> Dev {
 }
 
 fn client(data: &std::path::Path, s3_port: u16) -> aws_sdk_s3::Client {
-    let credentials: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    let path = data.join("credentials.json");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "the credentials file is the owner's alone");
+    let credentials: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{s3_port}"))
@@ -69,13 +72,14 @@ async fn dev_cluster_serves_and_keeps_data_across_restarts() {
     s3.create_bucket().bucket("demo").send().await.unwrap();
     s3.put_object().bucket("demo").key("five-mb").body(payload.clone().into()).send().await.unwrap();
 
-    // The blob is on exactly two of the three volumes.
+    // The object's blob (the only one of 5 MB; the bucket has a small blob of its own) is on
+    // exactly two of the three volumes.
     let holders = (1..=3)
         .filter(|v| {
             let mut found = false;
             for sv in 0..2 {
                 let dir = data.join(format!("volume-{v}/sv{sv}"));
-                found |= walk(&dir).iter().any(|name| name.len() == 32);
+                found |= walk(&dir).iter().any(|(name, len)| name.len() == 32 && *len >= payload.len() as u64);
             }
             found
         })
@@ -99,14 +103,16 @@ async fn dev_cluster_serves_and_keeps_data_across_restarts() {
     assert!(back.body.collect().await.unwrap().into_bytes() == payload, "data survives a restart");
 }
 
-fn walk(dir: &std::path::Path) -> Vec<String> {
+/// Every file under `dir`: its name and length.
+fn walk(dir: &std::path::Path) -> Vec<(String, u64)> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for entry in entries.flatten() {
             if entry.path().is_dir() {
                 out.extend(walk(&entry.path()));
             } else {
-                out.push(entry.file_name().to_string_lossy().into_owned());
+                let len = entry.metadata().map_or(0, |m| m.len());
+                out.push((entry.file_name().to_string_lossy().into_owned(), len));
             }
         }
     }

@@ -35,6 +35,11 @@ async fn a_key_allowed_on_one_bucket_cannot_touch_another() {
     let err = app.list_objects_v2().bucket("alpha").send().await.unwrap_err();
     assert_eq!(code(&err), "AccessDenied");
 
+    let nothing = cluster.admin(&["key", "allow", &id, "alpha"]);
+    assert!(!nothing.status.success(), "an allow that names no permission is refused");
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("--read, --write and/or --owner"));
+    cluster.admin_ok(&["key", "allow", &id, "gamma", "--owner"]);
+    assert!(cluster.admin_ok(&["key", "list"]).contains("gamma:rwo"), "owner implies read and write");
     cluster.admin_ok(&["key", "allow", &id, "alpha", "--read", "--write"]);
     let listing = cluster.admin_ok(&["key", "list"]);
     assert!(listing.contains(&id) && listing.contains("alpha:rw-"), "{listing}");

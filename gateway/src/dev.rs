@@ -53,6 +53,9 @@ fn random_string(len: usize, alphabet: &[u8]) -> String {
 }
 
 fn load_or_create_credentials(path: &Path) -> Result<Credentials> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt as _;
+
     if let Ok(text) = std::fs::read_to_string(path) {
         return serde_json::from_str(&text).map_err(|e| Error::Config(format!("{}: {e}", path.display())));
     }
@@ -65,7 +68,10 @@ fn load_or_create_credentials(path: &Path) -> Result<Credentials> {
         admin_token: random_string(32, MIXED),
     };
     let text = serde_json::to_vec_pretty(&credentials).map_err(|e| Error::Config(e.to_string()))?;
-    std::fs::write(path, text)?;
+    // Secrets: readable by the owner alone, from the moment the file exists.
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(&text)?;
+    file.sync_all()?;
     Ok(credentials)
 }
 

@@ -8,10 +8,10 @@ use clap::Parser;
 #[command(name = "cairn-volumed", version)]
 struct Args {
     /// Address to listen on.
-    #[arg(long, env = "CAIRN_LISTEN", default_value = "127.0.0.1:9101")]
+    #[arg(long, env = "CAIRN_VOLUMED_LISTEN", default_value = "127.0.0.1:9101")]
     listen: String,
     /// Data directory; repeat once per disk (subvolume). Order matters and is checked.
-    #[arg(long = "dir", env = "CAIRN_DIRS", value_delimiter = ',', required = true)]
+    #[arg(long = "dir", env = "CAIRN_VOLUMED_DIRS", value_delimiter = ',', required = true)]
     dirs: Vec<PathBuf>,
     /// Shared secret the gateway presents (`Authorization: Bearer …`).
     #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]

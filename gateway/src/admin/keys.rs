@@ -141,6 +141,10 @@ pub(super) fn delete(api: &AdminApi, id: &str) -> Result<Response<Full<Bytes>>, 
 pub(super) async fn grant(api: &AdminApi, id: &str, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let change: GrantChange = read_json(req).await?;
     let none_named = !(change.read || change.write || change.owner);
+    if change.allow && none_named {
+        // It would change nothing, and an operator who typed it meant something.
+        return Err(Failure(StatusCode::BAD_REQUEST, "name what to allow: --read, --write and/or --owner".into()));
+    }
     let found = api.index.update_grant(id, &change.bucket, |grant| {
         if change.allow {
             grant.read |= change.read;
