@@ -122,6 +122,18 @@ async fn add_a_volume_and_drain_one_while_serving() {
     cluster.admin_ok(&["volume", "remove", &first]);
     let status = cluster.status().await;
     assert_eq!(status["volumes"].as_array().unwrap().len(), 3, "{status}");
+
+    // Its URL is still in the gateway's --volumes: a restart must not bring it back.
+    cluster.gateway.take();
+    cluster.start_gateway();
+    let urls = |status: &serde_json::Value| -> Vec<String> {
+        status["volumes"].as_array().unwrap().iter().map(|v| v["url"].as_str().unwrap().to_string()).collect()
+    };
+    let status = cluster.status().await;
+    assert!(!urls(&status).contains(&first), "a removed volume stays removed: {status}");
+    assert_eq!(urls(&status).len(), 3);
+    cluster.admin_ok(&["volume", "add", &first]);
+    assert!(urls(&cluster.status().await).contains(&first), "volume add brings it back");
 }
 
 #[tokio::test(flavor = "multi_thread")]

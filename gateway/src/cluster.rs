@@ -37,6 +37,13 @@ impl Cluster {
         let mut unjoined = Vec::new();
         for (url, answer) in urls.iter().zip(answers) {
             match answer {
+                Ok(stats) if membership.removed.contains(&stats.volume_id) => {
+                    tracing::warn!(
+                        %url,
+                        volume_id = %stats.volume_id,
+                        "volume was removed with `cairn-admin volume remove`; it stays out (`cairn-admin volume add` brings it back)"
+                    );
+                }
                 Ok(stats) => merge(&mut membership, url, &stats, None, None)?,
                 Err(err) if membership.volumes.iter().any(|v| v.url == *url) => {
                     tracing::warn!(%url, %err, "volume is down; starting without it, it rejoins when it answers");
@@ -68,6 +75,10 @@ impl Cluster {
             let mut still = Vec::new();
             for url in urls {
                 let joined = match client.stats(&url).await {
+                    Ok(stats) if self.membership().removed.contains(&stats.volume_id) => {
+                        tracing::warn!(%url, volume_id = %stats.volume_id, "volume was removed; it stays out");
+                        continue;
+                    }
                     Ok(stats) => self.update(&index, |membership| merge(membership, &url, &stats, None, None)),
                     Err(err) => Err(err),
                 };
@@ -90,7 +101,10 @@ impl Cluster {
         weight: Option<f64>,
     ) -> Result<Membership> {
         let stats = client.stats(url).await?;
-        self.update(index, |membership| merge(membership, url, &stats, zone, weight))
+        self.update(index, |membership| {
+            membership.removed.retain(|id| *id != stats.volume_id);
+            merge(membership, url, &stats, zone, weight)
+        })
     }
 
     /// Changes the membership with `change`, stores it, and makes it current for new writes.

@@ -120,6 +120,9 @@ pub(super) async fn remove(api: &AdminApi, req: Request<Incoming>) -> Result<Res
     }
     let membership = api.cluster.update(&api.index, |m| {
         m.volumes.retain(|v| v.id != id);
+        if !m.removed.contains(&id) {
+            m.removed.push(id.clone());
+        }
         Ok(())
     })?;
     tracing::info!(%url, ?forgotten, "volume removed");

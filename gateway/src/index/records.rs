@@ -357,6 +357,10 @@ pub struct VolumeRecord {
 pub struct Membership {
     /// All known volumes, in ring order.
     pub volumes: Vec<VolumeRecord>,
+    /// Ids of volumes removed with `volume remove`: the gateway's `--volumes` list may still
+    /// name them, but they stay out until `volume add` brings one back.
+    #[serde(default)]
+    pub removed: Vec<String>,
 }
 
 #[cfg(test)]
