@@ -566,3 +566,41 @@ for expires_in, want in ((3600, 200), (604800, 200), (604800 + 3600, 400)):
         assert b"<Code>AuthorizationQueryParametersError</Code>" in body, body
 print("sigv2 ok")
 "#;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acls_other_than_the_owners_are_refused() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    let err = s3.create_bucket().bucket("public").acl(BucketCannedAcl::PublicRead).send().await.unwrap_err();
+    assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("AccessControlListNotSupported"), "{err:?}");
+    assert!(s3.head_bucket().bucket("public").send().await.is_err(), "no bucket was made");
+    s3.create_bucket().bucket("bkt").acl(BucketCannedAcl::Private).send().await.unwrap();
+    let blobs = cluster.blob_files().len();
+    for acl in [ObjectCannedAcl::PublicRead, ObjectCannedAcl::AuthenticatedRead, ObjectCannedAcl::PublicReadWrite] {
+        let err = s3
+            .put_object()
+            .bucket("bkt")
+            .key("k")
+            .acl(acl.clone())
+            .body(b"x".to_vec().into())
+            .send()
+            .await
+            .unwrap_err();
+        assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("AccessControlListNotSupported"), "{acl:?}");
+    }
+    let err = s3
+        .put_object()
+        .bucket("bkt")
+        .key("k")
+        .grant_read("uri=http://acs.amazonaws.com/groups/global/AllUsers")
+        .body(b"x".to_vec().into())
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("AccessControlListNotSupported"));
+    assert_eq!(cluster.blob_files().len(), blobs, "nothing stored");
+    for acl in [ObjectCannedAcl::Private, ObjectCannedAcl::BucketOwnerFullControl] {
+        s3.put_object().bucket("bkt").key("k").acl(acl).body(b"x".to_vec().into()).send().await.unwrap();
+    }
+}

@@ -1,7 +1,7 @@
 //! Features Cairn does not have, refused loudly instead of silently ignored: object versions
 //! (buckets are never versioned), server-side encryption of any kind (Cairn does not encrypt
-//! at rest; an SSE-C upload answered 200 would claim an encryption that never happened), and
-//! object lock. Checked for every request once it is authenticated and authorized
+//! at rest; an SSE-C upload answered 200 would claim an encryption that never happened),
+//! object lock, and ACLs other than the owner's full control. Checked for every request once it is authenticated and authorized
 //! (`auth::AccessPolicy`), before any handler runs or any body is read.
 
 use http::HeaderMap;
@@ -11,7 +11,24 @@ use s3s::{S3Result, s3_error};
 /// other than the current one, server-side encryption of any kind, and object lock.
 pub fn refuse_unsupported(query: Option<&str>, headers: &HeaderMap) -> S3Result<()> {
     check_version_query(query)?;
-    refuse_unsupported_headers(headers)
+    refuse_unsupported_headers(headers)?;
+    refuse_acls(headers)
+}
+
+/// Cairn has no ACLs: every bucket behaves as S3's "bucket owner enforced" one, where the
+/// owner has full control and nobody else any. The canned ACLs that say exactly that are
+/// accepted; any other ACL or grant would be silently ignored, so it is refused with the
+/// error S3 gives such a bucket.
+fn refuse_acls(headers: &HeaderMap) -> S3Result<()> {
+    for (name, value) in headers {
+        let granted = name.as_str().starts_with("x-amz-grant-");
+        let canned = name.as_str() == "x-amz-acl"
+            && !matches!(value.as_bytes().trim_ascii(), b"private" | b"bucket-owner-full-control");
+        if granted || canned {
+            return Err(s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs"));
+        }
+    }
+    Ok(())
 }
 
 /// Buckets are never versioned, so the only version of an object is the current one, which
