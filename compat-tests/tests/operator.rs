@@ -32,3 +32,63 @@ fn volumed_reads_its_own_environment_not_the_gateways() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secrets_can_come_from_files_and_stay_out_of_the_process_list() {
+    let mut cluster = compat_tests::TestCluster::start(1, 1);
+    // Restart both daemons with their secrets in files only.
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, value: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{value}\n")).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let cluster_secret = write("cluster-secret", CLUSTER_SECRET);
+    let secret_key = write("secret-key", compat_tests::SECRET_KEY);
+    let admin_token = write("admin-token", compat_tests::ADMIN_TOKEN);
+    cluster.gateway.take();
+    let volume = &mut cluster.volumes[0];
+    volume.kill();
+    let mut cmd = Command::new(binary("cairn-volumed"));
+    cmd.args(["--listen", &format!("127.0.0.1:{}", volume.port), "--cluster-secret-file", &cluster_secret]);
+    for d in &volume.dirs {
+        cmd.arg("--dir").arg(d);
+    }
+    let mut volumed = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).spawn().unwrap();
+    let mut gateway = Command::new(binary("cairn-gateway"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{}", cluster.s3_port)])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", cluster.admin_port)])
+        .arg("--db")
+        .arg(cluster.db_dir())
+        .args(["--volumes", &cluster.volumes[0].url(), "--replicas", "1"])
+        .args(["--access-key", compat_tests::ACCESS_KEY, "--secret-key-file", &secret_key])
+        .args(["--cluster-secret-file", &cluster_secret, "--admin-token-file", &admin_token])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    for pid in [volumed.id(), gateway.id()] {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        for secret in [CLUSTER_SECRET, compat_tests::SECRET_KEY, compat_tests::ADMIN_TOKEN] {
+            assert!(!cmdline.contains(secret), "a secret is in the process list of {pid}");
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let s3 = cluster.client();
+    loop {
+        // The gateway signs with the key from the file, the volume accepts the secret from its file.
+        if s3.create_bucket().bucket("bkt").send().await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no answer with secrets from files");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    s3.put_object().bucket("bkt").key("k").body(b"v".to_vec().into()).send().await.unwrap();
+    assert_eq!(cluster.status().await["objects"], 1, "the admin token from its file works");
+    for child in [&mut volumed, &mut gateway] {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}

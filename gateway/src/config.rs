@@ -63,6 +63,15 @@ pub struct ServeArgs {
     /// Token for the admin API; without one the admin API refuses every request.
     #[arg(long, env = "CAIRN_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// File holding the cluster secret (kept out of the process list; systemd credentials).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
+    pub cluster_secret_file: Option<PathBuf>,
+    /// File holding the root secret access key.
+    #[arg(long, env = "CAIRN_SECRET_KEY_FILE", conflicts_with = "secret_key")]
+    pub secret_key_file: Option<PathBuf>,
+    /// File holding the admin token.
+    #[arg(long, env = "CAIRN_ADMIN_TOKEN_FILE", conflicts_with = "admin_token")]
+    pub admin_token_file: Option<PathBuf>,
     /// Region reported to clients and expected in signatures [default: us-east-1].
     #[arg(long, env = "CAIRN_REGION")]
     pub region: Option<String>,
@@ -92,6 +101,30 @@ fn duration_or_seconds<'de, D: serde::Deserializer<'de>>(
     match Text::deserialize(deserializer)? {
         Text::Seconds(seconds) => Ok(Some(Duration::from_secs(seconds))),
         Text::Humane(text) => parse_duration(&text).map(Some).map_err(serde::de::Error::custom),
+    }
+}
+
+/// A secret from its flag or its file (flags before the config file), the file read whole
+/// less its trailing newline.
+fn secret(
+    value: Option<String>,
+    path: Option<PathBuf>,
+    file_value: Option<String>,
+    file_path: Option<PathBuf>,
+) -> Result<Option<String>> {
+    let read = |path: PathBuf| {
+        std::fs::read_to_string(&path)
+            .map(|text| text.trim_end_matches(['\n', '\r']).to_string())
+            .map_err(|e| Error::Config(format!("{}: {e}", path.display())))
+    };
+    match (value, path) {
+        (Some(value), _) => Ok(Some(value)),
+        (None, Some(path)) => read(path).map(Some),
+        (None, None) => match (file_value, file_path) {
+            (Some(value), _) => Ok(Some(value)),
+            (None, Some(path)) => read(path).map(Some),
+            (None, None) => Ok(None),
+        },
     }
 }
 
@@ -210,10 +243,17 @@ impl ServeArgs {
                     )?,
                 }
             },
-            cluster_secret: required(self.cluster_secret.or(file.cluster_secret), "cluster-secret")?,
+            cluster_secret: required(
+                secret(self.cluster_secret, self.cluster_secret_file, file.cluster_secret, file.cluster_secret_file)?,
+                "cluster-secret",
+            )?,
             access_key: required(self.access_key.or(file.access_key), "access-key")?,
-            secret_key: required(self.secret_key.or(file.secret_key), "secret-key")?,
-            admin_token: self.admin_token.or(file.admin_token).filter(|t| !t.is_empty()),
+            secret_key: required(
+                secret(self.secret_key, self.secret_key_file, file.secret_key, file.secret_key_file)?,
+                "secret-key",
+            )?,
+            admin_token: secret(self.admin_token, self.admin_token_file, file.admin_token, file.admin_token_file)?
+                .filter(|t| !t.is_empty()),
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
             upload_ttl: self.upload_ttl.or(file.upload_ttl).unwrap_or(DEFAULT_UPLOAD_TTL),
@@ -283,6 +323,17 @@ mod tests {
         let path = dir.path().join("cairn.toml");
         std::fs::write(&path, "upload_ttl = 'soon'").unwrap();
         assert!(ServeArgs { config: Some(path), ..base.clone() }.resolve().is_err());
+    }
+
+    #[test]
+    fn secrets_come_from_files_without_their_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cluster-secret");
+        std::fs::write(&path, "from-a-file\n").unwrap();
+        let args = ServeArgs { cluster_secret: None, cluster_secret_file: Some(path), ..minimal() };
+        assert_eq!(args.resolve().unwrap().cluster_secret, "from-a-file");
+        let missing = ServeArgs { secret_key: None, secret_key_file: Some(dir.path().join("nope")), ..minimal() };
+        assert!(missing.resolve().is_err(), "a secret file that cannot be read is an error");
     }
 
     #[test]

@@ -14,15 +14,29 @@ struct Args {
     #[arg(long = "dir", env = "CAIRN_VOLUMED_DIRS", value_delimiter = ',', required = true)]
     dirs: Vec<PathBuf>,
     /// Shared secret the gateway presents (`Authorization: Bearer …`).
-    #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
-    cluster_secret: String,
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true, required_unless_present = "cluster_secret_file")]
+    cluster_secret: Option<String>,
+    /// File holding the cluster secret (kept out of the process list; systemd credentials).
+    #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
+    cluster_secret_file: Option<PathBuf>,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
     volumed::serve::init_logging();
     let args = Args::parse();
-    if args.cluster_secret.is_empty() {
+    let cluster_secret = match (&args.cluster_secret, &args.cluster_secret_file) {
+        (Some(secret), _) => secret.clone(),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(text) => text.trim_end_matches(['\n', '\r']).to_string(),
+            Err(err) => {
+                eprintln!("cairn-volumed: {}: {err}", path.display());
+                return ExitCode::from(2);
+            }
+        },
+        (None, None) => String::new(),
+    };
+    if cluster_secret.is_empty() {
         eprintln!("cairn-volumed: --cluster-secret must not be empty");
         return ExitCode::from(2);
     }
@@ -33,7 +47,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match volumed::run(listener, args.dirs, args.cluster_secret, volumed::serve::shutdown_signal()).await {
+    match volumed::run(listener, args.dirs, cluster_secret, volumed::serve::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cairn-volumed: {err}");
