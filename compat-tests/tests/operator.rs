@@ -92,3 +92,35 @@ async fn secrets_can_come_from_files_and_stay_out_of_the_process_list() {
         child.wait().unwrap();
     }
 }
+
+#[test]
+fn the_gateway_says_where_it_listens_and_when_it_has_stopped() {
+    let mut cluster = compat_tests::TestCluster::start(1, 1);
+    cluster.gateway.take();
+    let gateway = Command::new(binary("cairn-gateway"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{}", cluster.s3_port)])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", cluster.admin_port)])
+        .arg("--db")
+        .arg(cluster.db_dir())
+        .args(["--volumes", &cluster.volumes[0].url(), "--replicas", "1", "--cluster-secret", CLUSTER_SECRET])
+        .args(["--access-key", compat_tests::ACCESS_KEY, "--secret-key", compat_tests::SECRET_KEY])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", cluster.admin_port)).is_err() {
+        assert!(Instant::now() < deadline, "the admin API did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let output = gateway.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{log}");
+    let admin_addr = format!("127.0.0.1:{}", cluster.admin_port);
+    assert!(log.lines().any(|l| l.contains("admin API serving") && l.contains(&admin_addr)), "{log}");
+    assert!(log.lines().last().is_some_and(|l| l.contains("shutdown complete")), "{log}");
+}

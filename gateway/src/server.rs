@@ -91,6 +91,7 @@ pub async fn run(
     );
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
+    tracing::info!(addr = ?admin_listener.local_addr().ok(), "admin API serving");
     let admin_task =
         tokio::spawn(volumed::serve::serve(admin_listener, admin, async move { admin_shutdown.cancelled().await }));
 
@@ -100,6 +101,7 @@ pub async fn run(
     for task in background {
         let _ = task.await;
     }
+    tracing::info!("shutdown complete");
     Ok(())
 }
 
