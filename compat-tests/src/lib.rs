@@ -106,6 +106,8 @@ impl Volume {
     pub fn start(&mut self) {
         let mut cmd = Command::new(binary("cairn-volumed"));
         cmd.arg("--listen").arg(format!("127.0.0.1:{}", self.port)).arg("--cluster-secret").arg(CLUSTER_SECRET);
+        // Fresh directories, all on the test machine's one disk.
+        cmd.args(["--init", "--allow-shared-fs"]);
         for dir in &self.dirs {
             cmd.arg("--dir").arg(dir);
         }

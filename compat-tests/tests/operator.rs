@@ -18,6 +18,7 @@ fn volumed_reads_its_own_environment_not_the_gateways() {
         .env("CAIRN_VOLUMED_LISTEN", format!("127.0.0.1:{volume_port}"))
         .env("CAIRN_VOLUMED_DIRS", dir.path().join("sv0"))
         .env("CAIRN_CLUSTER_SECRET", CLUSTER_SECRET)
+        .arg("--init")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -51,6 +52,7 @@ async fn secrets_can_come_from_files_and_stay_out_of_the_process_list() {
     volume.kill();
     let mut cmd = Command::new(binary("cairn-volumed"));
     cmd.args(["--listen", &format!("127.0.0.1:{}", volume.port), "--cluster-secret-file", &cluster_secret]);
+    cmd.arg("--allow-shared-fs");
     for d in &volume.dirs {
         cmd.arg("--dir").arg(d);
     }
@@ -123,4 +125,39 @@ fn the_gateway_says_where_it_listens_and_when_it_has_stopped() {
     let admin_addr = format!("127.0.0.1:{}", cluster.admin_port);
     assert!(log.lines().any(|l| l.contains("admin API serving") && l.contains(&admin_addr)), "{log}");
     assert!(log.lines().last().is_some_and(|l| l.contains("shutdown complete")), "{log}");
+}
+
+#[test]
+fn a_second_volumed_on_the_same_disks_is_refused() {
+    let cluster = compat_tests::TestCluster::start(1, 1);
+    let volume = &cluster.volumes[0];
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new(binary("cairn-volumed"));
+        cmd.args(["--listen", &format!("127.0.0.1:{}", free_port()), "--cluster-secret", CLUSTER_SECRET]);
+        cmd.args(extra);
+        for d in &volume.dirs {
+            cmd.arg("--dir").arg(d);
+        }
+        cmd.stdout(Stdio::null()).output().unwrap()
+    };
+    let second = run(&["--allow-shared-fs"]);
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "two daemons on one volume's directories");
+    assert!(stderr.contains("in use by another cairn-volumed"), "{stderr}");
+    let fresh = [cluster.root.path().join("new/a"), cluster.root.path().join("new/b")];
+    let shared = Command::new(binary("cairn-volumed"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--cluster-secret", CLUSTER_SECRET, "--init"])
+        .args(["--dir", fresh[0].to_str().unwrap(), "--dir", fresh[1].to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!shared.status.success());
+    assert!(String::from_utf8_lossy(&shared.stderr).contains("--allow-shared-fs"), "two --dir on one file system");
+    let missing = Command::new(binary("cairn-volumed"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--cluster-secret", CLUSTER_SECRET, "--dir"])
+        .arg(cluster.root.path().join("not-mounted"))
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("--init"), "a missing disk is refused");
+    assert!(!cluster.root.path().join("not-mounted").exists(), "and not created");
 }

@@ -75,6 +75,9 @@ fn load_or_create_credentials(path: &Path) -> Result<Credentials> {
     Ok(credentials)
 }
 
+/// The dev cluster's volumes are directories under one data directory, made on first start.
+const DEV_VOLUMES: volumed::OpenOptions = volumed::OpenOptions { init: true, allow_shared_fs: true };
+
 /// Runs the dev cluster until Ctrl-C / SIGTERM.
 pub async fn run(args: DevArgs) -> Result<()> {
     std::fs::create_dir_all(&args.data)?;
@@ -90,8 +93,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         urls.push(format!("http://{}", listener.local_addr()?));
         let (secret, stop) = (credentials.cluster_secret.clone(), shutdown.clone());
-        volume_tasks
-            .push(tokio::spawn(async move { volumed::run(listener, dirs, secret, stop.cancelled_owned()).await }));
+        volume_tasks.push(tokio::spawn(async move {
+            volumed::run(listener, dirs, DEV_VOLUMES, secret, stop.cancelled_owned()).await
+        }));
     }
 
     let settings: Settings = ServeArgs {

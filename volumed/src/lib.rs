@@ -23,17 +23,18 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 pub use crate::error::{Error, Result};
-pub use crate::store::{Store, VolumeStats, WriteReceipt};
+pub use crate::store::{OpenOptions, Store, VolumeStats, WriteReceipt};
 
 /// Starts a volume daemon on `listener` over `dirs` (one subvolume each) and serves until
 /// `shutdown` resolves.
 pub async fn run(
     listener: TcpListener,
     dirs: Vec<PathBuf>,
+    options: OpenOptions,
     cluster_secret: String,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let store = Store::open(&dirs)?;
+    let store = Store::open(&dirs, options)?;
     tracing::info!(volume_id = store.volume_id(), addr = ?listener.local_addr().ok(), subvolumes = dirs.len(), "volume daemon serving");
     let api = http::Api::new(store, cluster_secret);
     let service = hyper::service::service_fn(move |req| api.clone().handle(req));

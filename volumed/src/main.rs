@@ -16,6 +16,13 @@ struct Args {
     /// Shared secret the gateway presents (`Authorization: Bearer …`).
     #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true, required_unless_present = "cluster_secret_file")]
     cluster_secret: Option<String>,
+    /// Make the directories Cairn subvolumes if they are not yet (first start on new disks);
+    /// without it a missing or foreign directory is refused, so an unmounted disk is noticed.
+    #[arg(long)]
+    init: bool,
+    /// Accept several --dir on one file system (tests, trying Cairn out).
+    #[arg(long)]
+    allow_shared_fs: bool,
     /// File holding the cluster secret (kept out of the process list; systemd credentials).
     #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
     cluster_secret_file: Option<PathBuf>,
@@ -47,7 +54,8 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match volumed::run(listener, args.dirs, cluster_secret, volumed::serve::shutdown_signal()).await {
+    let options = volumed::OpenOptions { init: args.init, allow_shared_fs: args.allow_shared_fs };
+    match volumed::run(listener, args.dirs, options, cluster_secret, volumed::serve::shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cairn-volumed: {err}");

@@ -20,6 +20,8 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 use crate::blob::{self, Footer, MAX_META_LEN};
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::commit_log::CommitLog;
 use crate::error::{Error, Result};
 
@@ -46,6 +48,27 @@ pub struct Store {
     durable: Vec<DurableDirs>,
     /// Per subvolume, the ids of committed blobs.
     commit_logs: Vec<CommitLog>,
+    /// Held for the life of the store: a second daemon on the same directories is refused.
+    _locks: Vec<Flock<std::fs::File>>,
+}
+
+/// How strictly [`Store::open`] treats its directories.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Make missing directories, and directories that are not yet subvolumes, into ones.
+    pub init: bool,
+    /// Accept several directories on one file system.
+    pub allow_shared_fs: bool,
+}
+
+/// Name of the lock file in every subvolume directory.
+const LOCK_FILE: &str = "cairn.lock";
+
+/// Locks `dir` for this process alone (flock, released when the process ends, even by a crash).
+fn lock_dir(dir: &Path) -> Result<Flock<std::fs::File>> {
+    let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
+    Flock::lock(file, FlockArg::LockExclusiveNonblock)
+        .map_err(|(_, errno)| Error::Config(format!("{} is in use by another cairn-volumed ({errno})", dir.display())))
 }
 
 /// The fan-out directories of one subvolume this process has made durable: created, or found,
@@ -110,13 +133,28 @@ pub struct VolumeStats {
 }
 
 impl Store {
-    /// Opens (creating if needed) the subvolume directories, checks their identity files and
-    /// removes temp files a crash left behind.
-    pub fn open(dirs: &[PathBuf]) -> Result<Self> {
+    /// Opens the subvolume directories: locks each one for this process alone, checks their
+    /// identity files and removes temp files a crash left behind. A directory that is missing
+    /// or not yet a Cairn subvolume is refused unless `options.init` (an unmounted disk must
+    /// not be filled on the root file system), and two directories on one file system unless
+    /// `options.allow_shared_fs` (they would not be separate disks).
+    pub fn open(dirs: &[PathBuf], options: OpenOptions) -> Result<Self> {
         if dirs.is_empty() {
             return Err(Error::Config("at least one --dir is required".into()));
         }
+        for dir in dirs {
+            let is_subvolume = dir.join(IDENTITY_FILE).is_file();
+            if !is_subvolume && !options.init {
+                let what = if dir.is_dir() { "is not a Cairn subvolume yet" } else { "does not exist" };
+                return Err(Error::Config(format!(
+                    "{} {what}; if it is the right disk, start once with --init to make it one",
+                    dir.display()
+                )));
+            }
+        }
         let mut found: Option<String> = None;
+        let mut locks = Vec::with_capacity(dirs.len());
+        let mut devices: Vec<(u64, &PathBuf)> = Vec::with_capacity(dirs.len());
         for (index, dir) in dirs.iter().enumerate() {
             if !dir.is_dir() {
                 std::fs::create_dir_all(dir)?;
@@ -126,6 +164,18 @@ impl Store {
                     std::fs::File::open(parent)?.sync_all()?;
                 }
             }
+            locks.push(lock_dir(dir)?);
+            let device = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(dir)?);
+            if let Some((_, other)) = devices.iter().find(|(d, _)| *d == device)
+                && !options.allow_shared_fs
+            {
+                return Err(Error::Config(format!(
+                    "{} and {} are on the same file system, so they are not two disks; pass --allow-shared-fs if that is meant",
+                    other.display(),
+                    dir.display()
+                )));
+            }
+            devices.push((device, dir));
             let path = dir.join(IDENTITY_FILE);
             if let Ok(text) = std::fs::read_to_string(&path) {
                 let identity: Identity =
@@ -161,7 +211,7 @@ impl Store {
         }
         let durable = dirs.iter().map(|_| DurableDirs::new()).collect();
         let commit_logs = dirs.iter().map(|dir| CommitLog::open(dir)).collect::<Result<_>>()?;
-        Ok(Self { volume_id, dirs: dirs.to_vec(), durable, commit_logs })
+        Ok(Self { volume_id, dirs: dirs.to_vec(), durable, commit_logs, _locks: locks })
     }
 
     /// The commit log of `subvolume`.
@@ -516,6 +566,28 @@ mod tests {
 
     use super::*;
 
+    /// Fresh directories on the test's one disk.
+    const FRESH: OpenOptions = OpenOptions { init: true, allow_shared_fs: true };
+
+    #[test]
+    fn directories_are_not_mixed_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        let strict = OpenOptions::default();
+        let missing = Store::open(std::slice::from_ref(&a), strict).unwrap_err().to_string();
+        assert!(missing.contains("does not exist") && missing.contains("--init"), "{missing}");
+        std::fs::create_dir(&a).unwrap();
+        let bare = Store::open(std::slice::from_ref(&a), strict).unwrap_err().to_string();
+        assert!(bare.contains("not a Cairn subvolume"), "{bare}");
+        let store = Store::open(std::slice::from_ref(&a), OpenOptions { init: true, ..strict }).unwrap();
+        let twice = Store::open(std::slice::from_ref(&a), strict).unwrap_err().to_string();
+        assert!(twice.contains("in use by another cairn-volumed"), "{twice}");
+        drop(store);
+        Store::open(std::slice::from_ref(&a), strict).unwrap();
+        let shared = Store::open(&[a, b], OpenOptions { init: true, ..strict }).unwrap_err().to_string();
+        assert!(shared.contains("same file system") && shared.contains("--allow-shared-fs"), "{shared}");
+    }
+
     thread_local! {
         /// Directories `sync_dir` fsynced on this thread (tests run on their own thread, and
         /// `#[tokio::test]` polls on it), in order.
@@ -539,7 +611,7 @@ mod tests {
     #[tokio::test]
     async fn write_read_list_delete() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&[dir.path().join("a"), dir.path().join("b")]).unwrap();
+        let store = Store::open(&[dir.path().join("a"), dir.path().join("b")], FRESH).unwrap();
         let receipt =
             store.write(1, &id(7), br#"{"k":"v"}"#, Some(11), body(vec![Ok(b"hello "), Ok(b"world")])).await.unwrap();
         assert_eq!(receipt.size, 11);
@@ -565,7 +637,7 @@ mod tests {
     #[tokio::test]
     async fn failed_body_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()], FRESH).unwrap();
         let err = store.write(0, &id(1), b"{}", None, body(vec![Ok(b"part"), Err("client went away")])).await;
         assert!(matches!(err, Err(Error::Body(_))));
         let short = store.write(0, &id(2), b"{}", Some(10), body(vec![Ok(b"part")])).await;
@@ -579,16 +651,16 @@ mod tests {
     fn identity_is_kept_and_checked() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (dir.path().join("a"), dir.path().join("b"));
-        let first = Store::open(&[a.clone(), b.clone()]).unwrap().volume_id().to_string();
-        let again = Store::open(&[a.clone(), b.clone()]).unwrap().volume_id().to_string();
+        let first = Store::open(&[a.clone(), b.clone()], FRESH).unwrap().volume_id().to_string();
+        let again = Store::open(&[a.clone(), b.clone()], FRESH).unwrap().volume_id().to_string();
         assert_eq!(first, again);
-        assert!(Store::open(&[b, a]).is_err(), "swapped disks must be refused");
+        assert!(Store::open(&[b, a], FRESH).is_err(), "swapped disks must be refused");
     }
 
     #[test]
     fn ids_are_validated() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()], FRESH).unwrap();
         assert!(store.blob_path(0, "../../etc/passwd").is_err());
         assert!(store.blob_path(0, &"A".repeat(32)).is_err());
         assert!(store.blob_path(5, &id(1)).is_err());
@@ -598,7 +670,7 @@ mod tests {
     async fn fanout_directories_are_synced_up_to_the_root() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path().join("sv");
-        let store = Store::open(std::slice::from_ref(&root)).unwrap();
+        let store = Store::open(std::slice::from_ref(&root), FRESH).unwrap();
         let id = |prefix: &str, n: u8| format!("{prefix}{}", format!("{n:02x}").repeat(14));
         let write = |id: String| {
             let store = &store;
@@ -621,7 +693,8 @@ mod tests {
 
         // A restarted daemon cannot know whether the directories it finds were synced (the
         // previous process may have died in between): it syncs each parent once.
-        let store = Store::open(std::slice::from_ref(&root)).unwrap();
+        drop(store);
+        let store = Store::open(std::slice::from_ref(&root), FRESH).unwrap();
         take_synced();
         store.write(0, &id("aabb", 4), b"{}", None, body(vec![Ok(b"x")])).await.unwrap();
         assert_eq!(take_synced(), vec![root.clone(), root.join("aa"), root.join("aa/bb")]);
@@ -646,7 +719,7 @@ mod tests {
     #[tokio::test]
     async fn corrupt_footers_and_metadata_are_refused_and_skipped_in_listings() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&[dir.path().to_path_buf()]).unwrap();
+        let store = Store::open(&[dir.path().to_path_buf()], FRESH).unwrap();
         let meta = br#"{"bucket":"b","key":"k"}"#;
         for n in 1..=4 {
             store.write(0, &id(n), meta, None, body(vec![Ok(b"hello world")])).await.unwrap();
