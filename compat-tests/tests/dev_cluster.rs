@@ -38,12 +38,16 @@ fn start(data: &std::path::Path, s3_port: u16, admin_port: u16) -> Dev {
     Dev { child }
 }
 
+fn client_credentials(data: &std::path::Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(data.join("credentials.json")).unwrap()).unwrap()
+}
+
 fn client(data: &std::path::Path, s3_port: u16) -> aws_sdk_s3::Client {
     use std::os::unix::fs::PermissionsExt as _;
     let path = data.join("credentials.json");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "the credentials file is the owner's alone");
-    let credentials: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let credentials = client_credentials(data);
     let config = aws_sdk_s3::Config::builder()
         .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
         .endpoint_url(format!("http://127.0.0.1:{s3_port}"))
@@ -95,6 +99,12 @@ async fn dev_cluster_serves_and_keeps_data_across_restarts() {
     std::io::Read::read_to_string(dev.child.stdout.as_mut().unwrap(), &mut banner).unwrap();
     assert!(banner.contains(&format!("http://127.0.0.1:{s3_port}")), "{banner}");
     assert!(banner.contains("aws --endpoint-url"), "{banner}");
+    let admin_token = client_credentials(&data)["admin_token"].as_str().unwrap().to_string();
+    assert!(
+        banner
+            .contains(&format!("export CAIRN_ADMIN_URL=http://127.0.0.1:{admin_port} CAIRN_ADMIN_TOKEN={admin_token}")),
+        "{banner}"
+    );
     drop(dev);
 
     let _dev = start(&data, s3_port, admin_port);

@@ -124,7 +124,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
          \nTry it:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1\n  \
          aws --endpoint-url http://{} s3 mb s3://demo\n  \
          aws --endpoint-url http://{} s3 cp README.md s3://demo/\n  \
-         aws --endpoint-url http://{} s3 ls s3://demo/\n\nCtrl-C stops it; the data stays.",
+         aws --endpoint-url http://{} s3 ls s3://demo/\n\nOperations:\n  export CAIRN_ADMIN_URL=http://{} CAIRN_ADMIN_TOKEN={}\n  \
+         cairn-admin status\n\nCtrl-C stops it; the data stays.",
         args.volumes,
         args.subvolumes,
         args.replicas,
@@ -139,6 +140,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         settings.listen,
         settings.listen,
         settings.listen,
+        settings.admin_listen,
+        credentials.admin_token,
     );
 
     let stop = shutdown.clone();
