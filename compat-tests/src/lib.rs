@@ -293,6 +293,27 @@ impl TestCluster {
         stdout
     }
 
+    /// Runs `cairn-admin rebuild` from every volume of the cluster into the fresh directory
+    /// `name` under the test's root (the gateway's own index is left alone); returns the
+    /// directory and the command's output.
+    pub fn rebuild(&self, name: &str, extra: &[&str]) -> (PathBuf, std::process::Output) {
+        let db = self.root.path().join(name);
+        let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
+        let urls = urls.join(",");
+        let mut args = vec!["rebuild", "--db", db.to_str().unwrap(), "--volumes", &urls];
+        args.extend(["--cluster-secret", CLUSTER_SECRET]);
+        args.extend(extra);
+        (db.clone(), self.admin(&args))
+    }
+
+    /// Like [`TestCluster::rebuild`], asserting success; returns the directory and stdout.
+    pub fn rebuild_ok(&self, name: &str) -> (PathBuf, String) {
+        let (db, output) = self.rebuild(name, &[]);
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(output.status.success(), "rebuild failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+        (db, stdout)
+    }
+
     /// Starts one more volume daemon (not yet known to the gateway); returns its index.
     pub fn start_extra_volume(&mut self) -> usize {
         let v = self.volumes.len();

@@ -311,23 +311,12 @@ async fn rebuild_refuses_a_missing_volume_unless_partial() {
     seed(&cluster, 20).await;
     cluster.gateway.take();
     cluster.volumes[1].kill();
-    let urls: Vec<String> = cluster.volumes.iter().map(|v| v.url()).collect();
-    let rebuild = |db: &str, partial: bool| {
-        let db = cluster.root.path().join(db);
-        let mut args = vec!["rebuild", "--db", db.to_str().unwrap(), "--cluster-secret", compat_tests::CLUSTER_SECRET];
-        let urls = urls.join(",");
-        args.extend(["--volumes", &urls]);
-        if partial {
-            args.push("--partial");
-        }
-        cluster.admin(&args)
-    };
-    let refused = rebuild("full", false);
+    let (_, refused) = cluster.rebuild("full", &[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);
     assert!(!refused.status.success(), "a rebuild missing a volume must not pass for complete");
     assert!(stderr.contains(&cluster.volumes[1].url()) && stderr.contains("--partial"), "{stderr}");
 
-    let partial = rebuild("partial", true);
+    let (_, partial) = cluster.rebuild("partial", &["--partial"]);
     let stderr = String::from_utf8_lossy(&partial.stderr);
     assert!(partial.status.success(), "{stderr}");
     assert!(stderr.contains("left out of the index") && stderr.contains(&cluster.volumes[1].url()), "{stderr}");

@@ -267,17 +267,7 @@ async fn rebuild_restores_what_clients_saw() {
 
     // Lose the index; rebuild it offline from the volumes; serve from the rebuilt one.
     cluster.gateway.take().unwrap().kill();
-    let rebuilt = cluster.root.path().join("rebuilt-index");
-    let urls: Vec<String> = cluster.volumes.iter().map(|v| v.url()).collect();
-    let out = cluster.admin_ok(&[
-        "rebuild",
-        "--db",
-        rebuilt.to_str().unwrap(),
-        "--volumes",
-        &urls.join(","),
-        "--cluster-secret",
-        CLUSTER_SECRET,
-    ]);
+    let (rebuilt, out) = cluster.rebuild_ok("rebuilt-index");
     assert!(out.contains("2 buckets, 22 objects, 1 deleted keys, 2 old blobs queued"), "{out}");
     std::fs::remove_dir_all(cluster.db_dir()).unwrap();
     std::fs::rename(&rebuilt, cluster.db_dir()).unwrap();

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Tag, Tagging};
-use compat_tests::{ADMIN_TOKEN, CLUSTER_SECRET, TestCluster, test_bytes};
+use compat_tests::{ADMIN_TOKEN, TestCluster, test_bytes};
 
 const PASSPHRASE: &str = "a long and sincere passphrase";
 
@@ -173,17 +173,7 @@ async fn rebuild_restores_tags_buckets_and_imported_keys() {
 
     // Lose the index; rebuild it offline from the volumes; serve from the rebuilt one.
     cluster.gateway.take().unwrap().kill();
-    let rebuilt = cluster.root.path().join("rebuilt-index");
-    let urls: Vec<String> = cluster.volumes.iter().map(|v| v.url()).collect();
-    let out = cluster.admin_ok(&[
-        "rebuild",
-        "--db",
-        rebuilt.to_str().unwrap(),
-        "--volumes",
-        &urls.join(","),
-        "--cluster-secret",
-        CLUSTER_SECRET,
-    ]);
+    let (rebuilt, out) = cluster.rebuild_ok("rebuilt-index");
     assert!(out.contains("5 buckets, 8 objects"), "{out}");
     assert!(out.contains("1 deleted buckets, 4 tag sets changed after the write"), "{out}");
     assert!(out.contains("access keys are not on the volumes") && out.contains("key import"), "{out}");

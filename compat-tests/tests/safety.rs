@@ -23,15 +23,6 @@ fn files_with(cluster: &TestCluster, v: usize, needle: &[u8]) -> usize {
         .count()
 }
 
-/// Rebuilds an index from the volumes into a fresh directory (the gateway's own index is
-/// left alone) and returns the summary line.
-fn rebuild(cluster: &TestCluster, name: &str) -> String {
-    let db = cluster.root.path().join(name);
-    let urls: Vec<String> = cluster.volumes.iter().map(|v| v.url()).collect();
-    let args = ["rebuild", "--db", db.to_str().unwrap(), "--volumes", &urls.join(","), "--cluster-secret"];
-    cluster.admin_ok(&[&args[..], &[CLUSTER_SECRET]].concat())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tombstone_outlives_the_version_it_deleted() {
     let mut cluster = TestCluster::start(3, 2);
@@ -58,7 +49,7 @@ async fn a_tombstone_outlives_the_version_it_deleted() {
 
     // The volume comes back with the old version on it: a rebuild still sees the delete.
     cluster.volumes[down].start();
-    let out = rebuild(&cluster, "rebuilt-1");
+    let out = cluster.rebuild_ok("rebuilt-1").1;
     assert!(out.contains("0 objects, 1 deleted keys"), "the deleted key stays deleted: {out}");
 
     // Now GC can finish: the old version goes, and then the tombstone.
@@ -271,7 +262,7 @@ async fn a_blob_whose_commit_never_happened_does_not_win_a_rebuild() {
     plant_uncommitted(&cluster, 2, "bkt", "phantom", u64::MAX / 2, b"never acknowledged").await;
 
     cluster.gateway.take();
-    let out = rebuild(&cluster, "rebuilt");
+    let out = cluster.rebuild_ok("rebuilt").1;
     assert!(out.contains("1 buckets, 1 objects") && out.contains("3 never committed"), "{out}");
     std::fs::remove_dir_all(cluster.db_dir()).unwrap();
     std::fs::rename(cluster.root.path().join("rebuilt"), cluster.db_dir()).unwrap();

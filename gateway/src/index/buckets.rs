@@ -223,11 +223,8 @@ mod tests {
         (dir, index)
     }
 
-    /// The queued blob ids, sorted (the queue's own order depends on the millisecond).
     fn queued(index: &Index) -> Vec<String> {
-        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
-        ids.sort();
-        ids
+        super::super::tests::queued(index)
     }
 
     /// Every bucket operation leaves exactly the blobs a rebuild needs referenced, and queues

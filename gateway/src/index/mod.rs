@@ -396,6 +396,13 @@ mod tests {
     use super::records::*;
     use super::*;
 
+    /// The queued blob ids, sorted (the queue's own order depends on the millisecond).
+    pub(super) fn queued(index: &Index) -> Vec<String> {
+        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+        ids.sort();
+        ids
+    }
+
     /// A live entry written at `ts` with blob `id`, for tests across the index.
     pub(super) fn record(ts: u64, id: &str) -> ObjectEntry {
         ObjectEntry::Live(Box::new(ObjectRecord {

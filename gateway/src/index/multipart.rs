@@ -354,9 +354,7 @@ mod tests {
     }
 
     fn queued(index: &Index) -> Vec<String> {
-        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
-        ids.sort();
-        ids
+        super::super::tests::queued(index)
     }
 
     #[test]

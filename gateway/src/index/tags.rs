@@ -95,9 +95,7 @@ mod tests {
     }
 
     fn queued(index: &Index) -> Vec<String> {
-        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
-        ids.sort();
-        ids
+        super::super::tests::queued(index)
     }
 
     /// A tag change is referenced by its version's record until the version or the tags are
