@@ -318,15 +318,8 @@ async fn verify_finds_and_repair_fixes_missing_and_corrupt_replicas() {
     let lost_files = files_holding(&cluster, &lost);
     std::fs::remove_file(&lost_files[0]).unwrap();
 
-    // Reads never return the corrupt bytes: whole and right, or an error.
-    for _ in 0..8 {
-        if let Ok(got) = s3.get_object().bucket("bkt").key("damaged").send().await
-            && let Ok(body) = got.body.collect().await
-        {
-            assert!(body.into_bytes() == damaged[..], "a complete body is the right body");
-        }
-    }
-
+    // (No reads here: a read that meets a damaged copy sends it to the repairer, which
+    // `reads_that_heal.rs` shows; this test is about what verify finds by itself.)
     let report = cluster.admin(&["verify", "--json"]);
     assert!(!report.status.success(), "problems make verify fail");
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).unwrap();
@@ -338,6 +331,8 @@ async fn verify_finds_and_repair_fixes_missing_and_corrupt_replicas() {
     let repaired: serde_json::Value =
         serde_json::from_str(&cluster.admin_ok(&["verify", "--repair", "--json"])).unwrap();
     assert_eq!(repaired["repaired"], 2, "{repaired}");
+    let problems = repaired["problems"].to_string();
+    assert!(problems.contains("corrupt: repaired") && problems.contains("missing: repaired"), "{problems}");
     let clean: serde_json::Value = serde_json::from_str(&cluster.admin_ok(&["verify", "--json"])).unwrap();
     assert_eq!((clean["missing"].as_u64(), clean["corrupt"].as_u64()), (Some(0), Some(0)));
     assert_eq!(files_holding(&cluster, &damaged).len(), 2);

@@ -71,6 +71,10 @@ pub enum Error {
     /// read another replica; verify counts it and repair rewrites it.
     #[error("corrupt replica: {0}")]
     CorruptReplica(String),
+    /// A volume the record names does not have its copy of a blob: read another replica;
+    /// the repairer rewrites it.
+    #[error("missing replica: {0}")]
+    MissingReplica(String),
     /// RocksDB or record encoding failure.
     #[error("index: {0}")]
     Index(String),
@@ -118,7 +122,12 @@ impl From<Error> for S3Error {
                 tracing::error!(%err, "request failed: volumes unavailable");
                 return S3Error::with_message(S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.");
             }
-            Error::Volume(_) | Error::CorruptReplica(_) | Error::Index(_) | Error::Config(_) | Error::Io(_) => {
+            Error::Volume(_)
+            | Error::CorruptReplica(_)
+            | Error::MissingReplica(_)
+            | Error::Index(_)
+            | Error::Config(_)
+            | Error::Io(_) => {
                 tracing::error!(%err, "request failed");
                 return S3Error::with_message(
                     S3ErrorCode::InternalError,

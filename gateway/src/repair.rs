@@ -1,9 +1,14 @@
 //! The repairer: a background task of the gateway that brings every blob on the repair
-//! queue back to the full replica count. Each second it walks the queue; for each blob still
-//! in use it copies a good copy (volume to volume, checked by SHA-256) onto the next
-//! healthy volumes in the key's ring order that do not hold one yet, then records the new
-//! copies under the commit lock. A blob with no healthy volume to go to waits for the next
-//! round: a volume that comes back is used within a second or two of answering.
+//! queue back to the full replica count of whole copies. Each second it walks the queue; for
+//! each blob still in use it first has every copy a read reported damaged checked by its own
+//! volume, and rewrites in place (same volume, subvolume and id) each one that is corrupt or
+//! gone, from a good copy; then it copies a good copy (volume to volume, checked by SHA-256)
+//! onto the next healthy volumes in the key's ring order that do not hold one yet, and records
+//! the new copies under the commit lock. A blob with no healthy volume to go to waits for the
+//! next round: a volume that comes back is used within a second or two of answering.
+//!
+//! Reads report damage through [`DamageReports`] without waiting: the repairer queues the
+//! report durably and repairs the blob at once.
 //!
 //! Each round first appends to the volumes' commit logs the commits that requests could not
 //! log themselves (see `commit_log`).
@@ -14,6 +19,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
@@ -27,6 +33,47 @@ use crate::volume_client::VolumeClient;
 const ROUND_EVERY: Duration = Duration::from_secs(1);
 /// Queue entries read per index call.
 const PAGE: usize = 256;
+/// Damage reports waiting for the repairer; more are dropped (and `verify` finds them).
+const DAMAGE_BACKLOG: usize = 1024;
+
+/// A copy of a blob a read found corrupt or missing on its volume.
+#[derive(Debug, Clone)]
+pub struct Damage {
+    /// The blob.
+    pub blob_id: String,
+    /// Bucket of the key that uses it.
+    pub bucket: String,
+    /// The key.
+    pub key: String,
+    /// The damaged copy.
+    pub replica: Replica,
+}
+
+/// Where reads report damaged copies, for the repairer.
+#[derive(Debug, Clone)]
+pub struct DamageReports(mpsc::Sender<Damage>);
+
+/// The reports a [`DamageReports`] sends, for [`Repairer::run`].
+#[derive(Debug)]
+pub struct DamageInbox(mpsc::Receiver<Damage>);
+
+/// A bounded channel from reads to the repairer.
+pub fn damage_channel() -> (DamageReports, DamageInbox) {
+    let (tx, rx) = mpsc::channel(DAMAGE_BACKLOG);
+    (DamageReports(tx), DamageInbox(rx))
+}
+
+impl DamageReports {
+    /// Hands a report to the repairer without waiting; a full backlog drops it (logged).
+    pub fn report(&self, damage: Damage) {
+        if let Err(err) = self.0.try_send(damage) {
+            let damage = match err {
+                mpsc::error::TrySendError::Full(d) | mpsc::error::TrySendError::Closed(d) => d,
+            };
+            tracing::warn!(blob = %damage.blob_id, volume = %damage.replica.volume, "repairer is behind; damage report dropped (verify --repair finds it)");
+        }
+    }
+}
 
 /// What the repairer needs of the gateway.
 #[derive(Debug, Clone)]
@@ -42,16 +89,51 @@ pub struct Repairer {
 }
 
 impl Repairer {
-    /// Repairs until `shutdown`.
-    pub async fn run(self, shutdown: CancellationToken) {
+    /// Repairs until `shutdown`: the queue every second, reported damage as it comes.
+    pub async fn run(self, mut inbox: DamageInbox, shutdown: CancellationToken) {
+        let mut next_round = tokio::time::Instant::now() + ROUND_EVERY;
         loop {
             tokio::select! {
-                () = tokio::time::sleep(ROUND_EVERY) => {}
+                () = tokio::time::sleep_until(next_round) => {
+                    if let Err(err) = self.round(&shutdown).await {
+                        tracing::warn!(%err, "repair round failed");
+                    }
+                    next_round = tokio::time::Instant::now() + ROUND_EVERY;
+                }
+                Some(first) = inbox.0.recv() => {
+                    // Reads of one damaged copy report it once each: handle it once.
+                    let mut reports = vec![first];
+                    while let Ok(more) = inbox.0.try_recv() {
+                        if !reports.iter().any(|r| r.blob_id == more.blob_id && r.replica == more.replica) {
+                            reports.push(more);
+                        }
+                    }
+                    for damage in reports {
+                        if let Err(err) = self.damaged(damage).await {
+                            tracing::warn!(%err, "damage report not handled; verify --repair finds it");
+                        }
+                    }
+                }
                 () = shutdown.cancelled() => return,
             }
-            if let Err(err) = self.round(&shutdown).await {
-                tracing::warn!(%err, "repair round failed");
-            }
+        }
+    }
+
+    /// Queues a reported damaged copy and, if it was new, repairs its blob now.
+    async fn damaged(&self, damage: Damage) -> Result<()> {
+        let report = damage.clone();
+        let new = self
+            .blocking(move |index| index.report_damage(&report.blob_id, &report.bucket, &report.key, &report.replica))
+            .await?;
+        if !new {
+            return Ok(());
+        }
+        tracing::warn!(blob = %damage.blob_id, bucket = %damage.bucket, key = %damage.key, volume = %damage.replica.volume, subvolume = damage.replica.subvolume, "damaged copy queued for repair");
+        let id = damage.blob_id.clone();
+        let entry = self.blocking(move |index| index.repair_entry(&id)).await?;
+        match entry {
+            Some(entry) => self.repair(&damage.blob_id, &entry).await,
+            None => Ok(()),
         }
     }
 
@@ -87,52 +169,122 @@ impl Repairer {
             .map_err(|e| Error::Index(format!("repair task failed: {e}")))?
     }
 
-    /// Brings one blob to the target count, as far as healthy volumes allow.
+    /// Rewrites the blob's damaged copies and brings it to the target count, as far as
+    /// healthy volumes allow.
     pub async fn repair(&self, blob_id: &str, entry: &RepairEntry) -> Result<()> {
         let target = self.index.replica_target();
         let (id, e) = (blob_id.to_string(), entry.clone());
         let blob = self.blocking(move |index| index.repair_blob(&id, &e)).await?;
         let missing = blob.as_ref().map_or(0, |b| target.saturating_sub(b.replicas.len()));
-        let Some(blob) = blob.filter(|_| missing > 0) else {
+        let Some(blob) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
             // No longer used, or already whole: the entry goes.
             let (id, e) = (blob_id.to_string(), entry.clone());
-            self.blocking(move |index| index.add_copies(&id, &e, &[])).await?;
+            self.blocking(move |index| index.add_copies(&id, &e, &[], &[])).await?;
             return Ok(());
         };
-        let health = self.volumes.health();
-        let holders: Vec<String> = blob.replicas.iter().map(|r| r.volume.clone()).collect();
-        let targets = self.cluster.place_excluding(&entry.bucket, &entry.key, missing, health, &holders);
-        let sources: Vec<(String, u32)> = blob
-            .replicas
-            .iter()
-            .filter_map(|r| Some((self.cluster.url_of(&r.volume)?, r.subvolume)))
-            .filter(|(url, _)| health.is_up(url))
-            .collect();
-        if targets.is_empty() || sources.is_empty() {
-            return Ok(());
-        }
         let _in_flight = self.in_flight.register(blob_id);
-        let mut added: Vec<Replica> = Vec::new();
         let mut last_error = None;
+        let rewritten = self.rewrite_damaged(blob_id, &blob.replicas, &entry.damaged, &mut last_error).await;
+        let added = if missing > 0 {
+            self.add_missing(blob_id, entry, &blob.replicas, missing, &mut last_error).await
+        } else {
+            Vec::new()
+        };
+        if !added.is_empty() || !rewritten.is_empty() {
+            let (id, e, copies, fixed) = (blob_id.to_string(), entry.clone(), added.clone(), rewritten.clone());
+            let now = self.blocking(move |index| index.add_copies(&id, &e, &copies, &fixed)).await?;
+            tracing::info!(blob = %blob_id, bucket = %entry.bucket, key = %entry.key, added = added.len(), rewritten = rewritten.len(), copies = now.map_or(0, |c| c.len()), "blob repaired");
+        }
+        match last_error {
+            Some(err) if added.is_empty() && rewritten.is_empty() => Err(err),
+            _ => Ok(()),
+        }
+    }
+
+    /// The healthy copies of a blob to read from, other than `except`, with their URLs.
+    fn sources<'a>(&self, replicas: &'a [Replica], except: Option<&Replica>) -> Vec<(String, &'a Replica)> {
+        let health = self.volumes.health();
+        replicas
+            .iter()
+            .filter(|r| Some(*r) != except)
+            .filter_map(|r| Some((self.cluster.url_of(&r.volume)?, r)))
+            .filter(|(url, _)| health.is_up(url))
+            .collect()
+    }
+
+    /// Has each damaged copy checked by its volume and rewrites those that are corrupt or
+    /// gone from a good copy. Returns the copies now known whole (rewritten, or found fine);
+    /// a copy on a volume that is down, or with no good source yet, waits for the next round.
+    async fn rewrite_damaged(
+        &self,
+        blob_id: &str,
+        replicas: &[Replica],
+        damaged: &[Replica],
+        last_error: &mut Option<Error>,
+    ) -> Vec<Replica> {
+        let mut whole = Vec::new();
+        for replica in damaged.iter().filter(|r| replicas.contains(r)) {
+            let Some(url) = self.cluster.url_of(&replica.volume).filter(|url| self.volumes.health().is_up(url)) else {
+                continue;
+            };
+            match self.volumes.head(&url, replica.subvolume, blob_id).await {
+                Ok(Some(head)) => match self.volumes.verify(&url, replica.subvolume, blob_id, head.size).await {
+                    Ok(Some(_)) => {
+                        // Whole after all: the read failed for another reason (the volume
+                        // restarting, a connection cut).
+                        whole.push(replica.clone());
+                        continue;
+                    }
+                    Ok(None) | Err(Error::CorruptReplica(_)) => {}
+                    Err(err) => {
+                        *last_error = Some(err);
+                        continue;
+                    }
+                },
+                Ok(None) | Err(Error::CorruptReplica(_)) => {}
+                Err(err) => {
+                    *last_error = Some(err);
+                    continue;
+                }
+            }
+            for (source, from) in self.sources(replicas, Some(replica)) {
+                match self.volumes.copy(&source, from.subvolume, &url, replica.subvolume, blob_id).await {
+                    Ok(_) => {
+                        tracing::info!(blob = %blob_id, from = %source, to = %url, "damaged copy rewritten");
+                        whole.push(replica.clone());
+                        break;
+                    }
+                    Err(err) => *last_error = Some(err),
+                }
+            }
+        }
+        whole
+    }
+
+    /// Copies the blob onto `missing` more healthy volumes; returns the new copies.
+    async fn add_missing(
+        &self,
+        blob_id: &str,
+        entry: &RepairEntry,
+        replicas: &[Replica],
+        missing: usize,
+        last_error: &mut Option<Error>,
+    ) -> Vec<Replica> {
+        let holders: Vec<String> = replicas.iter().map(|r| r.volume.clone()).collect();
+        let targets = self.cluster.place_excluding(&entry.bucket, &entry.key, missing, self.volumes.health(), &holders);
+        let sources = self.sources(replicas, None);
+        let mut added = Vec::new();
         for (replica, url) in targets {
-            for (source, subvolume) in &sources {
-                match self.volumes.copy(source, *subvolume, &url, replica.subvolume, blob_id).await {
+            for (source, from) in &sources {
+                match self.volumes.copy(source, from.subvolume, &url, replica.subvolume, blob_id).await {
                     Ok(_) => {
                         added.push(replica.clone());
                         break;
                     }
-                    Err(err) => last_error = Some(err),
+                    Err(err) => *last_error = Some(err),
                 }
             }
         }
-        if !added.is_empty() {
-            let (id, e, copies) = (blob_id.to_string(), entry.clone(), added.clone());
-            let now = self.blocking(move |index| index.add_copies(&id, &e, &copies)).await?;
-            tracing::info!(blob = %blob_id, bucket = %entry.bucket, key = %entry.key, added = added.len(), copies = now.map_or(0, |c| c.len()), "blob repaired");
-        }
-        match last_error {
-            Some(err) if added.is_empty() => Err(err),
-            _ => Ok(()),
-        }
+        added
     }
 }

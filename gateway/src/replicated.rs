@@ -10,9 +10,12 @@
 //! failed, so a volume dying mid-write costs the client nothing. The write returns once the
 //! body is complete and the quorum has confirmed, waiting only briefly for stragglers.
 //! Reads stream from one replica and, if it fails mid-way, continue from the next replica at
-//! the same offset; a full read is checked against the recorded SHA-256 and its last chunk is
-//! held back until the check passes, so a corrupt replica never yields a complete body.
+//! the same offset. Volumes check every block they send before sending it (see
+//! `volumed::read`): a damaged copy is refused before the first byte, or cut at the damaged
+//! block, and either way the read goes on from another copy and the damaged one is reported
+//! to the repairer, so a corrupt replica costs the client nothing while a good one exists.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +29,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use crate::checksum::{Expected, Hasher};
 use crate::error::{Error, Result};
 use crate::index::records::Replica;
+use crate::repair::{Damage, DamageReports};
 use crate::volume_client::{ByteStream, VolumeClient};
 
 /// Chunks in flight per replica during a write; bounds memory per upload.
@@ -368,8 +372,8 @@ where
 pub struct Source {
     /// Volume URL.
     pub url: String,
-    /// Subvolume on that volume.
-    pub subvolume: u32,
+    /// The replica.
+    pub replica: Replica,
 }
 
 /// One blob range of a read: a single-blob object is one segment, a multipart object one
@@ -384,19 +388,32 @@ pub struct Segment {
     pub start: u64,
     /// One past the last byte.
     pub end: u64,
-    /// The blob's SHA-256, when the range is the whole blob: checked before the segment's
-    /// last chunk is released, so a corrupt replica never completes a body.
-    pub verify: Option<[u8; 32]>,
+}
+
+/// The key a read is for, and where to report the damaged copies it meets.
+#[derive(Debug, Clone)]
+pub struct ReadFor {
+    /// Bucket.
+    pub bucket: String,
+    /// Key.
+    pub key: String,
+    /// The repairer's inbox.
+    pub reports: DamageReports,
 }
 
 /// Streams the segments in order, each from the first of its sources that answers, failing
 /// over to the next source at the current offset. The first segment is opened before this
 /// returns, so "no replica readable" is an error the client sees as a status, not a cut body.
-pub async fn read(client: &VolumeClient, segments: Vec<Segment>) -> Result<ReceiverStream<Result<Bytes>>> {
+pub async fn read(
+    client: &VolumeClient,
+    segments: Vec<Segment>,
+    owner: ReadFor,
+) -> Result<ReceiverStream<Result<Bytes>>> {
     let (tx, rx) = mpsc::channel(READ_DEPTH);
+    let owner = Arc::new(owner);
     let mut segments = segments.into_iter();
     let Some(first) = segments.next() else { return Ok(ReceiverStream::new(rx)) };
-    let mut reader = FailoverReader::new(client, first);
+    let mut reader = FailoverReader::new(client, first, owner.clone());
     let stream = reader.open().await?;
     let client = client.clone();
     tokio::spawn(async move {
@@ -409,7 +426,7 @@ pub async fn read(client: &VolumeClient, segments: Vec<Segment>) -> Result<Recei
                 return;
             }
             let Some(next) = segments.next().filter(|_| !tx.is_closed()) else { return };
-            let mut reader = FailoverReader::new(&client, next);
+            let mut reader = FailoverReader::new(&client, next, owner.clone());
             match reader.open().await {
                 Ok(stream) => current = (reader, stream),
                 Err(err) => {
@@ -425,6 +442,7 @@ pub async fn read(client: &VolumeClient, segments: Vec<Segment>) -> Result<Recei
 struct FailoverReader {
     client: VolumeClient,
     segment: Segment,
+    owner: Arc<ReadFor>,
     /// Index (modulo the number of sources) of the source to try next.
     next_source: usize,
     /// Mid-stream fail-overs still allowed; a source that failed may have come back, so
@@ -435,49 +453,60 @@ struct FailoverReader {
 }
 
 impl FailoverReader {
-    fn new(client: &VolumeClient, segment: Segment) -> Self {
+    fn new(client: &VolumeClient, segment: Segment, owner: Arc<ReadFor>) -> Self {
         let offset = segment.start;
-        Self { client: client.clone(), segment, next_source: 0, failovers_left: MAX_FAILOVERS, offset }
+        Self { client: client.clone(), segment, owner, next_source: 0, failovers_left: MAX_FAILOVERS, offset }
     }
 
     /// Opens the next source that answers at the current offset, trying each source once.
     async fn open(&mut self) -> Result<ByteStream> {
         let mut last_error = None;
-        let (sources, id, end) = (&self.segment.sources, &self.segment.blob_id, self.segment.end);
-        for _ in 0..sources.len() {
-            let source = &sources[self.next_source % sources.len()];
+        for _ in 0..self.segment.sources.len() {
+            let source = self.segment.sources[self.next_source % self.segment.sources.len()].clone();
             self.next_source += 1;
-            match self.client.get(&source.url, source.subvolume, id, Some((self.offset, end))).await {
+            let range = Some((self.offset, self.segment.end));
+            match self.client.get(&source.url, source.replica.subvolume, &self.segment.blob_id, range).await {
                 Ok(stream) => return Ok(stream),
                 Err(err) => {
-                    tracing::warn!(url = %source.url, blob = %id, %err, "replica unreadable, trying the next");
+                    tracing::warn!(url = %source.url, blob = %self.segment.blob_id, %err, "replica unreadable, trying the next");
+                    if matches!(err, Error::CorruptReplica(_) | Error::MissingReplica(_)) {
+                        self.report(&source);
+                    }
                     last_error = Some(err);
                 }
             }
         }
         Err(Error::Unavailable(format!(
             "no replica of blob {} could be read: {}",
-            id,
+            self.segment.blob_id,
             last_error.map_or_else(|| "no replicas".to_string(), |e| e.to_string())
         )))
     }
 
+    /// Tells the repairer a copy looks damaged; it checks before it rewrites anything.
+    fn report(&self, source: &Source) {
+        self.owner.reports.report(Damage {
+            blob_id: self.segment.blob_id.clone(),
+            bucket: self.owner.bucket.clone(),
+            key: self.owner.key.clone(),
+            replica: source.replica.clone(),
+        });
+    }
+
+    /// The source the current stream comes from (the last one opened).
+    fn current_source(&self) -> Option<Source> {
+        let count = self.segment.sources.len();
+        (count > 0).then(|| self.segment.sources[(self.next_source + count - 1) % count].clone())
+    }
+
     async fn pump(&mut self, mut stream: ByteStream, tx: &mpsc::Sender<Result<Bytes>>) -> Result<()> {
-        let verify = self.segment.verify;
-        let mut sha = verify.map(|_| Sha256::new());
-        let mut held: Option<Bytes> = None;
         while self.offset < self.segment.end {
             match stream.next().await {
                 Some(Ok(chunk)) if !chunk.is_empty() => {
                     let room = (self.segment.end - self.offset) as usize;
                     let chunk = if chunk.len() > room { chunk.slice(..room) } else { chunk };
                     self.offset += chunk.len() as u64;
-                    if let Some(sha) = sha.as_mut() {
-                        sha.update(&chunk);
-                    }
-                    if let Some(previous) = held.replace(chunk)
-                        && tx.send(Ok(previous)).await.is_err()
-                    {
+                    if tx.send(Ok(chunk)).await.is_err() {
                         return Ok(()); // The client went away.
                     }
                 }
@@ -489,6 +518,11 @@ impl FailoverReader {
                     };
                     let blob = &self.segment.blob_id;
                     tracing::warn!(%blob, offset = self.offset, %reason, "replica failed mid-stream");
+                    // A volume cuts a read at a block that fails its check; one that stalled
+                    // or died is down by now and has nothing to repair.
+                    if let Some(source) = self.current_source().filter(|s| self.client.health().is_up(&s.url)) {
+                        self.report(&source);
+                    }
                     if self.failovers_left == 0 {
                         return Err(Error::Unavailable(format!("blob {blob}: too many replica failures")));
                     }
@@ -496,18 +530,6 @@ impl FailoverReader {
                     stream = self.open().await?;
                 }
             }
-        }
-        if let (Some(sha), Some(expected)) = (sha, verify) {
-            let actual: [u8; 32] = sha.finalize().into();
-            if actual != expected {
-                return Err(Error::Volume(format!(
-                    "blob {} failed its SHA-256 check; replica needs repair",
-                    self.segment.blob_id
-                )));
-            }
-        }
-        if let Some(last) = held {
-            let _ = tx.send(Ok(last)).await;
         }
         Ok(())
     }

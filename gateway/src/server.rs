@@ -34,6 +34,7 @@ pub async fn run(
         "cluster joined"
     );
     let in_flight = crate::in_flight::InFlight::default();
+    let (damage, damage_inbox) = crate::repair::damage_channel();
     let background = [
         tokio::spawn(cluster.clone().keep_joining(index.clone(), volumes.clone(), unjoined, shutdown.clone())),
         tokio::spawn(crate::health::probe(cluster.clone(), volumes.clone(), shutdown.clone())),
@@ -44,19 +45,20 @@ pub async fn run(
                 volumes: volumes.clone(),
                 in_flight: in_flight.clone(),
             }
-            .run(shutdown.clone()),
+            .run(damage_inbox, shutdown.clone()),
         ),
     ];
 
-    let gateway = Gateway::new(
-        index.clone(),
-        cluster.clone(),
-        volumes.clone(),
-        settings.replicas,
-        settings.write_quorum,
-        settings.region.clone(),
-        in_flight.clone(),
-    );
+    let gateway = Gateway {
+        index: index.clone(),
+        cluster: cluster.clone(),
+        volumes: volumes.clone(),
+        replicas: settings.replicas,
+        write_quorum: settings.write_quorum,
+        region: settings.region.clone(),
+        in_flight: in_flight.clone(),
+        damage,
+    };
     let mut builder = S3ServiceBuilder::new(gateway);
     builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone(), index.clone()));
     builder.set_access(AccessPolicy::new(settings.access_key.clone(), index.clone()));

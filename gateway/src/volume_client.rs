@@ -22,6 +22,10 @@ use volumed::{VolumeStats, WriteReceipt};
 use crate::error::{Error, Result};
 use crate::health::{Fault, Health};
 
+/// The slowest disk read a verify allows for before giving up on the volume's answer: a
+/// verify reads the whole blob before it answers.
+const VERIFY_BYTES_PER_SEC: u64 = 20 * 1024 * 1024;
+
 /// A byte stream read from a volume.
 pub type ByteStream = std::pin::Pin<Box<dyn Stream<Item = Result<Bytes>> + Send>>;
 
@@ -104,10 +108,21 @@ impl VolumeClient {
     /// Sends a request whose answer must start within the response timeout, and checks its
     /// status; records the outcome.
     async fn send(&self, base: &str, what: &str, request: reqwest::RequestBuilder) -> Result<reqwest::Response> {
+        self.send_within(base, what, request, self.timeouts.response).await
+    }
+
+    /// [`Self::send`] with an answer allowed to take up to `within`.
+    async fn send_within(
+        &self,
+        base: &str,
+        what: &str,
+        request: reqwest::RequestBuilder,
+        within: Duration,
+    ) -> Result<reqwest::Response> {
         let request = request.header(reqwest::header::AUTHORIZATION, &self.auth);
-        match tokio::time::timeout(self.timeouts.response, request.send()).await {
+        match tokio::time::timeout(within, request.send()).await {
             Ok(sent) => self.checked(base, what, sent).await,
-            Err(_) => Err(self.timed_out(base, what, "no answer", self.timeouts.response)),
+            Err(_) => Err(self.timed_out(base, what, "no answer", within)),
         }
     }
 
@@ -174,12 +189,10 @@ impl VolumeClient {
                 match tokio::time::timeout(client.timeouts.idle, inner.next()).await {
                     Ok(Some(Ok(chunk))) => Some((Ok(chunk), Some(inner))),
                     Ok(None) => None,
-                    Ok(Some(Err(err))) => {
-                        if let Some(fault) = fault_of(&err) {
-                            client.health.failed(&base, fault, &err);
-                        }
-                        Some((Err(Error::Volume(format!("{what} {base}: {err}"))), None))
-                    }
+                    // A body cut short is not counted against the volume's health: a volume
+                    // cuts a read at a damaged block (see `volumed::read`) and is otherwise
+                    // fine; one that died fails its next connection, which does count.
+                    Ok(Some(Err(err))) => Some((Err(Error::Volume(format!("{what} {base}: {err}"))), None)),
                     Err(_) => {
                         let err = client.timed_out(&base, what, "body stalled", client.timeouts.idle);
                         Some((Err(err), None))
@@ -268,9 +281,27 @@ impl VolumeClient {
         }
         let response = self.send(base, "GET", request).await?;
         if response.status() == StatusCode::NOT_FOUND {
-            return Err(Error::Volume(format!("GET {base}: blob {id} not found")));
+            return Err(Error::MissingReplica(format!("GET {base}: blob {id} not found")));
         }
         Ok(self.idle_checked(base, "GET", response))
+    }
+
+    /// Has the volume read blob `id` whole and check it against its own digests (every block
+    /// CRC and the SHA-256), without sending the data. `Ok(None)`: the volume does not have it;
+    /// a damaged copy is [`Error::CorruptReplica`]. `size` (what the caller expects) sets how
+    /// long the volume may take.
+    pub async fn verify(&self, base: &str, subvolume: u32, id: &str, size: u64) -> Result<Option<Verified>> {
+        let url = format!("{}/verify/{subvolume}/{id}", base.trim_end_matches('/'));
+        let within = self.timeouts.response + Duration::from_secs(size / VERIFY_BYTES_PER_SEC);
+        let response = self.send_within(base, "VERIFY", self.http.get(url), within).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.timeouts.idle, response.json()).await {
+            Ok(Ok(value)) => Ok(Some(value)),
+            Ok(Err(err)) => Err(Error::Volume(format!("VERIFY {base}: bad answer: {err}"))),
+            Err(_) => Err(self.timed_out(base, "VERIFY", "answer stalled", self.timeouts.idle)),
+        }
     }
 
     /// Copies blob `id` from one volume to another (same id, same metadata), volume to volume
@@ -471,6 +502,15 @@ pub struct BlobHead {
     pub sha256: String,
     /// Data bytes.
     pub size: u64,
+}
+
+/// What a volume's own check of a blob found: it is whole, with this length and digest.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Verified {
+    /// Data bytes.
+    pub size: u64,
+    /// SHA-256 of the data as read back, hex.
+    pub sha256: String,
 }
 
 /// A blob as a volume lists it: its footer facts and the gateway's metadata.

@@ -1,22 +1,25 @@
 //! The blob file format: raw bytes first, then the writer's metadata, then a fixed footer.
 //!
 //! ```text
-//! [data: data_len bytes][meta: meta_len bytes of JSON][footer: FOOTER_LEN bytes]
-//! footer = magic "CAIRNBLB" | version u8 (2) | 3 zero bytes | meta_len u32 LE | data_len u64 LE
-//!          | sha256 of data (32) | md5 of data (16) | written_at unix ms u64 LE
+//! [data: data_len bytes][block CRCs: 4 bytes per block][meta: meta_len bytes of JSON][footer]
+//! block CRCs = crc32c u32 LE of each block_len-byte block of the data (the last may be short)
+//! footer = magic "CAIRNBLB" | version u8 (3) | 3 zero bytes | meta_len u32 LE | data_len u64 LE
+//!          | block_len u32 LE | sha256 of data (32) | md5 of data (16) | written_at unix ms u64 LE
 //!          | crc32c of meta u32 LE | crc32c of the footer bytes before it u32 LE
 //! ```
 //!
-//! Data comes first so a `Range` read is a plain offset into the file; the footer is written
-//! last because the digests are only known once the stream has ended. The metadata is opaque
-//! JSON supplied by the writer (the gateway puts bucket, key, timestamp and S3 headers there),
-//! which makes every blob self-describing: a lost index can be rebuilt from the files alone.
+//! Data comes first so a `Range` read is a plain offset into the file; the block CRCs, metadata
+//! and footer are written last because they are only known once the stream has ended. The
+//! metadata is opaque JSON supplied by the writer (the gateway puts bucket, key, timestamp and
+//! S3 headers there), which makes every blob self-describing: a lost index can be rebuilt from
+//! the files alone.
 //!
-//! Every byte of the file is covered by a checksum: the data by the SHA-256 (checked by whoever
-//! reads it whole), the metadata by its CRC32C, and the footer by its own trailing CRC32C.
-//! The footer CRC is checked on every footer read and the metadata CRC on every metadata read,
-//! so a flipped bit in a digest, a length or the metadata is reported as [`Error::Corrupt`]
-//! instead of being served. Version 1 (no CRCs) was never released and is refused as corrupt.
+//! Every byte of the file is covered by a checksum, checked before anything that depends on it
+//! leaves the volume: each data block by its CRC32C (a reader checks every block it touches
+//! before sending a byte of it, see [`crate::read`]), the whole data by the SHA-256 (checked by
+//! a full verify), the metadata by its CRC32C, and the footer by its own trailing CRC32C. A
+//! flipped bit in a block CRC makes its block fail the check, which is the right answer: that
+//! copy is damaged. Versions 1 and 2 (no block CRCs) were never released and are refused.
 
 use std::io::SeekFrom;
 
@@ -26,14 +29,20 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::error::{Error, Result};
 
 pub(crate) const MAGIC: &[u8; 8] = b"CAIRNBLB";
-pub(crate) const FORMAT_VERSION: u8 = 2;
+pub(crate) const FORMAT_VERSION: u8 = 3;
 /// Footer bytes covered by the footer's own CRC: everything before it.
-const FOOTER_BODY_LEN: usize = 8 + 1 + 3 + 4 + 8 + 32 + 16 + 8 + 4;
+const FOOTER_BODY_LEN: usize = 8 + 1 + 3 + 4 + 8 + 4 + 32 + 16 + 8 + 4;
 pub(crate) const FOOTER_LEN: u64 = FOOTER_BODY_LEN as u64 + 4;
 /// Largest metadata a blob may carry. S3 limits a request's headers to 8 KiB (user metadata
 /// to 2 KiB); the metadata travels base64-encoded in a request header, so this bound also sets
 /// the request-head limit of the volume daemon's listener (`http::MAX_REQUEST_HEAD`).
 pub const MAX_META_LEN: usize = 64 * 1024;
+/// Data bytes per checked block. A read verifies whole blocks, so this is both the most a
+/// small range read has to read and check, and what a read holds in memory at a time; blobs up
+/// to this size are verified whole before their first byte is sent.
+pub const BLOCK_LEN: u32 = 1024 * 1024;
+/// Bytes per entry of the block CRC table.
+const BLOCK_CRC_LEN: u64 = 4;
 
 /// CRC32C (Castagnoli), the checksum of the metadata and of the footer itself.
 pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
@@ -45,6 +54,9 @@ pub(crate) fn crc32c(bytes: &[u8]) -> u32 {
 pub struct Footer {
     /// Number of data bytes.
     pub data_len: u64,
+    /// Data bytes per checked block.
+    #[serde(skip)]
+    pub block_len: u32,
     /// Length of the metadata JSON.
     #[serde(skip)]
     pub meta_len: u32,
@@ -73,6 +85,7 @@ impl Footer {
         out.extend_from_slice(&[0; 3]);
         out.extend_from_slice(&self.meta_len.to_le_bytes());
         out.extend_from_slice(&self.data_len.to_le_bytes());
+        out.extend_from_slice(&self.block_len.to_le_bytes());
         out.extend_from_slice(&self.sha256);
         out.extend_from_slice(&self.md5);
         out.extend_from_slice(&self.written_at_ms.to_le_bytes());
@@ -107,12 +120,97 @@ impl Footer {
         let short = || corrupt("short footer");
         let meta_len = u32::from_le_bytes(take(4).try_into().map_err(|_| short())?);
         let data_len = u64::from_le_bytes(take(8).try_into().map_err(|_| short())?);
+        let block_len = u32::from_le_bytes(take(4).try_into().map_err(|_| short())?);
+        if block_len == 0 {
+            return Err(corrupt("zero block length"));
+        }
         let sha256 = take(32).try_into().map_err(|_| short())?;
         let md5 = take(16).try_into().map_err(|_| short())?;
         let written_at_ms = u64::from_le_bytes(take(8).try_into().map_err(|_| short())?);
         let meta_crc32c = u32::from_le_bytes(take(4).try_into().map_err(|_| short())?);
-        Ok(Self { data_len, meta_len, sha256, md5, written_at_ms, meta_crc32c })
+        Ok(Self { data_len, block_len, meta_len, sha256, md5, written_at_ms, meta_crc32c })
     }
+
+    /// Number of data blocks (the last one may be short).
+    pub(crate) fn blocks(&self) -> u64 {
+        self.data_len.div_ceil(u64::from(self.block_len))
+    }
+
+    /// Where block `n`'s data starts and ends.
+    pub(crate) fn block_span(&self, n: u64) -> (u64, u64) {
+        let start = n * u64::from(self.block_len);
+        (start, (start + u64::from(self.block_len)).min(self.data_len))
+    }
+
+    /// Where the metadata starts: after the data and the block CRC table.
+    pub(crate) fn meta_offset(&self) -> u64 {
+        self.data_len + self.blocks() * BLOCK_CRC_LEN
+    }
+
+    /// The whole file's length as the footer describes it; `None` if it overflows.
+    fn file_len(&self) -> Option<u64> {
+        self.blocks()
+            .checked_mul(BLOCK_CRC_LEN)?
+            .checked_add(self.data_len)?
+            .checked_add(u64::from(self.meta_len))?
+            .checked_add(FOOTER_LEN)
+    }
+}
+
+/// The CRC32C of every block of a data stream, computed as it is written.
+pub(crate) struct BlockSums {
+    block_len: u64,
+    /// Bytes of the current block seen so far.
+    filled: u64,
+    current: crc_fast::Digest,
+    /// The table so far, encoded.
+    table: Vec<u8>,
+}
+
+impl BlockSums {
+    pub(crate) fn new(block_len: u32) -> Self {
+        Self {
+            block_len: u64::from(block_len),
+            filled: 0,
+            current: crc_fast::Digest::new(crc_fast::CrcAlgorithm::Crc32Iscsi),
+            table: Vec::new(),
+        }
+    }
+
+    pub(crate) fn update(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (self.block_len - self.filled) as usize;
+            let (now, rest) = data.split_at(room.min(data.len()));
+            self.current.update(now);
+            self.filled += now.len() as u64;
+            if self.filled == self.block_len {
+                self.close_block();
+            }
+            data = rest;
+        }
+    }
+
+    fn close_block(&mut self) {
+        let crc = self.current.finalize_reset() as u32;
+        self.table.extend_from_slice(&crc.to_le_bytes());
+        self.filled = 0;
+    }
+
+    /// The encoded table, with the last (short) block closed.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if self.filled > 0 {
+            self.close_block();
+        }
+        self.table
+    }
+}
+
+/// Reads the CRCs of blocks `first..end` from an open blob's table.
+pub(crate) fn read_block_crcs(file: &std::fs::File, footer: &Footer, first: u64, end: u64) -> Result<Vec<u32>> {
+    use std::os::unix::fs::FileExt as _;
+    let mut table = vec![0; ((end - first) * BLOCK_CRC_LEN) as usize];
+    file.read_exact_at(&mut table, footer.data_len + first * BLOCK_CRC_LEN)?;
+    Ok(table.chunks_exact(BLOCK_CRC_LEN as usize).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
 fn corrupt(why: &str) -> Error {
@@ -129,8 +227,7 @@ pub(crate) async fn read_footer(file: &mut tokio::fs::File) -> Result<Footer> {
     let mut buf = vec![0; FOOTER_LEN as usize];
     file.read_exact(&mut buf).await?;
     let footer = Footer::decode(&buf)?;
-    let expected = footer.data_len.checked_add(u64::from(footer.meta_len) + FOOTER_LEN);
-    if expected != Some(file_len) {
+    if footer.file_len() != Some(file_len) {
         return Err(corrupt("footer lengths disagree with the file size"));
     }
     Ok(footer)
@@ -138,7 +235,7 @@ pub(crate) async fn read_footer(file: &mut tokio::fs::File) -> Result<Footer> {
 
 /// Reads the metadata JSON of an open blob file whose footer is known, and checks its CRC.
 pub(crate) async fn read_meta(file: &mut tokio::fs::File, footer: &Footer) -> Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(footer.data_len)).await?;
+    file.seek(SeekFrom::Start(footer.meta_offset())).await?;
     let mut meta = vec![0; footer.meta_len as usize];
     file.read_exact(&mut meta).await?;
     if crc32c(&meta) != footer.meta_crc32c {
@@ -154,6 +251,7 @@ mod tests {
     fn footer() -> Footer {
         Footer {
             data_len: 42,
+            block_len: 16,
             meta_len: 7,
             sha256: [3; 32],
             md5: [9; 16],
@@ -193,14 +291,31 @@ mod tests {
     }
 
     #[test]
-    fn version_1_footers_are_refused() {
-        // A well-formed footer of the unreleased version 1, with a valid CRC for good measure:
+    fn older_footers_are_refused() {
+        // A footer claiming an unreleased older version, with a valid CRC for good measure:
         // its version alone must be enough to refuse it.
-        let mut bytes = footer().encode();
-        bytes[8] = 1;
-        let crc = crc32c(&bytes[..FOOTER_BODY_LEN]);
-        bytes[FOOTER_BODY_LEN..].copy_from_slice(&crc.to_le_bytes());
-        assert!(matches!(Footer::decode(&bytes), Err(Error::Corrupt(why)) if why.contains("version 1")));
+        for version in [1, 2] {
+            let mut bytes = footer().encode();
+            bytes[8] = version;
+            let crc = crc32c(&bytes[..FOOTER_BODY_LEN]);
+            bytes[FOOTER_BODY_LEN..].copy_from_slice(&crc.to_le_bytes());
+            let refused = matches!(Footer::decode(&bytes), Err(Error::Corrupt(why)) if why.contains(&format!("version {version}")));
+            assert!(refused, "version {version} accepted");
+        }
+    }
+
+    #[test]
+    fn block_sums_match_whole_block_crcs_however_the_stream_is_cut() {
+        let data: Vec<u8> = (0..100u32).map(|i| (i * 7) as u8).collect();
+        let expected: Vec<u8> = data.chunks(16).flat_map(|block| crc32c(block).to_le_bytes()).collect();
+        for cut in [1, 3, 16, 17, 100] {
+            let mut sums = BlockSums::new(16);
+            data.chunks(cut).for_each(|piece| sums.update(piece));
+            assert_eq!(sums.finish(), expected, "pieces of {cut}");
+        }
+        assert!(BlockSums::new(16).finish().is_empty());
+        let f = footer();
+        assert_eq!((f.blocks(), f.block_span(2), f.meta_offset()), (3, (32, 42), 42 + 12));
     }
 
     #[test]

@@ -24,6 +24,9 @@ pub enum Error {
     /// The request body ended early or failed.
     #[error("body: {0}")]
     Body(String),
+    /// The daemon is out of a bounded resource for now (read buffers); try another replica.
+    #[error("busy: {0}")]
+    Busy(String),
     /// Disk or other I/O failure.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -47,6 +50,7 @@ impl Error {
             // bad. The gateway tells it apart (with `x-cairn-error: corrupt`) to count and
             // repair the replica; see the contract in `http`.
             Error::Corrupt(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Io(_) | Error::Config(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -3,8 +3,11 @@
 //! ```text
 //! PUT    /blob/{sv}/{id}   body = data; x-cairn-meta: base64(JSON); x-cairn-size: n (optional)
 //!                          → 201 {"size","sha256","md5"}
-//! GET    /blob/{sv}/{id}   Range supported → data; x-cairn-size, x-cairn-sha256, x-cairn-meta
-//! HEAD   /blob/{sv}/{id}   the same headers, no body
+//! GET    /blob/{sv}/{id}   Range supported → data, every block checked before it is sent;
+//!                          x-cairn-size, x-cairn-sha256
+//! HEAD   /blob/{sv}/{id}   the same headers and x-cairn-meta, no body
+//! GET    /verify/{sv}/{id} reads the blob whole here, checks every block and the SHA-256
+//!                          → {"size","sha256"}
 //! DELETE /blob/{sv}/{id}   → 204, or 404
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
 //! POST   /commits/{sv}     body = ["id", …] → 204 once the ids are durably in the commit log
@@ -16,18 +19,18 @@
 //! Errors answer with a status and a short `text/plain` reason. One of them is a contract the
 //! gateway relies on (`volume_client::check`, `admin::verify`):
 //!
-//! **Corrupt blob.** When a blob's footer fails its CRC32C, its metadata fails its CRC32C, or
-//! its recorded lengths disagree with the file size, `GET` and `HEAD` of that blob answer
-//! `422 Unprocessable Content` with the header `x-cairn-error: corrupt` ([`ERROR_HEADER`],
-//! [`CORRUPT`]) and a short text body, before any data is sent. The file is left in place: the
-//! caller should read another replica, and `verify --repair` overwrites this one from a good
-//! copy (a `PUT` of the same id replaces it). A 422 without that header is not this contract.
-//! Listings skip corrupt blobs (with a warning naming the id in the daemon's log) rather than
-//! fail the page. Corruption inside the data bytes is not detected here: the data is covered by
-//! the SHA-256 in the footer (`x-cairn-sha256`), which every reader of a whole blob checks.
+//! **Corrupt blob.** When a blob's footer fails its CRC32C, its metadata fails its CRC32C, its
+//! recorded lengths disagree with the file size, or (GET and verify) the first data block a
+//! read touches fails its CRC32C, the request answers `422 Unprocessable Content` with the
+//! header `x-cairn-error: corrupt` ([`ERROR_HEADER`], [`CORRUPT`]) and a short text body,
+//! before any data is sent. A later block that fails its check ends the GET's body early
+//! (the connection breaks before any byte of that block is sent): the reader continues from
+//! another replica at that offset. The file is left in place: the gateway's repairer (or
+//! `verify --repair`) overwrites it from a good copy (a `PUT` of the same id replaces it). A
+//! 422 without that header is not this contract. Listings skip corrupt blobs (with a warning
+//! naming the id in the daemon's log) rather than fail the page.
 
 use std::convert::Infallible;
-use std::io::SeekFrom;
 use std::sync::Arc;
 
 use base64::Engine as _;
@@ -36,12 +39,12 @@ use futures::TryStreamExt;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
+use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::blob::MAX_META_LEN;
 use crate::error::{Error, Result};
+use crate::read::{CheckedRead, ReadBudget};
 use crate::store::Store;
 
 /// Response body type of the volume API.
@@ -61,19 +64,21 @@ pub const CORRUPT: &str = "corrupt";
 /// base64 of up to [`MAX_META_LEN`] bytes (4/3 of it), plus room for the other headers.
 pub const MAX_REQUEST_HEAD: usize = MAX_META_LEN.div_ceil(3) * 4 + 16 * 1024;
 const MAX_LIST_LIMIT: usize = 10_000;
-const READ_CHUNK: usize = 256 * 1024;
+/// Memory all reads' block buffers may take together.
+const READ_BUDGET: u64 = 256 * 1024 * 1024;
 
 /// Shared state of the HTTP handlers.
 #[derive(Debug)]
 pub struct Api {
     store: Store,
     secret: String,
+    budget: ReadBudget,
 }
 
 impl Api {
     /// Wraps a store with the cluster secret every request must carry.
     pub fn new(store: Store, secret: String) -> Arc<Self> {
-        Arc::new(Self { store, secret })
+        Arc::new(Self { store, secret, budget: ReadBudget::new(READ_BUDGET) })
     }
 
     /// Handles one request; never fails at the HTTP level.
@@ -122,6 +127,7 @@ impl Api {
             }
             (&Method::GET, ["blob", sv, id]) => self.get(parse_sv(sv)?, id, req.headers(), true).await,
             (&Method::HEAD, ["blob", sv, id]) => self.get(parse_sv(sv)?, id, req.headers(), false).await,
+            (&Method::GET, ["verify", sv, id]) => self.verify(parse_sv(sv)?, id).await,
             (&Method::DELETE, ["blob", sv, id]) => {
                 self.store.delete(parse_sv(sv)?, id).await?;
                 Ok(text(StatusCode::NO_CONTENT, String::new()))
@@ -165,7 +171,7 @@ impl Api {
         // The metadata is read (and its CRC checked) on GET too, so a blob with any corrupt
         // part is refused as a whole: it is cheap (a few hundred bytes next to the footer), and
         // a reader never takes data from a blob that rebuild could not use.
-        let (mut file, footer, meta) = self.store.open_checked(sv, id).await?;
+        let (file, footer, meta) = self.store.open_checked(sv, id).await?;
         let range = match headers.get(header::RANGE) {
             Some(value) => Some(parse_range(value.to_str().unwrap_or(""), footer.data_len)?),
             None => None,
@@ -184,13 +190,32 @@ impl Api {
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end.saturating_sub(1), footer.data_len));
         }
         let body = if with_body && end > start {
-            file.seek(SeekFrom::Start(start)).await?;
-            let reader = ReaderStream::with_capacity(file.take(end - start), READ_CHUNK);
-            BodyExt::boxed(StreamBody::new(reader.map_ok(Frame::data)))
+            let mut read = CheckedRead::open(file, footer, start, end, self.budget.clone()).await?;
+            // The first block is checked before the status goes out: a damaged blob of one
+            // block (most objects) is refused whole, and the reader tries another replica.
+            let first = read.next().await.transpose()?;
+            checked_body(first, read, id)
         } else {
             empty()
         };
         response.body(body).map_err(|e| Error::BadRequest(e.to_string()))
+    }
+
+    /// Reads a whole blob here and checks every block and the SHA-256 against its footer, so
+    /// a verify costs no network transfer. A damaged blob answers the corrupt-blob contract.
+    async fn verify(&self, sv: usize, id: &str) -> Result<Response<Body>> {
+        let (file, footer, _) = self.store.open_checked(sv, id).await?;
+        let (size, expected) = (footer.data_len, footer.sha256);
+        let mut read = CheckedRead::open(file, footer, 0, size, self.budget.clone()).await?;
+        let mut sha = Sha256::new();
+        while let Some(block) = read.next().await {
+            sha.update(block?);
+        }
+        let sha256: [u8; 32] = sha.finalize().into();
+        if sha256 != expected {
+            return Err(Error::Corrupt("data does not match its SHA-256".into()));
+        }
+        json(StatusCode::OK, &VerifyReceipt { size, sha256: hex::encode(sha256) })
     }
 
     async fn list(&self, sv: usize, query: &str) -> Result<Response<Body>> {
@@ -267,6 +292,39 @@ fn parse_range(value: &str, len: u64) -> Result<(u64, u64)> {
         return Err(Error::RangeNotSatisfiable);
     }
     Ok((start, end))
+}
+
+/// The body of a read: `first` (already checked), then each further block once it is checked.
+/// Blocks are read one ahead of the connection; a block that fails its check ends the body
+/// with an error, which breaks the connection before any of its bytes are sent.
+fn checked_body(first: Option<Bytes>, mut read: CheckedRead, id: &str) -> Body {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
+    let id = id.to_string();
+    tokio::spawn(async move {
+        if let Some(first) = first
+            && tx.send(Ok(first)).await.is_err()
+        {
+            return;
+        }
+        while let Some(block) = read.next().await {
+            let block = block.map_err(|err| {
+                tracing::warn!(blob = %id, %err, "corrupt blob: read cut short");
+                std::io::Error::other(err.to_string())
+            });
+            let failed = block.is_err();
+            if tx.send(block).await.is_err() || failed {
+                return;
+            }
+        }
+    });
+    BodyExt::boxed(StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx).map_ok(Frame::data)))
+}
+
+/// What `GET /verify` found: the data's length and SHA-256, both matching the footer.
+#[derive(Debug, serde::Serialize)]
+struct VerifyReceipt {
+    size: u64,
+    sha256: String,
 }
 
 fn empty() -> Body {

@@ -3,7 +3,8 @@
 //! ```text
 //! HTTP request ──► http::Api (cluster-secret check, routing)
 //!                     └─► store::Store (one directory per subvolume; durable writes, reads, listing)
-//!                            └─► blob (file format: data | metadata JSON | footer with digests)
+//!                            ├─► blob (file format: data | block CRCs | metadata JSON | footer)
+//!                            └─► read (data out block by block, each checked first)
 //! ```
 //!
 //! It knows nothing about S3: bucket, key and the other S3 facts travel in the opaque
@@ -14,6 +15,7 @@ pub mod blob;
 pub mod commit_log;
 pub mod error;
 pub mod http;
+pub mod read;
 pub mod serve;
 pub mod store;
 

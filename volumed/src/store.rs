@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
-use crate::blob::{self, Footer, MAX_META_LEN};
+use crate::blob::{self, BLOCK_LEN, BlockSums, Footer, MAX_META_LEN};
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::commit_log::CommitLog;
@@ -270,11 +270,13 @@ impl Store {
         let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
         let mut sha = Sha256::new();
         let mut md5 = Md5::new();
+        let mut blocks = BlockSums::new(BLOCK_LEN);
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk.map_err(|e| Error::Body(e.to_string()))?;
             sha.update(&chunk);
             md5.update(&chunk);
+            blocks.update(&chunk);
             size += chunk.len() as u64;
             if expected_size.is_some_and(|want| size > want) {
                 return Err(Error::Body("body longer than announced".into()));
@@ -286,12 +288,14 @@ impl Store {
         }
         let footer = Footer {
             data_len: size,
+            block_len: BLOCK_LEN,
             meta_len: u32::try_from(meta.len()).map_err(|_| Error::BadRequest("metadata too large".into()))?,
             sha256: sha.finalize().into(),
             md5: md5.finalize().into(),
             written_at_ms: now_ms(),
             meta_crc32c: blob::crc32c(meta),
         };
+        out.write_all(&blocks.finish()).await?;
         out.write_all(meta).await?;
         out.write_all(&footer.encode()).await?;
         out.flush().await?;

@@ -1,17 +1,17 @@
 //! Verify (and repair) as a background job: every replica of every live object's data blobs
-//! is read whole and hashed against the SHA-256 in the record. A missing or corrupt replica
-//! is reported; with `repair`, it is rewritten in place (same volume, subvolume and id, so
-//! the record stays valid) from a replica that checked good, and the copy is checked again.
+//! is read whole by its own volume (no data crosses the network), checked there against its
+//! block CRCs and SHA-256, and the SHA-256 compared with the record's. A missing or corrupt
+//! replica is reported; with `repair`, it is rewritten in place (same volume, subvolume and
+//! id, so the record stays valid) from a replica that checked good, and the copy is checked
+//! again. Each problem line ends with what was done about it.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::StreamExt as _;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest as _, Sha256};
 
 use super::jobs::{JobSlot, JobStatus, Progress};
 use super::{AdminApi, Failure, json, read_json};
@@ -54,7 +54,8 @@ pub struct VerifyProgress {
     pub corrupt: u64,
     /// Replicas rewritten from a good copy and checked.
     pub repaired: u64,
-    /// What was found, as `bucket/key blob on volume/subvolume: missing|corrupt`.
+    /// What was found and done, as `bucket/key blob on volume/subvolume: missing|corrupt`,
+    /// followed with `repair` by `: repaired` or `: NOT repaired (why)`.
     pub problems: Vec<String>,
 }
 
@@ -106,61 +107,58 @@ impl VerifyJob {
             .map_err(|e| Error::Index(format!("verify task failed: {e}")))??;
         self.slot.update(|p| p.objects_total = objects.len() as u64);
         for (bucket, key, record) in objects {
-            // The data blobs and their digests: the blob itself, or every part.
-            let blobs: Vec<(&BlobRef, &str)> = if record.parts.is_empty() {
-                vec![(&record.blob, record.sha256.as_str())]
+            // The data blobs with their digests and sizes: the blob itself, or every part.
+            let blobs: Vec<(&BlobRef, &str, u64)> = if record.parts.is_empty() {
+                vec![(&record.blob, record.sha256.as_str(), record.size)]
             } else {
-                record.parts.iter().map(|p| (&p.blob, p.sha256.as_str())).collect()
+                record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size)).collect()
             };
-            for (blob, sha256) in blobs {
-                self.check_blob(&bucket, &key, blob, sha256).await;
+            for (blob, sha256, size) in blobs {
+                self.check_blob(&bucket, &key, blob, sha256, size).await;
             }
             self.slot.update(|p| p.objects_done += 1);
         }
         Ok(())
     }
 
-    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, sha256: &str) {
+    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, sha256: &str, size: u64) {
         let mut health = Vec::with_capacity(blob.replicas.len());
         for replica in &blob.replicas {
-            match self.check_replica(replica, &blob.id, sha256).await {
-                Ok(state) => {
-                    if state != Health::Good {
-                        let what = if state == Health::Missing { "missing" } else { "corrupt" };
-                        let problem = format!(
-                            "{bucket}/{key} blob {} on {}/{}: {what}",
-                            blob.id, replica.volume, replica.subvolume
-                        );
-                        tracing::warn!(%problem, "verify");
-                        self.slot.update(|p| {
-                            match state {
-                                Health::Missing => p.missing += 1,
-                                _ => p.corrupt += 1,
-                            }
-                            if p.problems.len() < MAX_LISTED_PROBLEMS {
-                                p.problems.push(problem);
-                            }
-                        });
+            match self.check_replica(replica, &blob.id, sha256, size).await {
+                Ok(state) => health.push((replica, state)),
+                Err(err) => self.slot.failed(&err),
+            }
+        }
+        let good = health.iter().find(|(_, state)| *state == Health::Good).map(|(r, _)| *r);
+        for (bad, state) in health.iter().filter(|(_, state)| *state != Health::Good) {
+            let what = if *state == Health::Missing { "missing" } else { "corrupt" };
+            let mut problem = format!("{bucket}/{key} blob {} on {}/{}: {what}", blob.id, bad.volume, bad.subvolume);
+            if self.repair {
+                let outcome = match good {
+                    Some(good) => self.copy_replica(good, bad, &blob.id, sha256).await,
+                    None => Err(Error::Volume("no good copy left".into())),
+                };
+                match outcome {
+                    Ok(()) => {
+                        problem.push_str(": repaired");
+                        self.slot.update(|p| p.repaired += 1);
                     }
-                    health.push((replica, state));
+                    Err(err) => {
+                        problem.push_str(&format!(": NOT repaired ({err})"));
+                        self.slot.failed(&err);
+                    }
                 }
-                Err(err) => self.slot.failed(&err),
             }
-        }
-        if !self.repair {
-            return;
-        }
-        let Some(good) = health.iter().find(|(_, state)| *state == Health::Good).map(|(r, _)| *r) else {
-            if health.iter().any(|(_, state)| *state != Health::Good) {
-                self.slot.failed(&Error::Volume(format!("{bucket}/{key}: blob {} has no good replica left", blob.id)));
-            }
-            return;
-        };
-        for (bad, _) in health.iter().filter(|(_, state)| *state != Health::Good) {
-            match self.copy_replica(good, bad, &blob.id, sha256).await {
-                Ok(()) => self.slot.update(|p| p.repaired += 1),
-                Err(err) => self.slot.failed(&err),
-            }
+            tracing::warn!(%problem, "verify");
+            self.slot.update(|p| {
+                match state {
+                    Health::Missing => p.missing += 1,
+                    _ => p.corrupt += 1,
+                }
+                if p.problems.len() < MAX_LISTED_PROBLEMS {
+                    p.problems.push(problem);
+                }
+            });
         }
     }
 
@@ -168,29 +166,22 @@ impl VerifyJob {
         self.cluster.url_of(&replica.volume).ok_or_else(|| Error::Volume(format!("unknown volume {}", replica.volume)))
     }
 
-    async fn check_replica(&self, replica: &Replica, id: &str, sha256: &str) -> Result<Health> {
+    async fn check_replica(&self, replica: &Replica, id: &str, sha256: &str, size: u64) -> Result<Health> {
         let url = self.url(replica)?;
-        // A volume that calls its copy corrupt (footer or metadata failed its checksum) has
-        // answered the question; any other error means it could not be asked.
-        match self.volumes.head(&url, replica.subvolume, id).await {
-            Ok(Some(_)) => {}
-            Ok(None) => return Ok(Health::Missing),
-            Err(Error::CorruptReplica(reason)) => return Ok(self.counted_corrupt(id, &reason)),
-            Err(err) => return Err(err),
+        // A volume that calls its copy corrupt (a block, the footer or the metadata failed its
+        // checksum) has answered the question; any other error means it could not be asked.
+        match self.volumes.verify(&url, replica.subvolume, id, size).await {
+            Ok(Some(verified)) => {
+                self.slot.update(|p| {
+                    p.replicas_checked += 1;
+                    p.bytes_checked += verified.size;
+                });
+                Ok(if verified.sha256 == sha256 { Health::Good } else { Health::Corrupt })
+            }
+            Ok(None) => Ok(Health::Missing),
+            Err(Error::CorruptReplica(reason)) => Ok(self.counted_corrupt(id, &reason)),
+            Err(err) => Err(err),
         }
-        let mut stream = match self.volumes.get(&url, replica.subvolume, id, None).await {
-            Ok(stream) => stream,
-            Err(Error::CorruptReplica(reason)) => return Ok(self.counted_corrupt(id, &reason)),
-            Err(err) => return Err(err),
-        };
-        let mut hasher = Sha256::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk?;
-            self.slot.update(|p| p.bytes_checked += chunk.len() as u64);
-            hasher.update(&chunk);
-        }
-        self.slot.update(|p| p.replicas_checked += 1);
-        Ok(if hex::encode(hasher.finalize()) == sha256 { Health::Good } else { Health::Corrupt })
     }
 
     /// A replica its volume refused as corrupt: it was checked, and it is bad.

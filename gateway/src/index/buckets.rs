@@ -308,7 +308,7 @@ mod tests {
         let (_, entry) = repairs.iter().find(|(id, _)| id == "c1").unwrap();
         assert_eq!((entry.bucket.as_str(), entry.key.as_str()), ("b", BUCKET_KEY));
         let added = Replica { volume: "v4".into(), subvolume: 0 };
-        index.add_copies("c1", entry, std::slice::from_ref(&added)).unwrap();
+        index.add_copies("c1", entry, std::slice::from_ref(&added), &[]).unwrap();
         assert_eq!(copies(&index), [moved[1].clone(), added.clone()]);
 
         index.delete_bucket("b", 20, &blob("d1")).unwrap();

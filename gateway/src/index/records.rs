@@ -323,8 +323,8 @@ pub struct GcEntry {
     pub blob: BlobRef,
 }
 
-/// A blob with fewer copies than the cluster keeps, waiting for the repairer (keyed by
-/// blob id).
+/// A blob with fewer copies than the cluster keeps, or with copies a read found damaged,
+/// waiting for the repairer (keyed by blob id).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RepairEntry {
     /// Bucket of the key that uses the blob.
@@ -335,6 +335,22 @@ pub struct RepairEntry {
     pub upload_id: Option<String>,
     /// When it was queued, unix milliseconds.
     pub queued_ms: u64,
+    /// Recorded copies a read found corrupt or missing: the repairer checks each on its
+    /// volume and rewrites it in place from a good copy.
+    pub damaged: Vec<Replica>,
+}
+
+impl RepairEntry {
+    /// A new entry, queued now, with no damage reported.
+    pub fn new(bucket: &str, key: &str, upload_id: Option<&str>) -> Self {
+        Self {
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            upload_id: upload_id.map(str::to_string),
+            queued_ms: crate::time::now_ms(),
+            damaged: Vec::new(),
+        }
+    }
 }
 
 /// A volume of the cluster.

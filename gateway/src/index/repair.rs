@@ -1,7 +1,8 @@
-//! The repair queue: blobs that have fewer copies than the cluster keeps. A write that
-//! reached fewer than `replicas` volumes (but its quorum) is acknowledged, and its blob is
-//! queued here in the same synced batch that makes it visible; the repairer copies it to more
-//! volumes and records each new copy under the commit lock.
+//! The repair queue: blobs that have fewer copies than the cluster keeps, or a copy a read
+//! found damaged. A write that reached fewer than `replicas` volumes (but its quorum) is
+//! acknowledged, and its blob is queued here in the same synced batch that makes it visible; a
+//! read that met a corrupt or missing copy reports it here. The repairer copies the blob to
+//! more volumes (recording each new copy under the commit lock) and rewrites damaged copies.
 
 use std::sync::atomic::Ordering;
 
@@ -11,7 +12,6 @@ use super::buckets::BUCKET_KEY;
 use super::records::{BlobRef, BucketEntry, ObjectEntry, PartRecord, RepairEntry, Replica, decode, encode};
 use super::{CF_BUCKETS, CF_OBJECTS, CF_PARTS, CF_REPAIR, Index, object_key, synced};
 use crate::error::Result;
-use crate::time::now_ms;
 
 impl Index {
     /// Copies every blob should have; commits queue repairs for blobs with fewer. 0 (the
@@ -50,14 +50,31 @@ impl Index {
         key: &str,
         upload_id: Option<&str>,
     ) -> Result<()> {
-        let entry = RepairEntry {
-            bucket: bucket.to_string(),
-            key: key.to_string(),
-            upload_id: upload_id.map(str::to_string),
-            queued_ms: now_ms(),
+        // A queued entry may carry damage reports: they stay.
+        let entry = match self.repair_entry(blob_id)? {
+            Some(queued) => queued,
+            None => RepairEntry::new(bucket, key, upload_id),
         };
         batch.put_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&entry)?);
         Ok(())
+    }
+
+    /// Queues `replica` of blob `blob_id` (used by `bucket`/`key`) as damaged: a read found it
+    /// corrupt or missing. Returns whether it was not queued already.
+    pub fn report_damage(&self, blob_id: &str, bucket: &str, key: &str, replica: &Replica) -> Result<bool> {
+        let _guard = self.lock()?;
+        let mut entry = self.repair_entry(blob_id)?.unwrap_or_else(|| RepairEntry::new(bucket, key, None));
+        if entry.damaged.contains(replica) {
+            return Ok(false);
+        }
+        entry.damaged.push(replica.clone());
+        self.db.put_cf_opt(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&entry)?, &synced())?;
+        Ok(true)
+    }
+
+    /// The queued repair of blob `blob_id`, if any.
+    pub fn repair_entry(&self, blob_id: &str) -> Result<Option<RepairEntry>> {
+        self.db.get_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes())?.map(|bytes| decode(&bytes)).transpose()
     }
 
     /// Up to `max` queued repairs (blob id and entry), in blob id order after `after`.
@@ -96,10 +113,18 @@ impl Index {
         Ok(self.locate(blob_id, entry)?.and_then(|mut found| found.blob_mut().cloned()))
     }
 
-    /// Records `added` copies of a blob under repair; drops the repair once the blob has
-    /// the target count, or when no record uses the blob any more (the copies are then
-    /// orphans for GC). Returns the blob's copies now, or `None` if it is no longer used.
-    pub fn add_copies(&self, blob_id: &str, entry: &RepairEntry, added: &[Replica]) -> Result<Option<Vec<Replica>>> {
+    /// Records `added` copies of a blob under repair, and that the damaged copies `rewritten`
+    /// are whole again; drops the repair once the blob has the target count and no damaged
+    /// copy left (damage reported meanwhile stays queued), or when no record uses the blob any
+    /// more (the copies are then orphans for GC). Returns the blob's copies now, or `None` if
+    /// it is no longer used.
+    pub fn add_copies(
+        &self,
+        blob_id: &str,
+        entry: &RepairEntry,
+        added: &[Replica],
+        rewritten: &[Replica],
+    ) -> Result<Option<Vec<Replica>>> {
         let _guard = self.lock()?;
         let mut batch = WriteBatch::default();
         let mut found = self.locate(blob_id, entry)?;
@@ -114,8 +139,16 @@ impl Index {
             }
         }
         let copies = blob.replicas.clone();
-        if copies.len() >= self.replica_target() {
-            batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
+        let mut queued = self.repair_entry(blob_id)?;
+        if let Some(queued) = queued.as_mut() {
+            // Damage on copies the record no longer has (a volume removed) is moot.
+            queued.damaged.retain(|r| !rewritten.contains(r) && copies.contains(r));
+        }
+        match queued {
+            Some(queued) if !queued.damaged.is_empty() || copies.len() < self.replica_target() => {
+                batch.put_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&queued)?)
+            }
+            _ => batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes()),
         }
         match found {
             None => {}

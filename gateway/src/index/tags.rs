@@ -162,7 +162,7 @@ mod tests {
         let (_, entry) = repairs.iter().find(|(id, _)| id == "t1").unwrap();
         assert_eq!(index.repair_blob("t1", entry).unwrap().unwrap().replicas, [moved[1].clone()]);
         let added = Replica { volume: "v4".into(), subvolume: 0 };
-        index.add_copies("t1", entry, std::slice::from_ref(&added)).unwrap();
+        index.add_copies("t1", entry, std::slice::from_ref(&added), &[]).unwrap();
         assert_eq!(tags_copies(&index), [moved[1].clone(), added]);
     }
 }

@@ -91,7 +91,7 @@ pub(super) async fn copy_object(
         tags,
         ..BlobMeta::new(BlobKind::Object, &input.bucket, &input.key, ts, modified_ms)
     };
-    let body = open_object(gw, &source, 0, source.size).await?;
+    let body = open_object(gw, src_bucket, src_key, &source, 0, source.size).await?;
     let stored = write::store(gw, &meta, Some(source.size), None, expected, body).await?;
     let record = stored.record(meta, algorithm);
     let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
@@ -139,7 +139,7 @@ pub(super) async fn upload_part_copy(
     let algorithm = upload.checksum.map(|(a, _)| a);
     let expected = algorithm.map(|algorithm| Expected { algorithm, claimed: Claimed::Nothing });
     let meta = super::multipart::part_meta(gw, &input.bucket, &input.key, &input.upload_id, number);
-    let body = open_object(gw, &source, start, end).await?;
+    let body = open_object(gw, src_bucket, src_key, &source, start, end).await?;
     let stored = write::store(gw, &meta, Some(end - start), None, expected, body).await?;
     let part = super::multipart::commit_part(gw, &input.bucket, &input.key, &input.upload_id, number, stored).await?;
     let mut result = CopyPartResult {

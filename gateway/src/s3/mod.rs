@@ -49,22 +49,11 @@ pub struct Gateway {
     pub(crate) region: String,
     /// Blobs being written, hidden from GC until committed.
     pub(crate) in_flight: crate::in_flight::InFlight,
+    /// Where reads report damaged copies.
+    pub(crate) damage: crate::repair::DamageReports,
 }
 
 impl Gateway {
-    /// Builds the service over an opened index and a joined cluster.
-    pub fn new(
-        index: Arc<Index>,
-        cluster: Cluster,
-        volumes: VolumeClient,
-        replicas: usize,
-        write_quorum: usize,
-        region: String,
-        in_flight: crate::in_flight::InFlight,
-    ) -> Self {
-        Self { index, cluster, volumes, replicas, write_quorum, region, in_flight }
-    }
-
     /// Where a new blob of `bucket`/`key` may go: volumes that are up, in the key's ring
     /// order, `replicas` of them and as many spares (fewer if fewer are up; the write takes
     /// the first `replicas` and checks its quorum).

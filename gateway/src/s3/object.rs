@@ -12,7 +12,7 @@ use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::checksum::{Algorithm, Checksum, Expected};
 use crate::error::Error;
 use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord};
-use crate::replicated::{self, Segment, Source};
+use crate::replicated::{self, ReadFor, Segment, Source};
 use crate::time::{now_ms, parse_http_date, timestamp_from_ms};
 
 /// Sets the `checksum_<algorithm>` field of an S3 output (every output that carries
@@ -125,31 +125,19 @@ pub(super) fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectReco
     Err(Error::NoSuchKey)
 }
 
-fn sha256_of(hex_digest: &str) -> Result<[u8; 32], Error> {
-    let mut sha = [0u8; 32];
-    hex::decode_to_slice(hex_digest, &mut sha).map_err(|e| Error::Index(format!("bad sha256 in record: {e}")))?;
-    Ok(sha)
-}
-
-/// Streams `[start, end)` of an object: from its blob, or part by part for a multipart
-/// object; every blob read whole is checked against its SHA-256.
+/// Streams `[start, end)` of object `bucket`/`key` (its `record`): from its blob, or part by
+/// part for a multipart object.
 pub(super) async fn open_object(
     gw: &Gateway,
+    bucket: &str,
+    key: &str,
     record: &ObjectRecord,
     start: u64,
     end: u64,
 ) -> Result<tokio_stream::wrappers::ReceiverStream<crate::Result<bytes::Bytes>>, Error> {
     let mut segments = Vec::new();
     if record.parts.is_empty() {
-        let whole = start == 0 && end == record.size;
-        let verify = if whole { Some(sha256_of(&record.sha256)?) } else { None };
-        segments.push(Segment {
-            sources: sources(gw, &record.blob),
-            blob_id: record.blob.id.clone(),
-            start,
-            end,
-            verify,
-        });
+        segments.push(Segment { sources: sources(gw, &record.blob), blob_id: record.blob.id.clone(), start, end });
     } else {
         let mut offset = 0u64;
         for part in &record.parts {
@@ -159,17 +147,16 @@ pub(super) async fn open_object(
                 continue;
             }
             let (from, to) = (start.max(part_start) - part_start, end.min(part_end) - part_start);
-            let verify = if from == 0 && to == part.size { Some(sha256_of(&part.sha256)?) } else { None };
             segments.push(Segment {
                 sources: sources(gw, &part.blob),
                 blob_id: part.blob.id.clone(),
                 start: from,
                 end: to,
-                verify,
             });
         }
     }
-    replicated::read(&gw.volumes, segments).await
+    let owner = ReadFor { bucket: bucket.to_string(), key: key.to_string(), reports: gw.damage.clone() };
+    replicated::read(&gw.volumes, segments, owner).await
 }
 
 /// The replicas of a blob with their current URLs: those on volumes that are up first, in
@@ -180,7 +167,7 @@ fn sources(gw: &Gateway, blob: &BlobRef) -> Vec<Source> {
     let mut sources: Vec<Source> = blob
         .replicas
         .iter()
-        .filter_map(|replica| Some(Source { url: gw.cluster.url_of(&replica.volume)?, subvolume: replica.subvolume }))
+        .filter_map(|replica| Some(Source { url: gw.cluster.url_of(&replica.volume)?, replica: replica.clone() }))
         .collect();
     sources.shuffle(&mut rand::rng());
     let health = gw.volumes.health();
@@ -286,7 +273,7 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     let record = lookup(gw, &input.bucket, &input.key)?;
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
-    let stream = open_object(gw, &record, plan.start, plan.end).await?;
+    let stream = open_object(gw, &input.bucket, &input.key, &record, plan.start, plan.end).await?;
     let mut output = object_output!(GetObjectOutput, record, plan, { body: Some(StreamingBlob::wrap(stream)) });
     // Presigned URLs may ask for different response headers.
     if input.response_content_type.is_some() {
