@@ -129,3 +129,45 @@ impl From<Error> for S3Error {
         S3Error::with_message(code, err.to_string())
     }
 }
+
+/// An S3 error as the client reads it from an answer's body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// `<Code>`.
+    pub code: String,
+    /// `<Message>` (empty when the body has none).
+    pub message: String,
+}
+
+/// The error an answer carries: a 4xx or 5xx whose body is S3's `<Error>` document (s3s
+/// builds those whole, so the body is at hand). `None` for any other answer.
+pub fn wire_error(response: &s3s::HttpResponse) -> Option<WireError> {
+    if !(response.status().is_client_error() || response.status().is_server_error()) {
+        return None;
+    }
+    let body = response.body().bytes()?;
+    let error = std::str::from_utf8(&body).ok()?.split_once("<Error>")?.1;
+    let code = element(error, "Code")?;
+    let message = element(error, "Message").unwrap_or_default();
+    Some(WireError { code: xml_unescape(code), message: xml_unescape(message) })
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let len = xml[start..].find(&format!("</{name}>"))?;
+    Some(&xml[start..start + len])
+}
+
+/// Undoes XML's five escapes (all s3s writes).
+fn xml_unescape(text: &str) -> String {
+    if !text.contains('&') {
+        return text.to_string();
+    }
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&#39;", "'")
+        .replace("&amp;", "&")
+}

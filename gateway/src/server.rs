@@ -73,7 +73,7 @@ pub async fn run(
         let close_after = expects_continue_without_body(&req);
         async move {
             let mut response = crate::guard::serve(&s3, req).await?;
-            tracing::debug!(status = response.status().as_u16(), "done");
+            log_answer(&response);
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
             }
@@ -103,6 +103,18 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The one line every S3 request gets, at DEBUG: its status and, for an error, the code and
+/// message the client reads. A client's mistake is reported here only (s3s's own reports of it
+/// are dropped, see `logging.rs`); an internal failure's cause was logged at ERROR where it
+/// happened (`error.rs`).
+fn log_answer(response: &s3s::HttpResponse) {
+    let status = response.status().as_u16();
+    match crate::error::wire_error(response) {
+        Some(error) => tracing::debug!(status, code = %error.code, message = %error.message, "done"),
+        None => tracing::debug!(status, "done"),
+    }
 }
 
 /// Virtual-host-style addressing under one base domain: `BUCKET.DOMAIN[:port]` names the
