@@ -73,7 +73,8 @@ pub async fn run(
         let close_after = expects_continue_without_body(&req);
         async move {
             let mut response = crate::guard::serve(&s3, req).await?;
-            log_answer(&response);
+            let error = crate::error::complete_message(&mut response);
+            log_answer(response.status(), error.as_ref());
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
             }
@@ -109,9 +110,9 @@ pub async fn run(
 /// message the client reads. A client's mistake is reported here only (s3s's own reports of it
 /// are dropped, see `logging.rs`); an internal failure's cause was logged at ERROR where it
 /// happened (`error.rs`).
-fn log_answer(response: &s3s::HttpResponse) {
-    let status = response.status().as_u16();
-    match crate::error::wire_error(response) {
+fn log_answer(status: http::StatusCode, error: Option<&crate::error::WireError>) {
+    let status = status.as_u16();
+    match error {
         Some(error) => tracing::debug!(status, code = %error.code, message = %error.message, "done"),
         None => tracing::debug!(status, "done"),
     }
