@@ -574,14 +574,32 @@ async fn volume(api: &Api, command: VolumeCommand, as_json: bool) -> Result<(), 
     Ok(())
 }
 
+/// `1 bucket`, `2 buckets`.
+fn count(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
 fn rebalance_line(p: &RebalanceProgress) -> String {
     let verb = if p.dry_run { "would move" } else { "moved" };
+    // What the entries are, so that their total is not read as an object count: the objects
+    // are `status`'s objects, the rest are the other records that name blobs.
+    let mut kinds = vec![count(p.objects, "object", "objects")];
+    for (n, one, many) in [
+        (p.deleted_keys, "deleted key", "deleted keys"),
+        (p.buckets, "bucket", "buckets"),
+        (p.deleted_buckets, "deleted bucket", "deleted buckets"),
+    ] {
+        if n > 0 {
+            kinds.push(count(n, one, many));
+        }
+    }
     format!(
-        "rebalance {}: objects {}/{}  misplaced {}  {verb} {} blobs, {} bytes  changed meanwhile {}  errors {}",
+        "rebalance {}: entries {}/{} ({})  misplaced {}  {verb} {} blobs, {} bytes  changed meanwhile {}  errors {}",
         p.status.state,
-        p.objects_done,
-        p.objects_total,
-        p.objects_misplaced,
+        p.entries_done,
+        p.entries_total,
+        kinds.join(", "),
+        p.entries_misplaced,
         p.blobs_moved,
         p.bytes_moved,
         p.skipped_changed,
@@ -592,6 +610,12 @@ fn rebalance_line(p: &RebalanceProgress) -> String {
 async fn rebalance(api: &Api, dry_run: bool, rate: Option<f64>, as_json: bool) -> Result<(), String> {
     let body = json!({"dry_run": dry_run, "rate_mb_s": rate});
     let progress = run_job::<RebalanceProgress>(api, "rebalance", body, as_json, rebalance_line).await?;
+    if !as_json && progress.upload_parts > 0 {
+        println!(
+            "parts of uploads in progress: {}, misplaced {} (not moved: a part moves with its object once its upload completes)",
+            progress.upload_parts, progress.upload_parts_misplaced
+        );
+    }
     if !as_json && !dry_run {
         let seconds = progress
             .status
@@ -600,9 +624,9 @@ async fn rebalance(api: &Api, dry_run: bool, rate: Option<f64>, as_json: bool) -
             .saturating_sub(progress.status.started_ms) as f64
             / 1000.0;
         println!(
-            "{:.1} s: {:.0} objects/s, {:.1} MB/s",
+            "{:.1} s: {:.0} entries/s, {:.1} MB/s",
             seconds,
-            progress.objects_done as f64 / seconds.max(1e-3),
+            progress.entries_done as f64 / seconds.max(1e-3),
             progress.bytes_moved as f64 / 1e6 / seconds.max(1e-3)
         );
     }

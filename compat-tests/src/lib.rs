@@ -174,7 +174,17 @@ pub struct TestCluster {
     pub replicas: usize,
     /// Extra flags for `cairn-gateway serve`.
     pub gateway_args: Vec<String>,
+    /// Where the gateway logs: `None` is the test's stderr at `CAIRN_TEST_LOG` (else `warn`).
+    pub gateway_log: Option<GatewayLog>,
     pub root: tempfile::TempDir,
+}
+
+/// The gateway's log kept in a file for the test to read, at a level the test chooses.
+pub struct GatewayLog {
+    /// `RUST_LOG` for the gateway; `None` leaves it unset: the gateway's default level.
+    pub rust_log: Option<String>,
+    /// The file the gateway's stderr is appended to (across restarts).
+    pub path: PathBuf,
 }
 
 impl TestCluster {
@@ -185,6 +195,23 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with extra flags for the gateway.
     pub fn start_with(volumes: usize, replicas: usize, gateway_args: &[&str]) -> Self {
+        let mut cluster = Self::start_volumes(volumes, replicas, gateway_args);
+        cluster.start_gateway();
+        cluster
+    }
+
+    /// Like [`TestCluster::start`], with the gateway's log in a file (read it with
+    /// [`TestCluster::gateway_log`]) at `rust_log`, or at the gateway's default level.
+    pub fn start_logging(volumes: usize, replicas: usize, rust_log: Option<&str>) -> Self {
+        let mut cluster = Self::start_volumes(volumes, replicas, &[]);
+        let path = cluster.root.path().join("gateway.log");
+        cluster.gateway_log = Some(GatewayLog { rust_log: rust_log.map(str::to_string), path });
+        cluster.start_gateway();
+        cluster
+    }
+
+    /// The volumes running, the gateway not started yet.
+    fn start_volumes(volumes: usize, replicas: usize, gateway_args: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let volumes: Vec<Volume> = (0..volumes)
             .map(|v| Volume {
@@ -201,13 +228,19 @@ impl TestCluster {
             admin_port: free_port(),
             replicas,
             gateway_args,
+            gateway_log: None,
             root,
         };
         for volume in &mut cluster.volumes {
             volume.start();
         }
-        cluster.start_gateway();
         cluster
+    }
+
+    /// What the gateway has logged so far, when started with [`TestCluster::start_logging`].
+    pub fn gateway_log(&self) -> String {
+        let log = self.gateway_log.as_ref().expect("started with TestCluster::start_logging");
+        std::fs::read_to_string(&log.path).unwrap_or_default()
     }
 
     pub fn db_dir(&self) -> PathBuf {
@@ -216,7 +249,8 @@ impl TestCluster {
 
     pub fn start_gateway(&mut self) {
         let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
-        let mut child = Command::new(binary("cairn-gateway"))
+        let mut command = Command::new(binary("cairn-gateway"));
+        command
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{}", self.s3_port)])
             .args(["--admin-listen", &format!("127.0.0.1:{}", self.admin_port)])
@@ -227,11 +261,23 @@ impl TestCluster {
             .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .args(["--admin-token", ADMIN_TOKEN])
             .args(&self.gateway_args)
-            .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
+            .stdout(Stdio::null());
+        match &self.gateway_log {
+            None => {
+                command
+                    .env("RUST_LOG", std::env::var("CAIRN_TEST_LOG").unwrap_or_else(|_| "warn".into()))
+                    .stderr(Stdio::inherit());
+            }
+            Some(log) => {
+                match &log.rust_log {
+                    Some(filter) => command.env("RUST_LOG", filter),
+                    None => command.env_remove("RUST_LOG"),
+                };
+                let file = std::fs::OpenOptions::new().create(true).append(true).open(&log.path).unwrap();
+                command.stderr(file);
+            }
+        }
+        let mut child = command.spawn().unwrap();
         wait_for_port(self.s3_port, &mut child, "cairn-gateway");
         self.gateway = Some(Proc { child });
         // The gateway binds first and then waits for its volumes: wait until the admin API answers.

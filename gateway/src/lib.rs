@@ -27,6 +27,7 @@ pub mod guard;
 pub mod health;
 pub mod in_flight;
 pub mod index;
+pub mod logging;
 pub mod placement;
 pub mod rebuild;
 pub mod repair;

@@ -23,7 +23,7 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    volumed::serve::init_logging();
+    gateway::logging::init();
     let result = match Cli::parse().command {
         Command::Dev(args) => gateway::dev::run(args).await,
         Command::Serve(args) => serve(*args).await,

@@ -75,7 +75,8 @@ pub async fn run(
         let close_after = expects_continue_without_body(&req);
         async move {
             let mut response = crate::guard::serve(&s3, req).await?;
-            tracing::debug!(status = response.status().as_u16(), "done");
+            let error = crate::error::complete_message(&mut response);
+            log_answer(response.status(), error.as_ref());
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
             }
@@ -105,6 +106,18 @@ pub async fn run(
     }
     tracing::info!("shutdown complete");
     Ok(())
+}
+
+/// The one line every S3 request gets, at DEBUG: its status and, for an error, the code and
+/// message the client reads. A client's mistake is reported here only (s3s's own reports of it
+/// are dropped, see `logging.rs`); an internal failure's cause was logged at ERROR where it
+/// happened (`error.rs`).
+fn log_answer(status: http::StatusCode, error: Option<&crate::error::WireError>) {
+    let status = status.as_u16();
+    match error {
+        Some(error) => tracing::debug!(status, code = %error.code, message = %error.message, "done"),
+        None => tracing::debug!(status, "done"),
+    }
 }
 
 /// Virtual-host-style addressing under one base domain: `BUCKET.DOMAIN[:port]` names the

@@ -4,6 +4,14 @@
 //! only then are the old copies deleted. Interrupted at any point, nothing is lost: before
 //! the switch the record still names the old copies, after it the new ones; a rerun finishes
 //! the work, and copies left behind are orphans for GC.
+//!
+//! It walks every entry that names blobs: live objects (what `GET /status` counts as
+//! objects), deleted keys whose tombstone GC has not dropped yet, buckets, and deleted buckets
+//! whose entry GC has not dropped yet; the progress counts each kind, so its total is never
+//! taken for an object count. Parts of uploads in progress are counted but not moved: Complete
+//! builds the object from the part records it read before taking the commit lock, so a part
+//! moved meanwhile would leave the object naming copies rebalance deleted. They move with
+//! their object once the upload completes (or go when it is aborted).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -21,7 +29,7 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::in_flight::InFlight;
-use crate::index::records::{BlobRef, ObjectEntry, Replica};
+use crate::index::records::{BlobRef, BucketEntry, ObjectEntry, Replica};
 use crate::index::{BUCKET_KEY, Index};
 use crate::volume_client::VolumeClient;
 
@@ -31,6 +39,16 @@ const CONCURRENCY: usize = 8;
 
 /// The blobs of one key's entry (or of a bucket), each with the bytes moving it costs.
 type Blobs = Vec<(BlobRef, u64)>;
+
+/// The blob of every part of every upload in progress, with the upload's bucket and key.
+fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
+    let mut out = Vec::new();
+    for (bucket, key, upload_id) in index.uploads_before(u64::MAX)? {
+        let (parts, _) = index.parts(&upload_id, 0, usize::MAX)?;
+        out.extend(parts.into_iter().map(|part| (bucket.clone(), key.clone(), part.blob)));
+    }
+    Ok(out)
+}
 
 /// `POST /jobs/rebalance` body.
 #[derive(Debug, Deserialize)]
@@ -49,12 +67,25 @@ pub struct RebalanceProgress {
     pub status: JobStatus,
     /// Only counted.
     pub dry_run: bool,
-    /// Objects (and tombstones, and buckets) to look at.
-    pub objects_total: u64,
+    /// Entries to look at: `objects + deleted_keys + buckets + deleted_buckets`.
+    pub entries_total: u64,
     /// Looked at.
-    pub objects_done: u64,
-    /// Objects with at least one misplaced blob.
-    pub objects_misplaced: u64,
+    pub entries_done: u64,
+    /// Entries with at least one misplaced blob.
+    pub entries_misplaced: u64,
+    /// Of the entries: live objects (`GET /status`'s `objects` when the walk began).
+    pub objects: u64,
+    /// Of the entries: deleted keys, whose tombstone blob stays until GC drops it.
+    pub deleted_keys: u64,
+    /// Of the entries: buckets (`GET /status`'s `buckets`), each with its bucket blob.
+    pub buckets: u64,
+    /// Of the entries: deleted buckets, whose deletion blob stays until GC drops it.
+    pub deleted_buckets: u64,
+    /// Parts of multipart uploads in progress. Not entries: they are not moved (see the
+    /// module docs).
+    pub upload_parts: u64,
+    /// Of those parts, the ones not where the ring places them.
+    pub upload_parts_misplaced: u64,
     /// Blobs moved (or, in a dry run, to move).
     pub blobs_moved: u64,
     /// Bytes copied (or, in a dry run, to copy; manifests and tombstones count 0).
@@ -69,7 +100,7 @@ impl Progress for RebalanceProgress {
     }
 
     fn done_of(&self) -> (u64, u64) {
-        (self.objects_done, self.objects_total)
+        (self.entries_done, self.entries_total)
     }
 }
 
@@ -104,14 +135,23 @@ struct RebalanceJob {
 impl RebalanceJob {
     async fn run(&self) -> Result<()> {
         let index = self.index.clone();
-        let (entries, buckets) =
-            tokio::task::spawn_blocking(move || Ok::<_, Error>((index.object_entries()?, index.bucket_entries()?)))
-                .await
-                .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        let (entries, buckets, parts) = tokio::task::spawn_blocking(move || {
+            Ok::<_, Error>((index.object_entries()?, index.bucket_entries()?, upload_parts(&index)?))
+        })
+        .await
+        .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        let mut counts = RebalanceProgress { upload_parts: parts.len() as u64, ..Default::default() };
+        for (bucket, key, blob) in &parts {
+            counts.upload_parts_misplaced += u64::from(self.misplaced(bucket, key, blob)?);
+        }
         // Data blobs with their sizes; manifests, tombstones, tags and bucket blobs count 0
         // bytes. A bucket's blobs are placed (and filed) under the empty key.
         let mut items: Vec<(String, String, Blobs)> = Vec::with_capacity(entries.len() + buckets.len());
         for (bucket, key, entry) in entries {
+            match &entry {
+                ObjectEntry::Live(_) => counts.objects += 1,
+                ObjectEntry::Deleted { .. } => counts.deleted_keys += 1,
+            }
             let blobs = match &entry {
                 ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
                 ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
@@ -126,10 +166,22 @@ impl RebalanceJob {
             items.push((bucket, key, blobs.into_iter().chain(tags).collect()));
         }
         for (name, entry) in buckets {
+            match &entry {
+                BucketEntry::Live(_) => counts.buckets += 1,
+                BucketEntry::Deleted { .. } => counts.deleted_buckets += 1,
+            }
             let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
             items.push((name, BUCKET_KEY.to_string(), blobs));
         }
-        self.slot.update(|p| p.objects_total = items.len() as u64);
+        self.slot.update(|p| {
+            p.entries_total = items.len() as u64;
+            p.objects = counts.objects;
+            p.deleted_keys = counts.deleted_keys;
+            p.buckets = counts.buckets;
+            p.deleted_buckets = counts.deleted_buckets;
+            p.upload_parts = counts.upload_parts;
+            p.upload_parts_misplaced = counts.upload_parts_misplaced;
+        });
         let started = Instant::now();
         futures::stream::iter(items.into_iter().map(Ok))
             .try_for_each_concurrent(CONCURRENCY, |(bucket, key, blobs)| {
@@ -169,10 +221,17 @@ impl RebalanceJob {
             self.pace(started).await;
         }
         self.slot.update(|p| {
-            p.objects_done += 1;
-            p.objects_misplaced += u64::from(misplaced);
+            p.entries_done += 1;
+            p.entries_misplaced += u64::from(misplaced);
         });
         Ok(())
+    }
+
+    /// Whether `blob` of `bucket`/`key` is anywhere but where the ring places it.
+    fn misplaced(&self, bucket: &str, key: &str, blob: &BlobRef) -> Result<bool> {
+        let targets = self.cluster.ring_place(bucket, key, self.replicas)?;
+        let wanted: HashSet<&Replica> = targets.iter().map(|(replica, _)| replica).collect();
+        Ok(blob.replicas.iter().collect::<HashSet<_>>() != wanted)
     }
 
     /// Keeps the copy rate under the budget.
