@@ -131,15 +131,16 @@ impl Index {
             ObjectEntry::Live(record) => record,
             ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),
         };
-        let chosen = &record.parts;
-        for part in chosen {
-            let same = stored.iter().any(|s| s.number == part.number && s.blob.id == part.blob.id);
-            if !same {
-                return Err(Error::InvalidPart);
-            }
+        // Each part's copies as recorded now, under the lock: the repairer or a rebalance may
+        // have added or moved copies since the request read the parts.
+        let mut current = record.clone();
+        for part in &mut current.parts {
+            let stored = stored.iter().find(|s| s.number == part.number && s.blob.id == part.blob.id);
+            part.blob.replicas = stored.ok_or(Error::InvalidPart)?.blob.replicas.clone();
         }
+        let chosen = &current.parts;
         let mut batch = WriteBatch::default();
-        self.stage_object(&mut batch, bucket, key, entry, condition)?;
+        self.stage_object(&mut batch, bucket, key, &ObjectEntry::Live(current.clone()), condition)?;
         for part in &stored {
             if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
                 self.queue_gc(&mut batch, bucket, key, &part.blob)?;
@@ -386,6 +387,25 @@ mod tests {
         // Overwriting the multipart object queues its manifest and every part.
         index.commit_object("b", "k", &object_with(vec![], 20), None).unwrap();
         assert_eq!(queued(&index), ["late", "manifest", "p1", "p1b", "p2", "p3"]);
+    }
+
+    #[test]
+    fn completion_keeps_the_copies_a_repair_added_meanwhile() {
+        let (_dir, index) = open();
+        index.set_replica_target(2);
+        let on = |volume: &str| Replica { volume: volume.into(), subvolume: 0 };
+        let mut short = part(1, "p1");
+        short.blob.replicas = vec![on("v1")];
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
+        index.commit_part("b", "k", "u1", &short).unwrap();
+        // The request read the part with one copy; the repairer adds the second before the
+        // completion commits.
+        let (_, entry) = index.repairs(None, 10).unwrap().remove(0);
+        index.add_copies("p1", &entry, &[on("v2")], &[]).unwrap();
+        index.complete_upload("b", "k", "u1", &object_with(vec![short], 10), None).unwrap();
+        assert_eq!(index.object("b", "k").unwrap().unwrap().parts[0].blob.replicas, [on("v1"), on("v2")]);
+        let queued: Vec<String> = index.repairs(None, 10).unwrap().into_iter().map(|(id, _)| id).collect();
+        assert!(!queued.contains(&"p1".to_string()), "p1 is whole, nothing to repair: {queued:?}");
     }
 
     #[test]
