@@ -161,3 +161,48 @@ fn a_second_volumed_on_the_same_disks_is_refused() {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("--init"), "a missing disk is refused");
     assert!(!cluster.root.path().join("not-mounted").exists(), "and not created");
 }
+
+/// A volume that refuses the gateway's cluster secret is named as such, not as a volume that
+/// does not answer, and takes no writes until it accepts it.
+#[test]
+fn a_volume_that_rejects_the_cluster_secret_is_reported_as_such() {
+    use std::io::BufRead as _;
+    let mut cluster = compat_tests::TestCluster::start(1, 1);
+    cluster.gateway.take();
+    let mut gateway = Command::new(binary("cairn-gateway"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{}", cluster.s3_port)])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", cluster.admin_port)])
+        .arg("--db")
+        .arg(cluster.root.path().join("fresh-index"))
+        .args(["--volumes", &cluster.volumes[0].url(), "--replicas", "1", "--cluster-secret", "not-the-secret"])
+        .args(["--access-key", compat_tests::ACCESS_KEY, "--secret-key", compat_tests::SECRET_KEY])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = gateway.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut log = Vec::new();
+    let named = |l: &String| l.contains("ERROR") && l.contains("rejected the cluster secret");
+    while !log.iter().any(named) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => log.push(line),
+            Err(_) => break,
+        }
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    let log = log.join("\n");
+    let line = log.lines().find(|l| named(&l.to_string())).unwrap_or_else(|| panic!("{log}"));
+    assert!(line.contains(&cluster.volumes[0].url()), "{log}");
+    assert!(!log.contains("does not answer"), "{log}");
+}

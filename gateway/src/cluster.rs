@@ -45,6 +45,10 @@ impl Cluster {
                     );
                 }
                 Ok(stats) => merge(&mut membership, url, &stats, None, None)?,
+                Err(Error::ClusterSecretRejected(_)) => {
+                    tracing::error!(%url, "volume rejected the cluster secret: check --cluster-secret here and on the volume; it joins once it accepts it");
+                    unjoined.push(url.clone());
+                }
                 Err(err) if membership.volumes.iter().any(|v| v.url == *url) => {
                     tracing::warn!(%url, %err, "volume is down; starting without it, it rejoins when it answers");
                 }

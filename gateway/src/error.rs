@@ -71,6 +71,10 @@ pub enum Error {
     /// read another replica; verify counts it and repair rewrites it.
     #[error("corrupt replica: {0}")]
     CorruptReplica(String),
+    /// A volume refused the gateway's cluster secret (401): a configuration mistake, not an
+    /// outage.
+    #[error("{0} rejected the cluster secret")]
+    ClusterSecretRejected(String),
     /// A volume the record names does not have its copy of a blob: read another replica;
     /// the repairer rewrites it.
     #[error("missing replica: {0}")]
@@ -125,6 +129,7 @@ impl From<Error> for S3Error {
             Error::Volume(_)
             | Error::CorruptReplica(_)
             | Error::MissingReplica(_)
+            | Error::ClusterSecretRejected(_)
             | Error::Index(_)
             | Error::Config(_)
             | Error::Io(_) => {

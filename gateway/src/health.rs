@@ -28,6 +28,8 @@ pub enum Fault {
     Unreachable,
     /// It answered, with a server error.
     ErrorAnswer,
+    /// It refused the cluster secret: unusable until it accepts it.
+    Refused,
 }
 
 #[derive(Debug, Default)]
@@ -64,7 +66,7 @@ impl Health {
     pub fn failed(&self, url: &str, fault: Fault, why: &dyn std::fmt::Display) {
         let went_down = self.with_state(url, |state| {
             state.errors_in_a_row += 1;
-            let down = fault == Fault::Unreachable || state.errors_in_a_row >= DOWN_AFTER_ERRORS;
+            let down = fault != Fault::ErrorAnswer || state.errors_in_a_row >= DOWN_AFTER_ERRORS;
             let went_down = down && !state.down;
             state.down |= down;
             went_down
@@ -107,6 +109,8 @@ mod tests {
         assert!(health.is_up("a"), "unknown volumes are up");
         health.failed("a", Fault::Unreachable, &"refused");
         assert!(!health.is_up("a"));
+        health.failed("c", Fault::Refused, &"401");
+        assert!(!health.is_up("c"), "a volume that rejects the cluster secret takes no writes");
         health.succeeded("a");
         assert!(health.is_up("a"));
         for _ in 1..DOWN_AFTER_ERRORS {

@@ -146,6 +146,8 @@ impl VolumeClient {
         let status = response.status();
         if status.is_server_error() {
             self.health.failed(base, Fault::ErrorAnswer, &status);
+        } else if status == StatusCode::UNAUTHORIZED {
+            self.health.failed(base, Fault::Refused, &"it rejected the cluster secret");
         } else {
             self.health.succeeded(base);
         }
@@ -165,7 +167,7 @@ impl VolumeClient {
             return Err(Error::CorruptReplica(format!("{what} {base}: {}", text.trim())));
         }
         if status == StatusCode::UNAUTHORIZED {
-            return Err(Error::Volume(format!("{base} rejected the cluster secret")));
+            return Err(Error::ClusterSecretRejected(base.to_string()));
         }
         Err(Error::Volume(format!("{what} {base} answered {status}: {}", text.trim())))
     }
