@@ -206,3 +206,49 @@ fn a_volume_that_rejects_the_cluster_secret_is_reported_as_such() {
     assert!(line.contains(&cluster.volumes[0].url()), "{log}");
     assert!(!log.contains("does not answer"), "{log}");
 }
+
+/// A frozen volume makes the gateway's start wait for its answer (up to the answer timeout),
+/// but never makes it deaf to a signal.
+#[test]
+fn a_signal_stops_a_gateway_still_waiting_for_a_frozen_volume() {
+    let mut cluster = compat_tests::TestCluster::start(2, 1);
+    cluster.gateway.take();
+    cluster.volumes[1].pause();
+    let urls: Vec<String> = cluster.volumes.iter().map(compat_tests::Volume::url).collect();
+    let mut gateway = Command::new(binary("cairn-gateway"))
+        .arg("serve")
+        .args(["--listen", &format!("127.0.0.1:{}", cluster.s3_port)])
+        .args(["--admin-listen", &format!("127.0.0.1:{}", cluster.admin_port)])
+        .arg("--db")
+        .arg(cluster.db_dir())
+        .args(["--volumes", &urls.join(","), "--replicas", "1", "--cluster-secret", CLUSTER_SECRET])
+        .args(["--access-key", compat_tests::ACCESS_KEY, "--secret-key", compat_tests::SECRET_KEY])
+        .args(["--volume-timeout", "60s"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // It binds before it asks the volumes; give it time to be asking.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", cluster.s3_port)).is_err() {
+        assert!(Instant::now() < deadline, "the gateway did not bind");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let signalled = Instant::now();
+    assert!(Command::new("kill").args(["-INT", &gateway.id().to_string()]).status().unwrap().success());
+    let exited = loop {
+        if let Some(status) = gateway.try_wait().unwrap() {
+            break status;
+        }
+        if signalled.elapsed() > Duration::from_secs(30) {
+            let _ = gateway.kill();
+            panic!("the gateway ignored SIGINT for 30 s while a volume was frozen");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    cluster.volumes[1].resume();
+    println!("stopped {:?} after SIGINT", signalled.elapsed());
+    assert!(exited.success(), "{exited:?}");
+    assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
+}

@@ -26,7 +26,15 @@ pub async fn run(
     let index = Arc::new(Index::open(&settings.db)?);
     index.set_replica_target(settings.replicas);
     let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
-    let (cluster, unjoined) = Cluster::join(&index, &volumes, &settings.volumes).await?;
+    // Asking the volumes who they are takes up to the answer timeout when one is frozen: a
+    // signal meanwhile stops the gateway at once.
+    let (cluster, unjoined) = tokio::select! {
+        joined = Cluster::join(&index, &volumes, &settings.volumes) => joined?,
+        () = shutdown.cancelled() => {
+            tracing::info!("shutdown complete (before joining the cluster)");
+            return Ok(());
+        }
+    };
     tracing::info!(
         volumes = cluster.membership().volumes.len(),
         replicas = settings.replicas,
