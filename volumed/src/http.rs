@@ -298,6 +298,10 @@ fn parse_range(value: &str, len: u64) -> Result<(u64, u64)> {
 /// Blocks are read one ahead of the connection; a block that fails its check ends the body
 /// with an error, which breaks the connection before any of its bytes are sent.
 fn checked_body(first: Option<Bytes>, mut read: CheckedRead, id: &str) -> Body {
+    if read.is_done() {
+        // One block (most objects): no reader task needed.
+        return full(first.unwrap_or_default());
+    }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     let id = id.to_string();
     tokio::spawn(async move {
@@ -308,7 +312,7 @@ fn checked_body(first: Option<Bytes>, mut read: CheckedRead, id: &str) -> Body {
         }
         while let Some(block) = read.next().await {
             let block = block.map_err(|err| {
-                tracing::warn!(blob = %id, %err, "corrupt blob: read cut short");
+                tracing::warn!(blob = %id, %err, "read cut short");
                 std::io::Error::other(err.to_string())
             });
             let failed = block.is_err();
@@ -328,18 +332,22 @@ struct VerifyReceipt {
 }
 
 fn empty() -> Body {
-    BodyExt::boxed(Full::new(Bytes::new()).map_err(|never| match never {}))
+    full(Bytes::new())
+}
+
+fn full(bytes: Bytes) -> Body {
+    BodyExt::boxed(Full::new(bytes).map_err(|never| match never {}))
 }
 
 fn text(status: StatusCode, body: String) -> Response<Body> {
-    let mut response = Response::new(BodyExt::boxed(Full::new(Bytes::from(body)).map_err(|never| match never {})));
+    let mut response = Response::new(full(Bytes::from(body)));
     *response.status_mut() = status;
     response
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response<Body>> {
     let bytes = serde_json::to_vec(value).map_err(|e| Error::Io(std::io::Error::other(e)))?;
-    let mut response = Response::new(BodyExt::boxed(Full::new(Bytes::from(bytes)).map_err(|never| match never {})));
+    let mut response = Response::new(full(Bytes::from(bytes)));
     *response.status_mut() = status;
     response.headers_mut().insert(header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(response)

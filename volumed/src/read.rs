@@ -87,6 +87,11 @@ impl CheckedRead {
         Ok(Self { file, footer, budget, crcs, first_block, next_block: first_block, start, end })
     }
 
+    /// Whether every block of the range has been handed out.
+    pub fn is_done(&self) -> bool {
+        self.next_block - self.first_block >= self.crcs.len() as u64
+    }
+
     /// The next checked piece of the range, `None` once it is all out. After an error the
     /// read is over.
     pub async fn next(&mut self) -> Option<Result<Bytes>> {
