@@ -15,6 +15,9 @@ pub enum Error {
     /// No such blob or route.
     #[error("not found")]
     NotFound,
+    /// The request contradicts what the volume holds (a membership of another cluster).
+    #[error("conflict: {0}")]
+    Conflict(String),
     /// The requested range lies outside the blob.
     #[error("range not satisfiable")]
     RangeNotSatisfiable,
@@ -45,6 +48,7 @@ impl Error {
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::BadRequest(_) | Error::Body(_) => StatusCode::BAD_REQUEST,
             Error::NotFound => StatusCode::NOT_FOUND,
+            Error::Conflict(_) => StatusCode::CONFLICT,
             Error::RangeNotSatisfiable => StatusCode::RANGE_NOT_SATISFIABLE,
             // 422, not 500: the request was fine and the daemon is healthy, this one file is
             // bad. The gateway tells it apart (with `x-cairn-error: corrupt`) to count and

@@ -12,7 +12,11 @@
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
 //! POST   /commits/{sv}     body = ["id", …] → 204 once the ids are durably in the commit log
 //! GET    /commits/{sv}?from=N&limit=M → {"ids":[…], "next": N|null} (records in log order)
-//! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}]}
+//! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}],
+//!                             "gateway_seen_ms_ago"?}
+//! PUT    /membership       body = membership document → {"epoch"} (409: another cluster's)
+//! GET    /membership       → the membership document, or 404 if none was pushed yet
+//! DELETE /gateway          a gateway (x-cairn-gateway) shut down → 204
 //! GET    /health           → 200 (the only route without the cluster secret)
 //! ```
 //!
@@ -44,6 +48,7 @@ use subtle::ConstantTimeEq;
 
 use crate::blob::MAX_META_LEN;
 use crate::error::{Error, Result};
+use crate::membership::{GATEWAY_HEADER, Membership};
 use crate::read::{CheckedRead, ReadBudget};
 use crate::store::Store;
 
@@ -71,14 +76,15 @@ const READ_BUDGET: u64 = 256 * 1024 * 1024;
 #[derive(Debug)]
 pub struct Api {
     store: Store,
+    membership: Membership,
     secret: String,
     budget: ReadBudget,
 }
 
 impl Api {
-    /// Wraps a store with the cluster secret every request must carry.
-    pub fn new(store: Store, secret: String) -> Arc<Self> {
-        Arc::new(Self { store, secret, budget: ReadBudget::new(READ_BUDGET) })
+    /// Wraps a store and its membership with the cluster secret every request must carry.
+    pub fn new(store: Store, membership: Membership, secret: String) -> Arc<Self> {
+        Arc::new(Self { store, membership, secret, budget: ReadBudget::new(READ_BUDGET) })
     }
 
     /// Handles one request; never fails at the HTTP level.
@@ -113,8 +119,28 @@ impl Api {
             return Ok(text(StatusCode::OK, "ok".into()));
         }
         self.authorize(req.headers())?;
+        let gateway = req.headers().get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+        if let Some(gateway) = &gateway
+            && req.method() != Method::DELETE
+        {
+            self.membership.gateway_seen(gateway);
+        }
         match (req.method(), segments.as_slice()) {
-            (&Method::GET, ["stats"]) => json(StatusCode::OK, &self.store.stats()?),
+            (&Method::GET, ["stats"]) => {
+                let mut stats = self.store.stats()?;
+                stats.gateway_seen_ms_ago = self.membership.gateway_seen_ago().map(|ago| ago.as_millis() as u64);
+                json(StatusCode::OK, &stats)
+            }
+            (&Method::GET, ["membership"]) => {
+                json(StatusCode::OK, &self.membership.get().await.ok_or(Error::NotFound)?)
+            }
+            (&Method::PUT, ["membership"]) => self.put_membership(req).await,
+            (&Method::DELETE, ["gateway"]) => {
+                if let Some(gateway) = &gateway {
+                    self.membership.gateway_left(gateway);
+                }
+                Ok(text(StatusCode::NO_CONTENT, String::new()))
+            }
             (&Method::GET, ["list", sv]) => self.list(parse_sv(sv)?, req.uri().query().unwrap_or("")).await,
             (&Method::POST, ["commits", sv]) => {
                 let sv = parse_sv(sv)?;
@@ -240,6 +266,20 @@ impl Api {
 }
 
 impl Api {
+    async fn put_membership(&self, req: Request<Incoming>) -> Result<Response<Body>> {
+        let body = http_body_util::Limited::new(req.into_body(), crate::membership::MAX_DOCUMENT)
+            .collect()
+            .await
+            .map_err(|e| Error::BadRequest(format!("membership body: {e}")))?
+            .to_bytes();
+        let document = serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("membership body: {e}")))?;
+        let stored = self.membership.put(document).await;
+        if let Err(err @ Error::Conflict(_)) = &stored {
+            tracing::warn!(%err, "membership of another cluster refused");
+        }
+        json(StatusCode::OK, &stored?)
+    }
+
     async fn append_commits(&self, sv: usize, req: Request<Incoming>) -> Result<Response<Body>> {
         let log = self.store.commit_log(sv)?;
         // Ids of 32 hex characters, quoted, comma-separated: well under this.

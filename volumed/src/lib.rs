@@ -2,9 +2,10 @@
 //!
 //! ```text
 //! HTTP request ──► http::Api (cluster-secret check, routing)
-//!                     └─► store::Store (one directory per subvolume; durable writes, reads, listing)
-//!                            ├─► blob (file format: data | block CRCs | metadata JSON | footer)
-//!                            └─► read (data out block by block, each checked first)
+//!                     ├─► store::Store (one directory per subvolume; durable writes, reads, listing)
+//!                     │      ├─► blob (file format: data | block CRCs | metadata JSON | footer)
+//!                     │      └─► read (data out block by block, each checked first)
+//!                     └─► membership::Membership (the cluster's membership as last pushed; gateways seen)
 //! ```
 //!
 //! It knows nothing about S3: bucket, key and the other S3 facts travel in the opaque
@@ -15,6 +16,7 @@ pub mod blob;
 pub mod commit_log;
 pub mod error;
 pub mod http;
+pub mod membership;
 pub mod read;
 pub mod serve;
 pub mod store;
@@ -37,8 +39,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let store = Store::open(&dirs, options)?;
+    let membership = membership::Membership::open(&dirs)?;
     tracing::info!(volume_id = store.volume_id(), addr = ?listener.local_addr().ok(), subvolumes = dirs.len(), "volume daemon serving");
-    let api = http::Api::new(store, cluster_secret);
+    let api = http::Api::new(store, membership, cluster_secret);
     let service = hyper::service::service_fn(move |req| api.clone().handle(req));
     serve::serve_with_max_head(listener, service, shutdown, http::MAX_REQUEST_HEAD).await;
     Ok(())

@@ -130,6 +130,10 @@ pub struct VolumeStats {
     pub volume_id: String,
     /// One entry per subvolume, in order.
     pub subvolumes: Vec<SubvolumeStats>,
+    /// Milliseconds since a gateway last named itself to this volume (see
+    /// [`crate::membership`]); `None` if none has, or every one has said goodbye.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_seen_ms_ago: Option<u64>,
 }
 
 impl Store {
@@ -444,7 +448,7 @@ impl Store {
                 total_bytes: fs.blocks() * block,
             });
         }
-        Ok(VolumeStats { volume_id: self.volume_id.clone(), subvolumes })
+        Ok(VolumeStats { volume_id: self.volume_id.clone(), subvolumes, gateway_seen_ms_ago: None })
     }
 }
 
