@@ -110,6 +110,17 @@ enum VolumeCommand {
         /// New weight (0 drains).
         weight: f64,
     },
+    /// Set or clear a volume's zone (failure domain; replicas prefer distinct zones).
+    Zone {
+        /// Its URL.
+        url: String,
+        /// The zone.
+        #[arg(required_unless_present = "clear")]
+        zone: Option<String>,
+        /// Clear the zone instead.
+        #[arg(long, conflicts_with = "zone")]
+        clear: bool,
+    },
     /// Take no new data; the next rebalance moves everything off.
     Drain {
         /// Its URL.
@@ -361,15 +372,16 @@ async fn status(api: &Api, json: bool) -> Result<(), String> {
         "objects {}  bytes {}  buckets {}  gc queue {}  repair queue {}",
         status.objects, status.bytes, status.buckets, status.gc_queue, status.repair_queue
     );
-    println!("{:<18} {:<28} {:>6} {:<8} free per subvolume", "volume", "url", "weight", "health");
+    println!("{:<18} {:<28} {:>6} {:<10} {:<8} free per subvolume", "volume", "url", "weight", "zone", "health");
     for volume in &status.volumes {
         let free: Vec<String> =
             volume.free_bytes.iter().map(|b| format!("{:.1} GiB", *b as f64 / (1u64 << 30) as f64)).collect();
         println!(
-            "{:<18} {:<28} {:>6} {:<8} {}",
+            "{:<18} {:<28} {:>6} {:<10} {:<8} {}",
             volume.id,
             volume.url,
             volume.weight,
+            volume.zone.as_deref().unwrap_or("-"),
             if volume.healthy { "up" } else { "DOWN" },
             free.join(", ")
         );
@@ -541,6 +553,7 @@ async fn volume(api: &Api, command: VolumeCommand, as_json: bool) -> Result<(), 
             post("/volumes", json!({"url": url, "zone": zone, "weight": weight})).await?
         }
         VolumeCommand::Weight { url, weight } => post("/volumes/weight", json!({"url": url, "weight": weight})).await?,
+        VolumeCommand::Zone { url, zone, clear: _ } => post("/volumes/zone", json!({"url": url, "zone": zone})).await?,
         VolumeCommand::Drain { url } => post("/volumes/weight", json!({"url": url, "weight": 0.0})).await?,
         VolumeCommand::Remove { url, force } => {
             let text = post("/volumes/remove", json!({ "url": url, "force": force })).await?;

@@ -17,6 +17,7 @@
 //! GET    /jobs/rebalance         progress of the running or last rebalance
 //! POST   /volumes                {"url", "zone", "weight"} → add (or update) a volume
 //! POST   /volumes/weight         {"url", "weight"} (0 drains)
+//! POST   /volumes/zone           {"url", "zone"} (null clears it)
 //! POST   /volumes/remove         {"url"} → only once nothing is left on it
 //! ```
 
@@ -207,6 +208,7 @@ impl AdminApi {
             ("GET", ["jobs", "rebalance"]) => Ok(json(StatusCode::OK, &self.rebalance.last())),
             ("POST", ["volumes"]) => volumes::add(&self, req).await,
             ("POST", ["volumes", "weight"]) => volumes::weight(&self, req).await,
+            ("POST", ["volumes", "zone"]) => volumes::zone(&self, req).await,
             ("POST", ["volumes", "remove"]) => volumes::remove(&self, req).await,
             ("GET", ["jobs", "verify"]) => Ok(json(StatusCode::OK, &self.verify.last())),
             _ => Err(Failure(StatusCode::NOT_FOUND, "not found".into())),

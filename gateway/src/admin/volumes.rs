@@ -26,6 +26,13 @@ struct SetWeight {
     weight: f64,
 }
 
+/// `POST /volumes/zone` body; no zone clears it.
+#[derive(Debug, Deserialize)]
+struct SetZone {
+    url: String,
+    zone: Option<String>,
+}
+
 /// `POST /volumes/remove` body.
 #[derive(Debug, Deserialize)]
 struct RemoveVolume {
@@ -82,6 +89,21 @@ pub(super) async fn weight(api: &AdminApi, req: Request<Incoming>) -> Result<Res
     });
     let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
     tracing::info!(%url, weight = body.weight, "volume weight set");
+    Ok(answer(&membership))
+}
+
+pub(super) async fn zone(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
+    let body: SetZone = read_json(req).await?;
+    let zone = body.zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
+    let url = normalise(&body.url);
+    let membership = api.cluster.update(&api.index, |m| {
+        let volume =
+            m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
+        volume.zone = zone.clone();
+        Ok(())
+    });
+    let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
+    tracing::info!(%url, ?zone, "volume zone set");
     Ok(answer(&membership))
 }
 
