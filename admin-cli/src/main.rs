@@ -77,6 +77,8 @@ enum Command {
         /// Rebuild even if some volumes cannot be read (what they hold is left out).
         #[arg(long)]
         partial: bool,
+        #[command(flatten)]
+        offline: Offline,
     },
     /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes;
     /// abort multipart uploads older than the gateway's `--upload-ttl`.
@@ -88,6 +90,22 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+/// `--admin-url` and `--token` are global (every other command is a client of the admin
+/// API), but rebuild works on the volumes alone. clap does not propagate a global argument
+/// into a subcommand that has one of the same id, so these hidden ones keep both out of
+/// `rebuild --help`, and refuse them after `rebuild` with a message that says why.
+#[derive(Debug, clap::Args)]
+struct Offline {
+    #[arg(long, hide = true, value_parser = online_only)]
+    admin_url: Option<String>,
+    #[arg(long, hide = true, value_parser = online_only)]
+    token: Option<String>,
+}
+
+fn online_only(_: &str) -> Result<String, String> {
+    Err("rebuild works offline, from the volumes; it does not use the gateway's admin API".into())
 }
 
 #[derive(Debug, Subcommand)]
@@ -261,7 +279,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Command::Rebuild { db, volumes, cluster_secret, partial } = &cli.command {
+    if let Command::Rebuild { db, volumes, cluster_secret, partial, .. } = &cli.command {
         volumed::serve::init_logging();
         return finish(rebuild(db, volumes, cluster_secret, *partial, cli.json).await);
     }
