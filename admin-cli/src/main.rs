@@ -63,7 +63,8 @@ enum Command {
         #[arg(long)]
         repair: bool,
     },
-    /// Recreate a lost index from the volumes (offline: the gateway must be stopped).
+    /// Recreate a lost index from the volumes, with the cluster's membership (offline: the
+    /// gateway must be stopped; a volume a gateway still uses is refused).
     Rebuild {
         /// New, empty index directory; start the gateway with `--db` pointing at it.
         #[arg(long)]
@@ -74,7 +75,8 @@ enum Command {
         /// Secret shared with the volume daemons.
         #[arg(long, env = "CAIRN_CLUSTER_SECRET", hide_env_values = true)]
         cluster_secret: String,
-        /// Rebuild even if some volumes cannot be read (what they hold is left out).
+        /// Rebuild even if member volumes are missing or cannot be read (what they hold is
+        /// left out; they are named).
         #[arg(long)]
         partial: bool,
         #[command(flatten)]
@@ -332,7 +334,11 @@ async fn rebuild(
         }
     })
     .await
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| match e {
+        // Their messages say it all; no "config:" in front.
+        gateway::Error::Config(message) | gateway::Error::Unavailable(message) => message,
+        e => e.to_string(),
+    })?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -355,6 +361,17 @@ async fn rebuild(
             report.seconds,
             report.objects as f64 / report.seconds.max(1e-9),
             report.bytes as f64 / 1e6 / report.seconds.max(1e-9),
+        );
+    }
+    if !as_json {
+        println!(
+            "membership restored: {} volumes with their weights and zones, {} removed; cluster {}, epoch {}",
+            report.volumes, report.removed, report.cluster_id, report.epoch
+        );
+    }
+    for missing in &report.missing_volumes {
+        eprintln!(
+            "cairn-admin: warning: {missing}; not read, what it holds is left out of the index (it stays a member)"
         );
     }
     for what in &report.unreadable {
@@ -390,6 +407,7 @@ async fn status(api: &Api, json: bool) -> Result<(), String> {
         "objects {}  bytes {}  buckets {}  gc queue {}  repair queue {}",
         status.objects, status.bytes, status.buckets, status.gc_queue, status.repair_queue
     );
+    println!("cluster {}  membership epoch {}", status.cluster_id, status.membership_epoch);
     println!("{:<18} {:<28} {:>6} {:<10} {:<8} free per subvolume", "volume", "url", "weight", "zone", "health");
     for volume in &status.volumes {
         let free: Vec<String> =

@@ -83,6 +83,22 @@ impl Proc {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// Stops the process as an operator does (SIGTERM) and waits for it to exit (killing it
+    /// after 30 s).
+    pub fn stop(&mut self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().unwrap();
+        assert!(status.success(), "kill -TERM {}", self.pid());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        panic!("the process did not stop within 30 s of SIGTERM");
+    }
 }
 
 impl Drop for Proc {
@@ -284,6 +300,15 @@ impl TestCluster {
         let admin_port = self.admin_port;
         if let Some(gateway) = self.gateway.as_mut() {
             wait_for_port(admin_port, &mut gateway.child, "cairn-gateway (admin API)");
+        }
+    }
+
+    /// Stops the gateway cleanly (SIGTERM), as an operator does before `cairn-admin rebuild`:
+    /// it says goodbye to its volumes, so a rebuild may start at once. (Dropping it kills it,
+    /// and a rebuild then waits until the volumes have not heard from it for a few seconds.)
+    pub fn stop_gateway(&mut self) {
+        if let Some(mut gateway) = self.gateway.take() {
+            gateway.stop();
         }
     }
 

@@ -309,7 +309,7 @@ async fn a_volume_gone_for_good_is_removed_and_its_copies_rebuilt() {
 async fn rebuild_refuses_a_missing_volume_unless_partial() {
     let mut cluster = TestCluster::start(3, 2);
     seed(&cluster, 20).await;
-    cluster.gateway.take();
+    cluster.stop_gateway();
     cluster.volumes[1].kill();
     let (_, refused) = cluster.rebuild("full", &[]);
     let stderr = String::from_utf8_lossy(&refused.stderr);

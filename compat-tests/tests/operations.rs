@@ -266,7 +266,7 @@ async fn rebuild_restores_what_clients_saw() {
     let before = (observe(&s3, "photos").await, observe(&s3, "docs").await);
 
     // Lose the index; rebuild it offline from the volumes; serve from the rebuilt one.
-    cluster.gateway.take().unwrap().kill();
+    cluster.stop_gateway();
     let (rebuilt, out) = cluster.rebuild_ok("rebuilt-index");
     assert!(out.contains("2 buckets, 22 objects, 1 deleted keys, 2 old blobs queued"), "{out}");
     std::fs::remove_dir_all(cluster.db_dir()).unwrap();

@@ -172,7 +172,7 @@ async fn rebuild_restores_tags_buckets_and_imported_keys() {
     );
 
     // Lose the index; rebuild it offline from the volumes; serve from the rebuilt one.
-    cluster.gateway.take().unwrap().kill();
+    cluster.stop_gateway();
     let (rebuilt, out) = cluster.rebuild_ok("rebuilt-index");
     assert!(out.contains("5 buckets, 8 objects"), "{out}");
     assert!(out.contains("1 deleted buckets, 4 tag sets changed after the write"), "{out}");

@@ -49,8 +49,10 @@ async fn a_tombstone_outlives_the_version_it_deleted() {
 
     // The volume comes back with the old version on it: a rebuild still sees the delete.
     cluster.volumes[down].start();
+    cluster.stop_gateway();
     let out = cluster.rebuild_ok("rebuilt-1").1;
     assert!(out.contains("0 objects, 1 deleted keys"), "the deleted key stays deleted: {out}");
+    cluster.start_gateway();
 
     // Now GC can finish: the old version goes, and then the tombstone.
     let report = gc_now(&cluster);
@@ -261,7 +263,7 @@ async fn a_blob_whose_commit_never_happened_does_not_win_a_rebuild() {
     }
     plant_uncommitted(&cluster, 2, "bkt", "phantom", u64::MAX / 2, b"never acknowledged").await;
 
-    cluster.gateway.take();
+    cluster.stop_gateway();
     let out = cluster.rebuild_ok("rebuilt").1;
     assert!(out.contains("1 buckets, 1 objects") && out.contains("3 never committed"), "{out}");
     std::fs::remove_dir_all(cluster.db_dir()).unwrap();

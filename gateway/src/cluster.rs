@@ -1,11 +1,15 @@
 //! The cluster as the gateway sees it: volumes (id, URL, weight, zone, subvolumes) and the
 //! placement ring over them. Membership is kept in the index and resolved against the
 //! volumes' own ids at startup, so a volume that moves to another address keeps its data.
+//! Every change moves the membership epoch on and wakes [`crate::membership::push`], which
+//! writes the membership to the volumes; a volume that holds another cluster's membership
+//! is never joined.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
+use volumed::membership::Document;
 
 use crate::error::{Error, Result};
 use crate::health::Health;
@@ -20,31 +24,72 @@ const JOIN_RETRY: Duration = Duration::from_secs(2);
 /// Current membership, shared by all requests; replaced whole when it changes.
 #[derive(Debug, Clone)]
 pub struct Cluster {
-    membership: Arc<RwLock<Arc<Membership>>>,
+    current: Arc<RwLock<Current>>,
+    cluster_id: Arc<str>,
+    /// Woken on every change, for the task that pushes the membership to the volumes.
+    changed: Arc<tokio::sync::Notify>,
+}
+
+/// The membership and its epoch, always replaced together.
+#[derive(Debug, Clone)]
+struct Current {
+    membership: Arc<Membership>,
+    epoch: u64,
+}
+
+/// What a volume says of itself when asked to join.
+struct Answer {
+    stats: volumed::VolumeStats,
+    /// The membership it holds, if a gateway has pushed one.
+    document: Option<Document>,
+}
+
+/// Asks the volume at `url` for its id and the membership it holds; refuses one that belongs
+/// to another cluster than `cluster_id`.
+async fn ask(client: &VolumeClient, url: &str, cluster_id: &str) -> Result<Answer> {
+    let stats = client.stats(url).await?;
+    let document = client.membership(url).await?;
+    if let Some(document) = &document
+        && document.cluster_id != cluster_id
+    {
+        return Err(Error::Config(format!(
+            "volume {url} ({}) belongs to cluster {}, not to this cluster ({cluster_id}); it is not joined (a lost index is recreated with `cairn-admin rebuild`, not by starting on an empty one)",
+            stats.volume_id, document.cluster_id
+        )));
+    }
+    Ok(Answer { stats, document })
 }
 
 impl Cluster {
     /// Learns each configured volume's id and subvolume count from its `/stats` and merges
     /// them into the stored membership: a known volume (by id) keeps its weight and zone and
     /// takes the configured URL; a new one joins with weight 1. Membership changed online
-    /// (`volume add/drain/weight/remove`) is kept across restarts; config only seeds it.
+    /// (`volume add/drain/weight/zone/remove`) is kept across restarts; config only seeds it.
+    /// A volume that holds the membership of another cluster is left out, with an error in
+    /// the log.
     ///
     /// Volumes that do not answer do not hold the start up: a known one stays a member (down
     /// until it answers), and the URLs of unknown ones are returned, for [`Cluster::keep_joining`].
     pub async fn join(index: &Index, client: &VolumeClient, urls: &[String]) -> Result<(Self, Vec<String>)> {
+        let cluster_id = index.cluster_id()?;
         let mut membership = index.membership()?;
-        let answers = futures::future::join_all(urls.iter().map(|url| client.stats(url))).await;
+        let answers = futures::future::join_all(urls.iter().map(|url| ask(client, url, &cluster_id))).await;
         let mut unjoined = Vec::new();
+        let mut documents = Vec::new();
         for (url, answer) in urls.iter().zip(answers) {
             match answer {
-                Ok(stats) if membership.removed.contains(&stats.volume_id) => {
+                Ok(answer) if membership.removed.contains(&answer.stats.volume_id) => {
                     tracing::warn!(
                         %url,
-                        volume_id = %stats.volume_id,
+                        volume_id = %answer.stats.volume_id,
                         "volume was removed with `cairn-admin volume remove`; it stays out (`cairn-admin volume add` brings it back)"
                     );
                 }
-                Ok(stats) => merge(&mut membership, url, &stats, None, None)?,
+                Ok(answer) => {
+                    merge(&mut membership, url, &answer.stats, None, None)?;
+                    documents.extend(answer.document);
+                }
+                Err(Error::Config(refused)) => tracing::error!("{refused}"),
                 Err(Error::ClusterSecretRejected(_)) => {
                     tracing::error!(%url, "volume rejected the cluster secret: check --cluster-secret here and on the volume; it joins once it accepts it");
                     unjoined.push(url.clone());
@@ -58,8 +103,29 @@ impl Cluster {
                 }
             }
         }
-        index.set_membership(&membership)?;
-        Ok((Self { membership: Arc::new(RwLock::new(Arc::new(membership))) }, unjoined))
+        let mut epoch = index.set_membership(&membership)?;
+        // A volume holding a newer membership than the index (or another one of the same
+        // epoch) means the index is older than the volumes: restored from a copy, say. The
+        // index is what the gateway serves from, so its membership is pushed over it, under a
+        // newer epoch.
+        let ours = crate::membership::document(&cluster_id, epoch, &membership);
+        if let Some(newer) =
+            documents.iter().filter(|d| d.epoch > epoch || (d.epoch == epoch && **d != ours)).max_by_key(|d| d.epoch)
+        {
+            tracing::warn!(
+                index_epoch = epoch,
+                volume_epoch = newer.epoch,
+                "the volumes hold a newer membership than this index; the index's membership replaces it"
+            );
+            epoch = index.advance_epoch_past(newer.epoch)?;
+        }
+        let current = Current { membership: Arc::new(membership), epoch };
+        let cluster = Self {
+            current: Arc::new(RwLock::new(current)),
+            cluster_id: cluster_id.into(),
+            changed: Arc::new(tokio::sync::Notify::new()),
+        };
+        Ok((cluster, unjoined))
     }
 
     /// Retries the volumes [`Cluster::join`] could not reach until each has answered and
@@ -78,12 +144,16 @@ impl Cluster {
             }
             let mut still = Vec::new();
             for url in urls {
-                let joined = match client.stats(&url).await {
-                    Ok(stats) if self.membership().removed.contains(&stats.volume_id) => {
-                        tracing::warn!(%url, volume_id = %stats.volume_id, "volume was removed; it stays out");
+                let joined = match ask(&client, &url, &self.cluster_id).await {
+                    Ok(answer) if self.membership().removed.contains(&answer.stats.volume_id) => {
+                        tracing::warn!(%url, volume_id = %answer.stats.volume_id, "volume was removed; it stays out");
                         continue;
                     }
-                    Ok(stats) => self.update(&index, |membership| merge(membership, &url, &stats, None, None)),
+                    Ok(answer) => self.update(&index, |membership| merge(membership, &url, &answer.stats, None, None)),
+                    Err(Error::Config(refused)) => {
+                        tracing::error!("{refused}");
+                        continue;
+                    }
                     Err(err) => Err(err),
                 };
                 match joined {
@@ -96,6 +166,7 @@ impl Cluster {
     }
 
     /// Adds the volume at `url` online (or updates it, known by id), storing the membership.
+    /// A volume of another cluster is refused (`Error::Config`).
     pub async fn add_volume(
         &self,
         index: &Index,
@@ -104,29 +175,52 @@ impl Cluster {
         zone: Option<String>,
         weight: Option<f64>,
     ) -> Result<Membership> {
-        let stats = client.stats(url).await?;
+        let stats = ask(client, url, &self.cluster_id).await?.stats;
         self.update(index, |membership| {
             membership.removed.retain(|id| *id != stats.volume_id);
             merge(membership, url, &stats, zone, weight)
         })
     }
 
-    /// Changes the membership with `change`, stores it, and makes it current for new writes.
+    /// Changes the membership with `change`, stores it (a new epoch if it changed), makes it
+    /// current for new writes, and wakes the push to the volumes.
     pub fn update(&self, index: &Index, change: impl FnOnce(&mut Membership) -> Result<()>) -> Result<Membership> {
-        let mut guard = self.membership.write().map_err(|_| Error::Index("membership lock poisoned".into()))?;
-        let mut membership = Membership::clone(&guard);
+        let mut guard = self.current.write().map_err(|_| Error::Index("membership lock poisoned".into()))?;
+        let mut membership = Membership::clone(&guard.membership);
         change(&mut membership)?;
-        index.set_membership(&membership)?;
-        *guard = Arc::new(membership.clone());
+        let epoch = index.set_membership(&membership)?;
+        *guard = Current { membership: Arc::new(membership.clone()), epoch };
+        drop(guard);
+        self.changed.notify_one();
         Ok(membership)
+    }
+
+    fn current(&self) -> Current {
+        match self.current.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     /// A snapshot of the membership.
     pub fn membership(&self) -> Arc<Membership> {
-        match self.membership.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
+        self.current().membership
+    }
+
+    /// The membership and its epoch as the document the volumes keep.
+    pub fn document(&self) -> Document {
+        let current = self.current();
+        crate::membership::document(&self.cluster_id, current.epoch, &current.membership)
+    }
+
+    /// The cluster's id.
+    pub fn id(&self) -> &str {
+        &self.cluster_id
+    }
+
+    /// Resolves after the membership changed (at once if it did since the last call).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
     }
 
     /// The URL of a volume id.

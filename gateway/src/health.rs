@@ -84,8 +84,10 @@ impl Health {
 }
 
 /// Probes every member's `/stats` each second until `shutdown`, so a volume that went down
-/// is seen back within a second of answering again, even with no traffic.
-pub async fn probe(cluster: Cluster, client: VolumeClient, shutdown: CancellationToken) {
+/// is seen back within a second of answering again, even with no traffic. The probe names
+/// the gateway (`gateway`, see [`crate::membership::gateway_name`]): the volumes then know a
+/// gateway uses them, and an offline rebuild refuses to run.
+pub async fn probe(cluster: Cluster, client: VolumeClient, gateway: String, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(PROBE_EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -95,7 +97,7 @@ pub async fn probe(cluster: Cluster, client: VolumeClient, shutdown: Cancellatio
         }
         let urls: Vec<String> = cluster.membership().volumes.iter().map(|v| v.url.clone()).collect();
         // Every outcome is recorded by the client itself.
-        futures::future::join_all(urls.iter().map(|url| client.stats(url))).await;
+        futures::future::join_all(urls.iter().map(|url| client.probe(url, &gateway))).await;
     }
 }
 

@@ -5,6 +5,7 @@
 //!            ─► s3::Gateway (bucket, object, multipart, copy, delete, list, tagging handlers)
 //!                  ├─► index::Index      RocksDB: buckets, objects, uploads, parts, gc queue, membership
 //!                  ├─► cluster::Cluster  membership + placement (weighted rendezvous)
+//!                  │      └─► membership    the membership written to the volumes (for rebuild)
 //!                  └─► replicated        fan-out writes, fail-over reads
 //!                         └─► volume_client ─► volumed
 //! admin request ─► admin::AdminApi (bearer admin token)
@@ -28,6 +29,7 @@ pub mod health;
 pub mod in_flight;
 pub mod index;
 pub mod logging;
+pub mod membership;
 pub mod placement;
 pub mod rebuild;
 pub mod repair;

@@ -1,6 +1,13 @@
 //! Offline rebuild of a lost index from the volumes alone (gateway stopped).
 //!
-//! Every subvolume is listed; each blob's metadata (written by the gateway) names its
+//! First the membership: every volume keeps the membership the gateway last pushed to it
+//! ([`volumed::membership`]). The newest copy names every member volume with its weight and
+//! zone, the removed ones, the cluster id and the epoch; all of it is restored. A member that
+//! was not given (or does not answer) fails the rebuild unless `partial`, volumes of another
+//! cluster fail it always, and so does a volume a gateway used in the last [`GATEWAY_QUIET`]:
+//! a running gateway would neither serve from the new index nor stop changing the volumes.
+//!
+//! Then the data: every subvolume is listed; each blob's metadata (written by the gateway) names its
 //! bucket, key, kind and write timestamp. Per key the newest timestamp wins: an object or
 //! manifest becomes the live record, a tombstone keeps the key deleted, and every losing
 //! blob goes to the GC queue. A manifest's body names its part blobs, found by id in the
@@ -10,15 +17,17 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::Path;
+use std::time::Duration;
 
 use futures::TryStreamExt as _;
+use volumed::membership::Document;
 
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
-use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::records::{
-    BlobRef, BucketEntry, BucketRecord, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
+    BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
+    VolumeRecord,
 };
 use crate::volume_client::VolumeClient;
 
@@ -26,10 +35,25 @@ use crate::volume_client::VolumeClient;
 const LIST_PAGE: usize = 1000;
 /// Largest manifest read (10,000 parts of JSON fit with room to spare).
 const MAX_MANIFEST: usize = 16 * 1024 * 1024;
+/// A volume that a gateway probed more recently than this is taken to be in use: five of the
+/// gateway's one-second probes. A gateway that stops cleanly says goodbye and holds nothing
+/// up; one that was killed holds a rebuild up this long.
+pub const GATEWAY_QUIET: Duration = Duration::from_secs(5);
 
 /// What a rebuild found and wrote.
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct RebuildReport {
+    /// The cluster id restored (from the volumes' membership; a new one if none had any).
+    pub cluster_id: String,
+    /// The membership epoch restored.
+    pub epoch: u64,
+    /// Member volumes restored, with their weights and zones.
+    pub volumes: u64,
+    /// Volumes removed from the cluster, remembered as such.
+    pub removed: u64,
+    /// Member volumes that were not read (not given, or not answering): with `partial`, what
+    /// they hold is missing from the index. They stay members.
+    pub missing_volumes: Vec<MissingVolume>,
     /// Blob replicas listed.
     pub blobs: u64,
     /// Bytes in them.
@@ -61,6 +85,23 @@ pub struct RebuildReport {
     pub seconds: f64,
 }
 
+/// A member volume a rebuild did not read.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct MissingVolume {
+    /// Its id.
+    pub id: String,
+    /// Where the gateway last reached it.
+    pub url: String,
+    /// Why it was not read.
+    pub why: String,
+}
+
+impl std::fmt::Display for MissingVolume {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "volume {} (last at {}) {}", self.id, self.url, self.why)
+    }
+}
+
 /// One blob as found: its metadata and where its copies are.
 struct Found {
     meta: BlobMeta,
@@ -70,10 +111,150 @@ struct Found {
     replicas: Vec<Replica>,
 }
 
+/// What one given volume said of itself.
+struct Answer {
+    url: String,
+    stats: volumed::VolumeStats,
+    document: Option<Document>,
+}
+
+/// The membership to restore, as the given volumes tell it.
+#[derive(Debug, PartialEq)]
+struct Survey {
+    /// The volumes to read (URL as given, subvolume count from their `/stats`).
+    readable: Vec<VolumeRecord>,
+    /// The cluster id, if any volume holds a membership.
+    cluster_id: Option<String>,
+    /// Every member, with weights and zones, and the removed ids.
+    membership: Membership,
+    epoch: u64,
+    /// Members not among the readable volumes.
+    missing: Vec<MissingVolume>,
+    /// Given URLs that did not answer (and are no member's last URL), with why.
+    unanswered: Vec<String>,
+}
+
+/// Asks every volume at `urls` for its id and the membership it holds, and refuses to go on
+/// when they belong to different clusters or while a gateway uses them.
+async fn survey(client: &VolumeClient, urls: &[String]) -> Result<Survey> {
+    let asked = futures::future::join_all(urls.iter().map(|url| async move {
+        let stats = client.stats(url).await?;
+        let document = client.membership(url).await?;
+        Ok::<_, Error>(Answer { url: url.clone(), stats, document })
+    }))
+    .await;
+    let mut answers = Vec::new();
+    let mut unanswered = Vec::new();
+    for (url, answer) in urls.iter().zip(asked) {
+        match answer {
+            Ok(answer) => answers.push(answer),
+            Err(err) => unanswered.push((url.clone(), err.to_string())),
+        }
+    }
+    let in_use: Vec<(String, String)> = answers
+        .iter()
+        .filter_map(|a| {
+            let ago = Duration::from_millis(a.stats.gateway_seen_ms_ago?);
+            let what = format!("volume {} at {} ({} ms ago)", a.stats.volume_id, a.url, ago.as_millis());
+            (ago < GATEWAY_QUIET).then(|| (a.stats.volume_id.clone(), what))
+        })
+        .collect();
+    let survey = plan(answers, unanswered)?;
+    // A running gateway probes every member each second. A removed volume is probed no more,
+    // and gets no goodbye either: it may have heard from the gateway just before its removal.
+    let in_use: Vec<String> =
+        in_use.into_iter().filter(|(id, _)| !survey.membership.removed.contains(id)).map(|(_, what)| what).collect();
+    if !in_use.is_empty() {
+        return Err(Error::Config(format!(
+            "a gateway is using the volumes: {}; stop the gateway first (a rebuild writes a new index offline; a gateway that was killed rather than stopped holds it up for {} s)",
+            in_use.join(", "),
+            GATEWAY_QUIET.as_secs()
+        )));
+    }
+    Ok(survey)
+}
+
+/// The membership to restore from what the volumes answered (see [`survey`]).
+fn plan(answers: Vec<Answer>, unanswered: Vec<(String, String)>) -> Result<Survey> {
+    // The cluster most volumes name (the newest epoch breaks a tie); volumes of any other are
+    // refused by name.
+    let mut clusters: HashMap<&str, (usize, u64)> = HashMap::new();
+    for document in answers.iter().filter_map(|a| a.document.as_ref()) {
+        let entry = clusters.entry(&document.cluster_id).or_default();
+        entry.0 += 1;
+        entry.1 = entry.1.max(document.epoch);
+    }
+    let cluster_id = clusters.iter().max_by_key(|(id, count)| (**count, *id)).map(|(id, _)| id.to_string());
+    let foreign: Vec<String> = answers
+        .iter()
+        .filter_map(|a| {
+            let document = a.document.as_ref()?;
+            (Some(&document.cluster_id) != cluster_id.as_ref()).then(|| {
+                format!("volume {} at {} belongs to cluster {}", a.stats.volume_id, a.url, document.cluster_id)
+            })
+        })
+        .collect();
+    if let (Some(ours), false) = (&cluster_id, foreign.is_empty()) {
+        return Err(Error::Config(format!(
+            "{}, not to cluster {ours} like the others; leave it out of --volumes",
+            foreign.join("; ")
+        )));
+    }
+    let newest = answers.iter().filter_map(|a| a.document.as_ref()).max_by_key(|d| d.epoch);
+    let mut membership = newest.map(crate::membership::membership_of).unwrap_or_default();
+    let mut readable: Vec<VolumeRecord> = Vec::new();
+    for answer in &answers {
+        let id = &answer.stats.volume_id;
+        if membership.removed.contains(id) {
+            tracing::warn!(url = %answer.url, volume_id = %id, "volume was removed from the cluster; not read");
+            continue;
+        }
+        if readable.iter().any(|v| v.id == *id) {
+            tracing::warn!(url = %answer.url, volume_id = %id, "volume given twice; read once");
+            continue;
+        }
+        let subvolumes =
+            u32::try_from(answer.stats.subvolumes.len()).map_err(|_| Error::Config("too many subvolumes".into()))?;
+        let volume = match membership.volumes.iter_mut().find(|v| v.id == *id) {
+            Some(member) => {
+                member.url = answer.url.clone();
+                member.subvolumes = subvolumes;
+                member.clone()
+            }
+            None => {
+                let volume =
+                    VolumeRecord { id: id.clone(), url: answer.url.clone(), weight: 1.0, zone: None, subvolumes };
+                membership.volumes.push(volume.clone());
+                volume
+            }
+        };
+        readable.push(volume);
+    }
+    let mut missing = Vec::new();
+    let mut unanswered: BTreeMap<String, String> = unanswered.into_iter().collect();
+    for member in membership.volumes.iter().filter(|m| !readable.iter().any(|v| v.id == m.id)) {
+        let why = match unanswered.remove(&member.url) {
+            Some(err) => format!("did not answer: {err}"),
+            None => "is a member of the cluster but was not among the volumes given".to_string(),
+        };
+        missing.push(MissingVolume { id: member.id.clone(), url: member.url.clone(), why });
+    }
+    // The epoch the volumes hold, or the next one if the rebuilt membership differs from it
+    // (new URLs, volumes that were not members yet), so that the volumes take it.
+    let epoch = match newest {
+        Some(document) if crate::membership::membership_of(document) == membership => document.epoch,
+        Some(document) => document.epoch + 1,
+        None => 1,
+    };
+    let unanswered = unanswered.into_iter().map(|(url, err)| format!("volume {url} did not answer: {err}")).collect();
+    Ok(Survey { readable, cluster_id, membership, epoch, missing, unanswered })
+}
+
 /// Rebuilds into the empty index directory `db` from the volumes at `urls`; `progress` is
-/// called with the report as listing goes on. A volume that cannot be read fails the rebuild
-/// (an index rebuilt without it would silently miss its objects) unless `partial`, when it
-/// is left out and named in the report.
+/// called with the report as listing goes on. A member volume that is not given or cannot
+/// be read fails the rebuild (an index rebuilt without it would silently miss its objects)
+/// unless `partial`, when it is left out and named in the report. Volumes of another cluster
+/// and volumes a gateway still uses fail it in any case.
 pub async fn rebuild(
     db: &Path,
     urls: &[String],
@@ -85,10 +266,32 @@ pub async fn rebuild(
     if db.exists() && std::fs::read_dir(db)?.next().is_some() {
         return Err(Error::Config(format!("{} is not empty; rebuild writes a fresh index", db.display())));
     }
-    let index = Index::open(db)?;
     let client = VolumeClient::new(cluster_secret)?;
-    let (cluster, unjoined) = Cluster::join(&index, &client, urls).await?;
-    let mut report = RebuildReport::default();
+    let survey = survey(&client, urls).await?;
+    let left_out: Vec<String> =
+        survey.missing.iter().map(ToString::to_string).chain(survey.unanswered.iter().cloned()).collect();
+    if !left_out.is_empty() && !partial {
+        return Err(Error::Unavailable(format!(
+            "{}; a rebuild without them would miss what they hold (give every volume, or rerun with --partial to accept that)",
+            left_out.join("; ")
+        )));
+    }
+    for what in &left_out {
+        tracing::warn!(%what, "left out of the rebuild");
+    }
+    let index = Index::open(db)?;
+    let mut report = RebuildReport {
+        cluster_id: match &survey.cluster_id {
+            Some(id) => id.clone(),
+            None => index.cluster_id()?,
+        },
+        epoch: survey.epoch,
+        volumes: survey.membership.volumes.len() as u64,
+        removed: survey.membership.removed.len() as u64,
+        missing_volumes: survey.missing.clone(),
+        unreadable: survey.unanswered.clone(),
+        ..RebuildReport::default()
+    };
     let unreadable = |report: &mut RebuildReport, what: String| -> Result<()> {
         if !partial {
             return Err(Error::Unavailable(format!(
@@ -99,12 +302,10 @@ pub async fn rebuild(
         report.unreadable.push(what);
         Ok(())
     };
-    for url in unjoined {
-        unreadable(&mut report, format!("volume {url} did not answer"))?;
-    }
+    let urls_by_id: HashMap<String, String> = survey.readable.iter().map(|v| (v.id.clone(), v.url.clone())).collect();
     let mut blobs: HashMap<String, Found> = HashMap::new();
 
-    for volume in &cluster.membership().volumes {
+    for volume in &survey.readable {
         for subvolume in 0..volume.subvolumes {
             let mut after: Option<String> = None;
             loop {
@@ -152,7 +353,7 @@ pub async fn rebuild(
     // Only blobs some volume's commit log names were ever committed; the others reached the
     // volumes but lost a conditional write or a crash took their commit. GC collects them.
     let mut committed: HashSet<String> = HashSet::new();
-    for volume in &cluster.membership().volumes {
+    for volume in &survey.readable {
         for subvolume in 0..volume.subvolumes {
             let mut from = 0;
             loop {
@@ -228,7 +429,7 @@ pub async fn rebuild(
                 ObjectEntry::Deleted { ts: found.meta.ts, blob }
             }
             BlobKind::Object => ObjectEntry::Live(Box::new(record(found, blob, found.md5.clone(), found.size, vec![]))),
-            BlobKind::Manifest => match manifest_record(&client, &cluster, &blobs, found, blob).await {
+            BlobKind::Manifest => match manifest_record(&client, &urls_by_id, &blobs, found, blob).await {
                 Ok(record) => ObjectEntry::Live(Box::new(record)),
                 Err(err) => {
                     tracing::warn!(%bucket, %key, %err, "manifest unusable; object skipped");
@@ -275,6 +476,7 @@ pub async fn rebuild(
         index.restore_gc(&found.meta.bucket, &found.meta.key, &blob_ref(&id))?;
         report.queued += 1;
     }
+    index.restore_membership(&report.cluster_id, &survey.membership, survey.epoch)?;
     index.finish_restore(max_ts)?;
     report.seconds = started.elapsed().as_secs_f64();
     progress(&report);
@@ -353,7 +555,7 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
 /// Reads a manifest blob and ties its parts to the blobs found.
 async fn manifest_record(
     client: &VolumeClient,
-    cluster: &Cluster,
+    urls_by_id: &HashMap<String, String>,
     blobs: &HashMap<String, Found>,
     found: &Found,
     blob: BlobRef,
@@ -361,8 +563,8 @@ async fn manifest_record(
     let mut body = Vec::new();
     let mut last_error = None;
     for replica in &blob.replicas {
-        let Some(url) = cluster.url_of(&replica.volume) else { continue };
-        match client.get(&url, replica.subvolume, &blob.id, None).await {
+        let Some(url) = urls_by_id.get(&replica.volume) else { continue };
+        match client.get(url, replica.subvolume, &blob.id, None).await {
             Ok(stream) => match stream
                 .try_fold(Vec::new(), |mut acc, chunk| async move {
                     acc.extend_from_slice(&chunk);
@@ -408,6 +610,88 @@ async fn manifest_record(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn member(id: &str, weight: f64, zone: Option<&str>) -> volumed::membership::Member {
+        let url = format!("http://{id}");
+        volumed::membership::Member { id: id.into(), url, weight, zone: zone.map(Into::into), subvolumes: 2 }
+    }
+
+    fn answer(id: &str, document: Option<&Document>) -> Answer {
+        let subvolume = volumed::store::SubvolumeStats { index: 0, free_bytes: 0, total_bytes: 0 };
+        let stats = volumed::VolumeStats {
+            volume_id: id.into(),
+            subvolumes: vec![subvolume.clone(), subvolume],
+            gateway_seen_ms_ago: None,
+        };
+        Answer { url: format!("http://{id}"), stats, document: document.cloned() }
+    }
+
+    fn document(cluster: &str, epoch: u64) -> Document {
+        Document {
+            cluster_id: cluster.into(),
+            epoch,
+            volumes: vec![member("a", 2.0, Some("z1")), member("b", 1.0, Some("z2")), member("c", 0.0, None)],
+            removed: vec!["old".into()],
+        }
+    }
+
+    #[test]
+    fn the_newest_membership_is_restored_with_weights_zones_and_removed_volumes() {
+        let (older, newer) = (document("c1", 3), document("c1", 4));
+        let survey =
+            plan(vec![answer("a", Some(&newer)), answer("b", Some(&older)), answer("c", None)], vec![]).unwrap();
+        assert_eq!(survey.cluster_id.as_deref(), Some("c1"));
+        assert_eq!(survey.membership, crate::membership::membership_of(&newer));
+        assert_eq!(survey.epoch, 4, "the same membership keeps its epoch");
+        assert!(survey.missing.is_empty() && survey.unanswered.is_empty());
+        assert_eq!(survey.readable.len(), 3);
+
+        // A volume at a new address, and one that was never a member: a new epoch.
+        let mut moved = answer("b", Some(&newer));
+        moved.url = "http://b-moved".into();
+        let survey =
+            plan(vec![answer("a", Some(&newer)), moved, answer("c", None), answer("d", None)], vec![]).unwrap();
+        assert_eq!(survey.epoch, 5);
+        let urls: Vec<(&str, &str, f64)> =
+            survey.membership.volumes.iter().map(|v| (v.id.as_str(), v.url.as_str(), v.weight)).collect();
+        assert_eq!(
+            urls,
+            [("a", "http://a", 2.0), ("b", "http://b-moved", 1.0), ("c", "http://c", 0.0), ("d", "http://d", 1.0)]
+        );
+
+        // A removed volume given again is not read.
+        let survey =
+            plan(vec![answer("a", Some(&newer)), answer("b", None), answer("c", None), answer("old", None)], vec![])
+                .unwrap();
+        assert!(!survey.readable.iter().any(|v| v.id == "old"));
+        assert_eq!(survey.membership.removed, ["old"]);
+    }
+
+    #[test]
+    fn members_left_out_are_named_with_their_last_url() {
+        let newer = document("c1", 4);
+        let unanswered =
+            vec![("http://b".to_string(), "refused".to_string()), ("http://x".to_string(), "refused".to_string())];
+        let survey = plan(vec![answer("a", Some(&newer))], unanswered).unwrap();
+        let missing: Vec<String> = survey.missing.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            missing,
+            [
+                "volume b (last at http://b) did not answer: refused",
+                "volume c (last at http://c) is a member of the cluster but was not among the volumes given"
+            ]
+        );
+        assert_eq!(survey.unanswered, ["volume http://x did not answer: refused"]);
+        assert_eq!(survey.membership.volumes.len(), 3, "missing volumes stay members");
+    }
+
+    #[test]
+    fn volumes_of_another_cluster_are_refused() {
+        let (ours, theirs) = (document("c1", 4), document("c2", 9));
+        let answers = vec![answer("a", Some(&ours)), answer("b", Some(&ours)), answer("x", Some(&theirs))];
+        let refused = plan(answers, vec![]).unwrap_err().to_string();
+        assert!(refused.contains("volume x at http://x belongs to cluster c2, not to cluster c1"), "{refused}");
+    }
 
     fn found(kind: BlobKind, ts: u64, modified_ms: u64) -> Found {
         Found {

@@ -43,9 +43,11 @@ pub async fn run(
     );
     let in_flight = crate::in_flight::InFlight::default();
     let (damage, damage_inbox) = crate::repair::damage_channel();
+    let gateway_name = crate::membership::gateway_name(cluster.id());
     let background = [
         tokio::spawn(cluster.clone().keep_joining(index.clone(), volumes.clone(), unjoined, shutdown.clone())),
-        tokio::spawn(crate::health::probe(cluster.clone(), volumes.clone(), shutdown.clone())),
+        tokio::spawn(crate::health::probe(cluster.clone(), volumes.clone(), gateway_name.clone(), shutdown.clone())),
+        tokio::spawn(crate::membership::push(cluster.clone(), volumes.clone(), shutdown.clone())),
         tokio::spawn(
             crate::repair::Repairer {
                 index: index.clone(),
@@ -97,8 +99,15 @@ pub async fn run(
     });
 
     let admin = Arc::new(
-        AdminApi::new(index, cluster, volumes, in_flight, settings.admin_token.clone(), settings.replicas)
-            .with_upload_ttl(settings.upload_ttl),
+        AdminApi::new(
+            index,
+            cluster.clone(),
+            volumes.clone(),
+            in_flight,
+            settings.admin_token.clone(),
+            settings.replicas,
+        )
+        .with_upload_ttl(settings.upload_ttl),
     );
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
@@ -112,6 +121,8 @@ pub async fn run(
     for task in background {
         let _ = task.await;
     }
+    // Only now: no probe names the gateway any more.
+    crate::membership::leave(&cluster, &volumes, &gateway_name).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

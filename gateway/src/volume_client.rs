@@ -17,6 +17,7 @@ use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use tokio::time::Instant;
 use volumed::http::{META_HEADER, SHA256_HEADER, SIZE_HEADER};
+use volumed::membership::{Document, GATEWAY_HEADER, Stored};
 use volumed::{VolumeStats, WriteReceipt};
 
 use crate::error::{Error, Result};
@@ -416,6 +417,60 @@ impl VolumeClient {
     /// The volume's id and space per subvolume.
     pub async fn stats(&self, base: &str) -> Result<VolumeStats> {
         self.json(base, "STATS", self.http.get(format!("{}/stats", base.trim_end_matches('/')))).await
+    }
+
+    /// Like [`VolumeClient::stats`], naming this gateway ([`volumed::membership::GATEWAY_HEADER`]):
+    /// the health probe, by which a volume knows a gateway uses it.
+    pub async fn probe(&self, base: &str, gateway: &str) -> Result<VolumeStats> {
+        let request = self.http.get(format!("{}/stats", base.trim_end_matches('/')));
+        self.json(base, "STATS", request.header(GATEWAY_HEADER, gateway)).await
+    }
+
+    /// Tells a volume that this gateway has stopped using it.
+    pub async fn leave(&self, base: &str, gateway: &str) -> Result<()> {
+        let request = self.http.delete(format!("{}/gateway", base.trim_end_matches('/')));
+        self.send(base, "LEAVE", request.header(GATEWAY_HEADER, gateway)).await.map(drop)
+    }
+
+    /// The membership a volume holds, or `None` if no gateway has pushed one yet.
+    pub async fn membership(&self, base: &str) -> Result<Option<Document>> {
+        let url = format!("{}/membership", base.trim_end_matches('/'));
+        let response = self.send(base, "MEMBERSHIP", self.http.get(url)).await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        match tokio::time::timeout(self.timeouts.idle, response.json()).await {
+            Ok(Ok(document)) => Ok(Some(document)),
+            Ok(Err(err)) => Err(Error::Volume(format!("MEMBERSHIP {base}: bad answer: {err}"))),
+            Err(_) => Err(self.timed_out(base, "MEMBERSHIP", "answer stalled", self.timeouts.idle)),
+        }
+    }
+
+    /// Writes the membership to a volume; returns the epoch it holds afterwards (newer than
+    /// `document`'s if it had a newer one). A volume of another cluster refuses it:
+    /// `Error::Config` saying so.
+    pub async fn put_membership(&self, base: &str, document: &Document) -> Result<u64> {
+        let url = format!("{}/membership", base.trim_end_matches('/'));
+        let request = self.http.put(url).header(reqwest::header::AUTHORIZATION, &self.auth).json(document);
+        let sent = match tokio::time::timeout(self.timeouts.response, request.send()).await {
+            Ok(sent) => sent,
+            Err(_) => return Err(self.timed_out(base, "MEMBERSHIP", "no answer", self.timeouts.response)),
+        };
+        let sent = match sent {
+            Ok(response) if response.status() == StatusCode::CONFLICT => {
+                self.health.succeeded(base);
+                let text = tokio::time::timeout(self.timeouts.idle, response.text()).await.ok().and_then(|t| t.ok());
+                let text = text.unwrap_or_default();
+                return Err(Error::Config(format!("volume {base} refused the membership: {}", text.trim())));
+            }
+            sent => sent,
+        };
+        let response = self.checked(base, "MEMBERSHIP", sent).await?;
+        match tokio::time::timeout(self.timeouts.idle, response.json::<Stored>()).await {
+            Ok(Ok(stored)) => Ok(stored.epoch),
+            Ok(Err(err)) => Err(Error::Volume(format!("MEMBERSHIP {base}: bad answer: {err}"))),
+            Err(_) => Err(self.timed_out(base, "MEMBERSHIP", "answer stalled", self.timeouts.idle)),
+        }
     }
 }
 

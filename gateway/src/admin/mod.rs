@@ -127,6 +127,15 @@ pub(crate) async fn read_json_limited<T: serde::de::DeserializeOwned>(
 /// `GET /status` answer.
 #[derive(Debug, Serialize, serde::Deserialize)]
 pub struct Status {
+    /// The cluster's id (made with the index; a rebuild restores it).
+    #[serde(default)]
+    pub cluster_id: String,
+    /// The membership epoch: grows with every membership change.
+    #[serde(default)]
+    pub membership_epoch: u64,
+    /// Ids of volumes removed with `volume remove`.
+    #[serde(default)]
+    pub removed: Vec<String>,
     /// Volumes with their health and space.
     pub volumes: Vec<VolumeStatus>,
     /// Number of buckets.
@@ -217,7 +226,8 @@ impl AdminApi {
     }
 
     async fn status(&self) -> crate::Result<Status> {
-        let membership = self.cluster.membership();
+        let document = self.cluster.document();
+        let membership = crate::membership::membership_of(&document);
         let answers =
             futures::future::join_all(membership.volumes.iter().map(|volume| self.volumes.stats(&volume.url))).await;
         let mut volumes = Vec::with_capacity(membership.volumes.len());
@@ -245,7 +255,18 @@ impl AdminApi {
             .await
             .map_err(|e| crate::Error::Index(e.to_string()))??;
         let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
-        Ok(Status { volumes, buckets, objects, bytes, gc_queue, repair_queue, jobs })
+        Ok(Status {
+            cluster_id: document.cluster_id,
+            membership_epoch: document.epoch,
+            removed: membership.removed,
+            volumes,
+            buckets,
+            objects,
+            bytes,
+            gc_queue,
+            repair_queue,
+            jobs,
+        })
     }
 }
 

@@ -66,11 +66,12 @@ pub(super) async fn add(api: &AdminApi, req: Request<Incoming>) -> Result<Respon
         return Err(Failure(StatusCode::BAD_REQUEST, "weight must be a number >= 0".into()));
     }
     let url = normalise(&body.url);
-    let membership = api
-        .cluster
-        .add_volume(&api.index, &api.volumes, &url, body.zone, body.weight)
-        .await
-        .map_err(|e| Failure(StatusCode::BAD_GATEWAY, format!("{url}: {e}")))?;
+    let membership =
+        api.cluster.add_volume(&api.index, &api.volumes, &url, body.zone, body.weight).await.map_err(|e| match e {
+            // A volume of another cluster.
+            Error::Config(refused) => Failure(StatusCode::CONFLICT, refused),
+            e => Failure(StatusCode::BAD_GATEWAY, format!("{url}: {e}")),
+        })?;
     tracing::info!(%url, "volume added");
     Ok(answer(&membership))
 }

@@ -12,7 +12,7 @@
 //! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
 //! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
-//! | `meta`        | name                         | clock, membership        |
+//! | `meta`        | name                         | clock, cluster id, membership and its epoch |
 //!
 //! Every write that acknowledges a client request is one synced `WriteBatch`.
 
@@ -70,6 +70,11 @@ const ALL_CFS: [&str; 11] = [
 ];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
+/// The cluster's id: random, made when the index is created, never changed (a rebuild
+/// restores it from the volumes).
+const META_CLUSTER_ID: &[u8] = b"cluster_id";
+/// Grows with every change of the membership; written in the same batch as it.
+const META_EPOCH: &[u8] = b"membership_epoch";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
 const PAST_UTF8: u8 = 0xFF;
 
@@ -174,6 +179,10 @@ impl Index {
             None => 0,
         };
         index.clock.store(stored, Ordering::SeqCst);
+        if index.db.get_cf(index.cf(CF_META)?, META_CLUSTER_ID)?.is_none() {
+            let id = hex::encode(rand::random::<[u8; 16]>());
+            index.db.put_cf_opt(index.cf(CF_META)?, META_CLUSTER_ID, encode(&id)?, &synced())?;
+        }
         Ok(index)
     }
 
@@ -380,10 +389,44 @@ impl Index {
         Ok(self.db.get_cf(self.cf(CF_META)?, META_MEMBERSHIP)?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
     }
 
-    /// Replaces the stored membership.
-    pub fn set_membership(&self, membership: &Membership) -> Result<()> {
-        self.db.put_cf_opt(self.cf(CF_META)?, META_MEMBERSHIP, encode(membership)?, &synced())?;
+    /// Replaces the stored membership; a change moves the epoch on. Returns the epoch.
+    pub fn set_membership(&self, membership: &Membership) -> Result<u64> {
+        let epoch = self.membership_epoch()?;
+        if *membership == self.membership()? {
+            return Ok(epoch);
+        }
+        self.store_membership(membership, epoch + 1)?;
+        Ok(epoch + 1)
+    }
+
+    /// Moves the epoch past `seen` (an epoch found on a volume), so that the membership of
+    /// this index is newer than anything the volumes hold. Returns the epoch.
+    pub fn advance_epoch_past(&self, seen: u64) -> Result<u64> {
+        let epoch = self.membership_epoch()?;
+        if epoch > seen {
+            return Ok(epoch);
+        }
+        self.store_membership(&self.membership()?, seen + 1)?;
+        Ok(seen + 1)
+    }
+
+    fn store_membership(&self, membership: &Membership, epoch: u64) -> Result<()> {
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(CF_META)?, META_MEMBERSHIP, encode(membership)?);
+        batch.put_cf(self.cf(CF_META)?, META_EPOCH, encode(&epoch)?);
+        self.db.write_opt(batch, &synced())?;
         Ok(())
+    }
+
+    /// The membership epoch: 0 before the first membership is stored.
+    pub fn membership_epoch(&self) -> Result<u64> {
+        Ok(self.db.get_cf(self.cf(CF_META)?, META_EPOCH)?.map(|b| decode(&b)).transpose()?.unwrap_or(0))
+    }
+
+    /// The cluster's id (see [`META_CLUSTER_ID`]).
+    pub fn cluster_id(&self) -> Result<String> {
+        let bytes = self.db.get_cf(self.cf(CF_META)?, META_CLUSTER_ID)?;
+        decode(&bytes.ok_or_else(|| Error::Index("no cluster id".into()))?)
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
@@ -473,6 +516,35 @@ mod tests {
         let a = index.next_ts();
         let b = index.next_ts();
         assert!(a > far_future && b > a);
+    }
+
+    #[test]
+    fn the_cluster_id_stays_and_the_epoch_moves_on_with_every_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).unwrap();
+        let id = index.cluster_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(index.membership_epoch().unwrap(), 0);
+        let mut membership = Membership::default();
+        membership.volumes.push(VolumeRecord {
+            id: "v".into(),
+            url: "u".into(),
+            weight: 1.0,
+            zone: None,
+            subvolumes: 1,
+        });
+        assert_eq!(index.set_membership(&membership).unwrap(), 1);
+        assert_eq!(index.set_membership(&membership).unwrap(), 1, "no change, no new epoch");
+        membership.volumes[0].zone = Some("z".into());
+        assert_eq!(index.set_membership(&membership).unwrap(), 2);
+        assert_eq!(index.advance_epoch_past(1).unwrap(), 2);
+        assert_eq!(index.advance_epoch_past(6).unwrap(), 7);
+        drop(index);
+        let index = Index::open(dir.path()).unwrap();
+        assert_eq!((index.cluster_id().unwrap(), index.membership_epoch().unwrap()), (id, 7));
+        assert_eq!(index.membership().unwrap(), membership);
+        index.restore_membership("other", &Membership::default(), 3).unwrap();
+        assert_eq!((index.cluster_id().unwrap().as_str(), index.membership_epoch().unwrap()), ("other", 3));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::records::{BlobRef, ObjectEntry, encode};
-use super::{CF_META, CF_OBJECTS, Index, META_CLOCK, object_key, synced};
+use super::records::{BlobRef, Membership, ObjectEntry, encode};
+use super::{CF_META, CF_OBJECTS, Index, META_CLOCK, META_CLUSTER_ID, object_key, synced};
 use crate::error::Result;
 
 impl Index {
@@ -20,6 +20,12 @@ impl Index {
         self.queue_gc(&mut batch, bucket, key, blob)?;
         self.db.write(batch)?;
         Ok(())
+    }
+
+    /// Takes the cluster id, membership and epoch found on the volumes.
+    pub fn restore_membership(&self, cluster_id: &str, membership: &Membership, epoch: u64) -> Result<()> {
+        self.db.put_cf(self.cf(CF_META)?, META_CLUSTER_ID, encode(&cluster_id)?)?;
+        self.store_membership(membership, epoch)
     }
 
     /// Moves the clock past every restored timestamp and makes everything durable.
