@@ -84,6 +84,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let data = args.data.canonicalize()?;
     let credentials = load_or_create_credentials(&data.join("credentials.json"))?;
     let shutdown = CancellationToken::new();
+    // The volumes stop after the gateway: it finishes its requests and says goodbye to them.
+    let volumes_stop = CancellationToken::new();
 
     let mut urls = Vec::with_capacity(args.volumes);
     let mut volume_tasks = Vec::with_capacity(args.volumes);
@@ -92,7 +94,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
             (0..args.subvolumes).map(|s| data.join(format!("volume-{v}")).join(format!("sv{s}"))).collect();
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         urls.push(format!("http://{}", listener.local_addr()?));
-        let (secret, stop) = (credentials.cluster_secret.clone(), shutdown.clone());
+        let (secret, stop) = (credentials.cluster_secret.clone(), volumes_stop.clone());
         volume_tasks.push(tokio::spawn(async move {
             volumed::run(listener, dirs, DEV_VOLUMES, secret, stop.cancelled_owned()).await
         }));
@@ -150,7 +152,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         stop.cancel();
     });
     let result = crate::server::run(settings, s3_listener, admin_listener, shutdown.clone()).await;
-    shutdown.cancel();
+    volumes_stop.cancel();
     for task in volume_tasks {
         if let Ok(Err(err)) = task.await {
             tracing::error!(%err, "volume stopped with an error");
