@@ -95,6 +95,16 @@ async fn secrets_can_come_from_files_and_stay_out_of_the_process_list() {
     }
 }
 
+/// Whether something on `port` answers an HTTP request (any status).
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let request = b"GET /status HTTP/1.1\r\nHost: cairn\r\nConnection: close\r\n\r\n";
+    let mut answer = [0u8; 8];
+    stream.write_all(request).is_ok() && stream.read_exact(&mut answer).is_ok() && answer.starts_with(b"HTTP/1.")
+}
+
 #[test]
 fn the_gateway_says_where_it_listens_and_when_it_has_stopped() {
     let mut cluster = compat_tests::TestCluster::start(1, 1);
@@ -112,9 +122,11 @@ fn the_gateway_says_where_it_listens_and_when_it_has_stopped() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // The listeners are bound before the gateway joins its volumes, and a signal before it has
+    // joined stops it there: wait until the admin API answers, not only accepts.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while std::net::TcpStream::connect(("127.0.0.1", cluster.admin_port)).is_err() {
-        assert!(Instant::now() < deadline, "the admin API did not listen");
+    while !answers_http(cluster.admin_port) {
+        assert!(Instant::now() < deadline, "the admin API did not answer");
         std::thread::sleep(Duration::from_millis(50));
     }
     let status = Command::new("kill").args(["-TERM", &gateway.id().to_string()]).status().unwrap();
