@@ -82,6 +82,9 @@ pub enum Error {
     /// RocksDB or record encoding failure.
     #[error("index: {0}")]
     Index(String),
+    /// A transaction lost to a concurrent one and wrote nothing; run it again.
+    #[error("transaction conflict: {0}")]
+    Conflict(String),
     /// Bad configuration.
     #[error("config: {0}")]
     Config(String),
@@ -131,6 +134,7 @@ impl From<Error> for S3Error {
             | Error::MissingReplica(_)
             | Error::ClusterSecretRejected(_)
             | Error::Index(_)
+            | Error::Conflict(_)
             | Error::Config(_)
             | Error::Io(_) => {
                 tracing::error!(%err, "request failed");

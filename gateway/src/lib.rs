@@ -23,6 +23,7 @@ pub mod cluster;
 pub mod commit_log;
 pub mod config;
 pub mod dev;
+pub mod engine;
 pub mod error;
 pub mod guard;
 pub mod health;

@@ -1,0 +1,189 @@
+//! The conformance suite every engine runs (from its own tests): the semantics the schema
+//! relies on, checked the same way for each.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::future::Future;
+use std::sync::Arc;
+
+use futures::FutureExt as _;
+
+use super::{Engine, Table, transaction};
+use crate::error::Result;
+
+/// Runs every check on a fresh, empty engine made by `open`, which is called again (after the
+/// engine is dropped) to check that commits survive a restart.
+pub(crate) async fn run<F, Fut>(open: F)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<Box<dyn Engine>>>,
+{
+    let engine: Arc<dyn Engine> = Arc::from(open().await.unwrap());
+    keys_sort_as_unsigned_bytes_and_scans_keep_their_bounds(engine.as_ref()).await;
+    tables_are_separate_and_deletes_delete(engine.as_ref()).await;
+    a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(engine.as_ref()).await;
+    of_racing_creators_exactly_one_wins(&engine).await;
+    racing_increments_lose_no_update(&engine).await;
+    large_batches_commit_whole(engine.as_ref()).await;
+    drop(engine);
+    let reopened = open().await.unwrap();
+    commits_survive_a_restart(reopened.as_ref()).await;
+}
+
+fn keys() -> Vec<Vec<u8>> {
+    // In unsigned byte order; 0x00 and 0xFF where the schema uses them (separators, "past").
+    let keys: [&[u8]; 12] =
+        [b"", b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\x00b", b"ab", b"a\x7f", b"a\xff", b"b", b"\xff", b"\xff\xff"];
+    keys.iter().map(|k| k.to_vec()).collect()
+}
+
+async fn put_all(engine: &dyn Engine, table: Table, rows: Vec<(Vec<u8>, Vec<u8>)>) {
+    let mut tx = engine.begin().await.unwrap();
+    for (key, value) in &rows {
+        tx.put(table, key, value);
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn keys_sort_as_unsigned_bytes_and_scans_keep_their_bounds(engine: &dyn Engine) {
+    let sorted = keys();
+    let mut shuffled = sorted.clone();
+    shuffled.reverse();
+    shuffled.swap(2, 7);
+    put_all(engine, Table::Objects, shuffled.iter().map(|k| (k.clone(), k.clone())).collect()).await;
+    let scan = |start: &'static [u8], end: Option<&'static [u8]>, limit| async move {
+        let rows = engine.scan(Table::Objects, start, end, limit).await.unwrap();
+        assert!(rows.iter().all(|(k, v)| k == v), "values follow their keys");
+        rows.into_iter().map(|(k, _)| k).collect::<Vec<_>>()
+    };
+    assert_eq!(scan(b"", None, 100).await, sorted, "byte order");
+    assert_eq!(scan(b"a", Some(b"a\xff"), 100).await, sorted[3..8], "prefix a: [a, a\\xff)");
+    assert_eq!(scan(b"a\x00", Some(b"a\x01"), 100).await, sorted[4..6], "prefix a\\x00");
+    assert_eq!(scan(b"\xff", None, 100).await, sorted[10..], "keys from 0xff");
+    assert_eq!(scan(b"a\x00", None, 2).await, sorted[4..6], "limit");
+    assert!(scan(b"b", Some(b"b"), 100).await.is_empty(), "empty range");
+    assert!(scan(b"\xff\xff\x00", None, 100).await.is_empty(), "past the last key");
+    assert!(scan(b"", None, 0).await.is_empty(), "limit 0");
+    assert!(engine.scan(Table::Parts, b"", None, 100).await.unwrap().is_empty(), "other tables untouched");
+}
+
+async fn tables_are_separate_and_deletes_delete(engine: &dyn Engine) {
+    let mut tx = engine.begin().await.unwrap();
+    tx.put(Table::Buckets, b"same", b"bucket");
+    tx.put(Table::Keys, b"same", b"key");
+    tx.commit().await.unwrap();
+    assert_eq!(engine.get(Table::Buckets, b"same").await.unwrap().as_deref(), Some(&b"bucket"[..]));
+    assert_eq!(engine.get(Table::Keys, b"same").await.unwrap().as_deref(), Some(&b"key"[..]));
+    assert_eq!(engine.get(Table::Meta, b"same").await.unwrap(), None);
+
+    let mut tx = engine.begin().await.unwrap();
+    tx.delete(Table::Buckets, b"same");
+    tx.delete(Table::Buckets, b"never there");
+    tx.put(Table::Keys, b"same", b"replaced");
+    tx.commit().await.unwrap();
+    assert_eq!(engine.get(Table::Buckets, b"same").await.unwrap(), None);
+    assert_eq!(engine.get(Table::Keys, b"same").await.unwrap().as_deref(), Some(&b"replaced"[..]));
+}
+
+async fn a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(engine: &dyn Engine) {
+    put_all(engine, Table::Meta, vec![(b"seen".to_vec(), b"old".to_vec())]).await;
+    let mut tx = engine.begin().await.unwrap();
+    tx.put(Table::Meta, b"seen", b"new");
+    tx.put(Table::Meta, b"fresh", b"x");
+    assert_eq!(tx.get(Table::Meta, b"seen").await.unwrap().as_deref(), Some(&b"old"[..]), "own writes are not read");
+    assert_eq!(tx.get(Table::Meta, b"fresh").await.unwrap(), None);
+    drop(tx);
+    assert_eq!(engine.get(Table::Meta, b"seen").await.unwrap().as_deref(), Some(&b"old"[..]));
+    assert_eq!(engine.get(Table::Meta, b"fresh").await.unwrap(), None, "a dropped transaction writes nothing");
+    // And it let go of whatever it held: the next one commits.
+    put_all(engine, Table::Meta, vec![(b"after".to_vec(), b"y".to_vec())]).await;
+}
+
+async fn of_racing_creators_exactly_one_wins(engine: &Arc<dyn Engine>) {
+    let racers = (0..8u8).map(|id| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            transaction(engine.as_ref(), move |tx| {
+                async move {
+                    if tx.get(Table::Objects, b"race").await?.is_some() {
+                        return Ok(false);
+                    }
+                    tx.put(Table::Objects, b"race", &[id]);
+                    Ok(true)
+                }
+                .boxed()
+            })
+            .await
+            .map(|won| (id, won))
+        })
+    });
+    let outcomes: Vec<(u8, bool)> =
+        futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
+    let winners: Vec<u8> = outcomes.iter().filter(|(_, won)| *won).map(|(id, _)| *id).collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    assert_eq!(engine.get(Table::Objects, b"race").await.unwrap(), Some(winners));
+}
+
+async fn racing_increments_lose_no_update(engine: &Arc<dyn Engine>) {
+    let workers = (0..8).map(|_| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                transaction(engine.as_ref(), |tx| {
+                    async move {
+                        let now = match tx.get(Table::Meta, b"counter").await? {
+                            Some(bytes) => u64::from_le_bytes(bytes.try_into().unwrap()),
+                            None => 0,
+                        };
+                        tx.put(Table::Meta, b"counter", &(now + 1).to_le_bytes());
+                        Ok(())
+                    }
+                    .boxed()
+                })
+                .await
+                .unwrap();
+            }
+        })
+    });
+    for worker in futures::future::join_all(workers).await {
+        worker.unwrap();
+    }
+    let counter = engine.get(Table::Meta, b"counter").await.unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(counter.try_into().unwrap()), 80);
+}
+
+const BATCH: u32 = 20_000;
+
+fn batch_key(n: u32) -> Vec<u8> {
+    let mut key = b"batch/".to_vec();
+    key.extend_from_slice(&n.to_be_bytes());
+    key
+}
+
+async fn large_batches_commit_whole(engine: &dyn Engine) {
+    let rows = (0..BATCH).map(|n| (batch_key(n), vec![n as u8; 100])).collect();
+    put_all(engine, Table::Gc, rows).await;
+    let mut seen = 0u32;
+    let mut start = batch_key(0);
+    loop {
+        let page = engine.scan(Table::Gc, &start, None, 1000).await.unwrap();
+        for (key, value) in &page {
+            assert_eq!((key, value), (&batch_key(seen), &vec![seen as u8; 100]));
+            seen += 1;
+        }
+        let Some((last, _)) = page.last() else { break };
+        start = last.clone();
+        start.push(0);
+    }
+    assert_eq!(seen, BATCH);
+}
+
+async fn commits_survive_a_restart(engine: &dyn Engine) {
+    let objects = engine.scan(Table::Objects, b"", None, 100).await.unwrap();
+    assert_eq!(objects.len(), keys().len() + 1, "the sorted keys and the race's key");
+    assert_eq!(engine.get(Table::Keys, b"same").await.unwrap().as_deref(), Some(&b"replaced"[..]));
+    assert_eq!(engine.get(Table::Meta, b"fresh").await.unwrap(), None);
+    let counter = engine.get(Table::Meta, b"counter").await.unwrap().unwrap();
+    assert_eq!(u64::from_le_bytes(counter.try_into().unwrap()), 80);
+    assert_eq!(engine.scan(Table::Gc, b"", None, usize::MAX).await.unwrap().len(), BATCH as usize);
+}

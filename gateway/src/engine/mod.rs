@@ -1,0 +1,160 @@
+//! The storage engine under the index: a small ordered key-value store with tables and
+//! transactions, so the schema above it (records, commit rules, conditional writes, listings,
+//! queues) is written once for every engine.
+//!
+//! Shaped like `object_store`: [`Engine`] is the small trait an engine implements (point get,
+//! forward range scan, and a [`Transaction`] that reads, then writes a batch atomically);
+//! [`transaction`] is the convenience the schema uses, which runs a piece of work in a
+//! transaction and runs it again when the engine reports a conflict. Every engine passes the
+//! same conformance suite (`conformance`, run by each engine's tests).
+//!
+//! Semantics every engine gives:
+//! - keys and values are arbitrary bytes; scans return keys in unsigned byte order;
+//! - a transaction's reads see committed data only (not its own pending writes), and its
+//!   commit makes all its writes durable at once, or none of them;
+//! - transactions are serializable: if another transaction committed a write to anything
+//!   this one read (or would have read, for scans) after it read it, the commit fails with
+//!   [`Error::Conflict`] and nothing is written;
+//! - a commit that returned is durable (it survives a crash of the process and the machine).
+
+pub mod rocks;
+
+#[cfg(test)]
+pub(crate) mod conformance;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::future::BoxFuture;
+
+use crate::error::{Error, Result};
+
+/// The index's tables (a RocksDB column family, an SQL table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Table {
+    /// Buckets by name.
+    Buckets,
+    /// Object entries by bucket and key.
+    Objects,
+    /// Multipart uploads in progress.
+    Uploads,
+    /// Their parts.
+    Parts,
+    /// Access keys.
+    Keys,
+    /// The GC queue.
+    Gc,
+    /// The GC queue by bucket and key.
+    GcKeys,
+    /// Recently completed uploads (for retried completions).
+    Completed,
+    /// Clock, membership, cluster id.
+    Meta,
+    /// The repair queue.
+    Repair,
+    /// Commits not yet in the volumes' commit logs.
+    Unlogged,
+}
+
+impl Table {
+    /// Every table.
+    pub const ALL: [Table; 11] = [
+        Table::Buckets,
+        Table::Objects,
+        Table::Uploads,
+        Table::Parts,
+        Table::Keys,
+        Table::Gc,
+        Table::GcKeys,
+        Table::Completed,
+        Table::Meta,
+        Table::Repair,
+        Table::Unlogged,
+    ];
+
+    /// Its name in the engine (column family, table name).
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Buckets => "buckets",
+            Table::Objects => "objects",
+            Table::Uploads => "uploads",
+            Table::Parts => "parts",
+            Table::Keys => "keys",
+            Table::Gc => "gc",
+            Table::GcKeys => "gc_keys",
+            Table::Completed => "completed",
+            Table::Meta => "meta",
+            Table::Repair => "repair",
+            Table::Unlogged => "unlogged",
+        }
+    }
+}
+
+/// A key and its value.
+pub type Row = (Vec<u8>, Vec<u8>);
+
+/// An ordered, durable key-value store with tables and serializable transactions.
+#[async_trait]
+pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
+    /// The committed value of `key`.
+    async fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Committed rows with `start <= key` (and `key < end` when given), in key order, at most
+    /// `limit` of them.
+    async fn scan(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Row>>;
+
+    /// Starts a transaction.
+    async fn begin(&self) -> Result<Box<dyn Transaction>>;
+}
+
+/// Reads, then a batch of writes committed atomically; see the module docs.
+#[async_trait]
+pub trait Transaction: Send {
+    /// The committed value of `key`, as this transaction sees it.
+    async fn get(&mut self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// Like [`Engine::scan`], inside the transaction.
+    async fn scan(&mut self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Row>>;
+
+    /// Sets `key` to `value` at commit.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]);
+
+    /// Removes `key` at commit (nothing if it is not there).
+    fn delete(&mut self, table: Table, key: &[u8]);
+
+    /// Writes everything at once, durably; [`Error::Conflict`] when a concurrent transaction
+    /// got in the way, and then nothing is written.
+    async fn commit(self: Box<Self>) -> Result<()>;
+}
+
+/// Runs of a transaction before a conflict is given up on.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// Runs `work` in a transaction of `engine` and commits it, running it again (from the start,
+/// on a new transaction) after a conflict; `work` must therefore decide only from what it
+/// reads. A conflict that keeps coming back is returned after a few tries.
+pub async fn transaction<T, F>(engine: &dyn Engine, mut work: F) -> Result<T>
+where
+    T: Send,
+    F: for<'t> FnMut(&'t mut dyn Transaction) -> BoxFuture<'t, Result<T>> + Send,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut tx = engine.begin().await?;
+        let outcome = work(tx.as_mut()).await;
+        let result = match outcome {
+            Ok(value) => tx.commit().await.map(|()| value),
+            Err(err) => Err(err),
+        };
+        match result {
+            Err(Error::Conflict(why)) if attempt < MAX_ATTEMPTS => {
+                tracing::debug!(attempt, %why, "transaction conflict; running it again");
+                // Spread the retries of racing transactions apart.
+                let jitter = rand::random::<u64>() % (1 << attempt.min(6));
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+            }
+            other => return other,
+        }
+    }
+}
