@@ -107,7 +107,8 @@ pub async fn run(
             settings.admin_token.clone(),
             settings.replicas,
         )
-        .with_upload_ttl(settings.upload_ttl),
+        .with_upload_ttl(settings.upload_ttl)
+        .with_write_quorum(settings.write_quorum),
     );
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();

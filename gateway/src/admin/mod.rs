@@ -24,6 +24,7 @@
 pub mod gc;
 pub mod jobs;
 pub mod keys;
+pub mod probes;
 pub mod rebalance;
 pub mod verify;
 mod volumes;
@@ -55,6 +56,8 @@ pub struct AdminApi {
     pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
     pub(crate) rebalance: jobs::JobSlot<rebalance::RebalanceProgress>,
     pub(crate) replicas: usize,
+    /// Volumes a write needs (for `/ready`).
+    pub(crate) write_quorum: usize,
     /// Age after which GC aborts an incomplete multipart upload.
     pub(crate) upload_ttl: std::time::Duration,
 }
@@ -79,8 +82,16 @@ impl AdminApi {
             verify: jobs::JobSlot::default(),
             rebalance: jobs::JobSlot::default(),
             replicas,
+            write_quorum: replicas,
             upload_ttl: crate::config::DEFAULT_UPLOAD_TTL,
         }
+    }
+
+    /// Sets the number of volumes a write needs (default: every replica), for `/ready`.
+    #[must_use]
+    pub fn with_write_quorum(mut self, write_quorum: usize) -> Self {
+        self.write_quorum = write_quorum;
+        self
     }
 
     /// Sets the age after which GC aborts an incomplete multipart upload.
@@ -184,6 +195,13 @@ pub struct VolumeStatus {
 impl AdminApi {
     /// Handles one request; never fails at the HTTP level.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+        if req.method() == http::Method::GET {
+            match req.uri().path() {
+                "/health" => return Ok(probes::health()),
+                "/ready" => return Ok(probes::ready(&self).await),
+                _ => {}
+            }
+        }
         let Some(token) = self.token.as_deref() else {
             return Ok(reply(
                 StatusCode::UNAUTHORIZED,
