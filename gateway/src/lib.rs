@@ -35,6 +35,7 @@ pub mod placement;
 pub mod rebuild;
 pub mod repair;
 pub mod replicated;
+pub mod request_id;
 pub mod s3;
 pub mod server;
 pub mod time;

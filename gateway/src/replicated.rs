@@ -165,8 +165,9 @@ impl Fanout {
         let (client, url_owned, id, meta, size) =
             (spec.client.clone(), url.to_string(), spec.id.clone(), spec.meta.clone(), spec.size);
         let subvolume = replica.subvolume;
-        let task =
-            tokio::spawn(async move { client.put(&url_owned, subvolume, &id, &meta, size, replica_body(rx)).await });
+        let task = crate::request_id::spawn(async move {
+            client.put(&url_owned, subvolume, &id, &meta, size, replica_body(rx)).await
+        });
         self.writes.push(ReplicaWrite {
             replica: replica.clone(),
             url: url.to_string(),
@@ -416,7 +417,7 @@ pub async fn read(
     let mut reader = FailoverReader::new(client, first, owner.clone());
     let stream = reader.open().await?;
     let client = client.clone();
-    tokio::spawn(async move {
+    crate::request_id::spawn(async move {
         let mut current = (reader, stream);
         loop {
             let (mut reader, stream) = current;

@@ -80,11 +80,12 @@ pub async fn run(
     let s3 = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let request_id = hex::encode(rand::random::<[u8; 8]>()).to_uppercase();
         let span =
-            tracing::info_span!("s3", request_id = %request_id, method = %req.method(), path = %req.uri().path());
+            // At ERROR so the span is on whatever the filter lets through (see `volumed::http`).
+            tracing::error_span!("s3", request_id = %request_id, method = %req.method(), path = %req.uri().path());
         let s3 = s3.clone();
         let close_after = expects_continue_without_body(&req);
         async move {
-            let mut response = crate::guard::serve(&s3, req).await?;
+            let mut response = crate::request_id::scope(request_id.clone(), crate::guard::serve(&s3, req)).await?;
             let error = crate::error::complete_message(&mut response);
             log_answer(response.status(), error.as_ref());
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {

@@ -58,6 +58,14 @@ pub struct VolumeClient {
     health: Health,
 }
 
+/// Names the S3 request this volume request serves, if any (see `request_id`).
+fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match crate::request_id::current() {
+        Some(id) => request.header(crate::request_id::REQUEST_ID_HEADER, id),
+        None => request,
+    }
+}
+
 /// How a failed request reflects on the volume's health.
 fn fault_of(err: &reqwest::Error) -> Option<Fault> {
     if err.is_connect() || err.is_timeout() {
@@ -120,7 +128,7 @@ impl VolumeClient {
         request: reqwest::RequestBuilder,
         within: Duration,
     ) -> Result<reqwest::Response> {
-        let request = request.header(reqwest::header::AUTHORIZATION, &self.auth);
+        let request = with_request_id(request.header(reqwest::header::AUTHORIZATION, &self.auth));
         match tokio::time::timeout(within, request.send()).await {
             Ok(sent) => self.checked(base, what, sent).await,
             Err(_) => Err(self.timed_out(base, what, "no answer", within)),
@@ -222,9 +230,7 @@ impl VolumeClient {
     {
         let progress = Progress::new();
         let watched = Watched { inner: Box::pin(body), progress: progress.clone() };
-        let mut request = self
-            .http
-            .put(Self::blob_url(base, subvolume, id))
+        let mut request = with_request_id(self.http.put(Self::blob_url(base, subvolume, id)))
             .header(reqwest::header::AUTHORIZATION, &self.auth)
             .header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta))
             .body(reqwest::Body::wrap_stream(watched));

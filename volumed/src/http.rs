@@ -45,6 +45,7 @@ use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
 use hyper::body::{Frame, Incoming};
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
+use tracing::Instrument as _;
 
 use crate::blob::MAX_META_LEN;
 use crate::error::{Error, Result};
@@ -61,6 +62,11 @@ pub const META_HEADER: &str = "x-cairn-meta";
 pub const SIZE_HEADER: &str = "x-cairn-size";
 /// Header carrying the data's SHA-256 on GET/HEAD.
 pub const SHA256_HEADER: &str = "x-cairn-sha256";
+/// Header naming the gateway request a volume request serves; it goes into the daemon's log
+/// lines for that request.
+pub const REQUEST_ID_HEADER: &str = "x-cairn-request-id";
+/// Longest request id taken from [`REQUEST_ID_HEADER`] (the gateway's are 16 characters).
+const MAX_REQUEST_ID: usize = 64;
 /// Header naming the kind of a machine-readable error; see the module doc.
 pub const ERROR_HEADER: &str = "x-cairn-error";
 /// [`ERROR_HEADER`] value of a corrupt blob (with status 422).
@@ -89,6 +95,16 @@ impl Api {
 
     /// Handles one request; never fails at the HTTP level.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
+        let span = match request_id(req.headers()) {
+            // At ERROR so the span is on whatever the filter lets through: a warning logged
+            // under `RUST_LOG=warn` still names its request.
+            Some(id) => tracing::error_span!("request", request_id = %id),
+            None => tracing::Span::none(),
+        };
+        self.handle_in_span(req).instrument(span).await
+    }
+
+    async fn handle_in_span(&self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let response = match self.route(req).await {
@@ -311,6 +327,13 @@ impl Api {
     }
 }
 
+/// The gateway's request id, if the request carries a plausible one (it is logged as is).
+fn request_id(headers: &HeaderMap) -> Option<&str> {
+    let id = headers.get(REQUEST_ID_HEADER)?.to_str().ok()?;
+    let plausible = !id.is_empty() && id.len() <= MAX_REQUEST_ID && id.bytes().all(|b| b.is_ascii_alphanumeric());
+    plausible.then_some(id)
+}
+
 fn parse_sv(segment: &str) -> Result<usize> {
     segment.parse().map_err(|_| Error::BadRequest(format!("bad subvolume {segment:?}")))
 }
@@ -344,23 +367,27 @@ fn checked_body(first: Option<Bytes>, mut read: CheckedRead, id: &str) -> Body {
     }
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(1);
     let id = id.to_string();
-    tokio::spawn(async move {
-        if let Some(first) = first
-            && tx.send(Ok(first)).await.is_err()
-        {
-            return;
-        }
-        while let Some(block) = read.next().await {
-            let block = block.map_err(|err| {
-                tracing::warn!(blob = %id, %err, "read cut short");
-                std::io::Error::other(err.to_string())
-            });
-            let failed = block.is_err();
-            if tx.send(block).await.is_err() || failed {
+    let span = tracing::Span::current();
+    tokio::spawn(
+        async move {
+            if let Some(first) = first
+                && tx.send(Ok(first)).await.is_err()
+            {
                 return;
             }
+            while let Some(block) = read.next().await {
+                let block = block.map_err(|err| {
+                    tracing::warn!(blob = %id, %err, "read cut short");
+                    std::io::Error::other(err.to_string())
+                });
+                let failed = block.is_err();
+                if tx.send(block).await.is_err() || failed {
+                    return;
+                }
+            }
         }
-    });
+        .instrument(span),
+    );
     BodyExt::boxed(StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx).map_ok(Frame::data)))
 }
 
