@@ -1,6 +1,7 @@
 //! A client's mistakes as the operator and the client see them: the gateway logs each refused
-//! request once, at DEBUG, and never at ERROR; every error the client gets says what went
-//! wrong in its `<Message>`, including those s3s builds without one.
+//! request once, in its access log line (INFO), and never at ERROR or WARN; every error the
+//! client gets says what went wrong in its `<Message>`, including those s3s builds without
+//! one. And every request, refused or not, has exactly one access log line.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -66,7 +67,7 @@ fn level_of(line: &str) -> &str {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn client_mistakes_are_logged_once_at_debug_and_never_as_errors() {
+async fn client_mistakes_are_logged_once_in_the_access_log_and_never_as_errors() {
     // The gateway at its default level (no RUST_LOG), as an operator runs it.
     let cluster = TestCluster::start_logging(3, 2, None);
     cluster.client().create_bucket().bucket("bkt").send().await.unwrap();
@@ -76,10 +77,16 @@ async fn client_mistakes_are_logged_once_at_debug_and_never_as_errors() {
     assert!(log.contains("S3 endpoint serving"), "the default level shows INFO:\n{log}");
     let loud: Vec<&str> = log.lines().filter(|line| matches!(level_of(line), "ERROR" | "WARN")).collect();
     assert!(loud.is_empty(), "client mistakes logged as errors at the default level:\n{}", loud.join("\n"));
+    for mistake in &mistakes {
+        let lines = lines_of(&log, &mistake.request_id);
+        assert_eq!(lines.len(), 1, "{}: one line at the default level, not {lines:#?}", mistake.what);
+        assert_eq!(level_of(lines[0]), "INFO", "{}", lines[0]);
+        assert!(lines[0].contains(&format!("code={}", mistake.code)), "{}: {}", mistake.what, lines[0]);
+    }
     drop(cluster);
 
-    // At DEBUG each mistake is one line, naming its code (the request's other DEBUG lines
-    // trace routing and checks, and do not report the error again).
+    // At DEBUG each mistake is still named once, by its access line (the request's other
+    // DEBUG lines trace routing and checks, and do not report the error again).
     let cluster = TestCluster::start_logging(3, 2, Some("debug"));
     cluster.client().create_bucket().bucket("bkt").send().await.unwrap();
     let mistakes = make_mistakes(&cluster).await;
@@ -91,7 +98,8 @@ async fn client_mistakes_are_logged_once_at_debug_and_never_as_errors() {
         assert!(loud.is_empty(), "{}: logged as an error at DEBUG: {loud:#?}", mistake.what);
         let reports: Vec<&&str> = lines.iter().filter(|line| line.contains(&mistake.code)).collect();
         assert_eq!(reports.len(), 1, "{}: one line names {}, not {reports:#?}", mistake.what, mistake.code);
-        assert_eq!(level_of(reports[0]), "DEBUG", "{}", reports[0]);
+        assert_eq!(level_of(reports[0]), "INFO", "{}", reports[0]);
+        assert!(reports[0].contains(" access: "), "the access line: {}", reports[0]);
     }
 }
 
@@ -243,4 +251,43 @@ fn boto3_shows_the_message_of_an_invalid_bucket_name() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("boto3 messages passed"), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(stdout.contains("when calling the CreateBucket operation: The specified bucket is not valid."), "{stdout}");
+}
+
+/// The request id an SDK call was answered with.
+fn id_of(output: &impl aws_sdk_s3::operation::RequestId) -> String {
+    output.request_id().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_request_has_one_access_line_naming_op_bucket_key_status_and_key_id() {
+    let cluster = TestCluster::start_logging(3, 2, None);
+    let s3 = cluster.client_without_retries(Duration::from_secs(10));
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let put = s3.put_object().bucket("bkt").key("dir/k y").body(vec![7u8; 1234].into()).send().await.unwrap();
+    let get = s3.get_object().bucket("bkt").key("dir/k y").send().await.unwrap();
+    let get_id = id_of(&get);
+    get.body.collect().await.unwrap();
+    let list = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
+    let missing = s3.head_object().bucket("bkt").key("nope").send().await.unwrap_err();
+    let missing_id = missing.raw_response().unwrap().headers().get("x-amz-request-id").unwrap().to_string();
+    let log = cluster.gateway_log();
+
+    let expected = [
+        (id_of(&put), "PutObject", "\"dir/k y\"", "status=200", "bytes_in=1234"),
+        (get_id, "GetObject", "\"dir/k y\"", "status=200", "bytes_out=1234"),
+        (id_of(&list), "ListObjectsV2", "\"\"", "status=200", ""),
+        (missing_id, "HeadObject", "\"nope\"", "status=404", ""),
+    ];
+    for (id, op, key, status, bytes) in expected {
+        let lines: Vec<&str> = lines_of(&log, &id).into_iter().filter(|l| l.contains(" access: ")).collect();
+        assert_eq!(lines.len(), 1, "{op}: {lines:#?}\n{log}");
+        let line = lines[0];
+        for part in [format!("op={op}"), "bucket=\"bkt\"".to_string(), format!("key={key}"), status.to_string()] {
+            assert!(line.contains(&part), "{op}: no {part} in {line}");
+        }
+        assert!(line.contains(bytes), "{op}: no {bytes} in {line}");
+        assert!(line.contains(&format!("access_key={ACCESS_KEY}")), "{line}");
+    }
+    assert!(!log.contains(compat_tests::SECRET_KEY), "the secret key is in the log");
+    assert!(!log.contains("Signature="), "a signature is in the log");
 }

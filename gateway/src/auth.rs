@@ -118,6 +118,17 @@ impl AccessPolicy {
 #[async_trait::async_trait]
 impl S3Access for AccessPolicy {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let (bucket, key) = match cx.s3_path() {
+            s3s::path::S3Path::Root => (None, None),
+            s3s::path::S3Path::Bucket { bucket } => (Some(bucket.to_string()), None),
+            s3s::path::S3Path::Object { bucket, key } => (Some(bucket.to_string()), Some(key.to_string())),
+        };
+        crate::request_id::note_access(crate::request_id::Access {
+            op: Some(cx.s3_op().name().to_string()),
+            bucket,
+            key,
+            access_key: cx.credentials().map(|c| c.access_key.clone()),
+        });
         let Some(access_key) = cx.credentials().map(|c| c.access_key.clone()) else {
             return Err(s3_error!(AccessDenied, "Access Denied"));
         };

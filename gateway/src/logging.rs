@@ -5,8 +5,8 @@
 //! unsupported header, a malformed body) two or three times at ERROR, and every answer again
 //! (at ERROR for a 5xx, NotImplemented included). Most of those are the client's mistakes,
 //! and s3s cannot be told otherwise. Cairn reports each request itself instead: `server.rs`
-//! logs every answer at DEBUG with its error code and message, and `error.rs` logs the cause
-//! of each internal failure at ERROR. So [`S3sEchoes`] drops, from s3s's targets only:
+//! logs every answer in its access log line (INFO) with its error code and message, and
+//! `error.rs` logs the cause of each internal failure at ERROR. So [`S3sEchoes`] drops, from s3s's targets only:
 //!
 //! - its answer lines (`s3s::service`, those with a `resp` field);
 //! - the ERROR event of `#[instrument(err)]` on its request preparation (an `error` field),

@@ -13,6 +13,7 @@ use crate::cluster::Cluster;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::index::Index;
+use crate::request_id::{Access, RequestContext};
 use crate::s3::Gateway;
 use crate::volume_client::VolumeClient;
 
@@ -84,10 +85,13 @@ pub async fn run(
             tracing::error_span!("s3", request_id = %request_id, method = %req.method(), path = %req.uri().path());
         let s3 = s3.clone();
         let close_after = expects_continue_without_body(&req);
+        let started = std::time::Instant::now();
+        let bytes_in = content_length(req.headers());
         async move {
-            let mut response = crate::request_id::scope(request_id.clone(), crate::guard::serve(&s3, req)).await?;
+            let context = RequestContext::new(request_id.clone());
+            let mut response = crate::request_id::scope(context.clone(), crate::guard::serve(&s3, req)).await?;
             let error = crate::error::complete_message(&mut response);
-            log_answer(response.status(), error.as_ref());
+            log_access(&context.access(), response.status(), error.as_ref(), bytes_in, &response, started);
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
             }
@@ -129,16 +133,44 @@ pub async fn run(
     Ok(())
 }
 
-/// The one line every S3 request gets, at DEBUG: its status and, for an error, the code and
-/// message the client reads. A client's mistake is reported here only (s3s's own reports of it
-/// are dropped, see `logging.rs`); an internal failure's cause was logged at ERROR where it
-/// happened (`error.rs`).
-fn log_answer(status: http::StatusCode, error: Option<&crate::error::WireError>) {
-    let status = status.as_u16();
-    match error {
-        Some(error) => tracing::debug!(status, code = %error.code, message = %error.message, "done"),
-        None => tracing::debug!(status, "done"),
-    }
+/// The access log: the one line every S3 request gets, at INFO under the target `access`, once
+/// the answer's head is ready (the request id, method and path come from the request's span):
+/// operation, bucket, key, status, and for an error the code and message the client reads.
+/// A client's mistake is reported here only (s3s's own reports of it are dropped, see
+/// `logging.rs`); an internal failure's cause was logged at ERROR where it happened
+/// (`error.rs`). Bucket and key are quoted (a key may hold any character); the access key id
+/// is named, never a secret or a signature. `bytes_out` is the answer's length as announced.
+fn log_access(
+    access: &Access,
+    status: http::StatusCode,
+    error: Option<&crate::error::WireError>,
+    bytes_in: Option<u64>,
+    response: &http::Response<s3s::Body>,
+    started: std::time::Instant,
+) {
+    let op = access.op.as_deref().unwrap_or("-");
+    let access_key = access.access_key.as_deref().unwrap_or("-");
+    let bytes_out = content_length(response.headers());
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let (code, message) = error.map_or(("", ""), |e| (e.code.as_str(), e.message.as_str()));
+    tracing::info!(
+        target: "access",
+        op = %op,
+        bucket = ?access.bucket.as_deref().unwrap_or(""),
+        key = ?access.key.as_deref().unwrap_or(""),
+        status = status.as_u16(),
+        code = %code,
+        error_message = ?message,
+        bytes_in = bytes_in.unwrap_or(0),
+        bytes_out = bytes_out.unwrap_or(0),
+        ms = format_args!("{ms:.1}"),
+        access_key = %access_key,
+        "request"
+    );
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// Virtual-host-style addressing under one base domain: `BUCKET.DOMAIN[:port]` names the
