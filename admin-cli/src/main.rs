@@ -282,7 +282,7 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     if let Command::Rebuild { db, volumes, cluster_secret, partial, .. } = &cli.command {
-        volumed::serve::init_logging();
+        volumed::serve::init_logging(volumed::serve::LogFormat::Text);
         return finish(rebuild(db, volumes, cluster_secret, *partial, cli.json).await);
     }
     let Some(token) = cli.token.clone() else {

@@ -264,3 +264,39 @@ fn a_signal_stops_a_gateway_still_waiting_for_a_frozen_volume() {
     assert!(exited.success(), "{exited:?}");
     assert!(signalled.elapsed() < Duration::from_secs(5), "took {:?}", signalled.elapsed());
 }
+
+/// `--log-format json`: every line the daemons write is one JSON object, and the access line
+/// keeps the request id of its span.
+#[tokio::test(flavor = "multi_thread")]
+async fn both_daemons_log_json_lines_when_asked() {
+    let mut cluster = compat_tests::TestCluster::start_logging(1, 1, Some("info"));
+    cluster.stop_gateway();
+    let before = cluster.gateway_log().len();
+    cluster.gateway_args.extend(["--log-format".to_string(), "json".to_string()]);
+    cluster.start_gateway();
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("json").send().await.unwrap();
+    let log = cluster.gateway_log()[before..].to_string();
+    let lines: Vec<serde_json::Value> =
+        log.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
+    let access = lines.iter().find(|l| l["target"] == "access").unwrap_or_else(|| panic!("{log}"));
+    assert_eq!(access["fields"]["op"], "CreateBucket", "{access}");
+    assert_eq!(access["span"]["request_id"].as_str().map(str::len), Some(16), "{access}");
+
+    let mut volumed = Command::new(binary("cairn-volumed"))
+        .args(["--listen", &format!("127.0.0.1:{}", free_port()), "--cluster-secret", CLUSTER_SECRET])
+        .args(["--init", "--log-format", "json"])
+        .arg("--dir")
+        .arg(cluster.root.path().join("json-volume"))
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = volumed.stderr.take().unwrap();
+    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr)).next().unwrap().unwrap();
+    let _ = volumed.kill();
+    let _ = volumed.wait();
+    let line: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
+    assert_eq!(line["fields"]["message"], "volume daemon serving", "{line}");
+}

@@ -27,14 +27,18 @@ use tracing::field::{Field, Visit};
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
+pub use volumed::serve::LogFormat;
 
-/// Logs to stderr (`RUST_LOG` filters, default `info`); colours only on a terminal.
-pub fn init() {
+/// Logs to stderr (`RUST_LOG` filters, default `info`) as text (colours only on a terminal)
+/// or as one JSON object per line.
+pub fn init(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let format = tracing_subscriber::fmt::layer()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
-    tracing_subscriber::registry().with(filter).with(S3sEchoes).with(format).init();
+    let registry = tracing_subscriber::registry().with(filter).with(S3sEchoes);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => registry.with(layer.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))).init(),
+        LogFormat::Json => registry.with(layer.json()).init(),
+    }
 }
 
 /// Drops s3s's duplicate reports of a request's outcome (see the module docs).

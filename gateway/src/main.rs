@@ -11,6 +11,9 @@ use tokio_util::sync::CancellationToken;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text or as JSON objects (`RUST_LOG` filters them).
+    #[arg(long, global = true, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: gateway::logging::LogFormat,
 }
 
 #[derive(Debug, Subcommand)]
@@ -23,8 +26,9 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    gateway::logging::init();
-    let result = match Cli::parse().command {
+    let cli = Cli::parse();
+    gateway::logging::init(cli.log_format);
+    let result = match cli.command {
         Command::Dev(args) => gateway::dev::run(args).await,
         Command::Serve(args) => serve(*args).await,
     };

@@ -26,12 +26,15 @@ struct Args {
     /// File holding the cluster secret (kept out of the process list; systemd credentials).
     #[arg(long, env = "CAIRN_CLUSTER_SECRET_FILE", conflicts_with = "cluster_secret")]
     cluster_secret_file: Option<PathBuf>,
+    /// Log lines as text or as JSON objects (`RUST_LOG` filters them).
+    #[arg(long, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t)]
+    log_format: volumed::serve::LogFormat,
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    volumed::serve::init_logging();
     let args = Args::parse();
+    volumed::serve::init_logging(args.log_format);
     let cluster_secret = match (&args.cluster_secret, &args.cluster_secret_file) {
         (Some(secret), _) => secret.clone(),
         (None, Some(path)) => match std::fs::read_to_string(path) {

@@ -168,12 +168,24 @@ pub async fn shutdown_signal() {
 }
 
 /// Logs to stderr (`RUST_LOG` filters, default `info`); colours only on a terminal.
-pub fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+pub fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr())).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// How log lines are written: for people, or one JSON object per line for log collectors
+/// (the span fields, such as the request id, are under `span` and `spans`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// `timestamp LEVEL span{fields}: target: message fields`.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[cfg(test)]
