@@ -128,7 +128,52 @@ pub trait Transaction: Send {
 }
 
 /// Runs of a transaction before a conflict is given up on.
-const MAX_ATTEMPTS: u32 = 20;
+pub const MAX_ATTEMPTS: u32 = 20;
+
+/// Waits a little before a transaction runs again after its `attempt`-th conflict, so racing
+/// transactions spread apart.
+pub async fn back_off(attempt: u32, why: &str) {
+    tracing::debug!(attempt, %why, "transaction conflict; running it again");
+    let jitter = rand::random::<u64>() % (1 << attempt.min(6));
+    tokio::time::sleep(Duration::from_millis(jitter)).await;
+}
+
+/// Runs a block in a transaction of an engine and commits it, running it again on a new
+/// transaction after a conflict (so the block must decide only from what it reads); evaluates
+/// to the block's `Result`. The block sees the transaction as `&mut dyn Transaction` under the
+/// given name and may use `?`.
+///
+/// ```ignore
+/// let created = in_transaction!(engine, tx, {
+///     if tx.get(Table::Buckets, name).await?.is_some() { return Ok(false) }
+///     tx.put(Table::Buckets, name, &value);
+///     Ok(true)
+/// })?;
+/// ```
+#[macro_export]
+macro_rules! in_transaction {
+    ($engine:expr, $tx:ident, $body:block) => {{
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let mut transaction = $crate::engine::Engine::begin(&*$engine).await?;
+            let outcome = {
+                let $tx: &mut dyn $crate::engine::Transaction = transaction.as_mut();
+                async { $body }.await
+            };
+            let result = match outcome {
+                Ok(value) => transaction.commit().await.map(|()| value),
+                Err(err) => Err(err),
+            };
+            match result {
+                Err($crate::error::Error::Conflict(why)) if attempt < $crate::engine::MAX_ATTEMPTS => {
+                    $crate::engine::back_off(attempt, &why).await;
+                }
+                other => break other,
+            }
+        }
+    }};
+}
 
 /// Runs `work` in a transaction of `engine` and commits it, running it again (from the start,
 /// on a new transaction) after a conflict; `work` must therefore decide only from what it
@@ -148,12 +193,7 @@ where
             Err(err) => Err(err),
         };
         match result {
-            Err(Error::Conflict(why)) if attempt < MAX_ATTEMPTS => {
-                tracing::debug!(attempt, %why, "transaction conflict; running it again");
-                // Spread the retries of racing transactions apart.
-                let jitter = rand::random::<u64>() % (1 << attempt.min(6));
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
-            }
+            Err(Error::Conflict(why)) if attempt < MAX_ATTEMPTS => back_off(attempt, &why).await,
             other => return other,
         }
     }
