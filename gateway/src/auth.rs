@@ -39,7 +39,7 @@ impl S3Auth for KeyStore {
         if bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
             return Ok(self.root_secret_key.clone());
         }
-        match self.index.key(access_key)? {
+        match self.index.key(access_key).await? {
             Some(record) => Ok(SecretKey::from(record.secret)),
             None => Err(unknown_key()),
         }
@@ -95,9 +95,9 @@ impl AccessPolicy {
     }
 
     /// Checks a stored key's grants for the operation (ListBuckets is filtered instead).
-    fn authorize(&self, access_key: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
+    async fn authorize(&self, access_key: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
         let denied = || s3_error!(AccessDenied, "Access Denied");
-        let record = self.index.key(access_key)?.ok_or_else(unknown_key)?;
+        let record = self.index.key(access_key).await?.ok_or_else(unknown_key)?;
         let operation = cx.s3_op().name();
         let bucket = match cx.s3_path() {
             S3Path::Root => return Ok(()),
@@ -156,7 +156,7 @@ impl S3Access for AccessPolicy {
             ));
         }
         if !bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
-            self.authorize(&access_key, cx)?;
+            self.authorize(&access_key, cx).await?;
         }
         // Only a client allowed to make the request gets this far; nothing has read the body.
         crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())?;

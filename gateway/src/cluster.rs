@@ -25,6 +25,8 @@ const JOIN_RETRY: Duration = Duration::from_secs(2);
 #[derive(Debug, Clone)]
 pub struct Cluster {
     current: Arc<RwLock<Current>>,
+    /// Held across a change, index write included, so changes apply one at a time.
+    updating: Arc<tokio::sync::Mutex<()>>,
     cluster_id: Arc<str>,
     /// Woken on every change, for the task that pushes the membership to the volumes.
     changed: Arc<tokio::sync::Notify>,
@@ -71,8 +73,8 @@ impl Cluster {
     /// Volumes that do not answer do not hold the start up: a known one stays a member (down
     /// until it answers), and the URLs of unknown ones are returned, for [`Cluster::keep_joining`].
     pub async fn join(index: &Index, client: &VolumeClient, urls: &[String]) -> Result<(Self, Vec<String>)> {
-        let cluster_id = index.cluster_id()?;
-        let mut membership = index.membership()?;
+        let cluster_id = index.cluster_id().await?;
+        let mut membership = index.membership().await?;
         let answers = futures::future::join_all(urls.iter().map(|url| ask(client, url, &cluster_id))).await;
         let mut unjoined = Vec::new();
         let mut documents = Vec::new();
@@ -103,7 +105,7 @@ impl Cluster {
                 }
             }
         }
-        let mut epoch = index.set_membership(&membership)?;
+        let mut epoch = index.set_membership(&membership).await?;
         // A volume holding a newer membership than the index (or another one of the same
         // epoch) means the index is older than the volumes: restored from a copy, say. The
         // index is what the gateway serves from, so its membership is pushed over it, under a
@@ -117,11 +119,12 @@ impl Cluster {
                 volume_epoch = newer.epoch,
                 "the volumes hold a newer membership than this index; the index's membership replaces it"
             );
-            epoch = index.advance_epoch_past(newer.epoch)?;
+            epoch = index.advance_epoch_past(newer.epoch).await?;
         }
         let current = Current { membership: Arc::new(membership), epoch };
         let cluster = Self {
             current: Arc::new(RwLock::new(current)),
+            updating: Arc::new(tokio::sync::Mutex::new(())),
             cluster_id: cluster_id.into(),
             changed: Arc::new(tokio::sync::Notify::new()),
         };
@@ -149,7 +152,9 @@ impl Cluster {
                         tracing::warn!(%url, volume_id = %answer.stats.volume_id, "volume was removed; it stays out");
                         continue;
                     }
-                    Ok(answer) => self.update(&index, |membership| merge(membership, &url, &answer.stats, None, None)),
+                    Ok(answer) => {
+                        self.update(&index, |membership| merge(membership, &url, &answer.stats, None, None)).await
+                    }
                     Err(Error::Config(refused)) => {
                         tracing::error!("{refused}");
                         continue;
@@ -180,17 +185,22 @@ impl Cluster {
             membership.removed.retain(|id| *id != stats.volume_id);
             merge(membership, url, &stats, zone, weight)
         })
+        .await
     }
 
     /// Changes the membership with `change`, stores it (a new epoch if it changed), makes it
     /// current for new writes, and wakes the push to the volumes.
-    pub fn update(&self, index: &Index, change: impl FnOnce(&mut Membership) -> Result<()>) -> Result<Membership> {
-        let mut guard = self.current.write().map_err(|_| Error::Index("membership lock poisoned".into()))?;
-        let mut membership = Membership::clone(&guard.membership);
+    pub async fn update(
+        &self,
+        index: &Index,
+        change: impl FnOnce(&mut Membership) -> Result<()>,
+    ) -> Result<Membership> {
+        let _updating = self.updating.lock().await;
+        let mut membership = Membership::clone(&self.membership());
         change(&mut membership)?;
-        let epoch = index.set_membership(&membership)?;
-        *guard = Current { membership: Arc::new(membership.clone()), epoch };
-        drop(guard);
+        let epoch = index.set_membership(&membership).await?;
+        let current = Current { membership: Arc::new(membership.clone()), epoch };
+        *self.current.write().map_err(|_| Error::Index("membership lock poisoned".into()))? = current;
         self.changed.notify_one();
         Ok(membership)
     }

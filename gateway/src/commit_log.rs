@@ -32,11 +32,7 @@ pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, 
     });
     let all = futures::future::join_all(appends).await.iter().all(Option::is_some);
     if all {
-        let (index, id) = (index.clone(), blob.id.clone());
-        let marked = match tokio::task::spawn_blocking(move || index.logged(&id)).await {
-            Ok(marked) => marked,
-            Err(err) => Err(crate::Error::Index(err.to_string())),
-        };
+        let marked = index.logged(&blob.id).await;
         if let Err(err) = marked {
             tracing::warn!(blob = %blob.id, %err, "could not clear the unlogged mark; it is logged again later");
         }

@@ -279,11 +279,12 @@ pub async fn rebuild(
     for what in &left_out {
         tracing::warn!(%what, "left out of the rebuild");
     }
-    let index = Index::open(db)?;
+    let index = Index::open(db).await?;
+    let mut restore = index.restore();
     let mut report = RebuildReport {
         cluster_id: match &survey.cluster_id {
             Some(id) => id.clone(),
-            None => index.cluster_id()?,
+            None => index.cluster_id().await?,
         },
         epoch: survey.epoch,
         volumes: survey.membership.volumes.len() as u64,
@@ -450,7 +451,7 @@ pub async fn rebuild(
             let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
             *oldest = (*oldest).min(found.meta.modified_ms);
         }
-        index.restore_object(bucket, key, &entry)?;
+        restore.object(bucket, key, &entry).await?;
     }
     // Tags of versions that lost (or whose manifest was unusable).
     losers.extend(newest_tags.into_values());
@@ -468,16 +469,16 @@ pub async fn rebuild(
             report.buckets_from_objects.push(name.clone());
         }
         losers.extend(ids.into_iter().filter(|id| Some(id) != restored.keep.as_ref()));
-        index.restore_bucket(&name, &restored.entry)?;
+        restore.bucket(&name, &restored.entry).await?;
     }
 
     for id in losers {
         let found = &blobs[&id];
-        index.restore_gc(&found.meta.bucket, &found.meta.key, &blob_ref(&id))?;
+        restore.gc(&found.meta.bucket, &found.meta.key, &blob_ref(&id)).await?;
         report.queued += 1;
     }
-    index.restore_membership(&report.cluster_id, &survey.membership, survey.epoch)?;
-    index.finish_restore(max_ts)?;
+    restore.membership(&report.cluster_id, &survey.membership, survey.epoch).await?;
+    restore.finish(max_ts).await?;
     report.seconds = started.elapsed().as_secs_f64();
     progress(&report);
     Ok(report)

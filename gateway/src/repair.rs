@@ -121,16 +121,12 @@ impl Repairer {
 
     /// Queues a reported damaged copy and, if it was new, repairs its blob now.
     async fn damaged(&self, damage: Damage) -> Result<()> {
-        let report = damage.clone();
-        let new = self
-            .blocking(move |index| index.report_damage(&report.blob_id, &report.bucket, &report.key, &report.replica))
-            .await?;
+        let new = self.index.report_damage(&damage.blob_id, &damage.bucket, &damage.key, &damage.replica).await?;
         if !new {
             return Ok(());
         }
         tracing::warn!(blob = %damage.blob_id, bucket = %damage.bucket, key = %damage.key, volume = %damage.replica.volume, subvolume = damage.replica.subvolume, "damaged copy queued for repair");
-        let id = damage.blob_id.clone();
-        let entry = self.blocking(move |index| index.repair_entry(&id)).await?;
+        let entry = self.index.repair_entry(&damage.blob_id).await?;
         match entry {
             Some(entry) => self.repair(&damage.blob_id, &entry).await,
             None => Ok(()),
@@ -139,13 +135,13 @@ impl Repairer {
 
     /// One walk over the whole queue, after logging the commits requests left unlogged.
     async fn round(&self, shutdown: &CancellationToken) -> Result<()> {
-        for blob in self.blocking(|index| index.unlogged(PAGE)).await? {
+        for blob in self.index.unlogged(PAGE).await? {
             crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
         }
         let mut after: Option<String> = None;
         loop {
             let from = after.clone();
-            let page = self.blocking(move |index| index.repairs(from.as_deref(), PAGE)).await?;
+            let page = self.index.repairs(from.as_deref(), PAGE).await?;
             let full = page.len() == PAGE;
             for (blob_id, entry) in page {
                 if shutdown.is_cancelled() {
@@ -162,24 +158,17 @@ impl Repairer {
         }
     }
 
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Index) -> Result<T> + Send + 'static) -> Result<T> {
-        let index = self.index.clone();
-        tokio::task::spawn_blocking(move || work(&index))
-            .await
-            .map_err(|e| Error::Index(format!("repair task failed: {e}")))?
-    }
-
     /// Rewrites the blob's damaged copies and brings it to the target count, as far as
     /// healthy volumes allow.
     pub async fn repair(&self, blob_id: &str, entry: &RepairEntry) -> Result<()> {
         let target = self.index.replica_target();
         let (id, e) = (blob_id.to_string(), entry.clone());
-        let blob = self.blocking(move |index| index.repair_blob(&id, &e)).await?;
+        let blob = self.index.repair_blob(&id, &e).await?;
         let missing = blob.as_ref().map_or(0, |b| target.saturating_sub(b.replicas.len()));
         let Some(blob) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
             // No longer used, or already whole: the entry goes.
             let (id, e) = (blob_id.to_string(), entry.clone());
-            self.blocking(move |index| index.add_copies(&id, &e, &[], &[])).await?;
+            self.index.add_copies(&id, &e, &[], &[]).await?;
             return Ok(());
         };
         let _in_flight = self.in_flight.register(blob_id);
@@ -192,7 +181,7 @@ impl Repairer {
         };
         if !added.is_empty() || !rewritten.is_empty() {
             let (id, e, copies, fixed) = (blob_id.to_string(), entry.clone(), added.clone(), rewritten.clone());
-            let now = self.blocking(move |index| index.add_copies(&id, &e, &copies, &fixed)).await?;
+            let now = self.index.add_copies(&id, &e, &copies, &fixed).await?;
             tracing::info!(blob = %blob_id, bucket = %entry.bucket, key = %entry.key, added = added.len(), rewritten = rewritten.len(), copies = now.map_or(0, |c| c.len()), "blob repaired");
         }
         match last_error {

@@ -24,7 +24,7 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let index = Arc::new(Index::open(&settings.db)?);
+    let index = Arc::new(Index::open(&settings.db).await?);
     index.set_replica_target(settings.replicas);
     let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
     // Asking the volumes who they are takes up to the answer timeout when one is frozen: a

@@ -136,16 +136,9 @@ impl GcJob {
         self.collect_orphans().await?;
         if !self.dry_run {
             let before = now_ms().saturating_sub(COMPLETED_UPLOAD_MEMORY_MS);
-            self.blocking(move |index| index.forget_completed(before)).await?;
+            self.index.forget_completed(before).await?;
         }
         self.drop_tombstones().await
-    }
-
-    async fn blocking<T: Send + 'static>(&self, work: impl FnOnce(&Index) -> Result<T> + Send + 'static) -> Result<T> {
-        let index = self.index.clone();
-        tokio::task::spawn_blocking(move || work(&index))
-            .await
-            .map_err(|e| crate::Error::Index(format!("gc task failed: {e}")))?
     }
 
     /// Deletes every replica of `blob`; whether all are gone (an unknown volume counts as
@@ -170,10 +163,9 @@ impl GcJob {
 
     async fn expire_uploads(&self) -> Result<()> {
         let cutoff = self.upload_cutoff_ms;
-        let expired = self.blocking(move |index| index.uploads_before(cutoff)).await?;
+        let expired = self.index.uploads_before(cutoff).await?;
         for (bucket, key, upload_id) in expired {
-            let aborted =
-                self.dry_run || self.blocking(move |index| index.expire_upload(&bucket, &key, &upload_id)).await?;
+            let aborted = self.dry_run || self.index.expire_upload(&bucket, &key, &upload_id).await?;
             if aborted {
                 self.runner.update(|p| p.uploads_aborted += 1);
             }
@@ -183,7 +175,7 @@ impl GcJob {
 
     async fn collect_queue(&self) -> Result<()> {
         let cutoff = self.cutoff_ms;
-        let due = self.blocking(move |index| index.gc_due(cutoff)).await?;
+        let due = self.index.gc_due(cutoff).await?;
         self.runner.update(|p| p.queue_total = due.len() as u64);
         for queued in due {
             if self.dry_run {
@@ -192,7 +184,7 @@ impl GcJob {
             }
             if self.delete_everywhere(&queued.entry.blob).await {
                 let key = queued.queue_key.clone();
-                self.blocking(move |index| index.gc_remove(&key)).await?;
+                self.index.gc_remove(&key).await?;
                 self.runner.update(|p| p.queue_done += 1);
             }
         }
@@ -227,7 +219,7 @@ impl GcJob {
             }
         }
         let in_flight = self.in_flight.snapshot();
-        let referenced = self.blocking(|index| index.referenced_copies()).await?;
+        let referenced = self.index.referenced_copies().await?;
         let orphans = candidates.into_iter().filter(|(volume, _, subvolume, id, _)| {
             !in_flight.contains(id) && !referenced.contains(&(id.clone(), volume.clone(), *subvolume))
         });
@@ -251,11 +243,11 @@ impl GcJob {
         // The clock is in microseconds, the cutoff in milliseconds. Whether a blob of the key
         // is still queued is asked by `drop_tombstone`, under the commit lock.
         let before_ts = self.cutoff_ms.saturating_mul(1000);
-        let tombstones = self.blocking(move |index| index.tombstones_before(before_ts)).await?;
+        let tombstones = self.index.tombstones_before(before_ts).await?;
         for tombstone in tombstones {
             if self.dry_run {
                 let (bucket, key) = (tombstone.bucket.clone(), tombstone.key.clone());
-                if !self.blocking(move |index| index.gc_queued_for(&bucket, &key)).await? {
+                if !self.index.gc_queued(&bucket, &key).await? {
                     self.runner.update(|p| p.tombstones += 1);
                 }
                 continue;
@@ -264,25 +256,25 @@ impl GcJob {
             // next run collects, never a record without its blob.
             let dropped = {
                 let t = tombstone.clone();
-                self.blocking(move |index| index.drop_tombstone(&t)).await?
+                self.index.drop_tombstone(&t).await?
             };
             if dropped {
                 self.delete_everywhere(&tombstone.blob).await;
                 self.runner.update(|p| p.tombstones += 1);
             }
         }
-        let tombstones = self.blocking(move |index| index.bucket_tombstones_before(before_ts)).await?;
+        let tombstones = self.index.bucket_tombstones_before(before_ts).await?;
         for tombstone in tombstones {
             if self.dry_run {
                 let name = tombstone.name.clone();
-                if !self.blocking(move |index| index.gc_queued_for(&name, BUCKET_KEY)).await? {
+                if !self.index.gc_queued(&name, BUCKET_KEY).await? {
                     self.runner.update(|p| p.bucket_tombstones += 1);
                 }
                 continue;
             }
             let dropped = {
                 let t = tombstone.clone();
-                self.blocking(move |index| index.drop_bucket_tombstone(&t)).await?
+                self.index.drop_bucket_tombstone(&t).await?
             };
             if dropped {
                 self.delete_everywhere(&tombstone.blob).await;

@@ -110,15 +110,16 @@ pub(super) async fn create(api: &AdminApi, req: Request<Incoming>) -> Result<Res
     let secret_access_key = random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
     let record =
         KeyRecord { name: body.name.clone(), secret: secret_access_key.clone(), created_ms: now_ms(), grants: vec![] };
-    api.index.put_key(&access_key_id, &record)?;
+    api.index.put_key(&access_key_id, &record).await?;
     tracing::info!(%access_key_id, name = %body.name, "access key created");
     Ok(json(StatusCode::CREATED, &CreatedKey { access_key_id, secret_access_key, name: body.name }))
 }
 
-pub(super) fn list(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
+pub(super) async fn list(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
     let keys: Vec<KeyInfo> = api
         .index
-        .keys()?
+        .keys()
+        .await?
         .into_iter()
         .map(|(id, record)| KeyInfo {
             access_key_id: id,
@@ -130,8 +131,8 @@ pub(super) fn list(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
     Ok(json(StatusCode::OK, &keys))
 }
 
-pub(super) fn delete(api: &AdminApi, id: &str) -> Result<Response<Full<Bytes>>, Failure> {
-    if !api.index.delete_key(id)? {
+pub(super) async fn delete(api: &AdminApi, id: &str) -> Result<Response<Full<Bytes>>, Failure> {
+    if !api.index.delete_key(id).await? {
         return Err(Failure(StatusCode::NOT_FOUND, format!("no key {id}")));
     }
     tracing::info!(access_key_id = %id, "access key deleted");
@@ -145,29 +146,33 @@ pub(super) async fn grant(api: &AdminApi, id: &str, req: Request<Incoming>) -> R
         // It would change nothing, and an operator who typed it meant something.
         return Err(Failure(StatusCode::BAD_REQUEST, "name what to allow: --read, --write and/or --owner".into()));
     }
-    let found = api.index.update_grant(id, &change.bucket, |grant| {
-        if change.allow {
-            grant.read |= change.read;
-            grant.write |= change.write;
-            grant.owner |= change.owner;
-        } else if none_named {
-            *grant = Grant { bucket: grant.bucket.clone(), ..Default::default() };
-        } else {
-            grant.read &= !change.read;
-            grant.write &= !change.write;
-            grant.owner &= !change.owner;
-        }
-    })?;
+    let found = api
+        .index
+        .update_grant(id, &change.bucket, |grant: &mut Grant| {
+            if change.allow {
+                grant.read |= change.read;
+                grant.write |= change.write;
+                grant.owner |= change.owner;
+            } else if none_named {
+                *grant = Grant { bucket: grant.bucket.clone(), ..Default::default() };
+            } else {
+                grant.read &= !change.read;
+                grant.write &= !change.write;
+                grant.owner &= !change.owner;
+            }
+        })
+        .await?;
     if !found {
         return Err(Failure(StatusCode::NOT_FOUND, format!("no key {id}")));
     }
-    list(api)
+    list(api).await
 }
 
-pub(super) fn export(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
+pub(super) async fn export(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
     let keys: Vec<ExportedKey> = api
         .index
-        .keys()?
+        .keys()
+        .await?
         .into_iter()
         .map(|(id, record)| ExportedKey {
             access_key_id: id,
@@ -200,7 +205,7 @@ pub(super) async fn import(api: &AdminApi, req: Request<Incoming>) -> Result<Res
             KeyRecord { name: key.name, secret: key.secret_access_key, created_ms: key.created_ms, grants: key.grants };
         records.push((key.access_key_id, record));
     }
-    let replaced = api.index.put_keys(&records)?;
+    let replaced = api.index.put_keys(&records).await?;
     tracing::info!(imported = records.len(), replaced, "access keys imported");
     Ok(json(StatusCode::OK, &Imported { imported: records.len(), replaced }))
 }

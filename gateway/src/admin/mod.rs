@@ -223,10 +223,10 @@ impl AdminApi {
         let result = match (method.as_str(), segments.as_slice()) {
             ("GET", ["status"]) => self.status().await.map(|s| json(StatusCode::OK, &s)).map_err(Failure::from),
             ("POST", ["keys"]) => keys::create(&self, req).await,
-            ("GET", ["keys"]) => keys::list(&self),
-            ("GET", ["keys", "export"]) => keys::export(&self),
+            ("GET", ["keys"]) => keys::list(&self).await,
+            ("GET", ["keys", "export"]) => keys::export(&self).await,
             ("POST", ["keys", "import"]) => keys::import(&self, req).await,
-            ("DELETE", ["keys", id]) => keys::delete(&self, id),
+            ("DELETE", ["keys", id]) => keys::delete(&self, id).await,
             ("POST", ["keys", id, "grants"]) => keys::grant(&self, id, req).await,
             ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,
             ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.last())),
@@ -260,18 +260,11 @@ impl AdminApi {
                 free_bytes: stats.map(|s| s.subvolumes.iter().map(|sv| sv.free_bytes).collect()).unwrap_or_default(),
             });
         }
-        let index = self.index.clone();
-        let (buckets, (objects, bytes), gc_queue, repair_queue) =
-            tokio::task::spawn_blocking(move || -> crate::Result<_> {
-                Ok((
-                    index.buckets()?.len() as u64,
-                    index.object_totals()?,
-                    index.gc_queue()?.len() as u64,
-                    index.repair_queue_len()?,
-                ))
-            })
-            .await
-            .map_err(|e| crate::Error::Index(e.to_string()))??;
+        let index = &self.index;
+        let buckets = index.buckets().await?.len() as u64;
+        let (objects, bytes) = index.object_totals().await?;
+        let gc_queue = index.gc_queue().await?.len() as u64;
+        let repair_queue = index.repair_queue_len().await?;
         let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
         Ok(Status {
             cluster_id: document.cluster_id,

@@ -33,15 +33,10 @@ pub(super) fn health() -> Response<Full<Bytes>> {
 }
 
 pub(super) async fn ready(api: &AdminApi) -> Response<Full<Bytes>> {
-    let index = api.index.clone();
-    let index_ok = match tokio::task::spawn_blocking(move || index.cluster_id()).await {
-        Ok(Ok(_)) => true,
-        Ok(Err(err)) => {
-            tracing::warn!(%err, "readiness: the index does not answer");
-            false
-        }
+    let index_ok = match api.index.cluster_id().await {
+        Ok(_) => true,
         Err(err) => {
-            tracing::warn!(%err, "readiness: index check failed");
+            tracing::warn!(%err, "readiness: the index does not answer");
             false
         }
     };

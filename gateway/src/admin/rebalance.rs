@@ -41,10 +41,10 @@ const CONCURRENCY: usize = 8;
 type Blobs = Vec<(BlobRef, u64)>;
 
 /// The blob of every part of every upload in progress, with the upload's bucket and key.
-fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
+async fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
     let mut out = Vec::new();
-    for (bucket, key, upload_id) in index.uploads_before(u64::MAX)? {
-        let (parts, _) = index.parts(&upload_id, 0, usize::MAX)?;
+    for (bucket, key, upload_id) in index.uploads_before(u64::MAX).await? {
+        let (parts, _) = index.parts(&upload_id, 0, usize::MAX).await?;
         out.extend(parts.into_iter().map(|part| (bucket.clone(), key.clone(), part.blob)));
     }
     Ok(out)
@@ -134,12 +134,9 @@ struct RebalanceJob {
 
 impl RebalanceJob {
     async fn run(&self) -> Result<()> {
-        let index = self.index.clone();
-        let (entries, buckets, parts) = tokio::task::spawn_blocking(move || {
-            Ok::<_, Error>((index.object_entries()?, index.bucket_entries()?, upload_parts(&index)?))
-        })
-        .await
-        .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        let index = &self.index;
+        let (entries, buckets, parts) =
+            (index.object_entries().await?, index.bucket_entries().await?, upload_parts(index).await?);
         let mut counts = RebalanceProgress { upload_parts: parts.len() as u64, ..Default::default() };
         for (bucket, key, blob) in &parts {
             counts.upload_parts_misplaced += u64::from(self.misplaced(bucket, key, blob)?);
@@ -271,11 +268,7 @@ impl RebalanceJob {
                 return Err(last_error.unwrap_or_else(|| Error::Volume(format!("blob {} has no replicas", blob.id))));
             }
         }
-        let (index, b, k, id, new) =
-            (self.index.clone(), bucket.to_string(), key.to_string(), blob.id.clone(), targets.to_vec());
-        let switched = tokio::task::spawn_blocking(move || index.move_blob(&b, &k, &id, &new))
-            .await
-            .map_err(|e| Error::Index(format!("rebalance task failed: {e}")))??;
+        let switched = self.index.move_blob(bucket, key, &blob.id, targets).await?;
         if !switched {
             // The copies just made are orphans now; GC takes them.
             return Ok(false);

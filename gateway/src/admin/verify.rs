@@ -101,10 +101,7 @@ struct VerifyJob {
 
 impl VerifyJob {
     async fn run(&self) -> Result<()> {
-        let index = self.index.clone();
-        let objects = tokio::task::spawn_blocking(move || index.live_objects())
-            .await
-            .map_err(|e| Error::Index(format!("verify task failed: {e}")))??;
+        let objects = self.index.live_objects().await?;
         self.slot.update(|p| p.objects_total = objects.len() as u64);
         for (bucket, key, record) in objects {
             // The data blobs with their digests and sizes: the blob itself, or every part.

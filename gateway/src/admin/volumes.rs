@@ -82,12 +82,15 @@ pub(super) async fn weight(api: &AdminApi, req: Request<Incoming>) -> Result<Res
         return Err(Failure(StatusCode::BAD_REQUEST, "weight must be a number >= 0".into()));
     }
     let url = normalise(&body.url);
-    let membership = api.cluster.update(&api.index, |m| {
-        let volume =
-            m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
-        volume.weight = body.weight;
-        Ok(())
-    });
+    let membership = api
+        .cluster
+        .update(&api.index, |m| {
+            let volume =
+                m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
+            volume.weight = body.weight;
+            Ok(())
+        })
+        .await;
     let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
     tracing::info!(%url, weight = body.weight, "volume weight set");
     Ok(answer(&membership))
@@ -97,12 +100,15 @@ pub(super) async fn zone(api: &AdminApi, req: Request<Incoming>) -> Result<Respo
     let body: SetZone = read_json(req).await?;
     let zone = body.zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
     let url = normalise(&body.url);
-    let membership = api.cluster.update(&api.index, |m| {
-        let volume =
-            m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
-        volume.zone = zone.clone();
-        Ok(())
-    });
+    let membership = api
+        .cluster
+        .update(&api.index, |m| {
+            let volume =
+                m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
+            volume.zone = zone.clone();
+            Ok(())
+        })
+        .await;
     let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
     tracing::info!(%url, ?zone, "volume zone set");
     Ok(answer(&membership))
@@ -119,20 +125,13 @@ pub(super) async fn remove(api: &AdminApi, req: Request<Incoming>) -> Result<Res
         .find(|v| v.url == url)
         .map(|v| v.id.clone())
         .ok_or_else(|| Failure(StatusCode::NOT_FOUND, format!("no volume {url}")))?;
-    let index = api.index.clone();
-    let volume_id = id.clone();
-    let force = body.force;
     // Forgetting comes before leaving the membership, so a forced removal cut short can be
     // run again. Meanwhile placement and repairs skip the volume: it is down.
-    let (in_use, forgotten) = tokio::task::spawn_blocking(move || -> crate::Result<_> {
-        if force {
-            Ok((false, Some(index.forget_volume(&volume_id)?)))
-        } else {
-            Ok((index.volume_in_use(&volume_id)?, None))
-        }
-    })
-    .await
-    .map_err(|e| Failure(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))??;
+    let (in_use, forgotten) = if body.force {
+        (false, Some(api.index.forget_volume(&id).await?))
+    } else {
+        (api.index.volume_in_use(&id).await?, None)
+    };
     if in_use {
         return Err(Failure(
             StatusCode::CONFLICT,
@@ -141,13 +140,16 @@ pub(super) async fn remove(api: &AdminApi, req: Request<Incoming>) -> Result<Res
             ),
         ));
     }
-    let membership = api.cluster.update(&api.index, |m| {
-        m.volumes.retain(|v| v.id != id);
-        if !m.removed.contains(&id) {
-            m.removed.push(id.clone());
-        }
-        Ok(())
-    })?;
+    let membership = api
+        .cluster
+        .update(&api.index, |m| {
+            m.volumes.retain(|v| v.id != id);
+            if !m.removed.contains(&id) {
+                m.removed.push(id.clone());
+            }
+            Ok(())
+        })
+        .await?;
     tracing::info!(%url, ?forgotten, "volume removed");
     Ok(json(StatusCode::OK, &Removed { membership: &membership, forgotten }))
 }

@@ -10,11 +10,11 @@
 //! entries are filed under the empty key), since until then its deletion blob is what keeps
 //! a rebuild from bringing the bucket back.
 
-use rocksdb::{IteratorMode, WriteBatch};
-
-use super::records::{BlobRef, BucketEntry, BucketRecord, Replica, decode, encode};
-use super::{CF_BUCKETS, CF_META, Index, META_CLOCK, synced};
+use super::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, Replica, decode, encode};
+use super::{Index, META_CLOCK, object_key, prefix_end, read_in, write_in};
+use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
+use crate::in_transaction;
 
 /// The key bucket blobs, and their GC queue and repair entries, are filed under: no object
 /// has it (S3 keys are at least one byte long).
@@ -33,69 +33,96 @@ pub struct BucketTombstone {
 
 impl Index {
     /// The bucket's entry (live or deleted).
-    pub fn bucket_entry(&self, name: &str) -> Result<Option<BucketEntry>> {
-        self.db.get_cf(self.cf(CF_BUCKETS)?, name.as_bytes())?.map(|b| decode(&b)).transpose()
+    pub async fn bucket_entry(&self, name: &str) -> Result<Option<BucketEntry>> {
+        self.read(Table::Buckets, name.as_bytes()).await
     }
 
     /// The bucket's record, if it exists.
-    pub fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
-        Ok(self.bucket_entry(name)?.and_then(BucketEntry::live))
+    pub async fn bucket(&self, name: &str) -> Result<Option<BucketRecord>> {
+        Ok(self.bucket_entry(name).await?.and_then(BucketEntry::live))
+    }
+
+    /// The bucket's record as `tx` sees it.
+    pub(super) async fn bucket_in(&self, tx: &mut dyn Transaction, name: &str) -> Result<Option<BucketRecord>> {
+        Ok(read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await?.and_then(BucketEntry::live))
     }
 
     /// Every entry (live or deleted), by name.
-    pub fn bucket_entries(&self) -> Result<Vec<(String, BucketEntry)>> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_BUCKETS)?, IteratorMode::Start) {
-            let (name, value) = item?;
-            out.push((String::from_utf8_lossy(&name).into_owned(), decode(&value)?));
-        }
-        Ok(out)
+    pub async fn bucket_entries(&self) -> Result<Vec<(String, BucketEntry)>> {
+        let rows = self.scan_all(Table::Buckets, b"", None).await?;
+        rows.into_iter()
+            .map(|(name, value)| Ok((String::from_utf8_lossy(&name).into_owned(), decode(&value)?)))
+            .collect()
     }
 
     /// All buckets that exist, by name.
-    pub fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
-        Ok(self.bucket_entries()?.into_iter().filter_map(|(name, entry)| Some((name, entry.live()?))).collect())
+    pub async fn buckets(&self) -> Result<Vec<(String, BucketRecord)>> {
+        Ok(self.bucket_entries().await?.into_iter().filter_map(|(name, entry)| Some((name, entry.live()?))).collect())
     }
 
     /// Creates a bucket whose creation blob `blob` was written at `ts`; `false` (and the
     /// blob queued for GC) if it already exists. `OperationAborted` if a deletion newer than
     /// `ts` has committed meanwhile.
-    pub fn create_bucket(&self, name: &str, ts: u64, created_ms: u64, blob: &BlobRef) -> Result<bool> {
-        let _guard = self.lock()?;
-        let mut batch = WriteBatch::default();
-        let outcome = match self.bucket_entry(name)? {
-            Some(BucketEntry::Live(_)) => Ok(false),
-            Some(BucketEntry::Deleted { ts: deleted, .. }) if deleted > ts => Err(Error::OperationAborted),
-            current => {
-                // A newer creation outranks every older bucket blob of the name: the
-                // deletion blob has done its job.
-                if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
-                    self.queue_gc(&mut batch, name, BUCKET_KEY, deletion)?;
+    pub async fn create_bucket(&self, name: &str, ts: u64, created_ms: u64, blob: &BlobRef) -> Result<bool> {
+        in_transaction!(self.engine, tx, {
+            let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await? {
+                Some(BucketEntry::Live(_)) => Ok(false),
+                Some(BucketEntry::Deleted { ts: deleted, .. }) if deleted > ts => Err(Error::OperationAborted),
+                current => {
+                    // A newer creation outranks every older bucket blob of the name: the
+                    // deletion blob has done its job.
+                    if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
+                        self.queue_gc(tx, name, BUCKET_KEY, deletion)?;
+                    }
+                    let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
+                    write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
+                    self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
+                    self.stage_unlogged(tx, blob)?;
+                    Ok(true)
                 }
-                let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
-                batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&BucketEntry::Live(record))?);
-                self.queue_repairs(&mut batch, name, BUCKET_KEY, None, [blob])?;
-                self.stage_unlogged(&mut batch, blob)?;
-                Ok(true)
+            };
+            if !matches!(outcome, Ok(true)) {
+                self.queue_gc(tx, name, BUCKET_KEY, blob)?;
             }
-        };
-        if !matches!(outcome, Ok(true)) {
-            self.queue_gc(&mut batch, name, BUCKET_KEY, blob)?;
-        }
-        self.commit_bucket_batch(batch)?;
-        outcome
+            self.stage_clock(tx)?;
+            Ok(outcome)
+        })?
     }
 
     /// Fails unless the bucket exists and may be deleted: no objects, no multipart uploads
     /// in progress (S3 refuses both with `BucketNotEmpty`; deleting the uploads would orphan
     /// their parts). A quick check before the deletion blob is written; the commit checks
     /// again.
-    pub fn check_bucket_deletable(&self, name: &str) -> Result<()> {
-        if self.bucket(name)?.is_none() {
+    pub async fn check_bucket_deletable(&self, name: &str) -> Result<()> {
+        let mut tx = self.engine.begin().await?;
+        // Read only: dropped without a commit.
+        Self::deletable_in(tx.as_mut(), name).await
+    }
+
+    async fn deletable_in(tx: &mut dyn Transaction, name: &str) -> Result<()> {
+        if read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await?.and_then(BucketEntry::live).is_none() {
             return Err(Error::NoSuchBucket);
         }
-        let page = self.list_objects(name, "", None, None, 1)?;
-        if !page.items.is_empty() || self.has_uploads(name)? {
+        // Tombstones do not count: scan past them to the first live object, if any.
+        let scope = object_key(name, "");
+        let end = prefix_end(&scope);
+        let mut from = scope.clone();
+        loop {
+            let rows = tx.scan(Table::Objects, &from, end.as_deref(), 100).await?;
+            for (_, value) in &rows {
+                if matches!(decode(value)?, ObjectEntry::Live(_)) {
+                    return Err(Error::BucketNotEmpty);
+                }
+            }
+            match rows.last() {
+                Some((last, _)) if rows.len() == 100 => {
+                    from = last.clone();
+                    from.push(0);
+                }
+                _ => break,
+            }
+        }
+        if Self::has_uploads_in(tx, name).await? {
             return Err(Error::BucketNotEmpty);
         }
         Ok(())
@@ -109,45 +136,44 @@ impl Index {
     /// versions they deleted are gone from the volumes, they are what keeps a rebuild from
     /// resurrecting them. A bucket created again under the name finds them harmless: its
     /// writes carry newer timestamps, and listings skip tombstones.
-    pub fn delete_bucket(&self, name: &str, ts: u64, blob: &BlobRef) -> Result<()> {
-        let _guard = self.lock()?;
-        let mut batch = WriteBatch::default();
-        let outcome = match self.bucket_entry(name)? {
-            Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
-            Some(BucketEntry::Live(record)) => match self.check_bucket_deletable(name) {
-                Ok(()) => {
-                    if let Some(creation) = &record.blob {
-                        self.queue_gc(&mut batch, name, BUCKET_KEY, creation)?;
+    pub async fn delete_bucket(&self, name: &str, ts: u64, blob: &BlobRef) -> Result<()> {
+        in_transaction!(self.engine, tx, {
+            let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await? {
+                Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
+                Some(BucketEntry::Live(record)) => match Self::deletable_in(tx, name).await {
+                    Ok(()) => {
+                        if let Some(creation) = &record.blob {
+                            self.queue_gc(tx, name, BUCKET_KEY, creation)?;
+                        }
+                        let entry = BucketEntry::Deleted { ts, blob: blob.clone() };
+                        write_in(tx, Table::Buckets, name.as_bytes(), &entry)?;
+                        self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
+                        self.stage_unlogged(tx, blob)?;
+                        Ok(())
                     }
-                    let entry = BucketEntry::Deleted { ts, blob: blob.clone() };
-                    batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?);
-                    self.queue_repairs(&mut batch, name, BUCKET_KEY, None, [blob])?;
-                    self.stage_unlogged(&mut batch, blob)?;
-                    Ok(())
-                }
-                Err(err) => Err(err),
-            },
-            _ => Err(Error::NoSuchBucket),
-        };
-        if outcome.is_err() {
-            self.queue_gc(&mut batch, name, BUCKET_KEY, blob)?;
-        }
-        self.commit_bucket_batch(batch)?;
-        outcome
+                    Err(err) => Err(err),
+                },
+                _ => Err(Error::NoSuchBucket),
+            };
+            if outcome.is_err() {
+                self.queue_gc(tx, name, BUCKET_KEY, blob)?;
+            }
+            self.stage_clock(tx)?;
+            Ok(outcome)
+        })?
     }
 
-    /// Writes a bucket operation's batch, with the clock (bucket blobs take their timestamps
-    /// from it, and it must never go back across a restart).
-    fn commit_bucket_batch(&self, mut batch: WriteBatch) -> Result<()> {
-        batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(std::sync::atomic::Ordering::SeqCst))?);
-        self.db.write_opt(batch, &synced())?;
-        Ok(())
+    /// Adds the clock to a bucket operation (bucket blobs take their timestamps from it, and
+    /// it must never go back across a restart).
+    fn stage_clock(&self, tx: &mut dyn Transaction) -> Result<()> {
+        write_in(tx, Table::Meta, META_CLOCK, &self.clock.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Deleted buckets' entries written before `before_ts`.
-    pub fn bucket_tombstones_before(&self, before_ts: u64) -> Result<Vec<BucketTombstone>> {
+    pub async fn bucket_tombstones_before(&self, before_ts: u64) -> Result<Vec<BucketTombstone>> {
         Ok(self
-            .bucket_entries()?
+            .bucket_entries()
+            .await?
             .into_iter()
             .filter_map(|(name, entry)| match entry {
                 BucketEntry::Deleted { ts, blob } if ts < before_ts => Some(BucketTombstone { name, ts, blob }),
@@ -159,52 +185,49 @@ impl Index {
     /// Drops a deleted bucket's entry if it is still the name's entry and no bucket blob of
     /// the name is queued for GC any more (a queued one may be an older creation blob, which
     /// without the deletion blob would bring the bucket back in a rebuild); whether it was
-    /// dropped. Checked under the commit lock, under which every queue entry is written.
-    pub fn drop_bucket_tombstone(&self, tombstone: &BucketTombstone) -> Result<bool> {
-        let _guard = self.lock()?;
-        if self.gc_queued_for(&tombstone.name, BUCKET_KEY)? {
-            return Ok(false);
-        }
-        match self.bucket_entry(&tombstone.name)? {
-            Some(BucketEntry::Deleted { ts, .. }) if ts == tombstone.ts => {
-                self.db.delete_cf_opt(self.cf(CF_BUCKETS)?, tombstone.name.as_bytes(), &synced())?;
-                Ok(true)
+    /// dropped. Checked in the transaction that drops it.
+    pub async fn drop_bucket_tombstone(&self, tombstone: &BucketTombstone) -> Result<bool> {
+        in_transaction!(self.engine, tx, {
+            if Self::gc_queued_for(tx, &tombstone.name, BUCKET_KEY).await? {
+                return Ok(false);
             }
-            _ => Ok(false),
-        }
+            match read_in::<BucketEntry>(tx, Table::Buckets, tombstone.name.as_bytes()).await? {
+                Some(BucketEntry::Deleted { ts, .. }) if ts == tombstone.ts => {
+                    tx.delete(Table::Buckets, tombstone.name.as_bytes());
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
+        })
     }
 
     /// Points the bucket blob `blob_id` of `name`'s entry at `replicas`, if the entry still
     /// uses it; whether it did.
-    pub(super) fn move_bucket_blob(&self, name: &str, blob_id: &str, replicas: &[Replica]) -> Result<bool> {
-        let _guard = self.lock()?;
-        let Some(mut entry) = self.bucket_entry(name)? else { return Ok(false) };
-        let Some(blob) = entry.blob_mut().filter(|b| b.id == blob_id) else { return Ok(false) };
-        blob.replicas = replicas.to_vec();
-        self.db.put_cf_opt(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?, &synced())?;
-        Ok(true)
-    }
-
-    /// Stores a bucket entry as found on the volumes (rebuild: unsynced, made durable by
-    /// `finish_restore`).
-    pub fn restore_bucket(&self, name: &str, entry: &BucketEntry) -> Result<()> {
-        self.db.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(entry)?)?;
-        Ok(())
+    pub(super) async fn move_bucket_blob(&self, name: &str, blob_id: &str, replicas: &[Replica]) -> Result<bool> {
+        in_transaction!(self.engine, tx, {
+            let Some(mut entry) = read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await? else {
+                return Ok(false);
+            };
+            let Some(blob) = entry.blob_mut().filter(|b| b.id == blob_id) else { return Ok(false) };
+            blob.replicas = replicas.to_vec();
+            tx.put(Table::Buckets, name.as_bytes(), &encode(&entry)?);
+            Ok(true)
+        })
     }
 }
 
 #[cfg(test)]
 impl Index {
     /// Test shorthand: creates `name` as CreateBucket would, with a made-up bucket blob.
-    pub(crate) fn test_create_bucket(&self, name: &str) -> Result<bool> {
+    pub(crate) async fn test_create_bucket(&self, name: &str) -> Result<bool> {
         let ts = self.next_ts();
-        self.create_bucket(name, ts, ts / 1000, &BlobRef { id: format!("bucket-{name}-{ts}"), replicas: vec![] })
+        self.create_bucket(name, ts, ts / 1000, &BlobRef { id: format!("bucket-{name}-{ts}"), replicas: vec![] }).await
     }
 
     /// Test shorthand: deletes `name` as DeleteBucket would, with a made-up deletion blob.
-    pub(crate) fn test_delete_bucket(&self, name: &str) -> Result<()> {
+    pub(crate) async fn test_delete_bucket(&self, name: &str) -> Result<()> {
         let ts = self.next_ts();
-        self.delete_bucket(name, ts, &BlobRef { id: format!("deleted-{name}-{ts}"), replicas: vec![] })
+        self.delete_bucket(name, ts, &BlobRef { id: format!("deleted-{name}-{ts}"), replicas: vec![] }).await
     }
 }
 
@@ -217,119 +240,120 @@ mod tests {
         BlobRef { id: id.into(), replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] }
     }
 
-    fn index() -> (tempfile::TempDir, Index) {
+    async fn index() -> (tempfile::TempDir, Index) {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path()).unwrap();
+        let index = Index::open(dir.path()).await.unwrap();
         (dir, index)
     }
 
-    fn queued(index: &Index) -> Vec<String> {
-        super::super::tests::queued(index)
+    async fn queued(index: &Index) -> Vec<String> {
+        super::super::tests::queued(index).await
     }
 
     /// Every bucket operation leaves exactly the blobs a rebuild needs referenced, and queues
     /// the rest.
-    #[test]
-    fn bucket_blobs_are_referenced_or_queued() {
-        let (_dir, index) = index();
-        assert!(index.create_bucket("b", 10, 1000, &blob("c1")).unwrap());
-        assert_eq!(index.bucket("b").unwrap().unwrap().blob, Some(blob("c1")));
-        assert!(!index.create_bucket("b", 11, 2000, &blob("c2")).unwrap(), "exists already");
-        assert_eq!(queued(&index), ["c2"]);
-        assert_eq!(index.bucket("b").unwrap().unwrap().created_ms, 1000);
+    #[tokio::test]
+    async fn bucket_blobs_are_referenced_or_queued() {
+        let (_dir, index) = index().await;
+        assert!(index.create_bucket("b", 10, 1000, &blob("c1")).await.unwrap());
+        assert_eq!(index.bucket("b").await.unwrap().unwrap().blob, Some(blob("c1")));
+        assert!(!index.create_bucket("b", 11, 2000, &blob("c2")).await.unwrap(), "exists already");
+        assert_eq!(queued(&index).await, ["c2"]);
+        assert_eq!(index.bucket("b").await.unwrap().unwrap().created_ms, 1000);
 
-        index.delete_bucket("b", 12, &blob("d1")).unwrap();
-        assert!(index.bucket("b").unwrap().is_none());
-        assert!(index.buckets().unwrap().is_empty());
-        assert_eq!(index.bucket_entry("b").unwrap(), Some(BucketEntry::Deleted { ts: 12, blob: blob("d1") }));
-        assert_eq!(queued(&index), ["c1", "c2"]);
+        index.delete_bucket("b", 12, &blob("d1")).await.unwrap();
+        assert!(index.bucket("b").await.unwrap().is_none());
+        assert!(index.buckets().await.unwrap().is_empty());
+        assert_eq!(index.bucket_entry("b").await.unwrap(), Some(BucketEntry::Deleted { ts: 12, blob: blob("d1") }));
+        assert_eq!(queued(&index).await, ["c1", "c2"]);
         // The deletion blob is referenced by the entry, the others by the queue: GC's
         // orphan pass takes none of them.
-        let referenced = index.referenced_copies().unwrap();
+        let referenced = index.referenced_copies().await.unwrap();
         for id in ["c1", "c2", "d1"] {
             assert!(referenced.contains(&(id.to_string(), "v".to_string(), 0)), "{id}");
         }
-        assert!(index.volume_in_use("v").unwrap());
+        assert!(index.volume_in_use("v").await.unwrap());
 
-        assert!(matches!(index.delete_bucket("b", 13, &blob("d2")), Err(Error::NoSuchBucket)));
-        assert!(queued(&index).contains(&"d2".to_string()));
+        assert!(matches!(index.delete_bucket("b", 13, &blob("d2")).await, Err(Error::NoSuchBucket)));
+        assert!(queued(&index).await.contains(&"d2".to_string()));
         // A creation older than the committed deletion lost the race.
-        assert!(matches!(index.create_bucket("b", 11, 3000, &blob("c-old")), Err(Error::OperationAborted)));
-        assert!(index.bucket("b").unwrap().is_none());
+        assert!(matches!(index.create_bucket("b", 11, 3000, &blob("c-old")).await, Err(Error::OperationAborted)));
+        assert!(index.bucket("b").await.unwrap().is_none());
 
-        assert!(index.create_bucket("b", 14, 4000, &blob("c3")).unwrap());
-        assert!(queued(&index).contains(&"d1".to_string()), "the deletion blob is outranked");
-        assert_eq!(index.bucket("b").unwrap().unwrap().created_ms, 4000);
+        assert!(index.create_bucket("b", 14, 4000, &blob("c3")).await.unwrap());
+        assert!(queued(&index).await.contains(&"d1".to_string()), "the deletion blob is outranked");
+        assert_eq!(index.bucket("b").await.unwrap().unwrap().created_ms, 4000);
         // A deletion that started before the creation committed loses.
-        assert!(matches!(index.delete_bucket("b", 13, &blob("d-old")), Err(Error::OperationAborted)));
-        assert!(index.bucket("b").unwrap().is_some());
+        assert!(matches!(index.delete_bucket("b", 13, &blob("d-old")).await, Err(Error::OperationAborted)));
+        assert!(index.bucket("b").await.unwrap().is_some());
     }
 
     /// Only committed bucket blobs go to the volumes' commit logs: a refused DeleteBucket's
     /// deletion blob is newer than the creation blob, but a rebuild never trusts it.
-    #[test]
-    fn only_committed_bucket_blobs_are_logged() {
-        let (_dir, index) = index();
-        let unlogged = |index: &Index| {
-            let mut ids: Vec<String> = index.unlogged(100).unwrap().into_iter().map(|b| b.id).collect();
+    #[tokio::test]
+    async fn only_committed_bucket_blobs_are_logged() {
+        let (_dir, index) = index().await;
+        let unlogged = async |index: &Index| {
+            let mut ids: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|b| b.id).collect();
             ids.sort();
             ids
         };
-        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
-        assert!(!index.create_bucket("b", 11, 1100, &blob("c2")).unwrap());
-        index.create_upload("b", "k", "u1", &UploadRecord::default()).unwrap();
-        assert!(matches!(index.check_bucket_deletable("b"), Err(Error::BucketNotEmpty)));
-        assert!(matches!(index.delete_bucket("b", 12, &blob("d1")), Err(Error::BucketNotEmpty)));
-        assert_eq!(queued(&index), ["c2", "d1"]);
-        assert_eq!(unlogged(&index), ["c1"]);
-        index.abort_upload("b", "k", "u1").unwrap();
-        index.delete_bucket("b", 13, &blob("d2")).unwrap();
-        assert_eq!(unlogged(&index), ["c1", "d2"]);
+        index.create_bucket("b", 10, 1000, &blob("c1")).await.unwrap();
+        assert!(!index.create_bucket("b", 11, 1100, &blob("c2")).await.unwrap());
+        index.create_upload("b", "k", "u1", &UploadRecord::default()).await.unwrap();
+        assert!(matches!(index.check_bucket_deletable("b").await, Err(Error::BucketNotEmpty)));
+        assert!(matches!(index.delete_bucket("b", 12, &blob("d1")).await, Err(Error::BucketNotEmpty)));
+        assert_eq!(queued(&index).await, ["c2", "d1"]);
+        assert_eq!(unlogged(&index).await, ["c1"]);
+        index.abort_upload("b", "k", "u1").await.unwrap();
+        index.delete_bucket("b", 13, &blob("d2")).await.unwrap();
+        assert_eq!(unlogged(&index).await, ["c1", "d2"]);
     }
 
     /// Rebalance, repair and `volume remove --force` find a bucket's blob, of a bucket and of
     /// a deleted bucket's entry.
-    #[test]
-    fn bucket_blobs_are_moved_repaired_and_forgotten() {
-        let (_dir, index) = index();
-        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
-        let copies = |index: &Index| index.bucket_entry("b").unwrap().unwrap().blob().unwrap().replicas.clone();
+    #[tokio::test]
+    async fn bucket_blobs_are_moved_repaired_and_forgotten() {
+        let (_dir, index) = index().await;
+        index.create_bucket("b", 10, 1000, &blob("c1")).await.unwrap();
+        let copies =
+            async |index: &Index| index.bucket_entry("b").await.unwrap().unwrap().blob().unwrap().replicas.clone();
         let moved = [Replica { volume: "v2".into(), subvolume: 1 }, Replica { volume: "v3".into(), subvolume: 0 }];
-        assert!(index.move_blob("b", BUCKET_KEY, "c1", &moved).unwrap());
-        assert!(!index.move_blob("b", BUCKET_KEY, "other", &moved).unwrap());
-        assert_eq!(copies(&index), moved);
-        assert!(index.volume_in_use("v2").unwrap() && !index.volume_in_use("v").unwrap());
+        assert!(index.move_blob("b", BUCKET_KEY, "c1", &moved).await.unwrap());
+        assert!(!index.move_blob("b", BUCKET_KEY, "other", &moved).await.unwrap());
+        assert_eq!(copies(&index).await, moved);
+        assert!(index.volume_in_use("v2").await.unwrap() && !index.volume_in_use("v").await.unwrap());
 
         index.set_replica_target(3);
-        let forgotten = index.forget_volume("v2").unwrap();
+        let forgotten = index.forget_volume("v2").await.unwrap();
         assert_eq!((forgotten.copies, forgotten.repairs), (1, 1));
-        assert_eq!(copies(&index), [moved[1].clone()]);
-        let repairs = index.repairs(None, 10).unwrap();
+        assert_eq!(copies(&index).await, [moved[1].clone()]);
+        let repairs = index.repairs(None, 10).await.unwrap();
         let (_, entry) = repairs.iter().find(|(id, _)| id == "c1").unwrap();
         assert_eq!((entry.bucket.as_str(), entry.key.as_str()), ("b", BUCKET_KEY));
         let added = Replica { volume: "v4".into(), subvolume: 0 };
-        index.add_copies("c1", entry, std::slice::from_ref(&added), &[]).unwrap();
-        assert_eq!(copies(&index), [moved[1].clone(), added.clone()]);
+        index.add_copies("c1", entry, std::slice::from_ref(&added), &[]).await.unwrap();
+        assert_eq!(copies(&index).await, [moved[1].clone(), added.clone()]);
 
-        index.delete_bucket("b", 20, &blob("d1")).unwrap();
-        assert!(index.move_blob("b", BUCKET_KEY, "d1", std::slice::from_ref(&added)).unwrap());
-        assert_eq!(copies(&index), [added]);
+        index.delete_bucket("b", 20, &blob("d1")).await.unwrap();
+        assert!(index.move_blob("b", BUCKET_KEY, "d1", std::slice::from_ref(&added)).await.unwrap());
+        assert_eq!(copies(&index).await, [added]);
     }
 
     /// A deleted bucket's entry stays while a bucket blob of its name is queued.
-    #[test]
-    fn a_bucket_tombstone_stays_while_an_older_bucket_blob_is_queued() {
-        let (_dir, index) = index();
-        index.create_bucket("b", 10, 1000, &blob("c1")).unwrap();
-        index.delete_bucket("b", 20, &blob("d1")).unwrap();
-        let tombstones = index.bucket_tombstones_before(u64::MAX).unwrap();
+    #[tokio::test]
+    async fn a_bucket_tombstone_stays_while_an_older_bucket_blob_is_queued() {
+        let (_dir, index) = index().await;
+        index.create_bucket("b", 10, 1000, &blob("c1")).await.unwrap();
+        index.delete_bucket("b", 20, &blob("d1")).await.unwrap();
+        let tombstones = index.bucket_tombstones_before(u64::MAX).await.unwrap();
         assert_eq!(tombstones.len(), 1);
-        assert!(index.bucket_tombstones_before(20).unwrap().is_empty());
-        assert!(!index.drop_bucket_tombstone(&tombstones[0]).unwrap(), "c1 is still queued");
-        for due in index.gc_due(u64::MAX).unwrap() {
-            index.gc_remove(&due.queue_key).unwrap();
+        assert!(index.bucket_tombstones_before(20).await.unwrap().is_empty());
+        assert!(!index.drop_bucket_tombstone(&tombstones[0]).await.unwrap(), "c1 is still queued");
+        for due in index.gc_due(u64::MAX).await.unwrap() {
+            index.gc_remove(&due.queue_key).await.unwrap();
         }
-        assert!(index.drop_bucket_tombstone(&tombstones[0]).unwrap());
-        assert!(index.bucket_entry("b").unwrap().is_none());
+        assert!(index.drop_bucket_tombstone(&tombstones[0]).await.unwrap());
+        assert!(index.bucket_entry("b").await.unwrap().is_none());
     }
 }

@@ -4,16 +4,17 @@
 
 use std::collections::HashMap;
 
-use rocksdb::{IteratorMode, WriteBatch};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::buckets::BUCKET_KEY;
 use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, decode, encode};
-use super::{CF_BUCKETS, CF_GC, CF_OBJECTS, CF_PARTS, CF_UPLOADS, Index, synced};
+use super::{Index, read_in};
+use crate::engine::{Table, Transaction};
 use crate::error::Result;
+use crate::in_transaction;
 
-/// Records rewritten per synced batch: the commit lock is held for one batch at a time.
+/// Records rewritten per transaction.
 const CHUNK: usize = 1000;
 
 /// What forgetting a volume changed.
@@ -47,114 +48,155 @@ fn split_key(raw: &[u8]) -> Option<(String, String)> {
     Some((String::from_utf8_lossy(&raw[..at]).into_owned(), String::from_utf8_lossy(&rest[..end]).into_owned()))
 }
 
+/// Which records a rewrite goes through, and what each change needs besides the record.
+enum Kind<'a> {
+    /// Object entries: repairs for blobs left short.
+    Objects,
+    /// Bucket entries: repairs for bucket blobs left short.
+    Buckets,
+    /// Parts of uploads in progress (upload id → bucket and key): repairs.
+    Parts(&'a HashMap<String, (String, String)>),
+    /// GC entries: one left with no copy leaves the queue (and the queue by key).
+    Gc,
+}
+
+impl Kind<'_> {
+    fn table(&self) -> Table {
+        match self {
+            Kind::Objects => Table::Objects,
+            Kind::Buckets => Table::Buckets,
+            Kind::Parts(_) => Table::Parts,
+            Kind::Gc => Table::Gc,
+        }
+    }
+}
+
 impl Index {
     /// Removes every mention of `volume_id`'s copies from the records and queues repairs.
-    pub fn forget_volume(&self, volume_id: &str) -> Result<Forgotten> {
+    pub async fn forget_volume(&self, volume_id: &str) -> Result<Forgotten> {
         let mut report = Forgotten::default();
-        self.rewrite::<ObjectEntry>(CF_OBJECTS, volume_id, &mut report, |index, batch, raw, entry, report| {
-            let Some((bucket, key)) = split_key(raw) else { return Ok(()) };
-            let blobs = entry.blobs();
-            let short: Vec<&BlobRef> = blobs.into_iter().filter(|b| !b.replicas.is_empty()).collect();
-            report.repairs += short.iter().filter(|b| b.replicas.len() < index.replica_target()).count() as u64;
-            index.queue_repairs(batch, &bucket, &key, None, short)
-        })?;
-        self.rewrite::<BucketEntry>(CF_BUCKETS, volume_id, &mut report, |index, batch, raw, entry, report| {
-            let name = String::from_utf8_lossy(raw).into_owned();
-            let short: Vec<&BlobRef> = entry.blob().into_iter().filter(|b| !b.replicas.is_empty()).collect();
-            report.repairs += short.iter().filter(|b| b.replicas.len() < index.replica_target()).count() as u64;
-            index.queue_repairs(batch, &name, BUCKET_KEY, None, short)
-        })?;
+        self.rewrite::<ObjectEntry>(Kind::Objects, volume_id, &mut report).await?;
+        self.rewrite::<BucketEntry>(Kind::Buckets, volume_id, &mut report).await?;
         let mut uploads: HashMap<String, (String, String)> = HashMap::new();
-        for item in self.db.iterator_cf(self.cf(CF_UPLOADS)?, IteratorMode::Start) {
-            let (raw, _) = item?;
+        for (raw, _) in self.scan_all(Table::Uploads, b"", None).await? {
             if let (Some((bucket, key)), Some(at)) = (split_key(&raw), raw.iter().rposition(|b| *b == 0)) {
                 uploads.insert(String::from_utf8_lossy(&raw[at + 1..]).into_owned(), (bucket, key));
             }
         }
-        self.rewrite::<PartRecord>(CF_PARTS, volume_id, &mut report, |index, batch, raw, part, report| {
-            let upload_id = String::from_utf8_lossy(&raw[..raw.iter().position(|b| *b == 0).unwrap_or(0)]).into_owned();
-            let Some((bucket, key)) = uploads.get(&upload_id) else { return Ok(()) };
-            if !part.blob.replicas.is_empty() && part.blob.replicas.len() < index.replica_target() {
-                report.repairs += 1;
-                index.queue_repair(batch, &part.blob.id, bucket, key, Some(&upload_id))?;
-            }
-            Ok(())
-        })?;
-        // A queued blob left with no copy has nothing left to delete: its entry goes, from the
-        // queue and from the queue by key (which holds its key's tombstone back).
-        self.rewrite::<GcEntry>(CF_GC, volume_id, &mut report, |index, batch, raw, entry, _| {
-            if entry.blob.replicas.is_empty() {
-                index.unqueue_gc_by_key(batch, raw, entry)?;
-            }
-            Ok(())
-        })?;
+        self.rewrite::<PartRecord>(Kind::Parts(&uploads), volume_id, &mut report).await?;
+        self.rewrite::<GcEntry>(Kind::Gc, volume_id, &mut report).await?;
         Ok(report)
     }
 
-    /// Rewrites, a chunk at a time under the commit lock, every record of `cf` that names a
-    /// copy on `volume`, after `then` adds what else the change needs to the batch. A GC
-    /// entry left with no copy is dropped: there is nothing left to delete.
-    fn rewrite<T>(
-        &self,
-        cf: &str,
-        volume: &str,
-        report: &mut Forgotten,
-        mut then: impl FnMut(&Index, &mut WriteBatch, &[u8], &T, &mut Forgotten) -> Result<()>,
-    ) -> Result<()>
+    /// Rewrites, a chunk per transaction, every record of `kind` that names a copy on
+    /// `volume`, with what else the change needs (see [`Kind`]).
+    async fn rewrite<T>(&self, kind: Kind<'_>, volume: &str, report: &mut Forgotten) -> Result<()>
     where
-        T: DeserializeOwned + Serialize + Blobs,
+        T: DeserializeOwned + Serialize + Blobs + Send,
     {
         let uses = |record: &T| record.blob_refs().iter().any(|b| b.replicas.iter().any(|r| r.volume == volume));
-        let mut after: Option<Vec<u8>> = None;
+        let table = kind.table();
+        let mut from: Vec<u8> = Vec::new();
         loop {
-            // Find a chunk of affected keys without the lock, then rewrite them under it,
-            // reading each again: a commit may have changed it meanwhile.
+            // Find a chunk of affected keys, then rewrite them in a transaction, reading each
+            // again: a commit may have changed it meanwhile.
             let mut keys = Vec::new();
-            let mode = match &after {
-                Some(after) => IteratorMode::From(after, rocksdb::Direction::Forward),
-                None => IteratorMode::Start,
-            };
-            for item in self.db.iterator_cf(self.cf(cf)?, mode) {
-                let (raw, value) = item?;
-                if after.as_deref() == Some(&raw[..]) {
-                    continue;
-                }
-                if uses(&decode::<T>(&value)?) {
-                    keys.push(raw.to_vec());
-                    if keys.len() == CHUNK {
-                        break;
+            let mut scanned_to = None;
+            'find: loop {
+                let rows = self.engine.scan(table, &from, None, CHUNK).await?;
+                for (raw, value) in &rows {
+                    scanned_to = Some(raw.clone());
+                    if uses(&decode::<T>(value)?) {
+                        keys.push(raw.clone());
+                        if keys.len() == CHUNK {
+                            break 'find;
+                        }
                     }
                 }
+                match rows.last() {
+                    Some((last, _)) if rows.len() == CHUNK => {
+                        from = last.clone();
+                        from.push(0);
+                    }
+                    _ => break,
+                }
             }
-            let Some(last) = keys.last().cloned() else { return Ok(()) };
-            let _guard = self.lock()?;
-            let mut batch = WriteBatch::default();
-            for raw in &keys {
-                let Some(value) = self.db.get_cf(self.cf(cf)?, raw)? else { continue };
-                let mut record: T = decode(&value)?;
-                let mut changed = false;
+            if keys.is_empty() {
+                return Ok(());
+            }
+            let counted = in_transaction!(self.engine, tx, {
                 let mut counted = Forgotten::default();
-                for blob in record.blob_refs_mut() {
-                    changed |= strip(blob, volume, &mut counted);
+                for raw in &keys {
+                    let Some(mut record) = read_in::<T>(tx, table, raw).await? else { continue };
+                    let mut changed = false;
+                    let mut stripped = Forgotten::default();
+                    for blob in record.blob_refs_mut() {
+                        changed |= strip(blob, volume, &mut stripped);
+                    }
+                    counted.copies += stripped.copies;
+                    if !matches!(kind, Kind::Gc) {
+                        counted.lost += stripped.lost;
+                    }
+                    if !changed {
+                        continue;
+                    }
+                    counted.repairs += self.follow_up(tx, &kind, raw, &record).await?;
+                    if matches!(kind, Kind::Gc) && record.blob_refs().iter().all(|b| b.replicas.is_empty()) {
+                        tx.delete(table, raw);
+                    } else {
+                        tx.put(table, raw, &encode(&record)?);
+                    }
                 }
-                report.copies += counted.copies;
-                if cf != CF_GC {
-                    report.lost += counted.lost;
+                Ok(counted)
+            })?;
+            report.copies += counted.copies;
+            report.lost += counted.lost;
+            report.repairs += counted.repairs;
+            match scanned_to {
+                Some(mut last) => {
+                    last.push(0);
+                    from = last;
                 }
-                if !changed {
-                    continue;
-                }
-                if cf == CF_GC && record.blob_refs().iter().all(|b| b.replicas.is_empty()) {
-                    then(self, &mut batch, raw, &record, report)?;
-                    batch.delete_cf(self.cf(cf)?, raw);
-                    continue;
-                }
-                then(self, &mut batch, raw, &record, report)?;
-                batch.put_cf(self.cf(cf)?, raw, encode(&record)?);
+                None => return Ok(()),
             }
-            self.db.write_opt(batch, &synced())?;
-            after = Some(last);
         }
+    }
+
+    /// What a rewritten record needs besides itself; returns the repairs queued.
+    async fn follow_up<T: Blobs>(
+        &self,
+        tx: &mut dyn Transaction,
+        kind: &Kind<'_>,
+        raw: &[u8],
+        record: &T,
+    ) -> Result<u64> {
+        let short: Vec<&BlobRef> = record
+            .blob_refs()
+            .into_iter()
+            .filter(|b| !b.replicas.is_empty() && b.replicas.len() < self.replica_target())
+            .collect();
+        let owner = match kind {
+            Kind::Objects => split_key(raw).map(|(bucket, key)| (bucket, key, None)),
+            Kind::Buckets => Some((String::from_utf8_lossy(raw).into_owned(), BUCKET_KEY.to_string(), None)),
+            Kind::Parts(uploads) => {
+                let upload_id =
+                    String::from_utf8_lossy(&raw[..raw.iter().position(|b| *b == 0).unwrap_or(0)]).into_owned();
+                uploads.get(&upload_id).map(|(bucket, key)| (bucket.clone(), key.clone(), Some(upload_id)))
+            }
+            Kind::Gc => {
+                if let Some(entry) = record.as_gc_entry()
+                    && entry.blob.replicas.is_empty()
+                {
+                    Index::unqueue_gc_by_key(tx, raw, entry);
+                }
+                None
+            }
+        };
+        let Some((bucket, key, upload_id)) = owner else { return Ok(0) };
+        for blob in &short {
+            Index::queue_repair(tx, &blob.id, &bucket, &key, upload_id.as_deref()).await?;
+        }
+        Ok(short.len() as u64)
     }
 }
 
@@ -162,6 +204,10 @@ impl Index {
 trait Blobs {
     fn blob_refs(&self) -> Vec<&BlobRef>;
     fn blob_refs_mut(&mut self) -> Vec<&mut BlobRef>;
+    /// The record as a GC queue entry, if it is one.
+    fn as_gc_entry(&self) -> Option<&GcEntry> {
+        None
+    }
 }
 
 impl Blobs for ObjectEntry {
@@ -203,6 +249,10 @@ impl Blobs for PartRecord {
 impl Blobs for GcEntry {
     fn blob_refs(&self) -> Vec<&BlobRef> {
         vec![&self.blob]
+    }
+
+    fn as_gc_entry(&self) -> Option<&GcEntry> {
+        Some(self)
     }
 
     fn blob_refs_mut(&mut self) -> Vec<&mut BlobRef> {

@@ -33,41 +33,20 @@ pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rocksdb::{ColumnFamilyDescriptor, DB, Direction, IteratorMode, Options, WriteBatch, WriteOptions};
+use serde::de::DeserializeOwned;
 
 use self::records::{BlobRef, GcEntry, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
 use self::records::{BucketEntry, CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
+use crate::engine::rocks::RocksEngine;
+use crate::engine::{Engine, Row, Table, Transaction};
 use crate::error::{Error, Result};
+use crate::in_transaction;
 
-const CF_BUCKETS: &str = "buckets";
-const CF_OBJECTS: &str = "objects";
-const CF_UPLOADS: &str = "uploads";
-const CF_PARTS: &str = "parts";
-const CF_KEYS: &str = "keys";
-const CF_GC: &str = "gc";
-const CF_GC_KEYS: &str = "gc_keys";
-const CF_COMPLETED: &str = "completed";
-const CF_META: &str = "meta";
-const CF_REPAIR: &str = "repair";
-const CF_UNLOGGED: &str = "unlogged";
-const ALL_CFS: [&str; 11] = [
-    CF_BUCKETS,
-    CF_OBJECTS,
-    CF_UPLOADS,
-    CF_PARTS,
-    CF_KEYS,
-    CF_GC,
-    CF_GC_KEYS,
-    CF_COMPLETED,
-    CF_META,
-    CF_REPAIR,
-    CF_UNLOGGED,
-];
 const META_CLOCK: &[u8] = b"clock";
 const META_MEMBERSHIP: &[u8] = b"membership";
 /// The cluster's id: random, made when the index is created, never changed (a rebuild
@@ -77,6 +56,8 @@ const META_CLUSTER_ID: &[u8] = b"cluster_id";
 const META_EPOCH: &[u8] = b"membership_epoch";
 /// Sorts after every byte of valid UTF-8, so `prefix + [0xFF]` is past every key under `prefix`.
 const PAST_UTF8: u8 = 0xFF;
+/// Rows read per scan of a whole table or range.
+const SCAN_PAGE: usize = 1000;
 
 /// The condition of a conditional write, checked atomically with the commit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,20 +97,13 @@ pub struct ListPage {
     pub truncated: bool,
 }
 
-/// The index. Cheap to share behind an `Arc`.
+/// The index: the schema over an [`Engine`]. Cheap to share behind an `Arc`.
+#[derive(Debug)]
 pub struct Index {
-    db: DB,
+    engine: Arc<dyn Engine>,
     clock: AtomicU64,
-    /// Serialises read-modify-write commits so "newest timestamp wins" holds under races.
-    commit_lock: Mutex<()>,
     /// Copies every blob should have; fewer queue a repair (0: never).
     replica_target: AtomicUsize,
-}
-
-impl std::fmt::Debug for Index {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Index").field("path", &self.db.path()).finish_non_exhaustive()
-    }
 }
 
 fn now_ms() -> u64 {
@@ -148,6 +122,18 @@ fn object_key(bucket: &str, key: &str) -> Vec<u8> {
     out
 }
 
+/// The first key past every key that starts with `prefix` (`None`: no such key).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xFF {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
+}
+
 fn condition_holds(condition: &WriteCondition, current: Option<&ObjectRecord>) -> Result<()> {
     match (condition, current) {
         (WriteCondition::IfNoneMatch, None) | (WriteCondition::IfExists, Some(_)) => Ok(()),
@@ -157,37 +143,63 @@ fn condition_holds(condition: &WriteCondition, current: Option<&ObjectRecord>) -
     }
 }
 
-fn synced() -> WriteOptions {
-    let mut options = WriteOptions::default();
-    options.set_sync(true);
-    options
+/// Reads and decodes a record inside a transaction.
+async fn read_in<T: DeserializeOwned>(tx: &mut dyn Transaction, table: Table, key: &[u8]) -> Result<Option<T>> {
+    tx.get(table, key).await?.map(|bytes| decode(&bytes)).transpose()
+}
+
+/// Encodes and writes a record inside a transaction.
+fn write_in<T: serde::Serialize>(tx: &mut dyn Transaction, table: Table, key: &[u8], value: &T) -> Result<()> {
+    tx.put(table, key, &encode(value)?);
+    Ok(())
 }
 
 impl Index {
-    /// Opens or creates the index at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
-        let mut options = Options::default();
-        options.create_if_missing(true);
-        options.create_missing_column_families(true);
-        options.set_compression_type(rocksdb::DBCompressionType::Lz4);
-        let cfs = ALL_CFS.iter().map(|name| ColumnFamilyDescriptor::new(*name, Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, cfs)?;
-        let index =
-            Self { db, clock: AtomicU64::new(0), commit_lock: Mutex::new(()), replica_target: AtomicUsize::new(0) };
-        let stored = match index.db.get_cf(index.cf(CF_META)?, META_CLOCK)? {
-            Some(bytes) => decode::<u64>(&bytes)?,
-            None => 0,
-        };
+    /// Opens or creates the index at `path`, on the embedded engine.
+    pub async fn open(path: &Path) -> Result<Self> {
+        Self::with_engine(Arc::new(RocksEngine::open(path)?)).await
+    }
+
+    /// The index over `engine`, made ready for use (cluster id created, clock restored).
+    pub async fn with_engine(engine: Arc<dyn Engine>) -> Result<Self> {
+        let index = Self { engine, clock: AtomicU64::new(0), replica_target: AtomicUsize::new(0) };
+        let stored: u64 = index.read(Table::Meta, META_CLOCK).await?.unwrap_or(0);
         index.clock.store(stored, Ordering::SeqCst);
-        if index.db.get_cf(index.cf(CF_META)?, META_CLUSTER_ID)?.is_none() {
-            let id = hex::encode(rand::random::<[u8; 16]>());
-            index.db.put_cf_opt(index.cf(CF_META)?, META_CLUSTER_ID, encode(&id)?, &synced())?;
-        }
+        in_transaction!(index.engine, tx, {
+            if tx.get(Table::Meta, META_CLUSTER_ID).await?.is_none() {
+                write_in(tx, Table::Meta, META_CLUSTER_ID, &hex::encode(rand::random::<[u8; 16]>()))?;
+            }
+            Ok(())
+        })?;
         Ok(index)
     }
 
-    fn cf(&self, name: &str) -> Result<&rocksdb::ColumnFamily> {
-        self.db.cf_handle(name).ok_or_else(|| Error::Index(format!("missing column family {name}")))
+    /// The engine under the index.
+    pub fn engine(&self) -> &Arc<dyn Engine> {
+        &self.engine
+    }
+
+    /// Reads and decodes a record.
+    async fn read<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
+        self.engine.get(table, key).await?.map(|bytes| decode(&bytes)).transpose()
+    }
+
+    /// Every row of `table` from `start` (up to `end`), read page by page.
+    async fn scan_all(&self, table: Table, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Row>> {
+        let mut rows: Vec<Row> = Vec::new();
+        let mut from = start.to_vec();
+        loop {
+            let page = self.engine.scan(table, &from, end, SCAN_PAGE).await?;
+            let full = page.len() == SCAN_PAGE;
+            rows.extend(page);
+            match rows.last() {
+                Some((last, _)) if full => {
+                    from = last.clone();
+                    from.push(0);
+                }
+                _ => return Ok(rows),
+            }
+        }
     }
 
     /// A fresh write timestamp: wall-clock microseconds, but strictly greater than any handed
@@ -203,61 +215,59 @@ impl Index {
     // ---- objects ----
 
     /// The entry (live or deleted) for a key.
-    pub fn object_entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
-        self.db.get_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key))?.map(|b| decode(&b)).transpose()
+    pub async fn object_entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
+        self.read(Table::Objects, &object_key(bucket, key)).await
     }
 
     /// The live record for a key.
-    pub fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
-        Ok(self.object_entry(bucket, key)?.and_then(ObjectEntry::live))
+    pub async fn object(&self, bucket: &str, key: &str) -> Result<Option<ObjectRecord>> {
+        Ok(self.object_entry(bucket, key).await?.and_then(ObjectEntry::live))
     }
 
     /// Makes `entry` the key's current version unless a newer one already is; whatever loses
     /// (the old version or the new entry) is queued for GC. With a `condition`, a failed
     /// check queues the new entry's blobs and fails with `PreconditionFailed` (or `NoSuchKey`
-    /// for `If-Match` on a missing key). One synced batch.
-    pub fn commit_object(
+    /// for `If-Match` on a missing key). One transaction.
+    pub async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
     ) -> Result<Committed> {
-        let _guard = self.lock()?;
-        let mut batch = WriteBatch::default();
-        let staged = self.stage_object(&mut batch, bucket, key, entry, condition);
-        if let Err(Error::PreconditionFailed | Error::NoSuchKey) = staged {
-            for blob in entry.blobs() {
-                self.queue_gc(&mut batch, bucket, key, blob)?;
+        in_transaction!(self.engine, tx, {
+            match self.stage_object(tx, bucket, key, entry, condition).await {
+                Err(refusal @ (Error::PreconditionFailed | Error::NoSuchKey)) => {
+                    for blob in entry.blobs() {
+                        self.queue_gc(tx, bucket, key, blob)?;
+                    }
+                    Ok(Err(refusal))
+                }
+                staged => staged.map(Ok),
             }
-            self.db.write_opt(batch, &synced())?;
-        } else if staged.is_ok() {
-            self.db.write_opt(batch, &synced())?;
-        }
-        staged
+        })?
     }
 
     /// Fails unless `condition` holds for the key's current version (a quick check before
     /// work; the commit checks again atomically).
-    pub fn check_condition(&self, bucket: &str, key: &str, condition: &WriteCondition) -> Result<()> {
-        let current = self.object_entry(bucket, key)?.and_then(ObjectEntry::live);
+    pub async fn check_condition(&self, bucket: &str, key: &str, condition: &WriteCondition) -> Result<()> {
+        let current = self.object(bucket, key).await?;
         condition_holds(condition, current.as_ref())
     }
 
-    /// Adds to `batch` what commits `entry` as the key's version: the caller holds the commit
-    /// lock and writes the batch.
-    fn stage_object(
+    /// Adds to `tx` what commits `entry` as the key's version.
+    async fn stage_object(
         &self,
-        batch: &mut WriteBatch,
+        tx: &mut dyn Transaction,
         bucket: &str,
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
     ) -> Result<Committed> {
-        if self.bucket(bucket)?.is_none() {
+        if self.bucket_in(tx, bucket).await?.is_none() {
             return Err(Error::NoSuchBucket);
         }
-        let current = self.object_entry(bucket, key)?;
+        let current: Option<ObjectEntry> = read_in(tx, Table::Objects, &object_key(bucket, key)).await?;
         if let Some(condition) = condition {
             let live = current.clone().and_then(ObjectEntry::live);
             condition_holds(condition, live.as_ref())?;
@@ -265,43 +275,38 @@ impl Index {
         let outcome = match current {
             Some(current) if current.ts() > entry.ts() => {
                 for blob in entry.blobs() {
-                    self.queue_gc(batch, bucket, key, blob)?;
+                    self.queue_gc(tx, bucket, key, blob)?;
                 }
                 Committed::Superseded
             }
             current => {
                 for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
-                    self.queue_gc(batch, bucket, key, blob)?;
+                    self.queue_gc(tx, bucket, key, blob)?;
                 }
-                self.queue_repairs(batch, bucket, key, None, entry.blobs())?;
-                self.stage_unlogged(batch, entry.main_blob())?;
-                batch.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?);
+                self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
+                self.stage_unlogged(tx, entry.main_blob())?;
+                write_in(tx, Table::Objects, &object_key(bucket, key), entry)?;
                 Committed::Current
             }
         };
-        batch.put_cf(self.cf(CF_META)?, META_CLOCK, encode(&self.clock.load(Ordering::SeqCst))?);
+        write_in(tx, Table::Meta, META_CLOCK, &self.clock.load(Ordering::SeqCst))?;
         Ok(outcome)
     }
 
-    fn queue_gc(&self, batch: &mut WriteBatch, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
-        self.queue_gc_at(batch, now_ms(), bucket, key, blob)
+    fn queue_gc(&self, tx: &mut dyn Transaction, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
+        self.queue_gc_at(tx, now_ms(), bucket, key, blob)
     }
 
     /// The GC queue, oldest first.
-    pub fn gc_queue(&self) -> Result<Vec<GcEntry>> {
-        let mut out = Vec::new();
-        for item in self.db.iterator_cf(self.cf(CF_GC)?, IteratorMode::Start) {
-            let (_, value) = item?;
-            out.push(decode(&value)?);
-        }
-        Ok(out)
+    pub async fn gc_queue(&self) -> Result<Vec<GcEntry>> {
+        self.scan_all(Table::Gc, b"", None).await?.iter().map(|(_, value)| decode(value)).collect()
     }
 
     /// Lists live objects of `bucket` under `prefix` in byte order, strictly after `after`
     /// (a key or a common prefix returned earlier), rolling keys that contain `delimiter`
-    /// past the prefix into common prefixes. Each common prefix costs one seek, never a scan
-    /// of the keys below it.
-    pub fn list_objects(
+    /// past the prefix into common prefixes. Each common prefix costs one new scan, never a
+    /// read of the keys below it.
+    pub async fn list_objects(
         &self,
         bucket: &str,
         prefix: &str,
@@ -311,10 +316,11 @@ impl Index {
     ) -> Result<ListPage> {
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let scope = object_key(bucket, prefix);
+        let mut scope_end = scope.clone();
+        scope_end.push(PAST_UTF8);
         let base = bucket.len() + 1;
-        let mut iter = self.db.raw_iterator_cf(self.cf(CF_OBJECTS)?);
         let mut skip_exact: Option<Vec<u8>> = None;
-        match after.filter(|a| *a >= prefix) {
+        let mut at = match after.filter(|a| *a >= prefix) {
             Some(after) => {
                 let mut at = object_key(bucket, after);
                 let is_common_prefix = delimiter.is_some_and(|d| {
@@ -326,54 +332,61 @@ impl Index {
                 } else {
                     skip_exact = Some(at.clone());
                 }
-                iter.seek(&at);
+                at
             }
-            None => iter.seek(&scope),
-        }
+            None => scope.clone(),
+        };
         let mut page = ListPage::default();
-        while iter.valid() {
-            let Some(raw_key) = iter.key() else { break };
-            if !raw_key.starts_with(&scope) {
-                break;
-            }
-            if skip_exact.as_deref() == Some(raw_key) {
-                iter.next();
-                continue;
-            }
-            let key = String::from_utf8_lossy(&raw_key[base..]).into_owned();
-            if let Some(d) = delimiter
-                && let Some(pos) = key[prefix.len()..].find(d)
-            {
-                if page.items.len() == max {
-                    page.truncated = true;
-                    break;
+        'scans: loop {
+            let want = (max.saturating_sub(page.items.len()) + 2).min(SCAN_PAGE);
+            let rows = self.engine.scan(Table::Objects, &at, Some(&scope_end), want).await?;
+            let exhausted = rows.len() < want;
+            let mut next = None;
+            for (raw_key, value) in &rows {
+                if !raw_key.starts_with(&scope) {
+                    break 'scans;
                 }
-                let common = key[..prefix.len() + pos + d.len()].to_string();
-                let mut next = object_key(bucket, &common);
-                next.push(PAST_UTF8);
-                page.items.push(ListItem::Prefix(common));
-                iter.seek(&next);
-                continue;
-            }
-            let entry: ObjectEntry = decode(iter.value().unwrap_or_default())?;
-            if let ObjectEntry::Live(record) = entry {
-                if page.items.len() == max {
-                    page.truncated = true;
-                    break;
+                next = Some(raw_key.clone());
+                if skip_exact.as_deref() == Some(raw_key.as_slice()) {
+                    continue;
                 }
-                page.items.push(ListItem::Object(key, record));
+                let key = String::from_utf8_lossy(&raw_key[base..]).into_owned();
+                if let Some(d) = delimiter
+                    && let Some(pos) = key[prefix.len()..].find(d)
+                {
+                    if page.items.len() == max {
+                        page.truncated = true;
+                        break 'scans;
+                    }
+                    let common = key[..prefix.len() + pos + d.len()].to_string();
+                    at = object_key(bucket, &common);
+                    at.push(PAST_UTF8);
+                    page.items.push(ListItem::Prefix(common));
+                    continue 'scans;
+                }
+                if let ObjectEntry::Live(record) = decode(value)? {
+                    if page.items.len() == max {
+                        page.truncated = true;
+                        break 'scans;
+                    }
+                    page.items.push(ListItem::Object(key, record));
+                }
             }
-            iter.next();
+            match next {
+                Some(last) if !exhausted => {
+                    at = last;
+                    at.push(0);
+                }
+                _ => break,
+            }
         }
-        iter.status()?;
         Ok(page)
     }
 
     /// Number of live objects and their bytes (a full scan; for status reports).
-    pub fn object_totals(&self) -> Result<(u64, u64)> {
+    pub async fn object_totals(&self) -> Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
-        for item in self.db.iterator_cf(self.cf(CF_OBJECTS)?, IteratorMode::From(&[], Direction::Forward)) {
-            let (_, value) = item?;
+        for (_, value) in self.scan_all(Table::Objects, b"", None).await? {
             if let ObjectEntry::Live(record) = decode(&value)? {
                 count += 1;
                 bytes += record.size;
@@ -385,52 +398,50 @@ impl Index {
     // ---- cluster metadata ----
 
     /// The stored membership.
-    pub fn membership(&self) -> Result<Membership> {
-        Ok(self.db.get_cf(self.cf(CF_META)?, META_MEMBERSHIP)?.map(|b| decode(&b)).transpose()?.unwrap_or_default())
+    pub async fn membership(&self) -> Result<Membership> {
+        Ok(self.read(Table::Meta, META_MEMBERSHIP).await?.unwrap_or_default())
     }
 
     /// Replaces the stored membership; a change moves the epoch on. Returns the epoch.
-    pub fn set_membership(&self, membership: &Membership) -> Result<u64> {
-        let epoch = self.membership_epoch()?;
-        if *membership == self.membership()? {
-            return Ok(epoch);
-        }
-        self.store_membership(membership, epoch + 1)?;
-        Ok(epoch + 1)
+    pub async fn set_membership(&self, membership: &Membership) -> Result<u64> {
+        in_transaction!(self.engine, tx, {
+            let epoch: u64 = read_in(tx, Table::Meta, META_EPOCH).await?.unwrap_or(0);
+            let stored: Membership = read_in(tx, Table::Meta, META_MEMBERSHIP).await?.unwrap_or_default();
+            if *membership == stored {
+                return Ok(epoch);
+            }
+            Self::stage_membership(tx, membership, epoch + 1)?;
+            Ok(epoch + 1)
+        })
     }
 
     /// Moves the epoch past `seen` (an epoch found on a volume), so that the membership of
     /// this index is newer than anything the volumes hold. Returns the epoch.
-    pub fn advance_epoch_past(&self, seen: u64) -> Result<u64> {
-        let epoch = self.membership_epoch()?;
-        if epoch > seen {
-            return Ok(epoch);
-        }
-        self.store_membership(&self.membership()?, seen + 1)?;
-        Ok(seen + 1)
+    pub async fn advance_epoch_past(&self, seen: u64) -> Result<u64> {
+        in_transaction!(self.engine, tx, {
+            let epoch: u64 = read_in(tx, Table::Meta, META_EPOCH).await?.unwrap_or(0);
+            if epoch > seen {
+                return Ok(epoch);
+            }
+            let stored: Membership = read_in(tx, Table::Meta, META_MEMBERSHIP).await?.unwrap_or_default();
+            Self::stage_membership(tx, &stored, seen + 1)?;
+            Ok(seen + 1)
+        })
     }
 
-    fn store_membership(&self, membership: &Membership, epoch: u64) -> Result<()> {
-        let mut batch = WriteBatch::default();
-        batch.put_cf(self.cf(CF_META)?, META_MEMBERSHIP, encode(membership)?);
-        batch.put_cf(self.cf(CF_META)?, META_EPOCH, encode(&epoch)?);
-        self.db.write_opt(batch, &synced())?;
-        Ok(())
+    fn stage_membership(tx: &mut dyn Transaction, membership: &Membership, epoch: u64) -> Result<()> {
+        write_in(tx, Table::Meta, META_MEMBERSHIP, membership)?;
+        write_in(tx, Table::Meta, META_EPOCH, &epoch)
     }
 
     /// The membership epoch: 0 before the first membership is stored.
-    pub fn membership_epoch(&self) -> Result<u64> {
-        Ok(self.db.get_cf(self.cf(CF_META)?, META_EPOCH)?.map(|b| decode(&b)).transpose()?.unwrap_or(0))
+    pub async fn membership_epoch(&self) -> Result<u64> {
+        Ok(self.read(Table::Meta, META_EPOCH).await?.unwrap_or(0))
     }
 
     /// The cluster's id (see [`META_CLUSTER_ID`]).
-    pub fn cluster_id(&self) -> Result<String> {
-        let bytes = self.db.get_cf(self.cf(CF_META)?, META_CLUSTER_ID)?;
-        decode(&bytes.ok_or_else(|| Error::Index("no cluster id".into()))?)
-    }
-
-    fn lock(&self) -> Result<std::sync::MutexGuard<'_, ()>> {
-        self.commit_lock.lock().map_err(|_| Error::Index("commit lock poisoned".into()))
+    pub async fn cluster_id(&self) -> Result<String> {
+        self.read(Table::Meta, META_CLUSTER_ID).await?.ok_or_else(|| Error::Index("no cluster id".into()))
     }
 }
 
@@ -440,8 +451,8 @@ mod tests {
     use super::*;
 
     /// The queued blob ids, sorted (the queue's own order depends on the millisecond).
-    pub(super) fn queued(index: &Index) -> Vec<String> {
-        let mut ids: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+    pub(super) async fn queued(index: &Index) -> Vec<String> {
+        let mut ids: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
         ids.sort();
         ids
     }
@@ -474,57 +485,57 @@ mod tests {
             .collect()
     }
 
-    fn index_with(keys: &[&str]) -> (tempfile::TempDir, Index) {
+    async fn index_with(keys: &[&str]) -> (tempfile::TempDir, Index) {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path()).unwrap();
-        index.test_create_bucket("b").unwrap();
-        index.test_create_bucket("bb").unwrap();
+        let index = Index::open(dir.path()).await.unwrap();
+        index.test_create_bucket("b").await.unwrap();
+        index.test_create_bucket("bb").await.unwrap();
         for (i, key) in keys.iter().enumerate() {
-            index.commit_object("b", key, &record(i as u64 + 1, key), None).unwrap();
+            index.commit_object("b", key, &record(i as u64 + 1, key), None).await.unwrap();
         }
-        index.commit_object("bb", "other", &record(1, "x"), None).unwrap();
+        index.commit_object("bb", "other", &record(1, "x"), None).await.unwrap();
         (dir, index)
     }
 
-    #[test]
-    fn newest_timestamp_wins_and_losers_are_queued() {
-        let (_dir, index) = index_with(&[]);
-        assert_eq!(index.commit_object("b", "k", &record(10, "new"), None).unwrap(), Committed::Current);
-        assert_eq!(index.commit_object("b", "k", &record(5, "late"), None).unwrap(), Committed::Superseded);
-        assert_eq!(index.object("b", "k").unwrap().unwrap().blob.id, "new");
-        assert_eq!(index.commit_object("b", "k", &record(11, "newer"), None).unwrap(), Committed::Current);
-        let queued: Vec<String> = index.gc_queue().unwrap().into_iter().map(|g| g.blob.id).collect();
+    #[tokio::test]
+    async fn newest_timestamp_wins_and_losers_are_queued() {
+        let (_dir, index) = index_with(&[]).await;
+        assert_eq!(index.commit_object("b", "k", &record(10, "new"), None).await.unwrap(), Committed::Current);
+        assert_eq!(index.commit_object("b", "k", &record(5, "late"), None).await.unwrap(), Committed::Superseded);
+        assert_eq!(index.object("b", "k").await.unwrap().unwrap().blob.id, "new");
+        assert_eq!(index.commit_object("b", "k", &record(11, "newer"), None).await.unwrap(), Committed::Current);
+        let queued: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
         assert_eq!(queued.len(), 2);
         assert!(queued.contains(&"late".to_string()) && queued.contains(&"new".to_string()));
         let deleted = ObjectEntry::Deleted { ts: 12, blob: BlobRef { id: "tomb".into(), replicas: vec![] } };
-        index.commit_object("b", "k", &deleted, None).unwrap();
-        assert!(index.object("b", "k").unwrap().is_none());
-        assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None), Err(Error::NoSuchBucket)));
+        index.commit_object("b", "k", &deleted, None).await.unwrap();
+        assert!(index.object("b", "k").await.unwrap().is_none());
+        assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None).await, Err(Error::NoSuchBucket)));
     }
 
-    #[test]
-    fn clock_is_monotonic_across_restarts() {
+    #[tokio::test]
+    async fn clock_is_monotonic_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let far_future = now_us() + 10_000_000_000;
         {
-            let index = Index::open(dir.path()).unwrap();
-            index.test_create_bucket("b").unwrap();
+            let index = Index::open(dir.path()).await.unwrap();
+            index.test_create_bucket("b").await.unwrap();
             index.clock.store(far_future, Ordering::SeqCst);
-            index.commit_object("b", "k", &record(far_future, "x"), None).unwrap();
+            index.commit_object("b", "k", &record(far_future, "x"), None).await.unwrap();
         }
-        let index = Index::open(dir.path()).unwrap();
+        let index = Index::open(dir.path()).await.unwrap();
         let a = index.next_ts();
         let b = index.next_ts();
         assert!(a > far_future && b > a);
     }
 
-    #[test]
-    fn the_cluster_id_stays_and_the_epoch_moves_on_with_every_change() {
+    #[tokio::test]
+    async fn the_cluster_id_stays_and_the_epoch_moves_on_with_every_change() {
         let dir = tempfile::tempdir().unwrap();
-        let index = Index::open(dir.path()).unwrap();
-        let id = index.cluster_id().unwrap();
+        let index = Index::open(dir.path()).await.unwrap();
+        let id = index.cluster_id().await.unwrap();
         assert_eq!(id.len(), 32);
-        assert_eq!(index.membership_epoch().unwrap(), 0);
+        assert_eq!(index.membership_epoch().await.unwrap(), 0);
         let mut membership = Membership::default();
         membership.volumes.push(VolumeRecord {
             id: "v".into(),
@@ -533,40 +544,42 @@ mod tests {
             zone: None,
             subvolumes: 1,
         });
-        assert_eq!(index.set_membership(&membership).unwrap(), 1);
-        assert_eq!(index.set_membership(&membership).unwrap(), 1, "no change, no new epoch");
+        assert_eq!(index.set_membership(&membership).await.unwrap(), 1);
+        assert_eq!(index.set_membership(&membership).await.unwrap(), 1, "no change, no new epoch");
         membership.volumes[0].zone = Some("z".into());
-        assert_eq!(index.set_membership(&membership).unwrap(), 2);
-        assert_eq!(index.advance_epoch_past(1).unwrap(), 2);
-        assert_eq!(index.advance_epoch_past(6).unwrap(), 7);
+        assert_eq!(index.set_membership(&membership).await.unwrap(), 2);
+        assert_eq!(index.advance_epoch_past(1).await.unwrap(), 2);
+        assert_eq!(index.advance_epoch_past(6).await.unwrap(), 7);
         drop(index);
-        let index = Index::open(dir.path()).unwrap();
-        assert_eq!((index.cluster_id().unwrap(), index.membership_epoch().unwrap()), (id, 7));
-        assert_eq!(index.membership().unwrap(), membership);
-        index.restore_membership("other", &Membership::default(), 3).unwrap();
-        assert_eq!((index.cluster_id().unwrap().as_str(), index.membership_epoch().unwrap()), ("other", 3));
+        let index = Index::open(dir.path()).await.unwrap();
+        assert_eq!((index.cluster_id().await.unwrap(), index.membership_epoch().await.unwrap()), (id, 7));
+        assert_eq!(index.membership().await.unwrap(), membership);
+        let mut restore = index.restore();
+        restore.membership("other", &Membership::default(), 3).await.unwrap();
+        restore.finish(0).await.unwrap();
+        assert_eq!((index.cluster_id().await.unwrap().as_str(), index.membership_epoch().await.unwrap()), ("other", 3));
     }
 
-    #[test]
-    fn lists_in_byte_order_with_prefix_and_delimiter() {
-        let (_dir, index) = index_with(&["a/1", "a/2", "a/b/3", "b", "c/1", "ca", "z"]);
-        let all = index.list_objects("b", "", None, None, 100).unwrap();
+    #[tokio::test]
+    async fn lists_in_byte_order_with_prefix_and_delimiter() {
+        let (_dir, index) = index_with(&["a/1", "a/2", "a/b/3", "b", "c/1", "ca", "z"]).await;
+        let all = index.list_objects("b", "", None, None, 100).await.unwrap();
         assert_eq!(keys(&all), ["a/1", "a/2", "a/b/3", "b", "c/1", "ca", "z"]);
-        let top = index.list_objects("b", "", Some("/"), None, 100).unwrap();
+        let top = index.list_objects("b", "", Some("/"), None, 100).await.unwrap();
         assert_eq!(keys(&top), ["P:a/", "b", "P:c/", "ca", "z"]);
-        let inner = index.list_objects("b", "a/", Some("/"), None, 100).unwrap();
+        let inner = index.list_objects("b", "a/", Some("/"), None, 100).await.unwrap();
         assert_eq!(keys(&inner), ["a/1", "a/2", "P:a/b/"]);
-        let prefixed = index.list_objects("b", "c", None, None, 100).unwrap();
+        let prefixed = index.list_objects("b", "c", None, None, 100).await.unwrap();
         assert_eq!(keys(&prefixed), ["c/1", "ca"]);
     }
 
-    #[test]
-    fn pages_resume_after_keys_and_common_prefixes() {
-        let (_dir, index) = index_with(&["a/1", "a/2", "b", "c/1", "c/2", "d"]);
+    #[tokio::test]
+    async fn pages_resume_after_keys_and_common_prefixes() {
+        let (_dir, index) = index_with(&["a/1", "a/2", "b", "c/1", "c/2", "d"]).await;
         let mut seen = Vec::new();
         let mut after: Option<String> = None;
         loop {
-            let page = index.list_objects("b", "", Some("/"), after.as_deref(), 1).unwrap();
+            let page = index.list_objects("b", "", Some("/"), after.as_deref(), 1).await.unwrap();
             assert!(page.items.len() <= 1);
             seen.extend(keys(&page));
             match page.items.last() {
@@ -576,32 +589,32 @@ mod tests {
             }
         }
         assert_eq!(seen, ["P:a/", "b", "P:c/", "d"]);
-        let page = index.list_objects("b", "", None, Some("a/2"), 100).unwrap();
+        let page = index.list_objects("b", "", None, Some("a/2"), 100).await.unwrap();
         assert_eq!(keys(&page), ["b", "c/1", "c/2", "d"]);
     }
 
-    #[test]
-    fn deleted_keys_are_hidden_and_empty_bucket_can_go() {
-        let (_dir, index) = index_with(&["k"]);
-        assert!(matches!(index.test_delete_bucket("b"), Err(Error::BucketNotEmpty)));
+    #[tokio::test]
+    async fn deleted_keys_are_hidden_and_empty_bucket_can_go() {
+        let (_dir, index) = index_with(&["k"]).await;
+        assert!(matches!(index.test_delete_bucket("b").await, Err(Error::BucketNotEmpty)));
         let deleted = ObjectEntry::Deleted { ts: 100, blob: BlobRef { id: "t".into(), replicas: vec![] } };
-        index.commit_object("b", "k", &deleted, None).unwrap();
-        assert!(index.list_objects("b", "", None, None, 10).unwrap().items.is_empty());
-        index.test_delete_bucket("b").unwrap();
-        assert!(index.bucket("b").unwrap().is_none());
-        assert_eq!(keys(&index.list_objects("bb", "", None, None, 10).unwrap()), ["other"]);
+        index.commit_object("b", "k", &deleted, None).await.unwrap();
+        assert!(index.list_objects("b", "", None, None, 10).await.unwrap().items.is_empty());
+        index.test_delete_bucket("b").await.unwrap();
+        assert!(index.bucket("b").await.unwrap().is_none());
+        assert_eq!(keys(&index.list_objects("bb", "", None, None, 10).await.unwrap()), ["other"]);
     }
 
-    #[test]
-    fn a_prefix_with_many_keys_pages_without_rescanning() {
-        let (_dir, index) = index_with(&[]);
+    #[tokio::test]
+    async fn a_prefix_with_many_keys_pages_without_rescanning() {
+        let (_dir, index) = index_with(&[]).await;
         for i in 0..3000 {
-            index.commit_object("b", &format!("big/{i:05}"), &record(i + 1, "x"), None).unwrap();
+            index.commit_object("b", &format!("big/{i:05}"), &record(i + 1, "x"), None).await.unwrap();
         }
         let mut after: Option<String> = None;
         let mut total = 0;
         loop {
-            let page = index.list_objects("b", "big/", None, after.as_deref(), 1000).unwrap();
+            let page = index.list_objects("b", "big/", None, after.as_deref(), 1000).await.unwrap();
             total += page.items.len();
             if !page.truncated {
                 break;

@@ -1,17 +1,17 @@
 //! The repair queue: blobs that have fewer copies than the cluster keeps, or a copy a read
 //! found damaged. A write that reached fewer than `replicas` volumes (but its quorum) is
-//! acknowledged, and its blob is queued here in the same synced batch that makes it visible; a
+//! acknowledged, and its blob is queued here in the same transaction that makes it visible; a
 //! read that met a corrupt or missing copy reports it here. The repairer copies the blob to
-//! more volumes (recording each new copy under the commit lock) and rewrites damaged copies.
+//! more volumes (recording each new copy in a transaction) and rewrites damaged copies.
 
 use std::sync::atomic::Ordering;
 
-use rocksdb::{IteratorMode, WriteBatch};
-
 use super::buckets::BUCKET_KEY;
-use super::records::{BlobRef, BucketEntry, ObjectEntry, PartRecord, RepairEntry, Replica, decode, encode};
-use super::{CF_BUCKETS, CF_OBJECTS, CF_PARTS, CF_REPAIR, Index, object_key, synced};
+use super::records::{BlobRef, BucketEntry, ObjectEntry, PartRecord, RepairEntry, Replica, decode};
+use super::{Index, object_key, read_in, write_in};
+use crate::engine::{Table, Transaction};
 use crate::error::Result;
+use crate::in_transaction;
 
 impl Index {
     /// Copies every blob should have; commits queue repairs for blobs with fewer. 0 (the
@@ -25,92 +25,84 @@ impl Index {
         self.replica_target.load(Ordering::Relaxed)
     }
 
-    /// Adds to `batch` a repair of each of `blobs` that has fewer copies than the target.
-    pub(super) fn queue_repairs<'a>(
+    /// Adds to `tx` a repair of each of `blobs` that has fewer copies than the target.
+    pub(super) async fn queue_repairs<'a>(
         &self,
-        batch: &mut WriteBatch,
+        tx: &mut dyn Transaction,
         bucket: &str,
         key: &str,
         upload_id: Option<&str>,
         blobs: impl IntoIterator<Item = &'a BlobRef>,
     ) -> Result<()> {
         let target = self.replica_target();
-        for blob in blobs.into_iter().filter(|b| b.replicas.len() < target) {
-            self.queue_repair(batch, &blob.id, bucket, key, upload_id)?;
+        let short: Vec<&BlobRef> = blobs.into_iter().filter(|b| b.replicas.len() < target).collect();
+        for blob in short {
+            Self::queue_repair(tx, &blob.id, bucket, key, upload_id).await?;
         }
         Ok(())
     }
 
-    /// Adds a repair of blob `blob_id`, used by `bucket`/`key` (or by a part of `upload_id`).
-    pub(crate) fn queue_repair(
-        &self,
-        batch: &mut WriteBatch,
+    /// Adds to `tx` a repair of blob `blob_id`, used by `bucket`/`key` (or by a part of
+    /// `upload_id`).
+    pub(crate) async fn queue_repair(
+        tx: &mut dyn Transaction,
         blob_id: &str,
         bucket: &str,
         key: &str,
         upload_id: Option<&str>,
     ) -> Result<()> {
         // A queued entry may carry damage reports: they stay.
-        let entry = match self.repair_entry(blob_id)? {
+        let entry = match read_in::<RepairEntry>(tx, Table::Repair, blob_id.as_bytes()).await? {
             Some(queued) => queued,
             None => RepairEntry::new(bucket, key, upload_id),
         };
-        batch.put_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&entry)?);
-        Ok(())
+        write_in(tx, Table::Repair, blob_id.as_bytes(), &entry)
     }
 
     /// Queues `replica` of blob `blob_id` (used by `bucket`/`key`) as damaged: a read found it
     /// corrupt or missing. Returns whether it was not queued already.
-    pub fn report_damage(&self, blob_id: &str, bucket: &str, key: &str, replica: &Replica) -> Result<bool> {
-        let _guard = self.lock()?;
-        let mut entry = self.repair_entry(blob_id)?.unwrap_or_else(|| RepairEntry::new(bucket, key, None));
-        if entry.damaged.contains(replica) {
-            return Ok(false);
-        }
-        entry.damaged.push(replica.clone());
-        self.db.put_cf_opt(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&entry)?, &synced())?;
-        Ok(true)
+    pub async fn report_damage(&self, blob_id: &str, bucket: &str, key: &str, replica: &Replica) -> Result<bool> {
+        in_transaction!(self.engine, tx, {
+            let queued = read_in::<RepairEntry>(tx, Table::Repair, blob_id.as_bytes()).await?;
+            let mut entry = queued.unwrap_or_else(|| RepairEntry::new(bucket, key, None));
+            if entry.damaged.contains(replica) {
+                return Ok(false);
+            }
+            entry.damaged.push(replica.clone());
+            write_in(tx, Table::Repair, blob_id.as_bytes(), &entry)?;
+            Ok(true)
+        })
     }
 
     /// The queued repair of blob `blob_id`, if any.
-    pub fn repair_entry(&self, blob_id: &str) -> Result<Option<RepairEntry>> {
-        self.db.get_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes())?.map(|bytes| decode(&bytes)).transpose()
+    pub async fn repair_entry(&self, blob_id: &str) -> Result<Option<RepairEntry>> {
+        self.read(Table::Repair, blob_id.as_bytes()).await
     }
 
     /// Up to `max` queued repairs (blob id and entry), in blob id order after `after`.
-    pub fn repairs(&self, after: Option<&str>, max: usize) -> Result<Vec<(String, RepairEntry)>> {
-        let mut out = Vec::new();
-        let mode = match after {
-            Some(after) => IteratorMode::From(after.as_bytes(), rocksdb::Direction::Forward),
-            None => IteratorMode::Start,
+    pub async fn repairs(&self, after: Option<&str>, max: usize) -> Result<Vec<(String, RepairEntry)>> {
+        let start = match after {
+            Some(after) => {
+                let mut start = after.as_bytes().to_vec();
+                start.push(0);
+                start
+            }
+            None => Vec::new(),
         };
-        for item in self.db.iterator_cf(self.cf(CF_REPAIR)?, mode) {
-            let (id, value) = item?;
-            let id = String::from_utf8_lossy(&id).into_owned();
-            if Some(id.as_str()) == after {
-                continue;
-            }
-            out.push((id, decode(&value)?));
-            if out.len() == max {
-                break;
-            }
-        }
-        Ok(out)
+        let rows = self.engine.scan(Table::Repair, &start, None, max).await?;
+        rows.into_iter().map(|(id, value)| Ok((String::from_utf8_lossy(&id).into_owned(), decode(&value)?))).collect()
     }
 
     /// Number of queued repairs.
-    pub fn repair_queue_len(&self) -> Result<u64> {
-        let mut count = 0;
-        for item in self.db.iterator_cf(self.cf(CF_REPAIR)?, IteratorMode::Start) {
-            item?;
-            count += 1;
-        }
-        Ok(count)
+    pub async fn repair_queue_len(&self) -> Result<u64> {
+        Ok(self.scan_all(Table::Repair, b"", None).await?.len() as u64)
     }
 
     /// The blob a repair is for, with its current copies, if a record still uses it.
-    pub fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<BlobRef>> {
-        Ok(self.locate(blob_id, entry)?.and_then(|mut found| found.blob_mut().cloned()))
+    pub async fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<BlobRef>> {
+        // Read only: the transaction is dropped without a commit.
+        let mut tx = self.engine.begin().await?;
+        Ok(Self::locate(tx.as_mut(), blob_id, entry).await?.and_then(|mut found| found.blob_mut().cloned()))
     }
 
     /// Records `added` copies of a blob under repair, and that the damaged copies `rewritten`
@@ -118,61 +110,58 @@ impl Index {
     /// copy left (damage reported meanwhile stays queued), or when no record uses the blob any
     /// more (the copies are then orphans for GC). Returns the blob's copies now, or `None` if
     /// it is no longer used.
-    pub fn add_copies(
+    pub async fn add_copies(
         &self,
         blob_id: &str,
         entry: &RepairEntry,
         added: &[Replica],
         rewritten: &[Replica],
     ) -> Result<Option<Vec<Replica>>> {
-        let _guard = self.lock()?;
-        let mut batch = WriteBatch::default();
-        let mut found = self.locate(blob_id, entry)?;
-        let Some(blob) = found.as_mut().and_then(Located::blob_mut) else {
-            batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes());
-            self.db.write_opt(batch, &synced())?;
-            return Ok(None);
-        };
-        for replica in added {
-            if !blob.replicas.contains(replica) {
-                blob.replicas.push(replica.clone());
+        in_transaction!(self.engine, tx, {
+            let mut found = Self::locate(tx, blob_id, entry).await?;
+            let Some(blob) = found.as_mut().and_then(Located::blob_mut) else {
+                tx.delete(Table::Repair, blob_id.as_bytes());
+                return Ok(None);
+            };
+            for replica in added {
+                if !blob.replicas.contains(replica) {
+                    blob.replicas.push(replica.clone());
+                }
             }
-        }
-        let copies = blob.replicas.clone();
-        let mut queued = self.repair_entry(blob_id)?;
-        if let Some(queued) = queued.as_mut() {
-            // Damage on copies the record no longer has (a volume removed) is moot.
-            queued.damaged.retain(|r| !rewritten.contains(r) && copies.contains(r));
-        }
-        match queued {
-            Some(queued) if !queued.damaged.is_empty() || copies.len() < self.replica_target() => {
-                batch.put_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes(), encode(&queued)?)
+            let copies = blob.replicas.clone();
+            let mut queued = read_in::<RepairEntry>(tx, Table::Repair, blob_id.as_bytes()).await?;
+            if let Some(queued) = queued.as_mut() {
+                // Damage on copies the record no longer has (a volume removed) is moot.
+                queued.damaged.retain(|r| !rewritten.contains(r) && copies.contains(r));
             }
-            _ => batch.delete_cf(self.cf(CF_REPAIR)?, blob_id.as_bytes()),
-        }
-        match found {
-            None => {}
-            Some(Located::Object { bucket_key, entry, .. }) => {
-                batch.put_cf(self.cf(CF_OBJECTS)?, bucket_key, encode(&entry)?)
+            match queued {
+                Some(queued) if !queued.damaged.is_empty() || copies.len() < self.replica_target() => {
+                    write_in(tx, Table::Repair, blob_id.as_bytes(), &queued)?
+                }
+                _ => tx.delete(Table::Repair, blob_id.as_bytes()),
             }
-            Some(Located::Part { part_key, part }) => batch.put_cf(self.cf(CF_PARTS)?, part_key, encode(&part)?),
-            Some(Located::Bucket { name, entry }) => {
-                batch.put_cf(self.cf(CF_BUCKETS)?, name.as_bytes(), encode(&entry)?)
+            match found {
+                None => {}
+                Some(Located::Object { bucket_key, entry, .. }) => write_in(tx, Table::Objects, &bucket_key, &entry)?,
+                Some(Located::Part { part_key, part }) => write_in(tx, Table::Parts, &part_key, &part)?,
+                Some(Located::Bucket { name, entry }) => write_in(tx, Table::Buckets, name.as_bytes(), &entry)?,
             }
-        }
-        self.db.write_opt(batch, &synced())?;
-        Ok(Some(copies))
+            Ok(Some(copies))
+        })
     }
 
     /// Where the record using a blob under repair is: the key's entry (its blob, a part, its
     /// tags blob, or its tombstone), else a part of the upload in progress; for the empty
     /// key, the bucket's entry.
-    fn locate(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<Located>> {
+    async fn locate(tx: &mut dyn Transaction, blob_id: &str, entry: &RepairEntry) -> Result<Option<Located>> {
         if entry.key == BUCKET_KEY {
-            let found = self.bucket_entry(&entry.bucket)?.filter(|b| b.blob().is_some_and(|b| b.id == blob_id));
+            let found = read_in::<BucketEntry>(tx, Table::Buckets, entry.bucket.as_bytes())
+                .await?
+                .filter(|b| b.blob().is_some_and(|b| b.id == blob_id));
             return Ok(found.map(|bucket| Located::Bucket { name: entry.bucket.clone(), entry: bucket }));
         }
-        if let Some(object) = self.object_entry(&entry.bucket, &entry.key)? {
+        let bucket_key = object_key(&entry.bucket, &entry.key);
+        if let Some(object) = read_in::<ObjectEntry>(tx, Table::Objects, &bucket_key).await? {
             let which = match &object {
                 ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
                 ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
@@ -182,14 +171,14 @@ impl Index {
                 ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
             };
             if let Some(which) = which {
-                let bucket_key = object_key(&entry.bucket, &entry.key);
                 return Ok(Some(Located::Object { bucket_key, entry: object, which }));
             }
         }
         let Some(upload_id) = &entry.upload_id else { return Ok(None) };
-        for part in self.parts(upload_id, 0, usize::MAX)?.0 {
+        for (part_key, value) in super::multipart::parts_in(tx, upload_id).await? {
+            let part: PartRecord = decode(&value)?;
             if part.blob.id == blob_id {
-                return Ok(Some(Located::Part { part_key: super::multipart::part_key(upload_id, part.number), part }));
+                return Ok(Some(Located::Part { part_key, part }));
             }
         }
         Ok(None)

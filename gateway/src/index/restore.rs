@@ -1,38 +1,87 @@
-//! Writes for an offline rebuild: unsynced puts into a fresh index, made durable together at
-//! the end (the last write syncs the log, and every earlier write with it).
+//! Writes for an offline rebuild into a fresh index, batched: what a rebuild restores is
+//! gathered and committed a thousand writes per transaction, and the clock last.
 
 use std::sync::atomic::Ordering;
 
-use super::records::{BlobRef, Membership, ObjectEntry, encode};
-use super::{CF_META, CF_OBJECTS, Index, META_CLOCK, META_CLUSTER_ID, object_key, synced};
+use super::records::{BlobRef, BucketEntry, Membership, ObjectEntry, encode};
+use super::{Index, META_CLOCK, META_CLUSTER_ID, object_key, write_in};
+use crate::engine::Table;
 use crate::error::Result;
+use crate::in_transaction;
+
+/// Writes gathered per transaction.
+const BATCH: usize = 1000;
+
+/// One restored write.
+enum Restored {
+    Put(Table, Vec<u8>, Vec<u8>),
+    Gc(String, String, BlobRef),
+    Membership(Membership, u64),
+}
+
+/// A rebuild's writes into an index; see the module docs. Call [`Restore::finish`] at the end:
+/// writes still gathered are lost otherwise.
+pub struct Restore<'a> {
+    index: &'a Index,
+    pending: Vec<Restored>,
+}
 
 impl Index {
+    /// Starts restoring into this (fresh) index.
+    pub fn restore(&self) -> Restore<'_> {
+        Restore { index: self, pending: Vec::new() }
+    }
+}
+
+impl Restore<'_> {
     /// Stores a key's entry as found on the volumes.
-    pub fn restore_object(&self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<()> {
-        self.db.put_cf(self.cf(CF_OBJECTS)?, object_key(bucket, key), encode(entry)?)?;
-        Ok(())
+    pub async fn object(&mut self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<()> {
+        self.push(Restored::Put(Table::Objects, object_key(bucket, key), encode(entry)?)).await
+    }
+
+    /// Stores a bucket entry as found on the volumes.
+    pub async fn bucket(&mut self, name: &str, entry: &BucketEntry) -> Result<()> {
+        self.push(Restored::Put(Table::Buckets, name.as_bytes().to_vec(), encode(entry)?)).await
     }
 
     /// Queues a blob of `bucket`/`key` that lost to a newer version.
-    pub fn restore_gc(&self, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
-        let mut batch = rocksdb::WriteBatch::default();
-        self.queue_gc(&mut batch, bucket, key, blob)?;
-        self.db.write(batch)?;
-        Ok(())
+    pub async fn gc(&mut self, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
+        self.push(Restored::Gc(bucket.to_string(), key.to_string(), blob.clone())).await
     }
 
     /// Takes the cluster id, membership and epoch found on the volumes.
-    pub fn restore_membership(&self, cluster_id: &str, membership: &Membership, epoch: u64) -> Result<()> {
-        self.db.put_cf(self.cf(CF_META)?, META_CLUSTER_ID, encode(&cluster_id)?)?;
-        self.store_membership(membership, epoch)
+    pub async fn membership(&mut self, cluster_id: &str, membership: &Membership, epoch: u64) -> Result<()> {
+        self.push(Restored::Put(Table::Meta, META_CLUSTER_ID.to_vec(), encode(&cluster_id)?)).await?;
+        self.push(Restored::Membership(membership.clone(), epoch)).await
     }
 
-    /// Moves the clock past every restored timestamp and makes everything durable.
-    pub fn finish_restore(&self, max_ts: u64) -> Result<()> {
-        self.clock.fetch_max(max_ts, Ordering::SeqCst);
-        let clock = self.clock.load(Ordering::SeqCst);
-        self.db.put_cf_opt(self.cf(CF_META)?, META_CLOCK, encode(&clock)?, &synced())?;
+    async fn push(&mut self, write: Restored) -> Result<()> {
+        self.pending.push(write);
+        if self.pending.len() >= BATCH { self.flush().await } else { Ok(()) }
+    }
+
+    async fn flush(&mut self) -> Result<()> {
+        let (index, pending) = (self.index, &self.pending);
+        in_transaction!(index.engine, tx, {
+            for write in pending {
+                match write {
+                    Restored::Put(table, key, value) => tx.put(*table, key, value),
+                    Restored::Gc(bucket, key, blob) => index.queue_gc(tx, bucket, key, blob)?,
+                    Restored::Membership(membership, epoch) => Index::stage_membership(tx, membership, *epoch)?,
+                }
+            }
+            Ok(())
+        })?;
+        self.pending.clear();
         Ok(())
+    }
+
+    /// Writes what is gathered, then moves the clock past every restored timestamp.
+    pub async fn finish(mut self, max_ts: u64) -> Result<()> {
+        self.flush().await?;
+        let index = self.index;
+        index.clock.fetch_max(max_ts, Ordering::SeqCst);
+        let clock = index.clock.load(Ordering::SeqCst);
+        in_transaction!(index.engine, tx, { write_in(tx, Table::Meta, META_CLOCK, &clock) })
     }
 }

@@ -18,13 +18,14 @@ pub(super) async fn list_buckets(
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
     let stored_key = match &req.credentials {
-        Some(credentials) => gw.index.key(&credentials.access_key)?,
+        Some(credentials) => gw.index.key(&credentials.access_key).await?,
         None => None,
     };
     let visible = |name: &str| stored_key.as_ref().is_none_or(|key| key.grants.iter().any(|g| g.bucket == name));
     let buckets = gw
         .index
-        .buckets()?
+        .buckets()
+        .await?
         .into_iter()
         .filter(|(name, _)| visible(name))
         .map(|(name, record)| Bucket {
@@ -67,14 +68,14 @@ pub(super) async fn create_bucket(
         )
     };
     // Fail fast, before a blob is written; the commit checks again.
-    if gw.index.bucket(&bucket)?.is_some() {
+    if gw.index.bucket(&bucket).await?.is_some() {
         return Err(already_owned());
     }
     let ts = gw.index.next_ts();
     let created_ms = now_ms();
     let stored = store_bucket_blob(gw, BlobKind::Bucket, &bucket, ts, created_ms).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
-    if !gw.blocking(move |index| index.create_bucket(&name, ts, created_ms, &blob)).await? {
+    if !gw.index.create_bucket(&name, ts, created_ms, &blob).await? {
         return Err(already_owned());
     }
     crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
@@ -96,7 +97,7 @@ pub(super) async fn head_bucket(
     gw: &Gateway,
     req: S3Request<HeadBucketInput>,
 ) -> S3Result<S3Response<HeadBucketOutput>> {
-    if gw.index.bucket(&req.input.bucket)?.is_none() {
+    if gw.index.bucket(&req.input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(gw.region.clone()), ..Default::default() }))
@@ -110,13 +111,13 @@ pub(super) async fn delete_bucket(
     // Refuse before writing anything when the answer is already known; the commit checks
     // again, because objects or uploads may arrive while the deletion blob is written.
     let name = bucket.clone();
-    gw.blocking(move |index| index.check_bucket_deletable(&name)).await?;
+    gw.index.check_bucket_deletable(&name).await?;
     let ts = gw.index.next_ts();
     let stored = store_bucket_blob(gw, BlobKind::BucketDeleted, &bucket, ts, now_ms()).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
     // A refusal here (objects or uploads arrived meanwhile) leaves the deletion blob on the
     // volumes until GC, but never in a commit log, so no rebuild trusts it.
-    gw.blocking(move |index| index.delete_bucket(&name, ts, &blob)).await?;
+    gw.index.delete_bucket(&name, ts, &blob).await?;
     crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
     tracing::info!(%bucket, "bucket deleted");
     Ok(S3Response::new(DeleteBucketOutput {}))
@@ -126,7 +127,7 @@ pub(super) async fn get_bucket_location(
     gw: &Gateway,
     req: S3Request<GetBucketLocationInput>,
 ) -> S3Result<S3Response<GetBucketLocationOutput>> {
-    if gw.index.bucket(&req.input.bucket)?.is_none() {
+    if gw.index.bucket(&req.input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     // S3 reports us-east-1 as an empty LocationConstraint.
@@ -139,7 +140,7 @@ pub(super) async fn get_bucket_versioning(
     gw: &Gateway,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    if gw.index.bucket(&req.input.bucket)?.is_none() {
+    if gw.index.bucket(&req.input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     Ok(S3Response::new(GetBucketVersioningOutput::default()))

@@ -52,9 +52,9 @@ pub(super) async fn copy_object(
     let input = req.input;
     super::object::check_storage_class(input.storage_class.as_ref())?;
     let (src_bucket, src_key) = source_of(&input.copy_source)?;
-    let source = lookup(gw, src_bucket, src_key)?;
+    let source = lookup(gw, src_bucket, src_key).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
-    if gw.index.bucket(&input.bucket)?.is_none() {
+    if gw.index.bucket(&input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     let replace_meta =
@@ -128,9 +128,9 @@ pub(super) async fn upload_part_copy(
 ) -> S3Result<S3Response<UploadPartCopyOutput>> {
     let input = req.input;
     let number = super::multipart::check_part_number(input.part_number)?;
-    let upload = super::multipart::require_upload(gw, &input.bucket, &input.key, &input.upload_id)?;
+    let upload = super::multipart::require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let (src_bucket, src_key) = source_of(&input.copy_source)?;
-    let source = lookup(gw, src_bucket, src_key)?;
+    let source = lookup(gw, src_bucket, src_key).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
     let (start, end) = copy_range(input.copy_source_range.as_deref(), source.size)?;
     if end - start > write::MAX_PUT_SIZE {

@@ -18,10 +18,10 @@ const MAX_DELETE_KEYS: usize = 1000;
 
 /// Unlinks `key`; deleting a key that does not exist succeeds and changes nothing.
 async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
-    match gw.index.object_entry(bucket, key)? {
+    match gw.index.object_entry(bucket, key).await? {
         Some(ObjectEntry::Live(_)) => {}
         Some(ObjectEntry::Deleted { .. }) => return Ok(()),
-        None if gw.index.bucket(bucket)?.is_none() => return Err(Error::NoSuchBucket),
+        None if gw.index.bucket(bucket).await?.is_none() => return Err(Error::NoSuchBucket),
         None => return Ok(()),
     }
     let ts = gw.index.next_ts();
@@ -53,7 +53,7 @@ pub(super) async fn delete_objects(
             "The XML you provided was not well-formed or did not validate against our published schema"
         ));
     }
-    if gw.index.bucket(&input.bucket)?.is_none() {
+    if gw.index.bucket(&input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     let quiet = input.delete.quiet.unwrap_or(false);

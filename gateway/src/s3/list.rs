@@ -90,11 +90,11 @@ async fn list(
         Some(EncodingType::URL) => true,
         Some(other) => return Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
     };
-    if gw.index.bucket(bucket)?.is_none() {
+    if gw.index.bucket(bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     let max = usize::try_from(max_keys.min(DEFAULT_MAX_KEYS)).unwrap_or(0);
-    let page = gw.index.list_objects(bucket, prefix, delimiter, after, max)?;
+    let page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
     Ok(Listing { page, max_keys: max_keys.min(DEFAULT_MAX_KEYS), url_encode })
 }
 

@@ -72,8 +72,7 @@ impl Gateway {
     ) -> crate::Result<Committed> {
         let blob = entry.main_blob().clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let committed =
-            self.blocking(move |index| index.commit_object(&bucket, &key, &entry, condition.as_ref())).await?;
+        let committed = self.index.commit_object(&bucket, &key, &entry, condition.as_ref()).await?;
         if committed == Committed::Current {
             crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
         }
@@ -91,25 +90,13 @@ impl Gateway {
     ) -> crate::Result<()> {
         let blob = entry.main_blob().clone();
         let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.blocking(move |index| index.complete_upload(&b, &k, &u, &entry, condition.as_ref())).await?;
+        self.index.complete_upload(&b, &k, &u, &entry, condition.as_ref()).await?;
         crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
         Ok(())
     }
 
     pub(crate) fn owner() -> Owner {
         Owner { display_name: Some(OWNER_ID.to_string()), id: Some(OWNER_ID.to_string()) }
-    }
-
-    /// Runs blocking index work (synced RocksDB writes) off the async workers.
-    pub(crate) async fn blocking<T, F>(&self, work: F) -> crate::Result<T>
-    where
-        F: FnOnce(&Index) -> crate::Result<T> + Send + 'static,
-        T: Send + 'static,
-    {
-        let index = self.index.clone();
-        tokio::task::spawn_blocking(move || work(&index))
-            .await
-            .map_err(|e| crate::Error::Index(format!("index task failed: {e}")))?
     }
 }
 

@@ -63,7 +63,7 @@ pub(super) async fn create_multipart_upload(
     };
     let upload_id = new_id();
     let (bucket, key, id) = (input.bucket.clone(), input.key.clone(), upload_id.clone());
-    gw.blocking(move |index| index.create_upload(&bucket, &key, &id, &record)).await?;
+    gw.index.create_upload(&bucket, &key, &id, &record).await?;
     Ok(S3Response::new(CreateMultipartUploadOutput {
         bucket: Some(input.bucket),
         key: Some(input.key),
@@ -83,10 +83,15 @@ pub(super) fn check_part_number(number: i32) -> S3Result<u32> {
 }
 
 /// The upload, or `NoSuchUpload` (or `NoSuchBucket`).
-pub(super) fn require_upload(gw: &Gateway, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord, Error> {
-    match gw.index.upload(bucket, key, upload_id)? {
+pub(super) async fn require_upload(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    upload_id: &str,
+) -> Result<UploadRecord, Error> {
+    match gw.index.upload(bucket, key, upload_id).await? {
         Some(upload) => Ok(upload),
-        None if gw.index.bucket(bucket)?.is_none() => Err(Error::NoSuchBucket),
+        None if gw.index.bucket(bucket).await?.is_none() => Err(Error::NoSuchBucket),
         None => Err(Error::NoSuchUpload),
     }
 }
@@ -119,7 +124,7 @@ pub(super) async fn commit_part(
         blob: stored.blob,
     };
     let (bucket, key, upload_id, record) = (bucket.to_string(), key.to_string(), upload_id.to_string(), part.clone());
-    gw.blocking(move |index| index.commit_part(&bucket, &key, &upload_id, &record)).await?;
+    gw.index.commit_part(&bucket, &key, &upload_id, &record).await?;
     Ok(part)
 }
 
@@ -129,7 +134,7 @@ pub(super) async fn upload_part(
 ) -> S3Result<S3Response<UploadPartOutput>> {
     let input = req.input;
     let number = check_part_number(input.part_number)?;
-    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id)?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let upload_algorithm = upload.checksum.map(|(a, _)| a);
     let expected = Expected::from_request(&req.headers, req.trailing_headers.as_ref(), upload_algorithm)?;
     if let (Some(want), Some(got)) = (upload_algorithm, expected.as_ref().map(|e| e.algorithm))
@@ -247,14 +252,14 @@ fn completed_output(
 
 /// If `upload_id` already completed into `bucket`/`key` (and is still remembered), the same
 /// answer again: a retried Complete (the SDKs retry one that timed out) must not fail.
-fn already_completed(
+async fn already_completed(
     gw: &Gateway,
     bucket: &str,
     key: &str,
     upload_id: &str,
 ) -> Result<Option<CompleteMultipartUploadOutput>, Error> {
-    let Some(done) = gw.index.completed_upload(upload_id)? else { return Ok(None) };
-    if done.bucket != bucket || done.key != key || gw.index.bucket(bucket)?.is_none() {
+    let Some(done) = gw.index.completed_upload(upload_id).await? else { return Ok(None) };
+    if done.bucket != bucket || done.key != key || gw.index.bucket(bucket).await?.is_none() {
         return Ok(None);
     }
     Ok(Some(completed_output(bucket, key, done.etag, done.checksum)))
@@ -267,18 +272,18 @@ pub(super) async fn complete_multipart_upload(
     let input = req.input;
     let (bucket, key, upload_id) = (input.bucket.clone(), input.key.clone(), input.upload_id.clone());
     // Before anything else: a retry must not fail a condition its first attempt satisfied.
-    if gw.index.upload(&bucket, &key, &upload_id)?.is_none()
-        && let Some(output) = already_completed(gw, &bucket, &key, &upload_id)?
+    if gw.index.upload(&bucket, &key, &upload_id).await?.is_none()
+        && let Some(output) = already_completed(gw, &bucket, &key, &upload_id).await?
     {
         return Ok(S3Response::new(output));
     }
     let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(condition) = &condition {
-        gw.index.check_condition(&bucket, &key, condition)?;
+        gw.index.check_condition(&bucket, &key, condition).await?;
     }
-    let upload = require_upload(gw, &bucket, &key, &upload_id)?;
+    let upload = require_upload(gw, &bucket, &key, &upload_id).await?;
     let listed = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
-    let stored = gw.index.parts(&upload_id, 0, usize::MAX)?.0;
+    let stored = gw.index.parts(&upload_id, 0, usize::MAX).await?.0;
     let chosen = choose_parts(&listed, &stored, upload.checksum.map(|(a, _)| a))?;
     let size: u64 = chosen.iter().map(|p| p.size).sum();
     if input.mpu_object_size.is_some_and(|want| u64::try_from(want).ok() != Some(size)) {
@@ -349,7 +354,7 @@ pub(super) async fn complete_multipart_upload(
         Ok(()) => Ok(S3Response::new(completed_output(&bucket, &key, etag, checksum))),
         // A concurrent attempt at the same Complete won the commit; this one answers like it
         // (its manifest blob, never committed, is an orphan for GC).
-        Err(Error::NoSuchUpload) => match already_completed(gw, &bucket, &key, &upload_id)? {
+        Err(Error::NoSuchUpload) => match already_completed(gw, &bucket, &key, &upload_id).await? {
             Some(output) => Ok(S3Response::new(output)),
             None => Err(Error::NoSuchUpload.into()),
         },
@@ -362,8 +367,8 @@ pub(super) async fn abort_multipart_upload(
     req: S3Request<AbortMultipartUploadInput>,
 ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
     let input = req.input;
-    require_upload(gw, &input.bucket, &input.key, &input.upload_id)?;
-    gw.blocking(move |index| index.abort_upload(&input.bucket, &input.key, &input.upload_id)).await?;
+    require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    gw.index.abort_upload(&input.bucket, &input.key, &input.upload_id).await?;
     Ok(S3Response::new(AbortMultipartUploadOutput::default()))
 }
 
@@ -373,10 +378,10 @@ fn page_size(requested: Option<i32>) -> usize {
 
 pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
-    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id)?;
+    let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
     let max = page_size(input.max_parts);
-    let (parts, truncated) = gw.index.parts(&input.upload_id, after, max)?;
+    let (parts, truncated) = gw.index.parts(&input.upload_id, after, max).await?;
     let algorithm = upload.checksum.map(|(a, _)| a);
     let next_marker = parts.last().map(|p| p.number as i32);
     let parts = parts
@@ -418,19 +423,22 @@ pub(super) async fn list_multipart_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = req.input;
-    if gw.index.bucket(&input.bucket)?.is_none() {
+    if gw.index.bucket(&input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     let max = page_size(input.max_uploads);
     let prefix = input.prefix.clone().unwrap_or_default();
-    let page = gw.index.list_uploads(
-        &input.bucket,
-        &prefix,
-        input.delimiter.as_deref(),
-        input.key_marker.as_deref(),
-        input.upload_id_marker.as_deref(),
-        max,
-    )?;
+    let page = gw
+        .index
+        .list_uploads(
+            &input.bucket,
+            &prefix,
+            input.delimiter.as_deref(),
+            input.key_marker.as_deref(),
+            input.upload_id_marker.as_deref(),
+            max,
+        )
+        .await?;
     let url = input.encoding_type.as_ref().is_some_and(|e| e.as_str() == EncodingType::URL);
     let encode = |s: &str| if url { super::list::url_encode(s) } else { s.to_string() };
     let (next_key_marker, next_upload_id_marker) = match page.uploads.last() {

@@ -78,13 +78,13 @@ pub(super) fn body_or_empty(body: Option<StreamingBlob>) -> StreamingBlob {
 pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
     let input = req.input;
     let (bucket, key) = (input.bucket, input.key);
-    if gw.index.bucket(&bucket)?.is_none() {
+    if gw.index.bucket(&bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
     }
     check_storage_class(input.storage_class.as_ref())?;
     let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(condition) = &condition {
-        gw.index.check_condition(&bucket, &key, condition)?;
+        gw.index.check_condition(&bucket, &key, condition).await?;
     }
     let content_md5 = write::content_md5(input.content_md5.as_deref())?;
     let expected = Expected::from_request(&req.headers, req.trailing_headers.as_ref(), None)?;
@@ -115,11 +115,11 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
 }
 
 /// The live record of `bucket`/`key`, or `NoSuchKey` / `NoSuchBucket`.
-pub(super) fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> {
-    if let Some(record) = gw.index.object(bucket, key)? {
+pub(super) async fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> {
+    if let Some(record) = gw.index.object(bucket, key).await? {
         return Ok(record);
     }
-    if gw.index.bucket(bucket)?.is_none() {
+    if gw.index.bucket(bucket).await?.is_none() {
         return Err(Error::NoSuchBucket);
     }
     Err(Error::NoSuchKey)
@@ -270,7 +270,7 @@ macro_rules! object_output {
 
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key)?;
+    let record = lookup(gw, &input.bucket, &input.key).await?;
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let stream = open_object(gw, &input.bucket, &input.key, &record, plan.start, plan.end).await?;
@@ -302,7 +302,7 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key)?;
+    let record = lookup(gw, &input.bucket, &input.key).await?;
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let output = object_output!(HeadObjectOutput, record, plan, {});
@@ -314,7 +314,7 @@ pub(super) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key)?;
+    let record = lookup(gw, &input.bucket, &input.key).await?;
     let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
     let mut output =
         GetObjectAttributesOutput { last_modified: Some(timestamp_from_ms(record.modified_ms)), ..Default::default() };

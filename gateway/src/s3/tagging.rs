@@ -26,7 +26,7 @@ pub(super) async fn get_object_tagging(
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let input = req.input;
     check_version(input.version_id.as_deref())?;
-    let record = lookup(gw, &input.bucket, &input.key)?;
+    let record = lookup(gw, &input.bucket, &input.key).await?;
     let tag_set = record.tags.into_iter().map(|(key, value)| Tag { key: Some(key), value: Some(value) }).collect();
     Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
 }
@@ -35,7 +35,7 @@ pub(super) async fn get_object_tagging(
 /// it (see `index/tags.rs`), and logs it in the volumes' commit logs. A change that lost to an overwrite or a newer change
 /// is ordered before it, as a rebuild orders it, and still succeeds.
 async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, String)>) -> S3Result<()> {
-    let version = lookup(gw, &bucket, &key)?.blob.id;
+    let version = lookup(gw, &bucket, &key).await?.blob.id;
     let ts = gw.index.next_ts();
     let meta = BlobMeta {
         tags: tags.clone(),
@@ -45,7 +45,7 @@ async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, 
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     let stored = write::store(gw, &meta, Some(0), None, None, empty).await?;
     let change = TagsBlob { ts, blob: stored.blob.clone() };
-    let committed = gw.blocking(move |index| index.set_tags(&bucket, &key, &version, tags, change)).await?;
+    let committed = gw.index.set_tags(&bucket, &key, &version, tags, change).await?;
     if committed == Committed::Current {
         crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
     }
