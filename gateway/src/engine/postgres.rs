@@ -982,7 +982,7 @@ mod tests {
         let started = Instant::now();
         let err = engine.get(Table::Meta, b"x").await.unwrap_err();
         assert!(matches!(&err, Error::Index(why) if why.contains("57014")), "{err}");
-        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         let mut tx = engine.begin().await.unwrap();
         tx.put(Table::Meta, b"x", b"y");
         let err = tx.commit().await.unwrap_err();
@@ -1006,7 +1006,7 @@ mod tests {
         signal("-CONT");
         assert!(matches!(&err, Error::Index(why) if why.contains("no answer")), "{err}");
         let waited = started.elapsed();
-        assert!(waited >= DEADLINE_GRACE && waited < DEADLINE_GRACE + Duration::from_secs(2), "{waited:?}");
+        assert!(waited >= DEADLINE_GRACE && waited < DEADLINE_GRACE + Duration::from_secs(10), "{waited:?}");
         let client = engine.pool.get().await.unwrap();
         let now: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
         assert_ne!(now, backend, "the silent connection was discarded");
@@ -1028,7 +1028,7 @@ mod tests {
         let err = PostgresEngine::connect_with(&format!("postgres://cairn:secret@127.0.0.1:{port}/index"), options)
             .await
             .unwrap_err();
-        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
         let message = err.to_string();
         assert!(message.contains(&format!("postgres://cairn@127.0.0.1:{port}/index")), "{message}");
         assert!(!message.contains("secret"), "{message}");
