@@ -392,7 +392,9 @@ impl Conn {
     fn fail(&mut self, what: &str, fault: Fault) -> Error {
         match fault {
             Fault::Db(err) => {
-                if err.as_db_error().is_none() || self.client.as_ref().is_none_or(|c| c.is_closed()) {
+                // Not an answer to the statement, or the server ending the session.
+                let session_over = err.as_db_error().is_none_or(|db| ["FATAL", "PANIC"].contains(&db.severity()));
+                if session_over || self.client.as_ref().is_none_or(|c| c.is_closed()) {
                     self.broken = true;
                 }
                 pg_error(what, &err)
@@ -632,7 +634,7 @@ impl PgTransaction {
         let failure = match outcome {
             Ok(None) => None,
             Ok(Some((index, err))) => Some((batches[index].0.as_str(), Fault::Db(err))),
-            Err(fault) => Some(("write", fault)),
+            Err(fault) => Some(("send the writes", fault)),
         };
         if let Some((what, fault)) = failure {
             let err = self.conn.fail(what, fault);
@@ -1010,6 +1012,22 @@ mod tests {
         let client = engine.pool.get().await.unwrap();
         let now: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
         assert_ne!(now, backend, "the silent connection was discarded");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_transaction_left_idle_is_ended_by_the_server_and_its_connection_dropped() {
+        let who = "a_transaction_left_idle_is_ended_by_the_server_and_its_connection_dropped";
+        let Some(server) = TestPostgres::start(who) else { return };
+        let options =
+            PostgresOptions { max_connections: 1, idle_in_transaction_timeout: Duration::from_millis(200), ..quick() };
+        let engine = PostgresEngine::connect_with(&server.create_database(), options).await.unwrap();
+        let mut tx = engine.begin().await.unwrap();
+        tx.get(Table::Meta, b"x").await.unwrap();
+        tx.put(Table::Meta, b"x", b"late");
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let err = tx.commit().await.unwrap_err();
+        assert!(matches!(err, Error::Index(_)), "{err}");
+        assert_eq!(engine.get(Table::Meta, b"x").await.unwrap(), None, "a new connection, nothing written");
     }
 
     #[tokio::test]
