@@ -9,6 +9,10 @@
 
 pub mod tools;
 
+/// A private PostgreSQL server (the gateway's engine tests use the same file).
+#[path = "../../gateway/src/engine/test_postgres.rs"]
+pub mod postgres;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
