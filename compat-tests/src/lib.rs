@@ -274,8 +274,12 @@ impl TestCluster {
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{}", self.s3_port)])
             .args(["--admin-listen", &format!("127.0.0.1:{}", self.admin_port)])
-            .arg("--db")
-            .arg(self.db_dir())
+            // A test that names its index (`--index postgres://…`) gets no RocksDB directory.
+            .args(if self.gateway_args.iter().any(|a| a == "--index") {
+                vec![]
+            } else {
+                vec!["--db".into(), self.db_dir().into_os_string()]
+            })
             .args(["--volumes", &urls.join(",")])
             .args(["--replicas", &self.replicas.to_string()])
             .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])

@@ -24,9 +24,13 @@ pub struct ServeArgs {
     /// Admin API listen address [default: 127.0.0.1:9001].
     #[arg(long, env = "CAIRN_ADMIN_LISTEN")]
     pub admin_listen: Option<String>,
-    /// Index directory (RocksDB).
+    /// Index directory (RocksDB); the same as `--index rocksdb:DIR`.
     #[arg(long, env = "CAIRN_DB")]
     pub db: Option<PathBuf>,
+    /// Where the index lives: `rocksdb:DIR` (embedded) or `postgres://USER:PASSWORD@HOST/DB`
+    /// (PostgreSQL, shared by every gateway).
+    #[arg(long, env = "CAIRN_INDEX", hide_env_values = true)]
+    pub index: Option<String>,
     /// Volume daemon URLs, comma-separated.
     #[arg(long, env = "CAIRN_VOLUMES", value_delimiter = ',')]
     pub volumes: Vec<String>,
@@ -135,8 +139,8 @@ pub struct Settings {
     pub listen: String,
     /// Admin listen address.
     pub admin_listen: String,
-    /// Index directory.
-    pub db: PathBuf,
+    /// Where the index lives.
+    pub index: IndexLocation,
     /// Volume URLs.
     pub volumes: Vec<String>,
     /// Copies per object.
@@ -167,7 +171,7 @@ impl std::fmt::Debug for Settings {
         f.debug_struct("Settings")
             .field("listen", &self.listen)
             .field("admin_listen", &self.admin_listen)
-            .field("db", &self.db)
+            .field("index", &self.index)
             .field("volumes", &self.volumes)
             .field("replicas", &self.replicas)
             .field("write_quorum", &self.write_quorum)
@@ -177,6 +181,51 @@ impl std::fmt::Debug for Settings {
             .field("domain", &self.domain)
             .field("upload_ttl", &self.upload_ttl)
             .finish_non_exhaustive()
+    }
+}
+
+/// Where the index lives (`--index`).
+#[derive(Clone, PartialEq, Eq)]
+pub enum IndexLocation {
+    /// The embedded engine, in this directory.
+    RocksDb(PathBuf),
+    /// A PostgreSQL database (or one that speaks its protocol), by connection URL.
+    Postgres(String),
+}
+
+impl IndexLocation {
+    /// Reads `rocksdb:DIR` or `postgres://…` (`postgresql://…`).
+    pub fn parse(text: &str) -> Result<Self> {
+        if let Some(dir) = text.strip_prefix("rocksdb:").filter(|d| !d.is_empty()) {
+            return Ok(Self::RocksDb(PathBuf::from(dir)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            return Ok(Self::Postgres(text.to_string()));
+        }
+        Err(Error::Config(format!(
+            "--index must be rocksdb:DIR or postgres://USER@HOST/DB, not {:?}",
+            redact_password(text)
+        )))
+    }
+}
+
+impl std::fmt::Debug for IndexLocation {
+    /// The password in a PostgreSQL URL stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::RocksDb(dir) => write!(f, "rocksdb:{}", dir.display()),
+            Self::Postgres(url) => f.write_str(&redact_password(url)),
+        }
+    }
+}
+
+/// `scheme://user:password@host…` → `scheme://user:***@host…`.
+fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
     }
 }
 
@@ -214,7 +263,14 @@ impl ServeArgs {
         Ok(Settings {
             listen: self.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:9000".into()),
             admin_listen: self.admin_listen.or(file.admin_listen).unwrap_or_else(|| "127.0.0.1:9001".into()),
-            db: self.db.or(file.db).ok_or_else(|| Error::Config("--db is required".into()))?,
+            index: match (self.index.or(file.index), self.db.or(file.db)) {
+                (Some(index), None) => IndexLocation::parse(&index)?,
+                (None, Some(db)) => IndexLocation::RocksDb(db),
+                (Some(_), Some(_)) => {
+                    return Err(Error::Config("--index and --db both name the index; give one".into()));
+                }
+                (None, None) => return Err(Error::Config("--index (or --db) is required".into())),
+            },
             volumes,
             replicas,
             write_quorum,
@@ -264,6 +320,21 @@ impl ServeArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_locations_are_read_and_passwords_stay_out_of_logs() {
+        assert_eq!(
+            IndexLocation::parse("rocksdb:/var/lib/cairn").unwrap(),
+            IndexLocation::RocksDb("/var/lib/cairn".into())
+        );
+        let pg = IndexLocation::parse("postgres://cairn:s3cret@db:5432/cairn").unwrap();
+        assert_eq!(format!("{pg:?}"), "postgres://cairn:***@db:5432/cairn");
+        assert!(IndexLocation::parse("postgresql://db/cairn").is_ok());
+        for bad in ["/var/lib/cairn", "rocksdb:", "mysql://u:p@h/d"] {
+            let err = IndexLocation::parse(bad).unwrap_err().to_string();
+            assert!(err.contains("rocksdb:DIR or postgres://") && !err.contains(":p@"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn flags_win_over_file_and_defaults_apply() {

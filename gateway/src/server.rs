@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::admin::AdminApi;
 use crate::auth::{AccessPolicy, KeyStore};
 use crate::cluster::Cluster;
-use crate::config::Settings;
+use crate::config::{IndexLocation, Settings};
 use crate::error::Result;
 use crate::index::Index;
 use crate::request_id::{Access, RequestContext};
@@ -24,7 +24,12 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let index = Arc::new(Index::open(&settings.db).await?);
+    let engine: Arc<dyn crate::engine::Engine> = match &settings.index {
+        IndexLocation::RocksDb(dir) => Arc::new(crate::engine::rocks::RocksEngine::open(dir)?),
+        IndexLocation::Postgres(url) => Arc::new(crate::engine::postgres::PostgresEngine::connect(url).await?),
+    };
+    tracing::info!(index = ?settings.index, "index open");
+    let index = Arc::new(Index::with_engine(engine).await?);
     index.set_replica_target(settings.replicas);
     let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
     // Asking the volumes who they are takes up to the answer timeout when one is frozen: a

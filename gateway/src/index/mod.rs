@@ -1,4 +1,5 @@
-//! The object index: RocksDB with one column family per kind of record.
+//! The object index: the schema over an index engine (`crate::engine`), one table per kind of
+//! record.
 //!
 //! | column family | key                          | value                    |
 //! |---------------|------------------------------|--------------------------|
@@ -14,7 +15,7 @@
 //! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
 //! | `meta`        | name                         | clock, cluster id, membership and its epoch |
 //!
-//! Every write that acknowledges a client request is one synced `WriteBatch`.
+//! Every write that acknowledges a client request is one engine transaction, committed durably.
 
 mod buckets;
 mod forget;
