@@ -149,9 +149,11 @@ impl Membership {
         }
         let bytes = serde_json::to_vec_pretty(&document).map_err(|e| Error::Io(std::io::Error::other(e)))?;
         let dirs = self.dirs.clone();
-        tokio::task::spawn_blocking(move || dirs.iter().try_for_each(|dir| write_durably(&dir.join(FILE), &bytes)))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        tokio::task::spawn_blocking(move || {
+            dirs.iter().try_for_each(|dir| crate::store::write_file_durably(&dir.join(FILE), &bytes))
+        })
+        .await
+        .map_err(|e| Error::Io(std::io::Error::other(e)))??;
         let epoch = document.epoch;
         *current = Some(document);
         Ok(Stored { epoch })
@@ -183,21 +185,6 @@ impl Membership {
         let gateways = self.gateways.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         gateways.values().map(Instant::elapsed).min()
     }
-}
-
-/// Writes `path` so that a crash leaves the old file or the new one, never a torn one.
-fn write_durably(path: &Path, bytes: &[u8]) -> Result<()> {
-    let temp = path.with_extension("json.tmp");
-    {
-        let mut file = std::fs::File::create(&temp)?;
-        std::io::Write::write_all(&mut file, bytes)?;
-        file.sync_all()?;
-    }
-    std::fs::rename(&temp, path)?;
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)?.sync_all()?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -518,7 +518,8 @@ fn remove_temp_files(root: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes `path` so that a crash leaves the old file or the new one, never a torn one.
+pub(crate) fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = path.with_extension("tmp");
     {
         let mut file = std::fs::File::create(&temp)?;

@@ -82,34 +82,34 @@ pub(super) async fn weight(api: &AdminApi, req: Request<Incoming>) -> Result<Res
         return Err(Failure(StatusCode::BAD_REQUEST, "weight must be a number >= 0".into()));
     }
     let url = normalise(&body.url);
-    let membership = api
+    let membership = change_volume(api, &url, |volume| volume.weight = body.weight).await?;
+    tracing::info!(%url, weight = body.weight, "volume weight set");
+    Ok(answer(&membership))
+}
+
+/// Changes the member volume at `url` with `change` (404 if there is none).
+async fn change_volume(
+    api: &AdminApi,
+    url: &str,
+    change: impl FnOnce(&mut crate::index::records::VolumeRecord),
+) -> Result<Membership, Failure> {
+    let changed = api
         .cluster
         .update(&api.index, |m| {
             let volume =
                 m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
-            volume.weight = body.weight;
+            change(volume);
             Ok(())
         })
         .await;
-    let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
-    tracing::info!(%url, weight = body.weight, "volume weight set");
-    Ok(answer(&membership))
+    changed.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))
 }
 
 pub(super) async fn zone(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let body: SetZone = read_json(req).await?;
     let zone = body.zone.map(|z| z.trim().to_string()).filter(|z| !z.is_empty());
     let url = normalise(&body.url);
-    let membership = api
-        .cluster
-        .update(&api.index, |m| {
-            let volume =
-                m.volumes.iter_mut().find(|v| v.url == url).ok_or_else(|| Error::Config(format!("no volume {url}")))?;
-            volume.zone = zone.clone();
-            Ok(())
-        })
-        .await;
-    let membership = membership.map_err(|e| Failure(StatusCode::NOT_FOUND, e.to_string()))?;
+    let membership = change_volume(api, &url, |volume| volume.zone = zone.clone()).await?;
     tracing::info!(%url, ?zone, "volume zone set");
     Ok(answer(&membership))
 }

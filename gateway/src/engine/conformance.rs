@@ -22,7 +22,7 @@ where
     keys_sort_as_unsigned_bytes_and_scans_keep_their_bounds(engine.as_ref()).await;
     tables_are_separate_and_deletes_delete(engine.as_ref()).await;
     a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(engine.as_ref()).await;
-    of_racing_creators_exactly_one_wins(&engine).await;
+    of_racing_creators_exactly_one_wins(std::slice::from_ref(&engine)).await;
     racing_increments_lose_no_update(&engine).await;
     large_batches_commit_whole(engine.as_ref()).await;
     drop(engine);
@@ -99,9 +99,11 @@ async fn a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(eng
     put_all(engine, Table::Meta, vec![(b"after".to_vec(), b"y".to_vec())]).await;
 }
 
-async fn of_racing_creators_exactly_one_wins(engine: &Arc<dyn Engine>) {
+/// Eight transactions, spread over `engines` (one engine, or several on one database), each
+/// creating `race` if it is absent: exactly one wins, and every engine sees its value.
+pub(crate) async fn of_racing_creators_exactly_one_wins(engines: &[Arc<dyn Engine>]) {
     let racers = (0..8u8).map(|id| {
-        let engine = engine.clone();
+        let engine = engines[usize::from(id) % engines.len()].clone();
         tokio::spawn(async move {
             transaction(engine.as_ref(), move |tx| {
                 async move {
@@ -121,7 +123,9 @@ async fn of_racing_creators_exactly_one_wins(engine: &Arc<dyn Engine>) {
         futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
     let winners: Vec<u8> = outcomes.iter().filter(|(_, won)| *won).map(|(id, _)| *id).collect();
     assert_eq!(winners.len(), 1, "{outcomes:?}");
-    assert_eq!(engine.get(Table::Objects, b"race").await.unwrap(), Some(winners));
+    for engine in engines {
+        assert_eq!(engine.get(Table::Objects, b"race").await.unwrap(), Some(winners.clone()));
+    }
 }
 
 async fn racing_increments_lose_no_update(engine: &Arc<dyn Engine>) {

@@ -847,29 +847,7 @@ mod tests {
         assert_eq!(a.get(Table::Objects, b"k").await.unwrap(), None);
 
         // Racing creators split over the two engines: exactly one wins, and both agree.
-        let racers = (0..8u8).map(|id| {
-            let engine = if id % 2 == 0 { a.clone() } else { b.clone() };
-            tokio::spawn(async move {
-                transaction(engine.as_ref(), move |tx| {
-                    async move {
-                        if tx.get(Table::Objects, b"race").await?.is_some() {
-                            return Ok(false);
-                        }
-                        tx.put(Table::Objects, b"race", &[id]);
-                        Ok(true)
-                    }
-                    .boxed()
-                })
-                .await
-                .map(|won| (id, won))
-            })
-        });
-        let outcomes: Vec<(u8, bool)> =
-            futures::future::join_all(racers).await.into_iter().map(|r| r.unwrap().unwrap()).collect();
-        let winners: Vec<u8> = outcomes.iter().filter(|(_, won)| *won).map(|(id, _)| *id).collect();
-        assert_eq!(winners.len(), 1, "{outcomes:?}");
-        assert_eq!(a.get(Table::Objects, b"race").await.unwrap(), Some(winners.clone()));
-        assert_eq!(b.get(Table::Objects, b"race").await.unwrap(), Some(winners));
+        super::super::conformance::of_racing_creators_exactly_one_wins(&[a.clone(), b.clone()]).await;
 
         // Racing read-modify-writes over both lose no update.
         let workers = (0..6).map(|n| {
