@@ -90,3 +90,37 @@ async fn a_gateway_serves_s3_from_postgresql_and_keeps_it_across_restarts() {
     let rows = postgres.psql(&url, "SELECT count(*) FROM cairn_objects");
     assert_eq!(rows.trim(), "8", "five objects, race, big, and z's tombstone: {rows}");
 }
+
+/// Several gateways over one index are not supported yet: a second one refuses to start,
+/// naming the one that serves, until that one has stopped (cleanly: at once).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_gateway_on_the_same_index_is_refused_until_the_first_stops() {
+    let Some(postgres) = TestPostgres::start("postgres_index second gateway") else { return };
+    let url = postgres.create_database();
+    let mut cluster = TestCluster::start_with(2, 2, &["--index", &url]);
+    let second = |cluster: &TestCluster| {
+        let urls: Vec<String> = cluster.volumes.iter().map(compat_tests::Volume::url).collect();
+        std::process::Command::new(compat_tests::binary("cairn-gateway"))
+            .arg("serve")
+            .args(["--listen", &format!("127.0.0.1:{}", compat_tests::free_port())])
+            .args(["--admin-listen", &format!("127.0.0.1:{}", compat_tests::free_port())])
+            .args(["--index", &url, "--volumes", &urls.join(","), "--replicas", "2"])
+            .args(["--cluster-secret", compat_tests::CLUSTER_SECRET])
+            .args(["--access-key", compat_tests::ACCESS_KEY, "--secret-key", compat_tests::SECRET_KEY])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let refused = second(&cluster).wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{said}");
+    assert!(said.contains("another gateway") && said.contains(&format!("127.0.0.1:{}", cluster.s3_port)), "{said}");
+
+    cluster.stop_gateway();
+    let mut next = second(&cluster);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(next.try_wait().unwrap().is_none(), "the gateway after a clean stop did not start");
+    let _ = next.kill();
+    let _ = next.wait();
+}

@@ -17,6 +17,32 @@ use crate::request_id::{Access, RequestContext};
 use crate::s3::Gateway;
 use crate::volume_client::VolumeClient;
 
+/// How long a gateway's hold on its index lasts without renewal (see `index::lease`).
+const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Renews the index lease every third of its lifetime until `shutdown`.
+async fn keep_lease(index: Arc<Index>, instance: String, address: String, shutdown: CancellationToken) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LEASE_TTL / 3) => {}
+            () = shutdown.cancelled() => return,
+        }
+        let ttl = LEASE_TTL.as_millis() as u64;
+        if let Err(err) = index.claim_lease(&instance, &address, crate::time::now_ms(), ttl).await {
+            tracing::error!(%err, "index lease not renewed");
+        }
+    }
+}
+
+/// Stops renewing the lease and releases it, so the next gateway may start at once.
+async fn give_up_lease(index: &Index, lease: Option<(String, tokio::task::JoinHandle<()>)>) {
+    let Some((instance, task)) = lease else { return };
+    let _ = task.await;
+    if let Err(err) = index.release_lease(&instance).await {
+        tracing::warn!(%err, "could not give the index lease up; the next gateway waits for it to expire");
+    }
+}
+
 /// Runs the gateway on the given listeners until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
@@ -30,6 +56,17 @@ pub async fn run(
     };
     tracing::info!(index = ?settings.index, "index open");
     let index = Arc::new(Index::with_engine(engine).await?);
+    // A shared index takes the lease; a RocksDB directory is locked by its one process already.
+    let lease = match &settings.index {
+        IndexLocation::Postgres(_) => {
+            let instance = hex::encode(rand::random::<[u8; 8]>());
+            index.claim_lease(&instance, &settings.listen, crate::time::now_ms(), LEASE_TTL.as_millis() as u64).await?;
+            let task =
+                tokio::spawn(keep_lease(index.clone(), instance.clone(), settings.listen.clone(), shutdown.clone()));
+            Some((instance, task))
+        }
+        IndexLocation::RocksDb(_) => None,
+    };
     index.set_replica_target(settings.replicas);
     let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
     // Asking the volumes who they are takes up to the answer timeout when one is frozen: a
@@ -37,6 +74,7 @@ pub async fn run(
     let (cluster, unjoined) = tokio::select! {
         joined = Cluster::join(&index, &volumes, &settings.volumes) => joined?,
         () = shutdown.cancelled() => {
+            give_up_lease(&index, lease).await;
             tracing::info!("shutdown complete (before joining the cluster)");
             return Ok(());
         }
@@ -110,7 +148,7 @@ pub async fn run(
 
     let admin = Arc::new(
         AdminApi::new(
-            index,
+            index.clone(),
             cluster.clone(),
             volumes.clone(),
             in_flight,
@@ -134,6 +172,7 @@ pub async fn run(
     }
     // Only now: no probe names the gateway any more.
     crate::membership::leave(&cluster, &volumes, &gateway_name).await;
+    give_up_lease(&index, lease).await;
     tracing::info!("shutdown complete");
     Ok(())
 }

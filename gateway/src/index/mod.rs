@@ -21,6 +21,7 @@ mod buckets;
 mod forget;
 mod gc;
 mod keys;
+mod lease;
 mod multipart;
 pub mod records;
 mod repair;
@@ -31,6 +32,7 @@ mod unlogged;
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
+pub use self::lease::GatewayLease;
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
