@@ -144,7 +144,7 @@ pub async fn back_off(attempt: u32, why: &str) {
 /// to the block's `Result`. The block sees the transaction as `&mut dyn Transaction` under the
 /// given name and may use `?`.
 ///
-/// ```ignore
+/// ```text
 /// let created = in_transaction!(engine, tx, {
 ///     if tx.get(Table::Buckets, name).await?.is_some() { return Ok(false) }
 ///     tx.put(Table::Buckets, name, &value);
