@@ -121,6 +121,21 @@ async fn a_second_gateway_on_the_same_index_is_refused_until_the_first_stops() {
     let mut next = second(&cluster);
     std::thread::sleep(std::time::Duration::from_secs(2));
     assert!(next.try_wait().unwrap().is_none(), "the gateway after a clean stop did not start");
-    let _ = next.kill();
-    let _ = next.wait();
+
+    // A gateway that finds its lease taken (here: the row deleted behind its back and claimed
+    // by another) stops rather than serve the index with it.
+    postgres.psql(&url, "DELETE FROM cairn_meta WHERE key = convert_to('gateway_lease', 'UTF8')");
+    let mut third = second(&cluster);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stopped = loop {
+        if let Some(status) = next.try_wait().unwrap() {
+            break status;
+        }
+        assert!(std::time::Instant::now() < deadline, "the gateway whose lease was taken kept serving");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert!(stopped.success(), "{stopped:?}");
+    assert!(third.try_wait().unwrap().is_none(), "the gateway that took the lease stopped");
+    let _ = third.kill();
+    let _ = third.wait();
 }

@@ -20,7 +20,8 @@ use crate::volume_client::VolumeClient;
 /// How long a gateway's hold on its index lasts without renewal (see `index::lease`).
 const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
 
-/// Renews the index lease every third of its lifetime until `shutdown`.
+/// Renews the index lease every third of its lifetime until `shutdown`; stops the gateway if
+/// another one has taken the lease meanwhile.
 async fn keep_lease(index: Arc<Index>, instance: String, address: String, shutdown: CancellationToken) {
     loop {
         tokio::select! {
@@ -28,8 +29,16 @@ async fn keep_lease(index: Arc<Index>, instance: String, address: String, shutdo
             () = shutdown.cancelled() => return,
         }
         let ttl = LEASE_TTL.as_millis() as u64;
-        if let Err(err) = index.claim_lease(&instance, &address, crate::time::now_ms(), ttl).await {
-            tracing::error!(%err, "index lease not renewed");
+        match index.claim_lease(&instance, &address, crate::time::now_ms(), ttl).await {
+            Ok(()) => {}
+            // Another gateway took the index after this one failed to renew in time: two must
+            // never serve it, so this one stops.
+            Err(crate::Error::Config(taken)) => {
+                tracing::error!(%taken, "index lease lost; stopping");
+                shutdown.cancel();
+                return;
+            }
+            Err(err) => tracing::error!(%err, "index lease not renewed; retrying"),
         }
     }
 }
