@@ -196,7 +196,38 @@ pub struct TestCluster {
     pub gateway_args: Vec<String>,
     /// Where the gateway logs: `None` is the test's stderr at `CAIRN_TEST_LOG` (else `warn`).
     pub gateway_log: Option<GatewayLog>,
+    /// More gateways over the same index and volumes (a shared index: `--index postgres://…`).
+    pub more_gateways: Vec<ExtraGateway>,
     pub root: tempfile::TempDir,
+}
+
+/// A further gateway of a [`TestCluster`], with its own ports.
+pub struct ExtraGateway {
+    pub proc: Option<Proc>,
+    pub s3_port: u16,
+    pub admin_port: u16,
+}
+
+impl ExtraGateway {
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.s3_port)
+    }
+
+    pub fn admin_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.admin_port)
+    }
+
+    /// An aws-sdk-s3 client of this gateway with the root key.
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        s3_client(&self.endpoint(), ACCESS_KEY, SECRET_KEY)
+    }
+
+    /// Stops this gateway cleanly (SIGTERM).
+    pub fn stop(&mut self) {
+        if let Some(mut proc) = self.proc.take() {
+            proc.stop();
+        }
+    }
 }
 
 /// The gateway's log kept in a file for the test to read, at a level the test chooses.
@@ -249,6 +280,7 @@ impl TestCluster {
             replicas,
             gateway_args,
             gateway_log: None,
+            more_gateways: Vec::new(),
             root,
         };
         for volume in &mut cluster.volumes {
@@ -268,12 +300,28 @@ impl TestCluster {
     }
 
     pub fn start_gateway(&mut self) {
+        let (s3_port, admin_port) = (self.s3_port, self.admin_port);
+        self.gateway = Some(self.spawn_gateway(s3_port, admin_port));
+    }
+
+    /// Starts one more gateway over the same index and volumes, on ports of its own; returns
+    /// its position in [`TestCluster::more_gateways`]. Needs a shared index (`--index
+    /// postgres://…` among the gateway arguments).
+    pub fn start_another_gateway(&mut self) -> usize {
+        let (s3_port, admin_port) = (free_port(), free_port());
+        let proc = self.spawn_gateway(s3_port, admin_port);
+        self.more_gateways.push(ExtraGateway { proc: Some(proc), s3_port, admin_port });
+        self.more_gateways.len() - 1
+    }
+
+    /// Starts a gateway on the given ports and waits until both of its listeners answer.
+    fn spawn_gateway(&self, s3_port: u16, admin_port: u16) -> Proc {
         let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
         let mut command = Command::new(binary("cairn-gateway"));
         command
             .arg("serve")
-            .args(["--listen", &format!("127.0.0.1:{}", self.s3_port)])
-            .args(["--admin-listen", &format!("127.0.0.1:{}", self.admin_port)])
+            .args(["--listen", &format!("127.0.0.1:{s3_port}")])
+            .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
             // A test that names its index (`--index postgres://…`) gets no RocksDB directory.
             .args(if self.gateway_args.iter().any(|a| a == "--index") {
                 vec![]
@@ -302,13 +350,10 @@ impl TestCluster {
             }
         }
         let mut child = command.spawn().unwrap();
-        wait_for_port(self.s3_port, &mut child, "cairn-gateway");
-        self.gateway = Some(Proc { child });
+        wait_for_port(s3_port, &mut child, "cairn-gateway");
         // The gateway binds first and then waits for its volumes: wait until the admin API answers.
-        let admin_port = self.admin_port;
-        if let Some(gateway) = self.gateway.as_mut() {
-            wait_for_port(admin_port, &mut gateway.child, "cairn-gateway (admin API)");
-        }
+        wait_for_port(admin_port, &mut child, "cairn-gateway (admin API)");
+        Proc { child }
     }
 
     /// Stops the gateway cleanly (SIGTERM), as an operator does before `cairn-admin rebuild`:
@@ -340,14 +385,7 @@ impl TestCluster {
     }
 
     pub fn client_with(&self, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
-        let config = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .endpoint_url(self.endpoint())
-            .force_path_style(true)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new(access_key, secret_key, None, None, "cairn-test"))
-            .build();
-        aws_sdk_s3::Client::from_conf(config)
+        s3_client(&self.endpoint(), access_key, secret_key)
     }
 
     /// Runs `cairn-admin` against this cluster's admin API; returns its output.
@@ -423,6 +461,18 @@ impl TestCluster {
             .await
             .unwrap()
     }
+}
+
+/// An aws-sdk-s3 client for `endpoint` (path style, current defaults incl. checksums).
+pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "cairn-test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// An aws-sdk-s3 client for `endpoint` with the root key that never retries and gives up on a
