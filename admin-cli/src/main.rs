@@ -422,6 +422,14 @@ async fn status(api: &Api, json: bool) -> Result<(), String> {
             free.join(", ")
         );
     }
+    println!("{:<18} {:<22} {:<22} {:>8}  last beat (its clock)", "gateway", "s3", "admin", "beats");
+    for gateway in &status.gateways {
+        let ago = gateway::time::now_ms().saturating_sub(gateway.beat_ms) as f64 / 1000.0;
+        println!(
+            "{:<18} {:<22} {:<22} {:>8}  {ago:.1} s ago",
+            gateway.id, gateway.s3_address, gateway.admin_address, gateway.beats
+        );
+    }
     let jobs = &status.jobs;
     for line in [
         jobs.gc.as_ref().map(gc_line),

@@ -88,6 +88,11 @@ impl Proc {
         self.child.id()
     }
 
+    /// Whether the process has exited (and then how).
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Stops the process as an operator does (SIGTERM) and waits for it to exit (killing it
     /// after 30 s).
     pub fn stop(&mut self) {
@@ -301,21 +306,26 @@ impl TestCluster {
 
     pub fn start_gateway(&mut self) {
         let (s3_port, admin_port) = (self.s3_port, self.admin_port);
-        self.gateway = Some(self.spawn_gateway(s3_port, admin_port));
+        self.gateway = Some(self.spawn_gateway(s3_port, admin_port, &[]));
     }
 
     /// Starts one more gateway over the same index and volumes, on ports of its own; returns
     /// its position in [`TestCluster::more_gateways`]. Needs a shared index (`--index
     /// postgres://…` among the gateway arguments).
     pub fn start_another_gateway(&mut self) -> usize {
+        self.start_another_gateway_with_env(&[])
+    }
+
+    /// Like [`TestCluster::start_another_gateway`], with extra environment variables.
+    pub fn start_another_gateway_with_env(&mut self, env: &[(&str, &str)]) -> usize {
         let (s3_port, admin_port) = (free_port(), free_port());
-        let proc = self.spawn_gateway(s3_port, admin_port);
+        let proc = self.spawn_gateway(s3_port, admin_port, env);
         self.more_gateways.push(ExtraGateway { proc: Some(proc), s3_port, admin_port });
         self.more_gateways.len() - 1
     }
 
     /// Starts a gateway on the given ports and waits until both of its listeners answer.
-    fn spawn_gateway(&self, s3_port: u16, admin_port: u16) -> Proc {
+    fn spawn_gateway(&self, s3_port: u16, admin_port: u16, env: &[(&str, &str)]) -> Proc {
         let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
         let mut command = Command::new(binary("cairn-gateway"));
         command
@@ -333,6 +343,7 @@ impl TestCluster {
             .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
             .args(["--admin-token", ADMIN_TOKEN])
             .args(&self.gateway_args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null());
         match &self.gateway_log {
             None => {
@@ -390,8 +401,13 @@ impl TestCluster {
 
     /// Runs `cairn-admin` against this cluster's admin API; returns its output.
     pub fn admin(&self, args: &[&str]) -> std::process::Output {
+        self.admin_via(&self.admin_url(), args)
+    }
+
+    /// Runs `cairn-admin` against the admin API at `admin_url` (another gateway's).
+    pub fn admin_via(&self, admin_url: &str, args: &[&str]) -> std::process::Output {
         Command::new(binary("cairn-admin"))
-            .args(["--admin-url", &self.admin_url()])
+            .args(["--admin-url", admin_url])
             .args(args)
             .env("CAIRN_ADMIN_TOKEN", ADMIN_TOKEN)
             .output()

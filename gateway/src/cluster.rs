@@ -30,6 +30,8 @@ pub struct Cluster {
     cluster_id: Arc<str>,
     /// Woken on every change, for the task that pushes the membership to the volumes.
     changed: Arc<tokio::sync::Notify>,
+    /// When the membership was last read from the index (unix ms).
+    fresh_at: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// The membership and its epoch, always replaced together.
@@ -74,13 +76,14 @@ impl Cluster {
     /// until it answers), and the URLs of unknown ones are returned, for [`Cluster::keep_joining`].
     pub async fn join(index: &Index, client: &VolumeClient, urls: &[String]) -> Result<(Self, Vec<String>)> {
         let cluster_id = index.cluster_id().await?;
-        let mut membership = index.membership().await?;
+        let known = index.membership().await?;
         let answers = futures::future::join_all(urls.iter().map(|url| ask(client, url, &cluster_id))).await;
         let mut unjoined = Vec::new();
         let mut documents = Vec::new();
+        let mut joining = Vec::new();
         for (url, answer) in urls.iter().zip(answers) {
             match answer {
-                Ok(answer) if membership.removed.contains(&answer.stats.volume_id) => {
+                Ok(answer) if known.removed.contains(&answer.stats.volume_id) => {
                     tracing::warn!(
                         %url,
                         volume_id = %answer.stats.volume_id,
@@ -88,15 +91,15 @@ impl Cluster {
                     );
                 }
                 Ok(answer) => {
-                    merge(&mut membership, url, &answer.stats, None, None)?;
                     documents.extend(answer.document);
+                    joining.push((url, answer.stats));
                 }
                 Err(Error::Config(refused)) => tracing::error!("{refused}"),
                 Err(Error::ClusterSecretRejected(_)) => {
                     tracing::error!(%url, "volume rejected the cluster secret: check --cluster-secret here and on the volume; it joins once it accepts it");
                     unjoined.push(url.clone());
                 }
-                Err(err) if membership.volumes.iter().any(|v| v.url == *url) => {
+                Err(err) if known.volumes.iter().any(|v| v.url == *url) => {
                     tracing::warn!(%url, %err, "volume is down; starting without it, it rejoins when it answers");
                 }
                 Err(err) => {
@@ -105,7 +108,18 @@ impl Cluster {
                 }
             }
         }
-        let mut epoch = index.set_membership(&membership).await?;
+        // Merged into the membership as stored when the transaction runs: another gateway may
+        // change it meanwhile.
+        let (membership, mut epoch) = index
+            .change_membership(|membership| {
+                for (url, stats) in &joining {
+                    if !membership.removed.contains(&stats.volume_id) {
+                        merge(membership, url, stats, None, None)?;
+                    }
+                }
+                Ok(())
+            })
+            .await?;
         // A volume holding a newer membership than the index (or another one of the same
         // epoch) means the index is older than the volumes: restored from a copy, say. The
         // index is what the gateway serves from, so its membership is pushed over it, under a
@@ -127,6 +141,7 @@ impl Cluster {
             updating: Arc::new(tokio::sync::Mutex::new(())),
             cluster_id: cluster_id.into(),
             changed: Arc::new(tokio::sync::Notify::new()),
+            fresh_at: Arc::new(std::sync::atomic::AtomicU64::new(crate::time::now_ms())),
         };
         Ok((cluster, unjoined))
     }
@@ -183,26 +198,51 @@ impl Cluster {
         let stats = ask(client, url, &self.cluster_id).await?.stats;
         self.update(index, |membership| {
             membership.removed.retain(|id| *id != stats.volume_id);
-            merge(membership, url, &stats, zone, weight)
+            merge(membership, url, &stats, zone.clone(), weight)
         })
         .await
     }
 
-    /// Changes the membership with `change`, stores it (a new epoch if it changed), makes it
-    /// current for new writes, and wakes the push to the volumes.
+    /// Changes the stored membership with `change` (in one index transaction, so `change`
+    /// may run more than once), makes the result current for new writes, and wakes the push
+    /// to the volumes.
     pub async fn update(
         &self,
         index: &Index,
-        change: impl FnOnce(&mut Membership) -> Result<()>,
+        change: impl FnMut(&mut Membership) -> Result<()> + Send,
     ) -> Result<Membership> {
         let _updating = self.updating.lock().await;
-        let mut membership = Membership::clone(&self.membership());
-        change(&mut membership)?;
-        let epoch = index.set_membership(&membership).await?;
-        let current = Current { membership: Arc::new(membership.clone()), epoch };
-        *self.current.write().map_err(|_| Error::Index("membership lock poisoned".into()))? = current;
-        self.changed.notify_one();
+        let (membership, epoch) = index.change_membership(change).await?;
+        self.install(membership.clone(), epoch);
         Ok(membership)
+    }
+
+    /// Takes the stored membership when another gateway changed it (its epoch moved on), and
+    /// wakes the push to the volumes. Returns whether it changed.
+    pub async fn refresh(&self, index: &Index) -> Result<bool> {
+        let _updating = self.updating.lock().await;
+        let (membership, epoch) = index.membership_with_epoch().await?;
+        self.fresh_at.store(crate::time::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        if epoch == self.current().epoch {
+            return Ok(false);
+        }
+        self.install(membership, epoch);
+        Ok(true)
+    }
+
+    fn install(&self, membership: Membership, epoch: u64) {
+        let current = Current { membership: Arc::new(membership), epoch };
+        match self.current.write() {
+            Ok(mut guard) => *guard = current,
+            Err(poisoned) => *poisoned.into_inner() = current,
+        }
+        self.changed.notify_one();
+    }
+
+    /// Milliseconds since the membership was last confirmed from the index (at the join, or
+    /// by [`Cluster::refresh`]).
+    pub fn staleness_ms(&self) -> u64 {
+        crate::time::now_ms().saturating_sub(self.fresh_at.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn current(&self) -> Current {

@@ -82,6 +82,10 @@ pub enum Error {
     /// RocksDB or record encoding failure.
     #[error("index: {0}")]
     Index(String),
+    /// This gateway's claim on a blob it wrote is gone: peers took the gateway for dead
+    /// (its heartbeats stopped) and GC may have collected the blob, so it must not commit.
+    #[error("in-flight claim on blob {0} lost: the other gateways took this one for dead")]
+    ClaimLost(String),
     /// A transaction lost to a concurrent one and wrote nothing; run it again.
     #[error("transaction conflict: {0}")]
     Conflict(String),
@@ -125,8 +129,8 @@ impl From<Error> for S3Error {
             Error::NotImplemented(_) => S3ErrorCode::NotImplemented,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
             Error::RequestTimeout => S3ErrorCode::RequestTimeout,
-            Error::Unavailable(_) => {
-                tracing::error!(%err, "request failed: volumes unavailable");
+            Error::Unavailable(_) | Error::ClaimLost(_) => {
+                tracing::error!(%err, "request failed: unavailable");
                 return S3Error::with_message(S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.");
             }
             Error::Volume(_)

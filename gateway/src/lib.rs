@@ -25,6 +25,7 @@ pub mod config;
 pub mod dev;
 pub mod engine;
 pub mod error;
+pub mod gateways;
 pub mod guard;
 pub mod health;
 pub mod in_flight;

@@ -171,7 +171,7 @@ impl Repairer {
             self.index.add_copies(&id, &e, &[], &[]).await?;
             return Ok(());
         };
-        let _in_flight = self.in_flight.register(blob_id);
+        let _in_flight = self.in_flight.register(blob_id).await?;
         let mut last_error = None;
         let rewritten = self.rewrite_damaged(blob_id, &blob.replicas, &entry.damaged, &mut last_error).await;
         let added = if missing > 0 {

@@ -17,41 +17,6 @@ use crate::request_id::{Access, RequestContext};
 use crate::s3::Gateway;
 use crate::volume_client::VolumeClient;
 
-/// How long a gateway's hold on its index lasts without renewal (see `index::lease`).
-const LEASE_TTL: std::time::Duration = std::time::Duration::from_secs(15);
-
-/// Renews the index lease every third of its lifetime until `shutdown`; stops the gateway if
-/// another one has taken the lease meanwhile.
-async fn keep_lease(index: Arc<Index>, instance: String, address: String, shutdown: CancellationToken) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(LEASE_TTL / 3) => {}
-            () = shutdown.cancelled() => return,
-        }
-        let ttl = LEASE_TTL.as_millis() as u64;
-        match index.claim_lease(&instance, &address, crate::time::now_ms(), ttl).await {
-            Ok(()) => {}
-            // Another gateway took the index after this one failed to renew in time: two must
-            // never serve it, so this one stops.
-            Err(crate::Error::Config(taken)) => {
-                tracing::error!(%taken, "index lease lost; stopping");
-                shutdown.cancel();
-                return;
-            }
-            Err(err) => tracing::error!(%err, "index lease not renewed; retrying"),
-        }
-    }
-}
-
-/// Stops renewing the lease and releases it, so the next gateway may start at once.
-async fn give_up_lease(index: &Index, lease: Option<(String, tokio::task::JoinHandle<()>)>) {
-    let Some((instance, task)) = lease else { return };
-    let _ = task.await;
-    if let Err(err) = index.release_lease(&instance).await {
-        tracing::warn!(%err, "could not give the index lease up; the next gateway waits for it to expire");
-    }
-}
-
 /// Runs the gateway on the given listeners until `shutdown` is cancelled.
 pub async fn run(
     settings: Settings,
@@ -65,17 +30,6 @@ pub async fn run(
     };
     tracing::info!(index = ?settings.index, "index open");
     let index = Arc::new(Index::with_engine(engine).await?);
-    // A shared index takes the lease; a RocksDB directory is locked by its one process already.
-    let lease = match &settings.index {
-        IndexLocation::Postgres(_) => {
-            let instance = hex::encode(rand::random::<[u8; 8]>());
-            index.claim_lease(&instance, &settings.listen, crate::time::now_ms(), LEASE_TTL.as_millis() as u64).await?;
-            let task =
-                tokio::spawn(keep_lease(index.clone(), instance.clone(), settings.listen.clone(), shutdown.clone()));
-            Some((instance, task))
-        }
-        IndexLocation::RocksDb(_) => None,
-    };
     index.set_replica_target(settings.replicas);
     let volumes = VolumeClient::with_timeouts(&settings.cluster_secret, settings.timeouts)?;
     // Asking the volumes who they are takes up to the answer timeout when one is frozen: a
@@ -83,7 +37,6 @@ pub async fn run(
     let (cluster, unjoined) = tokio::select! {
         joined = Cluster::join(&index, &volumes, &settings.volumes) => joined?,
         () = shutdown.cancelled() => {
-            give_up_lease(&index, lease).await;
             tracing::info!("shutdown complete (before joining the cluster)");
             return Ok(());
         }
@@ -94,10 +47,30 @@ pub async fn run(
         write_quorum = settings.write_quorum,
         "cluster joined"
     );
-    let in_flight = crate::in_flight::InFlight::default();
+    let instance = hex::encode(rand::random::<[u8; 8]>());
+    let in_flight = if index.engine().shared() {
+        crate::in_flight::InFlight::shared(index.clone(), instance.clone())
+    } else {
+        crate::in_flight::InFlight::default()
+    };
+    let presence = crate::gateways::Presence {
+        index: index.clone(),
+        record: crate::index::GatewayRecord {
+            id: instance,
+            s3_address: settings.listen.clone(),
+            admin_address: settings.admin_listen.clone(),
+            started_ms: crate::time::now_ms(),
+            beats: 0,
+            beat_ms: crate::time::now_ms(),
+        },
+        cluster: cluster.clone(),
+        in_flight: in_flight.clone(),
+    };
+    presence.register().await?;
     let (damage, damage_inbox) = crate::repair::damage_channel();
     let gateway_name = crate::membership::gateway_name(cluster.id());
     let background = [
+        tokio::spawn(presence.clone().run(shutdown.clone())),
         tokio::spawn(cluster.clone().keep_joining(index.clone(), volumes.clone(), unjoined, shutdown.clone())),
         tokio::spawn(crate::health::probe(cluster.clone(), volumes.clone(), gateway_name.clone(), shutdown.clone())),
         tokio::spawn(crate::membership::push(cluster.clone(), volumes.clone(), shutdown.clone())),
@@ -181,7 +154,7 @@ pub async fn run(
     }
     // Only now: no probe names the gateway any more.
     crate::membership::leave(&cluster, &volumes, &gateway_name).await;
-    give_up_lease(&index, lease).await;
+    presence.leave().await;
     tracing::info!("shutdown complete");
     Ok(())
 }

@@ -218,7 +218,7 @@ impl GcJob {
                 }
             }
         }
-        let in_flight = self.in_flight.snapshot();
+        let in_flight = self.in_flight.blob_ids().await?;
         let referenced = self.index.referenced_copies().await?;
         let orphans = candidates.into_iter().filter(|(volume, _, subvolume, id, _)| {
             !in_flight.contains(id) && !referenced.contains(&(id.clone(), volume.clone(), *subvolume))

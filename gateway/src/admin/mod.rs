@@ -162,6 +162,9 @@ pub struct Status {
     pub repair_queue: u64,
     /// The running or last job of each kind.
     pub jobs: Jobs,
+    /// The gateways serving the index, with their heartbeats.
+    #[serde(default)]
+    pub gateways: Vec<crate::index::GatewayRecord>,
 }
 
 /// The running or last job of each kind, in `/status`.
@@ -265,6 +268,7 @@ impl AdminApi {
         let (objects, bytes) = index.object_totals().await?;
         let gc_queue = index.gc_queue().await?.len() as u64;
         let repair_queue = index.repair_queue_len().await?;
+        let gateways = index.gateways().await?;
         let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
         Ok(Status {
             cluster_id: document.cluster_id,
@@ -277,6 +281,7 @@ impl AdminApi {
             gc_queue,
             repair_queue,
             jobs,
+            gateways,
         })
     }
 }

@@ -249,7 +249,7 @@ impl RebalanceJob {
     /// the ring no longer wants. `false` if the object changed meanwhile.
     async fn move_blob(&self, bucket: &str, key: &str, blob: &BlobRef, targets: &[Replica]) -> Result<bool> {
         // The new copies are in no record until the switch: hide them from GC until then.
-        let _in_flight = self.in_flight.register(&blob.id);
+        let _in_flight = self.in_flight.register(&blob.id).await?;
         for target in targets.iter().filter(|t| !blob.replicas.contains(t)) {
             let to = self.url(target)?;
             let mut copied = false;

@@ -91,7 +91,7 @@ pub(super) async fn weight(api: &AdminApi, req: Request<Incoming>) -> Result<Res
 async fn change_volume(
     api: &AdminApi,
     url: &str,
-    change: impl FnOnce(&mut crate::index::records::VolumeRecord),
+    change: impl Fn(&mut crate::index::records::VolumeRecord) + Send + Sync,
 ) -> Result<Membership, Failure> {
     let changed = api
         .cluster

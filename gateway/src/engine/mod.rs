@@ -55,11 +55,15 @@ pub enum Table {
     Repair,
     /// Commits not yet in the volumes' commit logs.
     Unlogged,
+    /// The gateways serving the index, with their heartbeats.
+    Gateways,
+    /// Blobs being written, by any gateway of a shared index.
+    InFlight,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 11] = [
+    pub const ALL: [Table; 13] = [
         Table::Buckets,
         Table::Objects,
         Table::Uploads,
@@ -71,6 +75,8 @@ impl Table {
         Table::Meta,
         Table::Repair,
         Table::Unlogged,
+        Table::Gateways,
+        Table::InFlight,
     ];
 
     /// Its name in the engine (column family, table name).
@@ -87,6 +93,8 @@ impl Table {
             Table::Meta => "meta",
             Table::Repair => "repair",
             Table::Unlogged => "unlogged",
+            Table::Gateways => "gateways",
+            Table::InFlight => "in_flight",
         }
     }
 }
@@ -106,6 +114,13 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
 
     /// Starts a transaction.
     async fn begin(&self) -> Result<Box<dyn Transaction>>;
+
+    /// Whether other processes may serve the same index at once (a database server), so that
+    /// what one gateway keeps in memory (blobs in flight) must be in the index instead. An
+    /// embedded engine admits one process.
+    fn shared(&self) -> bool {
+        false
+    }
 }
 
 /// Reads, then a batch of writes committed atomically; see the module docs.

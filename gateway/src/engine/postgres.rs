@@ -330,6 +330,10 @@ impl Engine for PostgresEngine {
         rows.iter().map(|row| Ok((column(row, 0)?, column(row, 1)?))).collect()
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         Ok(Box::new(PgTransaction {
             conn: self.connection().await?,

@@ -11,7 +11,7 @@
 //! a rebuild from bringing the bucket back.
 
 use super::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, Replica, decode, encode};
-use super::{Index, META_CLOCK, object_key, prefix_end, read_in, write_in};
+use super::{Index, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
@@ -32,9 +32,20 @@ pub struct BucketTombstone {
 }
 
 impl Index {
-    /// The bucket's entry (live or deleted).
+    /// The bucket's entry (live or deleted). The clock moves past what it reads.
     pub async fn bucket_entry(&self, name: &str) -> Result<Option<BucketEntry>> {
-        self.read(Table::Buckets, name.as_bytes()).await
+        let entry: Option<BucketEntry> = self.read(Table::Buckets, name.as_bytes()).await?;
+        if let Some(entry) = &entry {
+            self.observe(entry.ts());
+        }
+        Ok(entry)
+    }
+
+    /// The timestamp for a bucket operation on `name` starting now: newer than its current
+    /// entry (see [`Index::object_write_ts`]).
+    pub async fn bucket_write_ts(&self, name: &str) -> Result<u64> {
+        self.bucket_entry(name).await?;
+        Ok(self.next_ts())
     }
 
     /// The bucket's record, if it exists.
@@ -75,6 +86,7 @@ impl Index {
                         self.queue_gc(tx, name, BUCKET_KEY, deletion)?;
                     }
                     let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
+                    self.consume_claim(tx, &blob.id).await?;
                     write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
                     self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
                     self.stage_unlogged(tx, blob)?;
@@ -84,7 +96,6 @@ impl Index {
             if !matches!(outcome, Ok(true)) {
                 self.queue_gc(tx, name, BUCKET_KEY, blob)?;
             }
-            self.stage_clock(tx)?;
             Ok(outcome)
         })?
     }
@@ -146,6 +157,7 @@ impl Index {
                             self.queue_gc(tx, name, BUCKET_KEY, creation)?;
                         }
                         let entry = BucketEntry::Deleted { ts, blob: blob.clone() };
+                        self.consume_claim(tx, &blob.id).await?;
                         write_in(tx, Table::Buckets, name.as_bytes(), &entry)?;
                         self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
                         self.stage_unlogged(tx, blob)?;
@@ -158,15 +170,8 @@ impl Index {
             if outcome.is_err() {
                 self.queue_gc(tx, name, BUCKET_KEY, blob)?;
             }
-            self.stage_clock(tx)?;
             Ok(outcome)
         })?
-    }
-
-    /// Adds the clock to a bucket operation (bucket blobs take their timestamps from it, and
-    /// it must never go back across a restart).
-    fn stage_clock(&self, tx: &mut dyn Transaction) -> Result<()> {
-        write_in(tx, Table::Meta, META_CLOCK, &self.clock.load(std::sync::atomic::Ordering::SeqCst))
     }
 
     /// Deleted buckets' entries written before `before_ts`.
@@ -210,6 +215,8 @@ impl Index {
             };
             let Some(blob) = entry.blob_mut().filter(|b| b.id == blob_id) else { return Ok(false) };
             blob.replicas = replicas.to_vec();
+            // The new copies were claimed while rebalance made them (see `consume_claim`).
+            self.consume_claim(tx, blob_id).await?;
             tx.put(Table::Buckets, name.as_bytes(), &encode(&entry)?);
             Ok(true)
         })

@@ -185,6 +185,8 @@ impl Index {
             };
             let Some(blob) = target else { return Ok(false) };
             blob.replicas = replicas.to_vec();
+            // The new copies were claimed while rebalance made them (see `consume_claim`).
+            self.consume_claim(tx, blob_id).await?;
             tx.put(Table::Objects, &at, &encode(&entry)?);
             Ok(true)
         })

@@ -13,15 +13,17 @@
 //! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
 //! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
+//! | `gateways`    | instance id                  | [`GatewayRecord`]: who serves the index, heartbeats |
+//! | `in_flight`   | blob id `\0` claim id        | gateway id: blobs being written (shared index only) |
 //! | `meta`        | name                         | clock, cluster id, membership and its epoch |
 //!
 //! Every write that acknowledges a client request is one engine transaction, committed durably.
 
 mod buckets;
 mod forget;
+mod gateways;
 mod gc;
 mod keys;
-mod lease;
 mod multipart;
 pub mod records;
 mod repair;
@@ -31,8 +33,8 @@ mod unlogged;
 
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
+pub use self::gateways::{GatewayRecord, claim_key};
 pub use self::gc::{QueuedBlob, Tombstone};
-pub use self::lease::GatewayLease;
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
@@ -113,8 +115,15 @@ fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Wall-clock microseconds, shifted by `CAIRN_TEST_CLOCK_OFFSET_MS` (a test knob: tests run
+/// gateways whose clocks disagree, to show that write ordering does not depend on them).
 fn now_us() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64)
+    static OFFSET_US: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    let offset = *OFFSET_US.get_or_init(|| {
+        std::env::var("CAIRN_TEST_CLOCK_OFFSET_MS").ok().and_then(|ms| ms.parse::<i64>().ok()).unwrap_or(0) * 1000
+    });
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    now.saturating_add_signed(offset)
 }
 
 fn object_key(bucket: &str, key: &str) -> Vec<u8> {
@@ -206,7 +215,8 @@ impl Index {
     }
 
     /// A fresh write timestamp: wall-clock microseconds, but strictly greater than any handed
-    /// out before (also across restarts, since commits persist the clock).
+    /// out or seen before by this process (see [`Index::object_write_ts`] for what orders
+    /// writes across gateways).
     pub fn next_ts(&self) -> u64 {
         let now = now_us();
         let previous = self.clock.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)));
@@ -215,11 +225,32 @@ impl Index {
         now.max(last + 1)
     }
 
+    /// Moves the clock past `ts`, a timestamp read from the index (a hybrid logical clock:
+    /// wall time, but never behind anything seen).
+    fn observe(&self, ts: u64) {
+        self.clock.fetch_max(ts, Ordering::SeqCst);
+    }
+
+    /// The timestamp for a write of `bucket`/`key` starting now: newer than the key's current
+    /// entry (and its tags), read from the index first. This is what makes newest-wins right
+    /// across gateways whose wall clocks disagree: a write that starts after another one was
+    /// acknowledged, on any gateway, reads it and is ordered after it. (Writes that overlap
+    /// may land in either order, as they may on S3.)
+    pub async fn object_write_ts(&self, bucket: &str, key: &str) -> Result<u64> {
+        self.object_entry(bucket, key).await?;
+        Ok(self.next_ts())
+    }
+
+    // ---- objects ----
     // ---- objects ----
 
-    /// The entry (live or deleted) for a key.
+    /// The entry (live or deleted) for a key. The clock moves past what it reads.
     pub async fn object_entry(&self, bucket: &str, key: &str) -> Result<Option<ObjectEntry>> {
-        self.read(Table::Objects, &object_key(bucket, key)).await
+        let entry: Option<ObjectEntry> = self.read(Table::Objects, &object_key(bucket, key)).await?;
+        if let Some(entry) = &entry {
+            self.observe(entry.newest_ts());
+        }
+        Ok(entry)
     }
 
     /// The live record for a key.
@@ -286,13 +317,13 @@ impl Index {
                 for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
                     self.queue_gc(tx, bucket, key, blob)?;
                 }
+                self.consume_claim(tx, &entry.main_blob().id).await?;
                 self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
                 self.stage_unlogged(tx, entry.main_blob())?;
                 write_in(tx, Table::Objects, &object_key(bucket, key), entry)?;
                 Committed::Current
             }
         };
-        write_in(tx, Table::Meta, META_CLOCK, &self.clock.load(Ordering::SeqCst))?;
         Ok(outcome)
     }
 
@@ -407,15 +438,42 @@ impl Index {
 
     /// Replaces the stored membership; a change moves the epoch on. Returns the epoch.
     pub async fn set_membership(&self, membership: &Membership) -> Result<u64> {
+        Ok(self
+            .change_membership(|stored| {
+                *stored = membership.clone();
+                Ok(())
+            })
+            .await?
+            .1)
+    }
+
+    /// Applies `change` to the stored membership, in one transaction (so that changes made
+    /// through different gateways never overwrite each other); a change moves the epoch on.
+    /// Returns the membership and its epoch. `change` runs again if the transaction does.
+    pub async fn change_membership<F>(&self, mut change: F) -> Result<(Membership, u64)>
+    where
+        F: FnMut(&mut Membership) -> Result<()> + Send,
+    {
         in_transaction!(self.engine, tx, {
             let epoch: u64 = read_in(tx, Table::Meta, META_EPOCH).await?.unwrap_or(0);
             let stored: Membership = read_in(tx, Table::Meta, META_MEMBERSHIP).await?.unwrap_or_default();
-            if *membership == stored {
-                return Ok(epoch);
+            let mut changed = stored.clone();
+            change(&mut changed)?;
+            if changed == stored {
+                return Ok((stored, epoch));
             }
-            Self::stage_membership(tx, membership, epoch + 1)?;
-            Ok(epoch + 1)
+            Self::stage_membership(tx, &changed, epoch + 1)?;
+            Ok((changed, epoch + 1))
         })
+    }
+
+    /// The stored membership and its epoch, read together.
+    pub async fn membership_with_epoch(&self) -> Result<(Membership, u64)> {
+        let mut tx = self.engine.begin().await?;
+        let epoch: u64 = read_in(tx.as_mut(), Table::Meta, META_EPOCH).await?.unwrap_or(0);
+        let membership = read_in(tx.as_mut(), Table::Meta, META_MEMBERSHIP).await?.unwrap_or_default();
+        // Read only: dropped without a commit.
+        Ok((membership, epoch))
     }
 
     /// Moves the epoch past `seen` (an epoch found on a volume), so that the membership of
@@ -517,7 +575,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn clock_is_monotonic_across_restarts() {
+    async fn a_write_is_newer_than_what_it_replaces_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
         let far_future = now_us() + 10_000_000_000;
         {
@@ -526,8 +584,10 @@ mod tests {
             index.clock.store(far_future, Ordering::SeqCst);
             index.commit_object("b", "k", &record(far_future, "x"), None).await.unwrap();
         }
+        // A write reads the entry it replaces first, so its timestamp is newer whatever the
+        // clock says after the restart.
         let index = Index::open(dir.path()).await.unwrap();
-        let a = index.next_ts();
+        let a = index.object_write_ts("b", "k").await.unwrap();
         let b = index.next_ts();
         assert!(a > far_future && b > a);
     }

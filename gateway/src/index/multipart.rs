@@ -84,6 +84,7 @@ impl Index {
             if let Some(old) = read_in::<PartRecord>(tx, Table::Parts, &at).await? {
                 self.queue_gc(tx, bucket, key, &old.blob)?;
             }
+            self.consume_claim(tx, &part.blob.id).await?;
             self.queue_repairs(tx, bucket, key, Some(upload_id), [&part.blob]).await?;
             write_in(tx, Table::Parts, &at, part)?;
             Ok(Ok(()))

@@ -249,6 +249,14 @@ impl ObjectEntry {
         }
     }
 
+    /// The newest timestamp the entry carries: its write's, or a later tag change's.
+    pub fn newest_ts(&self) -> u64 {
+        match self {
+            ObjectEntry::Live(record) => record.tags_blob.as_ref().map_or(record.ts, |tags| tags.ts.max(record.ts)),
+            ObjectEntry::Deleted { ts, .. } => *ts,
+        }
+    }
+
     /// Every blob this entry uses (for GC when it is replaced).
     pub fn blobs(&self) -> Vec<&BlobRef> {
         match self {

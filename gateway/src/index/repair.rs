@@ -123,6 +123,10 @@ impl Index {
                 tx.delete(Table::Repair, blob_id.as_bytes());
                 return Ok(None);
             };
+            if !added.is_empty() {
+                // The new copies were claimed while the repairer made them.
+                self.consume_claim(tx, blob_id).await?;
+            }
             for replica in added {
                 if !blob.replicas.contains(replica) {
                     blob.replicas.push(replica.clone());

@@ -5,7 +5,7 @@
 //! committed tag set of every version on the volumes.
 
 use super::records::{ObjectEntry, TagsBlob};
-use super::{Committed, Index, META_CLOCK, object_key, read_in, write_in};
+use super::{Committed, Index, object_key, read_in, write_in};
 use crate::engine::Table;
 use crate::error::{Error, Result};
 use crate::in_transaction;
@@ -27,6 +27,7 @@ impl Index {
     ) -> Result<Committed> {
         in_transaction!(self.engine, tx, {
             let at = object_key(bucket, key);
+            // A refusal still commits: the blob it wrote goes to the GC queue.
             let outcome = match read_in::<ObjectEntry>(tx, Table::Objects, &at).await? {
                 Some(ObjectEntry::Live(mut record))
                     if record.blob.id == version && record.tags_blob.as_ref().is_none_or(|t| t.ts < change.ts) =>
@@ -34,6 +35,7 @@ impl Index {
                     if let Some(old) = &record.tags_blob {
                         self.queue_gc(tx, bucket, key, &old.blob)?;
                     }
+                    self.consume_claim(tx, &change.blob.id).await?;
                     self.queue_repairs(tx, bucket, key, None, [&change.blob]).await?;
                     // Committed: it goes into the volumes' commit logs, which is what a
                     // rebuild trusts.
@@ -52,7 +54,6 @@ impl Index {
                     Err(Error::NoSuchKey)
                 }
             };
-            write_in(tx, Table::Meta, META_CLOCK, &self.clock.load(std::sync::atomic::Ordering::SeqCst))?;
             Ok(outcome)
         })?
     }

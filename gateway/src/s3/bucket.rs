@@ -71,7 +71,7 @@ pub(super) async fn create_bucket(
     if gw.index.bucket(&bucket).await?.is_some() {
         return Err(already_owned());
     }
-    let ts = gw.index.next_ts();
+    let ts = gw.index.bucket_write_ts(&bucket).await?;
     let created_ms = now_ms();
     let stored = store_bucket_blob(gw, BlobKind::Bucket, &bucket, ts, created_ms).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
@@ -112,7 +112,7 @@ pub(super) async fn delete_bucket(
     // again, because objects or uploads may arrive while the deletion blob is written.
     let name = bucket.clone();
     gw.index.check_bucket_deletable(&name).await?;
-    let ts = gw.index.next_ts();
+    let ts = gw.index.bucket_write_ts(&bucket).await?;
     let stored = store_bucket_blob(gw, BlobKind::BucketDeleted, &bucket, ts, now_ms()).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
     // A refusal here (objects or uploads arrived meanwhile) leaves the deletion blob on the

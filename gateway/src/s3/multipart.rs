@@ -319,7 +319,7 @@ pub(super) async fn complete_multipart_upload(
         None => None,
     };
 
-    let ts = gw.index.next_ts();
+    let ts = gw.index.object_write_ts(&bucket, &key).await?;
     let modified_ms = now_ms();
     let etag = multipart_etag(&chosen);
     let meta = BlobMeta {

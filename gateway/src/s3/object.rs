@@ -92,7 +92,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let body = body_or_empty(input.body);
     let size = body.remaining_length().exact().map(|n| n as u64);
 
-    let ts = gw.index.next_ts();
+    let ts = gw.index.object_write_ts(&bucket, &key).await?;
     let modified_ms = now_ms();
     let meta = BlobMeta {
         headers: system_headers!(input),

@@ -81,9 +81,15 @@ where
     if size.is_some_and(|n| n > MAX_PUT_SIZE) {
         return Err(Error::EntityTooLarge);
     }
+    // On a shared index another gateway may have changed the membership: never write by a
+    // ring that may be older than what the index has held for a few seconds.
+    let stale_ms = gw.cluster.staleness_ms();
+    if gw.index.engine().shared() && stale_ms > crate::gateways::MEMBERSHIP_STALE_AFTER.as_millis() as u64 {
+        return Err(Error::Unavailable(format!("membership not confirmed from the index for {stale_ms} ms")));
+    }
     let targets = gw.place(&meta.bucket, &meta.key);
     let blob_id = new_id();
-    let in_flight = gw.in_flight.register(&blob_id);
+    let in_flight = gw.in_flight.register(&blob_id).await?;
     let checks = BodyChecks { max_size: MAX_PUT_SIZE, content_md5, checksum };
     let written = replicated::write(
         &gw.volumes,

@@ -1,0 +1,144 @@
+//! A small S3 load generator for benchmarks (not a test): `clients` concurrent aws-sdk-s3
+//! clients, spread round-robin over one or more endpoints, each running one operation in a
+//! loop for a fixed time; prints operations per second and latency percentiles.
+//!
+//! ```text
+//! s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|list SECONDS [CLIENTS] [SIZE] [BUCKET]
+//! ```
+//! `put` writes keys `bench/{client}/{n}` of SIZE bytes (default 4096); `get` and `head` read the
+//! keys a previous `put` run wrote (their count is listed first); `head-missing` asks for keys
+//! that do not exist; `list` pages through the bucket with ListObjectsV2 (1,000 keys a page),
+//! timing each page. Credentials: the test harness's root key unless `AWS_ACCESS_KEY_ID` and
+//! `AWS_SECRET_ACCESS_KEY` are set.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+
+fn client(endpoint: &str) -> Client {
+    let access = std::env::var("AWS_ACCESS_KEY_ID").unwrap_or_else(|_| compat_tests::ACCESS_KEY.into());
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap_or_else(|_| compat_tests::SECRET_KEY.into());
+    compat_tests::s3_client(endpoint, &access, &secret)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[at].as_secs_f64() * 1000.0
+}
+
+async fn existing_keys(s3: &Client, bucket: &str) -> Vec<String> {
+    let mut keys = Vec::new();
+    let mut pages = s3.list_objects_v2().bucket(bucket).prefix("bench/").into_paginator().send();
+    while let Some(page) = pages.next().await {
+        keys.extend(page.unwrap().contents().iter().map(|o| o.key().unwrap().to_string()));
+    }
+    keys
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 4 {
+        eprintln!(
+            "usage: s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|list SECONDS [CLIENTS] [SIZE] [BUCKET]"
+        );
+        std::process::exit(2);
+    }
+    let endpoints: Vec<String> = args[1].split(',').map(str::to_string).collect();
+    let op = args[2].clone();
+    let seconds: f64 = args[3].parse().expect("SECONDS");
+    let clients: usize = args.get(4).map_or(16, |c| c.parse().expect("CLIENTS"));
+    let size: usize = args.get(5).map_or(4096, |s| s.parse().expect("SIZE"));
+    let bucket = args.get(6).cloned().unwrap_or_else(|| "bench".into());
+    let first = client(&endpoints[0]);
+    if op == "put" {
+        // Already there is fine.
+        let _ = first.create_bucket().bucket(&bucket).send().await;
+    }
+    let keys = if op == "get" || op == "head" { existing_keys(&first, &bucket).await } else { Vec::new() };
+    if (op == "get" || op == "head") && keys.is_empty() {
+        eprintln!("no keys under bench/ in {bucket}: run put first");
+        std::process::exit(2);
+    }
+    let keys = std::sync::Arc::new(keys);
+    let data = compat_tests::test_bytes(size, 7);
+    let until = Instant::now() + Duration::from_secs_f64(seconds);
+    let started = Instant::now();
+    let workers = (0..clients).map(|c| {
+        let s3 = client(&endpoints[c % endpoints.len()]);
+        let (op, bucket, keys, data) = (op.clone(), bucket.clone(), keys.clone(), data.clone());
+        tokio::spawn(async move {
+            let mut latencies = Vec::new();
+            let mut errors = 0u64;
+            let mut n = 0usize;
+            let mut token: Option<String> = None;
+            while Instant::now() < until {
+                let t = Instant::now();
+                let ok = match op.as_str() {
+                    "put" => s3
+                        .put_object()
+                        .bucket(&bucket)
+                        .key(format!("bench/{c}/{n}"))
+                        .body(data.clone().into())
+                        .send()
+                        .await
+                        .is_ok(),
+                    "get" => match s3.get_object().bucket(&bucket).key(&keys[(c * 7919 + n) % keys.len()]).send().await
+                    {
+                        Ok(got) => got.body.collect().await.is_ok(),
+                        Err(_) => false,
+                    },
+                    "head" => {
+                        s3.head_object().bucket(&bucket).key(&keys[(c * 7919 + n) % keys.len()]).send().await.is_ok()
+                    }
+                    "head-missing" => s3
+                        .head_object()
+                        .bucket(&bucket)
+                        .key(format!("missing/{c}/{n}"))
+                        .send()
+                        .await
+                        .is_err_and(|e| e.raw_response().is_some_and(|r| r.status().as_u16() == 404)),
+                    "list" => {
+                        match s3.list_objects_v2().bucket(&bucket).set_continuation_token(token.clone()).send().await {
+                            Ok(page) => {
+                                token = page.next_continuation_token().map(str::to_string);
+                                true
+                            }
+                            Err(_) => false,
+                        }
+                    }
+                    other => panic!("unknown operation {other}"),
+                };
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    errors += 1;
+                }
+                n += 1;
+            }
+            (latencies, errors)
+        })
+    });
+    let mut latencies = Vec::new();
+    let mut errors = 0;
+    for worker in futures::future::join_all(workers).await {
+        let (l, e) = worker.unwrap();
+        latencies.extend(l);
+        errors += e;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    latencies.sort();
+    println!(
+        "{op:<12} {:>8.0} ops/s  ({} ok, {errors} errors, {clients} clients, {} endpoint(s), {size} B)  p50 {:.2} ms  p99 {:.2} ms",
+        latencies.len() as f64 / elapsed,
+        latencies.len(),
+        endpoints.len(),
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.99),
+    );
+}

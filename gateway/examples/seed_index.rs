@@ -1,0 +1,59 @@
+//! Benchmark helper (not a test): fills bucket `big` of a fresh index with N object records,
+//! straight into the index (no volumes; the blobs they name do not exist), so that listing
+//! speed can be measured on a large bucket without writing N objects through S3.
+//!
+//! ```text
+//! cargo run --release --example seed_index -- rocksdb:/tmp/idx|postgres://… 1000000
+//! ```
+//! Keys are `dir{i % 100}/obj{i:08}`: a hundred common prefixes, a million keys.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use gateway::config::IndexLocation;
+use gateway::engine::Engine;
+use gateway::index::Index;
+use gateway::index::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, ObjectRecord, Replica, SystemHeaders};
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let location = IndexLocation::parse(args.get(1).expect("INDEX (rocksdb:DIR or postgres://…)")).unwrap();
+    let count: u64 = args.get(2).map_or(1_000_000, |n| n.parse().expect("COUNT"));
+    let engine: Arc<dyn Engine> = match &location {
+        IndexLocation::RocksDb(dir) => Arc::new(gateway::engine::rocks::RocksEngine::open(dir).unwrap()),
+        IndexLocation::Postgres(url) => {
+            Arc::new(gateway::engine::postgres::PostgresEngine::connect(url).await.unwrap())
+        }
+    };
+    let index = Index::with_engine(engine).await.unwrap();
+    let started = std::time::Instant::now();
+    let ts = index.next_ts();
+    let mut restore = index.restore();
+    let bucket = BucketEntry::Live(BucketRecord { created_ms: ts / 1000, ts, blob: None });
+    restore.bucket("big", &bucket).await.unwrap();
+    for i in 0..count {
+        let record = ObjectRecord {
+            ts: ts + i + 1,
+            modified_ms: ts / 1000,
+            size: 4096,
+            etag: format!("{i:032x}"),
+            sha256: String::new(),
+            headers: SystemHeaders::default(),
+            user_meta: vec![],
+            tags: vec![],
+            checksum: None,
+            parts: vec![],
+            blob: BlobRef {
+                id: format!("seed{i:012}"),
+                replicas: vec![Replica { volume: "none".into(), subvolume: 0 }],
+            },
+            tags_blob: None,
+        };
+        let key = format!("dir{}/obj{i:08}", i % 100);
+        restore.object("big", &key, &ObjectEntry::Live(Box::new(record))).await.unwrap();
+    }
+    restore.finish(ts + count + 1).await.unwrap();
+    println!("seeded {count} objects into bucket big of {location:?} in {:.1} s", started.elapsed().as_secs_f64());
+}
