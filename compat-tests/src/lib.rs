@@ -467,16 +467,21 @@ impl TestCluster {
 
     /// `GET /status` of the admin API.
     pub async fn status(&self) -> serde_json::Value {
-        reqwest::Client::new()
-            .get(format!("{}/status", self.admin_url()))
-            .bearer_auth(ADMIN_TOKEN)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        admin_status(&self.admin_url()).await
     }
+}
+
+/// `GET /status` of the admin API at `admin_url`.
+pub async fn admin_status(admin_url: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{admin_url}/status"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 /// An aws-sdk-s3 client for `endpoint` (path style, current defaults incl. checksums).

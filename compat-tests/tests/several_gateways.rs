@@ -27,15 +27,7 @@ async fn keys(s3: &Client, bucket: &str) -> Vec<String> {
 
 /// Registered gateway ids, as `/status` of the admin API at `admin_url` reports them.
 async fn gateways(admin_url: &str) -> Vec<String> {
-    let status: serde_json::Value = reqwest::Client::new()
-        .get(format!("{admin_url}/status"))
-        .bearer_auth(compat_tests::ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let status = compat_tests::admin_status(admin_url).await;
     status["gateways"].as_array().unwrap().iter().map(|g| g["id"].as_str().unwrap().to_string()).collect()
 }
 
@@ -120,15 +112,7 @@ async fn two_gateways_serve_one_index_with_the_guarantees_of_one() {
     eventually(Duration::from_secs(3), "B seeing the added volume", || {
         let (admin, extra_url) = (other_admin.clone(), extra_url.clone());
         async move {
-            let status: serde_json::Value = reqwest::Client::new()
-                .get(format!("{admin}/status"))
-                .bearer_auth(compat_tests::ADMIN_TOKEN)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let status = compat_tests::admin_status(&admin).await;
             status["volumes"].as_array().unwrap().iter().any(|v| v["url"] == extra_url.as_str())
         }
     })
