@@ -18,6 +18,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CAIRN_CONFIG")]
     #[serde(skip)]
     pub config: Option<PathBuf>,
+    /// Print the settings in effect (as TOML, secrets left out) and exit.
+    #[arg(long)]
+    #[serde(skip)]
+    pub print_config: bool,
     /// S3 listen address [default: 127.0.0.1:9000].
     #[arg(long, env = "CAIRN_LISTEN")]
     pub listen: Option<String>,
@@ -181,6 +185,39 @@ impl std::fmt::Debug for Settings {
             .field("domain", &self.domain)
             .field("upload_ttl", &self.upload_ttl)
             .finish_non_exhaustive()
+    }
+}
+
+/// A duration as the flags take it (`500ms`, `90s`).
+fn humane(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 { format!("{}s", duration.as_secs()) } else { format!("{}ms", duration.as_millis()) }
+}
+
+impl Settings {
+    /// The settings as a `--config` file would give them, secrets left out (and a PostgreSQL
+    /// URL's password shown as `***`).
+    pub fn to_toml(&self) -> String {
+        let mut table = toml::Table::new();
+        let mut put = |key: &str, value: toml::Value| {
+            table.insert(key.into(), value);
+        };
+        put("listen", self.listen.clone().into());
+        put("admin_listen", self.admin_listen.clone().into());
+        put("index", self.index.to_string().into());
+        put("volumes", self.volumes.iter().map(|v| toml::Value::from(v.clone())).collect::<Vec<_>>().into());
+        put("replicas", (self.replicas as i64).into());
+        put("write_quorum", (self.write_quorum as i64).into());
+        put("volume_connect_timeout", humane(self.timeouts.connect).into());
+        put("volume_timeout", humane(self.timeouts.response).into());
+        put("volume_idle_timeout", humane(self.timeouts.idle).into());
+        put("access_key", self.access_key.clone().into());
+        put("region", self.region.clone().into());
+        if let Some(domain) = &self.domain {
+            put("domain", domain.clone().into());
+        }
+        put("upload_ttl", humane(self.upload_ttl).into());
+        let admin = if self.admin_token.is_some() { ", admin_token" } else { " (no admin_token: the admin API refuses every request)" };
+        format!("# set, not shown: cluster_secret, secret_key{admin}\n{table}")
     }
 }
 

@@ -14,6 +14,7 @@
 
 pub mod blob;
 pub mod commit_log;
+pub mod config;
 pub mod error;
 pub mod http;
 pub mod membership;
