@@ -59,10 +59,7 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let engine: Arc<dyn crate::engine::Engine> = match &settings.index {
-        IndexLocation::RocksDb(dir) => Arc::new(crate::engine::rocks::RocksEngine::open(dir)?),
-        IndexLocation::Postgres(url) => Arc::new(crate::engine::postgres::PostgresEngine::connect(url).await?),
-    };
+    let engine = crate::engine::open(&settings.index).await?;
     tracing::info!(index = ?settings.index, "index open");
     let index = Arc::new(Index::with_engine(engine).await?);
     // A shared index takes the lease; a RocksDB directory is locked by its one process already.
