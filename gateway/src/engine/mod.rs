@@ -17,6 +17,7 @@
 //!   [`Error::Conflict`] and nothing is written;
 //! - a commit that returned is durable (it survives a crash of the process and the machine).
 
+pub mod copy;
 pub mod postgres;
 pub mod rocks;
 
