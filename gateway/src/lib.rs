@@ -31,6 +31,7 @@ pub mod in_flight;
 pub mod index;
 pub mod logging;
 pub mod membership;
+pub mod migrate;
 pub mod placement;
 pub mod rebuild;
 pub mod repair;

@@ -9,8 +9,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::records::decode;
 use super::{Index, read_in, write_in};
-use crate::engine::Table;
+use crate::engine::{Engine, Table};
 use crate::error::{Error, Result};
 use crate::in_transaction;
 
@@ -25,6 +26,12 @@ pub struct GatewayLease {
     pub address: String,
     /// Unix milliseconds after which the lease is free.
     pub expires_ms: u64,
+}
+
+/// The lease stored in an engine, if any: an offline tool reads it to refuse an index a
+/// gateway may still serve, without opening it as an index (which writes).
+pub async fn stored_lease(engine: &dyn Engine) -> Result<Option<GatewayLease>> {
+    engine.get(Table::Meta, META_LEASE).await?.map(|bytes| decode(&bytes)).transpose()
 }
 
 impl Index {

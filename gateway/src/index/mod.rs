@@ -32,7 +32,7 @@ mod unlogged;
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
-pub use self::lease::GatewayLease;
+pub use self::lease::{GatewayLease, stored_lease};
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
