@@ -1,8 +1,9 @@
 //! `cairn-admin index migrate` moves a gateway's index from RocksDB to PostgreSQL: a gateway on
 //! the copy serves exactly what the one on RocksDB served (listings, heads, bodies, tags, an
-//! unfinished upload, access keys, a deleted key staying deleted). It refuses a source a running
-//! gateway holds, the same index on both sides and a target that is not empty, naming the
-//! table; a password in the URL is never printed.
+//! unfinished upload, access keys, a deleted key staying deleted), and the index moves back. It
+//! refuses a source a running gateway holds (RocksDB's lock, PostgreSQL's lease), the same index
+//! on both sides and a target that is not empty, naming the table; a password in the URL is
+//! never printed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -60,7 +61,11 @@ async fn observe(s3: &aws_sdk_s3::Client) -> Vec<String> {
         seen.push(format!("delimited {name}: {keys:?} {prefixes:?}"));
         let uploads = s3.list_multipart_uploads().bucket(name).send().await.unwrap();
         for upload in uploads.uploads() {
-            seen.push(format!("upload {name}/{:?} {:?}", upload.key(), upload.upload_id()));
+            let (key, id) = (upload.key().unwrap(), upload.upload_id().unwrap());
+            let parts = s3.list_parts().bucket(name).key(key).upload_id(id).send().await.unwrap();
+            let parts: Vec<_> =
+                parts.parts().iter().map(|p| (p.part_number(), p.size(), p.e_tag().map(str::to_string))).collect();
+            seen.push(format!("upload {name}/{key} {id} parts={parts:?}"));
         }
     }
     seen
@@ -139,13 +144,23 @@ async fn an_index_moves_from_rocksdb_to_postgresql_and_serves_the_same() {
         .send()
         .await
         .unwrap();
-    // An upload left open moves too.
-    s3.create_multipart_upload().bucket("logs").key("unfinished").send().await.unwrap();
+    // An upload left open moves too, with its part.
+    let open = s3.create_multipart_upload().bucket("logs").key("unfinished").send().await.unwrap();
+    s3.upload_part()
+        .bucket("logs")
+        .key("unfinished")
+        .upload_id(open.upload_id().unwrap())
+        .part_number(1)
+        .body(b"first part".to_vec().into())
+        .send()
+        .await
+        .unwrap();
     cluster.admin_ok(&["key", "create", "migrated-key"]);
     let key_list = cluster.admin_ok(&["key", "list"]);
 
     let before = observe(&s3).await;
     assert!(before.iter().any(|l| l.starts_with("head photos/big size=Some(5242884)")), "{before:#?}");
+    assert!(before.iter().any(|l| l.starts_with("upload logs/unfinished") && l.contains("Some(10)")), "{before:#?}");
     let rocksdb = format!("rocksdb:{}", cluster.db_dir().display());
     let migrate = |cluster: &TestCluster, from: &str, to: &str| {
         let output = cluster.admin(&["index", "migrate", "--from", from, "--to", to]);
@@ -165,9 +180,10 @@ async fn an_index_moves_from_rocksdb_to_postgresql_and_serves_the_same() {
     assert!(!ok && said.contains("the same index"), "{said}");
     let (ok, said) = migrate(&cluster, &rocksdb, &url);
     assert!(ok, "{said}");
+    eprintln!("cairn-admin index migrate said:\n{said}");
     assert!(said.contains("in 11 tables") && said.contains("verified equal"), "{said}");
     assert!(said.contains("postgres:***@"), "the target is named, without its password:\n{said}");
-    for table in ["buckets", "objects", "uploads", "keys", "meta"] {
+    for table in ["buckets", "objects", "uploads", "parts", "keys", "meta"] {
         assert!(said.lines().any(|l| l.starts_with(table) && l.ends_with(": equal")), "{table}:\n{said}");
     }
     let objects = postgres.psql(&url, "SELECT count(*) FROM cairn_objects");
@@ -190,4 +206,15 @@ async fn an_index_moves_from_rocksdb_to_postgresql_and_serves_the_same() {
     s3.put_object().bucket("photos").key("after").body(b"new".to_vec().into()).send().await.unwrap();
     let got = s3.get_object().bucket("photos").key("after").send().await.unwrap();
     assert_eq!(&got.body.collect().await.unwrap().into_bytes()[..], b"new");
+
+    // A gateway serves the PostgreSQL index now: migrating from it is refused (its lease).
+    let back_dir = cluster.root.path().join("back");
+    let back = format!("rocksdb:{}", back_dir.display());
+    let (ok, said) = migrate(&cluster, &url, &back);
+    assert!(!ok && said.contains("a gateway") && said.contains("stop it first"), "{said}");
+    assert!(!back_dir.exists(), "the target was made though the source was refused");
+    // Stopped cleanly, it gives the lease up, and the index moves back to RocksDB.
+    cluster.stop_gateway();
+    let (ok, said) = migrate(&cluster, &url, &back);
+    assert!(ok && said.contains("verified equal"), "{said}");
 }
