@@ -1,4 +1,5 @@
-//! `cairn-admin`: operator commands, a client of the gateway's admin API.
+//! `cairn-admin`: operator commands, a client of the gateway's admin API; `rebuild` and
+//! `index migrate` work offline instead, on the volumes or the index directly.
 
 mod keyfile;
 
