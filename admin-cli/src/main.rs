@@ -1,4 +1,5 @@
-//! `cairn-admin`: operator commands, a client of the gateway's admin API.
+//! `cairn-admin`: operator commands, a client of the gateway's admin API; `rebuild` and
+//! `index migrate` work offline instead, on the volumes or the index directly.
 
 mod keyfile;
 
@@ -82,6 +83,11 @@ enum Command {
         #[command(flatten)]
         offline: Offline,
     },
+    /// The index itself, offline (the gateway stopped).
+    Index {
+        #[command(subcommand)]
+        command: IndexCommand,
+    },
     /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes;
     /// abort multipart uploads older than the gateway's `--upload-ttl`.
     Gc {
@@ -94,10 +100,29 @@ enum Command {
     },
 }
 
-/// `--admin-url` and `--token` are global (every other command is a client of the admin
-/// API), but rebuild works on the volumes alone. clap does not propagate a global argument
-/// into a subcommand that has one of the same id, so these hidden ones keep both out of
-/// `rebuild --help`, and refuse them after `rebuild` with a message that says why.
+#[derive(Debug, Subcommand)]
+enum IndexCommand {
+    /// Copy a whole index into another engine or place (e.g. RocksDB to PostgreSQL), then
+    /// compare both sides row by row; exit 1 on any difference. Offline: stop the gateway
+    /// first. The target must be empty.
+    Migrate {
+        /// The index to copy: rocksdb:DIR or postgres://USER:PASSWORD@HOST/DB.
+        #[arg(long, env = "CAIRN_MIGRATE_FROM", hide_env_values = true)]
+        from: String,
+        /// The empty index to fill: rocksdb:DIR (created if missing) or postgres://… (its
+        /// tables are created); then start the gateway with `--index` set to it.
+        #[arg(long, env = "CAIRN_MIGRATE_TO", hide_env_values = true)]
+        to: String,
+        #[command(flatten)]
+        offline: Offline,
+    },
+}
+
+/// `--admin-url` and `--token` are global (most commands are clients of the admin API), but
+/// rebuild and index migrate work on the volumes or the index directly. clap does not
+/// propagate a global argument into a subcommand that has one of the same id, so these hidden
+/// ones keep both out of those commands' `--help`, and refuse them after the command with a
+/// message that says why.
 #[derive(Debug, clap::Args)]
 struct Offline {
     #[arg(long, hide = true, value_parser = online_only)]
@@ -107,7 +132,8 @@ struct Offline {
 }
 
 fn online_only(_: &str) -> Result<String, String> {
-    Err("rebuild works offline, from the volumes; it does not use the gateway's admin API".into())
+    Err("this command works offline, on the volumes or the index directly; it does not use the gateway's admin API"
+        .into())
 }
 
 #[derive(Debug, Subcommand)]
@@ -285,6 +311,10 @@ async fn main() -> ExitCode {
         volumed::serve::init_logging(volumed::serve::LogFormat::Text);
         return finish(rebuild(db, volumes, cluster_secret, *partial, cli.json).await);
     }
+    if let Command::Index { command: IndexCommand::Migrate { from, to, .. } } = &cli.command {
+        volumed::serve::init_logging(volumed::serve::LogFormat::Text);
+        return finish(migrate(from, to, cli.json).await);
+    }
     let Some(token) = cli.token.clone() else {
         eprintln!("cairn-admin: an admin token is required (--token or CAIRN_ADMIN_TOKEN)");
         return ExitCode::from(2);
@@ -292,7 +322,7 @@ async fn main() -> ExitCode {
     let api = Api { base: cli.admin_url.clone(), token, http: reqwest::Client::new() };
     let result = match cli.command {
         Command::Status => status(&api, cli.json).await,
-        Command::Rebuild { .. } => Ok(()),
+        Command::Rebuild { .. } | Command::Index { .. } => Ok(()),
         Command::Key { command } => key(&api, command, cli.json).await,
         Command::Gc { grace, dry_run } => gc(&api, grace, dry_run, cli.json).await,
         Command::Verify { repair } => verify(&api, repair, cli.json).await,
@@ -334,11 +364,7 @@ async fn rebuild(
         }
     })
     .await
-    .map_err(|e| match e {
-        // Their messages say it all; no "config:" in front.
-        gateway::Error::Config(message) | gateway::Error::Unavailable(message) => message,
-        e => e.to_string(),
-    })?;
+    .map_err(offline_message)?;
     if as_json {
         println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
     } else {
@@ -392,6 +418,104 @@ async fn rebuild(
     }
     if report.skipped > 0 {
         return Err(format!("{} blobs or objects could not be restored (see the log)", report.skipped));
+    }
+    Ok(())
+}
+
+/// An error of an offline command as the person should read it.
+fn offline_message(err: gateway::Error) -> String {
+    match err {
+        // Their messages say it all; no "config:" in front.
+        gateway::Error::Config(message) | gateway::Error::Unavailable(message) => message,
+        e => e.to_string(),
+    }
+}
+
+async fn migrate(from: &str, to: &str, as_json: bool) -> Result<(), String> {
+    use gateway::config::IndexLocation;
+    let from = IndexLocation::parse(from).map_err(|e| format!("--from: {}", offline_message(e)))?;
+    let to = IndexLocation::parse(to).map_err(|e| format!("--to: {}", offline_message(e)))?;
+    let started = std::time::Instant::now();
+    // Locations are printed through IndexLocation's Display, which leaves the password out.
+    let migration = gateway::migrate::migrate(&from, &to, |p| {
+        if p.done && !as_json {
+            println!("copied {}: {} rows ({} bytes)", p.table.name(), p.rows, p.bytes);
+        }
+    })
+    .await
+    .map_err(|e| {
+        // A failure during the copy leaves part of it in the target, which a second migrate
+        // refuses as not empty.
+        let partial = if matches!(e, gateway::Error::Config(_)) {
+            ""
+        } else {
+            "; the target may hold part of the copy: empty it (a new database, or remove the directory) before trying again"
+        };
+        format!("{}{partial}", offline_message(e))
+    })?;
+    let mismatch = migration.first_mismatch();
+    if as_json {
+        let tables: Vec<serde_json::Value> = migration
+            .copied
+            .iter()
+            .zip(&migration.compared)
+            .map(|(copied, compared)| {
+                json!({
+                    "table": copied.table.name(),
+                    "rows": copied.rows,
+                    "bytes": copied.bytes,
+                    "source_rows": compared.first_rows,
+                    "target_rows": compared.second_rows,
+                    "first_difference": compared.difference.as_ref().map(|d| d.to_string()),
+                })
+            })
+            .collect();
+        let report = json!({
+            "from": from.to_string(),
+            "to": to.to_string(),
+            "tables": tables,
+            "rows": migration.rows(),
+            "verified": mismatch.is_none(),
+            "seconds": started.elapsed().as_secs_f64(),
+        });
+        println!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    } else {
+        for (copied, compared) in migration.copied.iter().zip(&migration.compared) {
+            let verdict = match &compared.difference {
+                None if compared.first_rows == compared.second_rows => "equal".to_string(),
+                None => "counts differ".to_string(),
+                Some(difference) => format!("differs at {difference}"),
+            };
+            println!(
+                "{:<10} {:>10} rows {:>14} bytes  source {} rows, target {} rows: {verdict}",
+                copied.table.name(),
+                copied.rows,
+                copied.bytes,
+                compared.first_rows,
+                compared.second_rows
+            );
+        }
+    }
+    if let Some((copied, compared)) = mismatch {
+        let what = match &compared.difference {
+            Some(difference) => format!("first difference at {difference}"),
+            None => format!("{} rows copied, {} in the source now", copied.rows, compared.first_rows),
+        };
+        return Err(format!(
+            "verification failed: table {} of {to} is not equal to {from} (source {} rows, target {} rows; {what}); do not start a gateway on it",
+            copied.table.name(),
+            compared.first_rows,
+            compared.second_rows,
+        ));
+    }
+    if !as_json {
+        println!(
+            "migrated {} rows in {} tables from {from} to {to} in {:.1} s; verified equal",
+            migration.rows(),
+            migration.copied.len(),
+            started.elapsed().as_secs_f64()
+        );
+        println!("next: start the gateway with --index set to the target");
     }
     Ok(())
 }

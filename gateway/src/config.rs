@@ -240,7 +240,7 @@ impl IndexLocation {
             return Ok(Self::Postgres(text.to_string()));
         }
         Err(Error::Config(format!(
-            "--index must be rocksdb:DIR or postgres://USER@HOST/DB, not {:?}",
+            "an index location must be rocksdb:DIR or postgres://USER@HOST/DB, not {:?}",
             redact_password(text)
         )))
     }
@@ -256,14 +256,35 @@ impl std::fmt::Debug for IndexLocation {
     }
 }
 
-/// `scheme://user:password@host…` → `scheme://user:***@host…`.
+impl std::fmt::Display for IndexLocation {
+    /// As in logs: without the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+/// `scheme://user:password@host…` → `scheme://user:***@host…`, and a `password=` query
+/// parameter (which the PostgreSQL client also reads) → `password=***`.
 fn redact_password(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let Some((userinfo, host)) = rest.split_once('@') else { return url.to_string() };
-    match userinfo.split_once(':') {
-        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-        None => url.to_string(),
-    }
+    let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+    // The host follows the last '@' of the authority: a password may hold an unescaped '@'.
+    let authority =
+        match authority.rsplit_once('@').and_then(|(userinfo, host)| Some((userinfo.split_once(':')?.0, host))) {
+            Some((user, host)) => format!("{user}:***@{host}"),
+            None => authority.to_string(),
+        };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let query: Vec<String> = query
+                .split('&')
+                .map(|pair| if pair.starts_with("password=") { "password=***".to_string() } else { pair.to_string() })
+                .collect();
+            format!("{path}?{}", query.join("&"))
+        }
+        None => tail.to_string(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 impl ServeArgs {
@@ -366,6 +387,17 @@ mod tests {
         );
         let pg = IndexLocation::parse("postgres://cairn:s3cret@db:5432/cairn").unwrap();
         assert_eq!(format!("{pg:?}"), "postgres://cairn:***@db:5432/cairn");
+        assert_eq!(pg.to_string(), "postgres://cairn:***@db:5432/cairn");
+        for (url, shown) in [
+            ("postgres://cairn:p@ss@db/cairn", "postgres://cairn:***@db/cairn"),
+            (
+                "postgres://cairn@db/cairn?sslmode=disable&password=s3cret",
+                "postgres://cairn@db/cairn?sslmode=disable&password=***",
+            ),
+            ("postgres://db/cairn", "postgres://db/cairn"),
+        ] {
+            assert_eq!(IndexLocation::parse(url).unwrap().to_string(), shown);
+        }
         assert!(IndexLocation::parse("postgresql://db/cairn").is_ok());
         for bad in ["/var/lib/cairn", "rocksdb:", "mysql://u:p@h/d"] {
             let err = IndexLocation::parse(bad).unwrap_err().to_string();

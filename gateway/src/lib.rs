@@ -9,6 +9,8 @@
 //!                  └─► replicated        fan-out writes, fail-over reads
 //!                         └─► volume_client ─► volumed
 //! admin request ─► admin::AdminApi (bearer admin token)
+//! offline (cairn-admin) ─► rebuild (volumes ─► a new index)
+//!                       ─► migrate ─► engine::copy (one engine's index ─► another's, compared)
 //! ```
 //!
 //! `dev` starts a whole local cluster (volumes in-process) for trying Cairn out.
@@ -32,6 +34,7 @@ pub mod in_flight;
 pub mod index;
 pub mod logging;
 pub mod membership;
+pub mod migrate;
 pub mod placement;
 pub mod rebuild;
 pub mod repair;

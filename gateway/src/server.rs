@@ -10,7 +10,7 @@ use tracing::Instrument;
 use crate::admin::AdminApi;
 use crate::auth::{AccessPolicy, KeyStore};
 use crate::cluster::Cluster;
-use crate::config::{IndexLocation, Settings};
+use crate::config::Settings;
 use crate::error::Result;
 use crate::index::Index;
 use crate::request_id::{Access, RequestContext};
@@ -24,10 +24,7 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
-    let engine: Arc<dyn crate::engine::Engine> = match &settings.index {
-        IndexLocation::RocksDb(dir) => Arc::new(crate::engine::rocks::RocksEngine::open(dir)?),
-        IndexLocation::Postgres(url) => Arc::new(crate::engine::postgres::PostgresEngine::connect(url).await?),
-    };
+    let engine = crate::engine::open(&settings.index).await?;
     tracing::info!(index = ?settings.index, "index open");
     let index = Arc::new(Index::with_engine(engine).await?);
     index.set_replica_target(settings.replicas);

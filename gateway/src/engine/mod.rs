@@ -17,18 +17,31 @@
 //!   [`Error::Conflict`] and nothing is written;
 //! - a commit that returned is durable (it survives a crash of the process and the machine).
 
+pub mod copy;
 pub mod postgres;
 pub mod rocks;
 
 #[cfg(test)]
 pub(crate) mod conformance;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::BoxFuture;
 
+use crate::config::IndexLocation;
 use crate::error::{Error, Result};
+
+/// Opens the engine at `location`: the RocksDB directory (created if missing) or the
+/// PostgreSQL database (its tables created if missing). The gateway and the offline tools open
+/// an index the same way.
+pub async fn open(location: &IndexLocation) -> Result<Arc<dyn Engine>> {
+    Ok(match location {
+        IndexLocation::RocksDb(dir) => Arc::new(rocks::RocksEngine::open(dir)?),
+        IndexLocation::Postgres(url) => Arc::new(postgres::PostgresEngine::connect(url).await?),
+    })
+}
 
 /// The index's tables (a RocksDB column family, an SQL table).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -37,7 +37,18 @@ impl RocksEngine {
         options.create_missing_column_families(true);
         options.set_compression_type(rocksdb::DBCompressionType::Lz4);
         let tables = Table::ALL.iter().map(|table| ColumnFamilyDescriptor::new(table.name(), Options::default()));
-        let db = DB::open_cf_descriptors(&options, path, tables)?;
+        let db = DB::open_cf_descriptors(&options, path, tables).map_err(|err| {
+            // RocksDB admits one process per directory (its LOCK file): the one that holds it
+            // is almost always a gateway, which is what the person needs to hear.
+            if err.to_string().contains("LOCK:") {
+                Error::Index(format!(
+                    "{} is in use by another process (a running gateway?); stop it first: {err}",
+                    path.display()
+                ))
+            } else {
+                Error::from(err)
+            }
+        })?;
         Ok(Self { db: Arc::new(db), writer: Arc::new(Mutex::new(())) })
     }
 
@@ -155,6 +166,14 @@ impl Transaction for RocksTransaction {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_directory_another_open_holds_is_refused_saying_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let _held = RocksEngine::open(dir.path()).unwrap();
+        let err = RocksEngine::open(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("in use by another process") && err.contains("gateway"), "{err}");
+    }
 
     #[tokio::test(flavor = "multi_thread")]
     async fn rocksdb_passes_the_engine_conformance_suite() {

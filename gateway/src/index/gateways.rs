@@ -23,7 +23,7 @@ use std::collections::HashSet;
 use serde::{Deserialize, Serialize};
 
 use super::{Index, read_in, write_in};
-use crate::engine::{Table, Transaction};
+use crate::engine::{Engine, Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
 
@@ -62,6 +62,22 @@ pub fn claim_key(blob_id: &str, claim_id: &str) -> Vec<u8> {
 fn claim_blob(key: &[u8]) -> String {
     let end = key.iter().position(|&b| b == 0).unwrap_or(key.len());
     String::from_utf8_lossy(&key[..end]).into_owned()
+}
+
+/// The gateways registered in `engine` whose heartbeats move while watched for `watch` (more
+/// than a beat): those that are serving it. An offline tool asks this without opening the
+/// engine as an index (which writes); rows that do not move were left by killed gateways.
+pub async fn live_gateways(engine: &dyn Engine, watch: std::time::Duration) -> Result<Vec<GatewayRecord>> {
+    let registered = |rows: Vec<crate::engine::Row>| -> Result<Vec<GatewayRecord>> {
+        rows.iter().map(|(_, value)| super::records::decode(value)).collect()
+    };
+    let before = registered(engine.scan(Table::Gateways, b"", None, 1000).await?)?;
+    if before.is_empty() {
+        return Ok(before);
+    }
+    tokio::time::sleep(watch).await;
+    let after = registered(engine.scan(Table::Gateways, b"", None, 1000).await?)?;
+    Ok(after.into_iter().filter(|now| before.iter().all(|then| then.id != now.id || then.beats != now.beats)).collect())
 }
 
 impl Index {

@@ -33,7 +33,7 @@ mod unlogged;
 
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
-pub use self::gateways::{GatewayRecord, claim_key};
+pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
 pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::multipart::{UploadItem, UploadPage};
 
