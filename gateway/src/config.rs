@@ -190,7 +190,12 @@ impl std::fmt::Debug for Settings {
 
 /// A duration as the flags take it (`500ms`, `90s`).
 fn humane(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 { format!("{}s", duration.as_secs()) } else { format!("{}ms", duration.as_millis()) }
+    match duration.as_secs() {
+        _ if duration.subsec_millis() != 0 => format!("{}ms", duration.as_millis()),
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s => format!("{s}s"),
+    }
 }
 
 impl Settings {
@@ -216,7 +221,11 @@ impl Settings {
             put("domain", domain.clone().into());
         }
         put("upload_ttl", humane(self.upload_ttl).into());
-        let admin = if self.admin_token.is_some() { ", admin_token" } else { " (no admin_token: the admin API refuses every request)" };
+        let admin = if self.admin_token.is_some() {
+            ", admin_token"
+        } else {
+            " (no admin_token: the admin API refuses every request)"
+        };
         format!("# set, not shown: cluster_secret, secret_key{admin}\n{table}")
     }
 }
@@ -463,6 +472,39 @@ mod tests {
         let path = dir.path().join("cairn.toml");
         std::fs::write(&path, "upload_ttl = 'soon'").unwrap();
         assert!(ServeArgs { config: Some(path), ..base.clone() }.resolve().is_err());
+    }
+
+    #[test]
+    fn the_printed_config_reads_back_the_same_and_shows_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut args = minimal();
+        args.db = None;
+        args.index = Some("postgres://cairn:hunter2secret@db/cairn".into());
+        args.cluster_secret = Some("clustersekrit".into());
+        args.secret_key = Some("secretkeysekrit".into());
+        args.admin_token = Some("admintokensekrit".into());
+        args.volume_idle_timeout = Some(Duration::from_millis(1500));
+        args.domain = Some("s3.example".into());
+        let printed = args.clone().resolve().unwrap().to_toml();
+        for secret in ["hunter2secret", "sekrit"] {
+            assert!(!printed.contains(secret), "{secret} in\n{printed}");
+        }
+        assert!(printed.contains("volume_idle_timeout = \"1500ms\""), "{printed}");
+        let path = dir.path().join("printed.toml");
+        // The printed URL hides its password: read it back with a RocksDB index instead.
+        std::fs::write(&path, printed.replace("postgres://cairn:***@db/cairn", "rocksdb:/var/lib/cairn")).unwrap();
+        let again = ServeArgs { config: Some(path), ..secrets_only(&args) }.resolve().unwrap().to_toml();
+        assert_eq!(again, printed.replace("postgres://cairn:***@db/cairn", "rocksdb:/var/lib/cairn"));
+    }
+
+    /// Only the secrets of `args` (the printed config leaves them out).
+    fn secrets_only(args: &ServeArgs) -> ServeArgs {
+        ServeArgs {
+            cluster_secret: args.cluster_secret.clone(),
+            secret_key: args.secret_key.clone(),
+            admin_token: args.admin_token.clone(),
+            ..ServeArgs::default()
+        }
     }
 
     #[test]

@@ -46,7 +46,12 @@ async fn main() -> ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> gateway::Result<()> {
+    let print_config = args.print_config;
     let settings = args.resolve()?;
+    if print_config {
+        print!("{}", settings.to_toml());
+        return Ok(());
+    }
     let bind = |addr: String| async move {
         tokio::net::TcpListener::bind(&addr)
             .await

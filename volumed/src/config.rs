@@ -11,7 +11,11 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:9101";
 
 /// Flags of `cairn-volumed`; the same names (snake_case) are the keys of `--config`.
 #[derive(Debug, Clone, Default, clap::Parser, Deserialize)]
-#[command(name = "cairn-volumed", version, about = "Cairn volume daemon: stores blobs on local disks for the Cairn gateway.")]
+#[command(
+    name = "cairn-volumed",
+    version,
+    about = "Cairn volume daemon: stores blobs on local disks for the Cairn gateway."
+)]
 #[serde(default, deny_unknown_fields)]
 pub struct VolumedArgs {
     /// TOML file with any of these settings.
