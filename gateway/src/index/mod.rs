@@ -13,13 +13,14 @@
 //! | `completed`   | upload id                    | [`CompletedUpload`]      |
 //! | `repair`      | blob id                      | [`RepairEntry`]          |
 //! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
-//! | `meta`        | name                         | clock, cluster id, membership and its epoch |
+//! | `meta`        | name                         | clock, cluster id, membership and its epoch, `job/<kind>` [`JobRecord`]s |
 //!
 //! Every write that acknowledges a client request is one engine transaction, committed durably.
 
 mod buckets;
 mod forget;
 mod gc;
+mod jobs;
 mod keys;
 mod lease;
 mod multipart;
@@ -32,6 +33,7 @@ mod unlogged;
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gc::{QueuedBlob, Tombstone};
+pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::lease::GatewayLease;
 pub use self::multipart::{UploadItem, UploadPage};
 
