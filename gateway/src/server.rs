@@ -61,6 +61,12 @@ pub async fn run(
         "cluster joined"
     );
     let in_flight = crate::in_flight::InFlight::default();
+    // Who this gateway is as the owner of cluster-wide jobs (see `admin::jobs`); alone on a
+    // RocksDB index, whose directory lock admits one process.
+    let admin_address = admin_listener.local_addr().map_or_else(|_| settings.admin_listen.clone(), |a| a.to_string());
+    let instance =
+        crate::admin::jobs::Instance::new(admin_address, matches!(settings.index, IndexLocation::RocksDb(_)));
+    let repair_lease = crate::admin::jobs::RepairLease::default();
     let (damage, damage_inbox) = crate::repair::damage_channel();
     let gateway_name = crate::membership::gateway_name(cluster.id());
     let background = [
@@ -73,6 +79,7 @@ pub async fn run(
                 cluster: cluster.clone(),
                 volumes: volumes.clone(),
                 in_flight: in_flight.clone(),
+                lease: repair_lease.clone(),
             }
             .run(damage_inbox, shutdown.clone()),
         ),
@@ -131,8 +138,10 @@ pub async fn run(
             settings.replicas,
         )
         .with_upload_ttl(settings.upload_ttl)
-        .with_write_quorum(settings.write_quorum),
+        .with_write_quorum(settings.write_quorum)
+        .with_instance(instance, repair_lease),
     );
+    let job_watcher = tokio::spawn(admin.clone().watch_jobs(shutdown.clone()));
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     tracing::info!(addr = ?admin_listener.local_addr().ok(), "admin API serving");
@@ -145,6 +154,7 @@ pub async fn run(
     for task in background {
         let _ = task.await;
     }
+    let _ = job_watcher.await;
     // Only now: no probe names the gateway any more.
     crate::membership::leave(&cluster, &volumes, &gateway_name).await;
     give_up_lease(&index, lease).await;
