@@ -690,6 +690,18 @@ fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
     Ok(())
 }
 
+/// Where a job runs (or ran), for its line: `  on ADDRESS`, and how often it was taken over.
+fn owner_of(status: &gateway::admin::jobs::JobStatus) -> String {
+    let mut out = String::new();
+    if !status.owner_address.is_empty() {
+        out.push_str(&format!("  on {}", status.owner_address));
+    }
+    if status.takeovers > 0 {
+        out.push_str(&format!(" (taken over {})", count(status.takeovers, "time", "times")));
+    }
+    out
+}
+
 fn gc_line(p: &GcProgress) -> String {
     format!(
         "gc {}: uploads aborted {}  queue {}/{}  listed {}  orphans {} ({} bytes)  tombstones {} (buckets {})  deleted {}  errors {}",
@@ -704,7 +716,7 @@ fn gc_line(p: &GcProgress) -> String {
         p.bucket_tombstones,
         p.deleted,
         p.status.errors
-    )
+    ) + &owner_of(&p.status)
 }
 
 async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<(), String> {
@@ -785,7 +797,7 @@ fn rebalance_line(p: &RebalanceProgress) -> String {
         p.bytes_moved,
         p.skipped_changed,
         p.status.errors
-    )
+    ) + &owner_of(&p.status)
 }
 
 async fn rebalance(api: &Api, dry_run: bool, rate: Option<f64>, as_json: bool) -> Result<(), String> {
@@ -826,7 +838,7 @@ fn verify_line(p: &VerifyProgress) -> String {
         p.corrupt,
         p.repaired,
         p.status.errors
-    )
+    ) + &owner_of(&p.status)
 }
 
 async fn verify(api: &Api, repair: bool, as_json: bool) -> Result<(), String> {

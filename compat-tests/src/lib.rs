@@ -484,6 +484,39 @@ pub async fn admin_status(admin_url: &str) -> serde_json::Value {
         .unwrap()
 }
 
+/// `GET /jobs/<kind>` of the admin API at `admin_url`: the running or last job of that kind
+/// in the cluster (`null` when none ever ran).
+pub async fn job_progress(admin_url: &str, kind: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("{admin_url}/jobs/{kind}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// Polls [`job_progress`] every 100 ms until `until` holds (panics after `limit`); returns the
+/// progress that satisfied it.
+pub async fn wait_for_job(
+    admin_url: &str,
+    kind: &str,
+    limit: Duration,
+    until: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let progress = job_progress(admin_url, kind).await;
+        if until(&progress) {
+            return progress;
+        }
+        assert!(Instant::now() < deadline, "{kind} at {admin_url} not as awaited within {limit:?}: {progress}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// An aws-sdk-s3 client for `endpoint` (path style, current defaults incl. checksums).
 pub fn s3_client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
     let config = aws_sdk_s3::Config::builder()

@@ -15,6 +15,11 @@
 //!
 //! The copy is registered in flight while it runs, so GC never takes it for an orphan; a
 //! copy whose blob was replaced meanwhile is not recorded and is collected by GC.
+//!
+//! One gateway of the cluster repairs: the one holding the repairer's lease
+//! (`admin::jobs::RepairLease`, kept by the admin API's job watcher and taken over when its
+//! holder dies). Every other gateway only queues the damage its reads report; the holder's
+//! next round handles it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -86,6 +91,8 @@ pub struct Repairer {
     pub volumes: VolumeClient,
     /// Blobs being written or copied, hidden from GC.
     pub in_flight: InFlight,
+    /// Whether this gateway is the one that repairs.
+    pub lease: crate::admin::jobs::RepairLease,
 }
 
 impl Repairer {
@@ -95,6 +102,10 @@ impl Repairer {
         loop {
             tokio::select! {
                 () = tokio::time::sleep_until(next_round) => {
+                    if !self.lease.held() {
+                        next_round = tokio::time::Instant::now() + ROUND_EVERY;
+                        continue;
+                    }
                     if let Err(err) = self.round(&shutdown).await {
                         tracing::warn!(%err, "repair round failed");
                     }
@@ -122,7 +133,8 @@ impl Repairer {
     /// Queues a reported damaged copy and, if it was new, repairs its blob now.
     async fn damaged(&self, damage: Damage) -> Result<()> {
         let new = self.index.report_damage(&damage.blob_id, &damage.bucket, &damage.key, &damage.replica).await?;
-        if !new {
+        if !new || !self.lease.held() {
+            // Queued: the gateway holding the lease repairs it in its next round.
             return Ok(());
         }
         tracing::warn!(blob = %damage.blob_id, bucket = %damage.bucket, key = %damage.key, volume = %damage.replica.volume, subvolume = damage.replica.subvolume, "damaged copy queued for repair");
@@ -144,7 +156,8 @@ impl Repairer {
             let page = self.index.repairs(from.as_deref(), PAGE).await?;
             let full = page.len() == PAGE;
             for (blob_id, entry) in page {
-                if shutdown.is_cancelled() {
+                // Stops at once when another gateway took the lease over.
+                if shutdown.is_cancelled() || !self.lease.held() {
                     return Ok(());
                 }
                 if let Err(err) = self.repair(&blob_id, &entry).await {

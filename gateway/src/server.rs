@@ -44,18 +44,19 @@ pub async fn run(
         write_quorum = settings.write_quorum,
         "cluster joined"
     );
-    let instance = hex::encode(rand::random::<[u8; 8]>());
+    let instance_id = hex::encode(rand::random::<[u8; 8]>());
+    let admin_address = admin_listener.local_addr().map_or_else(|_| settings.admin_listen.clone(), |a| a.to_string());
     let in_flight = if index.engine().shared() {
-        crate::in_flight::InFlight::shared(index.clone(), instance.clone())
+        crate::in_flight::InFlight::shared(index.clone(), instance_id.clone())
     } else {
         crate::in_flight::InFlight::default()
     };
     let presence = crate::gateways::Presence {
         index: index.clone(),
         record: crate::index::GatewayRecord {
-            id: instance,
+            id: instance_id.clone(),
             s3_address: settings.listen.clone(),
-            admin_address: settings.admin_listen.clone(),
+            admin_address: admin_address.clone(),
             started_ms: crate::time::now_ms(),
             beats: 0,
             beat_ms: crate::time::now_ms(),
@@ -64,6 +65,11 @@ pub async fn run(
         in_flight: in_flight.clone(),
     };
     presence.register().await?;
+    // The same id owns its cluster-wide jobs (see `admin::jobs`); alone on an embedded index,
+    // whose directory lock admits one process.
+    let instance =
+        crate::admin::jobs::Instance { id: instance_id, address: admin_address, sole: !index.engine().shared() };
+    let repair_lease = crate::admin::jobs::RepairLease::default();
     let (damage, damage_inbox) = crate::repair::damage_channel();
     let gateway_name = crate::membership::gateway_name(cluster.id());
     let background = [
@@ -77,6 +83,7 @@ pub async fn run(
                 cluster: cluster.clone(),
                 volumes: volumes.clone(),
                 in_flight: in_flight.clone(),
+                lease: repair_lease.clone(),
             }
             .run(damage_inbox, shutdown.clone()),
         ),
@@ -135,8 +142,10 @@ pub async fn run(
             settings.replicas,
         )
         .with_upload_ttl(settings.upload_ttl)
-        .with_write_quorum(settings.write_quorum),
+        .with_write_quorum(settings.write_quorum)
+        .with_instance(instance, repair_lease),
     );
+    let job_watcher = tokio::spawn(admin.clone().watch_jobs(shutdown.clone()));
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     tracing::info!(addr = ?admin_listener.local_addr().ok(), "admin API serving");
@@ -149,6 +158,7 @@ pub async fn run(
     for task in background {
         let _ = task.await;
     }
+    let _ = job_watcher.await;
     // Only now: no probe names the gateway any more.
     crate::membership::leave(&cluster, &volumes, &gateway_name).await;
     presence.leave().await;

@@ -1,7 +1,10 @@
-//! Garbage collection as a background job of the gateway: one at a time, progress readable
-//! while it runs and after. It is safe to interrupt: every step is idempotent (deleting a
-//! blob twice is fine; a queue entry goes only after its blob is gone everywhere), so a job
-//! cut short by a restart is simply run again.
+//! Garbage collection as a background job of the cluster (`jobs`): one at a time, progress
+//! readable on every gateway while it runs and after. It is safe to interrupt: every step is
+//! idempotent (deleting a blob twice is fine; a queue entry goes only after its blob is gone
+//! everywhere). The checkpoint is the number of steps below that are complete; a job taken
+//! over resumes at the first step not complete, with the cutoffs it was started with. The
+//! step it was in runs again: for the queue, expired uploads and tombstones that redoes
+//! nothing (what was handled is gone from the index); orphans are listed again.
 //!
 //! 0. Multipart uploads created more than `--upload-ttl` ago are aborted: their records go
 //!    and their parts' blobs are queued (stamped with when they were uploaded: nothing ever
@@ -30,7 +33,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{JobSlot, JobStatus, Progress};
+use super::jobs::{JobSlot, JobStatus, Progress, from_json};
 use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::Result;
@@ -99,22 +102,46 @@ impl Progress for GcProgress {
     }
 }
 
+/// What a GC job runs with, stored with its record to resume it elsewhere.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct GcParams {
+    dry_run: bool,
+    /// Blobs queued or written before this (unix ms, the starting gateway's clock) go.
+    cutoff_ms: u64,
+    /// Uploads created before this (unix ms) are aborted.
+    upload_cutoff_ms: u64,
+}
+
+/// Steps complete (see the module docs), from 0 to 4.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct GcCheckpoint {
+    steps_done: u8,
+}
+
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let body: GcRequest = read_json(req).await?;
     let grace_secs = body.grace_secs.unwrap_or(DEFAULT_GRACE_SECS);
-    api.gc.begin(GcProgress { dry_run: body.dry_run, grace_secs, ..Default::default() })?;
-    let job = GcJob {
-        index: api.index.clone(),
-        cluster: api.cluster.clone(),
-        volumes: api.volumes.clone(),
-        runner: api.gc.clone(),
-        in_flight: api.in_flight.clone(),
+    let params = GcParams {
+        dry_run: body.dry_run,
         cutoff_ms: now_ms().saturating_sub(grace_secs.saturating_mul(1000)),
         upload_cutoff_ms: now_ms().saturating_sub(u64::try_from(api.upload_ttl.as_millis()).unwrap_or(u64::MAX)),
-        dry_run: body.dry_run,
     };
-    api.gc.spawn("gc", async move { job.run().await });
-    Ok(json(StatusCode::ACCEPTED, &api.gc.last()))
+    let progress =
+        api.gc.begin(GcProgress { dry_run: body.dry_run, grace_secs, ..Default::default() }, &params).await?;
+    let job = GcJob::new(api, params, GcCheckpoint::default());
+    api.gc.spawn(async move { job.run().await });
+    Ok(json(StatusCode::ACCEPTED, &Some(progress)))
+}
+
+/// Resumes here the GC whose owner died, if its record still has lease `seen`.
+pub(super) async fn resume(api: &AdminApi, seen: u64) -> Result<()> {
+    let Some((record, _)) = api.gc.take_over(seen).await? else { return Ok(()) };
+    let params: GcParams = from_json(&record.params)?;
+    let checkpoint: GcCheckpoint = record.checkpoint.as_deref().map(from_json).transpose()?.unwrap_or_default();
+    tracing::info!(from = %record.owner_address, steps_done = checkpoint.steps_done, "GC taken over; resuming it here");
+    let job = GcJob::new(api, params, checkpoint);
+    api.gc.spawn(async move { job.run().await });
+    Ok(())
 }
 
 struct GcJob {
@@ -127,18 +154,51 @@ struct GcJob {
     /// Uploads created before this (unix ms) are aborted.
     upload_cutoff_ms: u64,
     dry_run: bool,
+    /// Where it starts.
+    resume: GcCheckpoint,
 }
 
 impl GcJob {
+    fn new(api: &AdminApi, params: GcParams, resume: GcCheckpoint) -> Self {
+        GcJob {
+            index: api.index.clone(),
+            cluster: api.cluster.clone(),
+            volumes: api.volumes.clone(),
+            runner: api.gc.clone(),
+            in_flight: api.in_flight.clone(),
+            cutoff_ms: params.cutoff_ms,
+            upload_cutoff_ms: params.upload_cutoff_ms,
+            dry_run: params.dry_run,
+            resume,
+        }
+    }
+
     async fn run(&self) -> Result<()> {
-        self.expire_uploads().await?;
-        self.collect_queue().await?;
-        self.collect_orphans().await?;
-        if !self.dry_run {
-            let before = now_ms().saturating_sub(COMPLETED_UPLOAD_MEMORY_MS);
-            self.index.forget_completed(before).await?;
+        let from = self.resume.steps_done;
+        if from < 1 {
+            self.expire_uploads().await?;
+            self.step_done(1);
+        }
+        if from < 2 {
+            self.collect_queue().await?;
+            self.step_done(2);
+        }
+        if from < 3 {
+            self.collect_orphans().await?;
+            self.step_done(3);
+        }
+        if from < 4 {
+            if !self.dry_run {
+                let before = now_ms().saturating_sub(COMPLETED_UPLOAD_MEMORY_MS);
+                self.index.forget_completed(before).await?;
+            }
+            self.step_done(4);
         }
         self.drop_tombstones().await
+    }
+
+    fn step_done(&self, steps_done: u8) {
+        self.runner.advance(&GcCheckpoint { steps_done }, |_| {});
     }
 
     /// Deletes every replica of `blob`; whether all are gone (an unknown volume counts as
@@ -176,7 +236,15 @@ impl GcJob {
     async fn collect_queue(&self) -> Result<()> {
         let cutoff = self.cutoff_ms;
         let due = self.index.gc_due(cutoff).await?;
-        self.runner.update(|p| p.queue_total = due.len() as u64);
+        // Resumed, the entries already collected are gone from the queue; a dry run counts
+        // them all again.
+        let dry_run = self.dry_run;
+        self.runner.update(|p| {
+            if dry_run {
+                p.queue_done = 0;
+            }
+            p.queue_total = p.queue_done + due.len() as u64;
+        });
         for queued in due {
             if self.dry_run {
                 self.runner.update(|p| p.queue_done += 1);
@@ -194,6 +262,12 @@ impl GcJob {
     async fn collect_orphans(&self) -> Result<()> {
         // List first, read the index second: see the module docs.
         let mut candidates = Vec::new();
+        // Resumed, the volumes are listed again.
+        self.runner.update(|p| {
+            p.blobs_listed = 0;
+            p.orphans = 0;
+            p.orphan_bytes = 0;
+        });
         let membership = self.cluster.membership();
         for volume in &membership.volumes {
             for subvolume in 0..volume.subvolumes {
@@ -243,6 +317,13 @@ impl GcJob {
         // The clock is in microseconds, the cutoff in milliseconds. Whether a blob of the key
         // is still queued is asked by `drop_tombstone`, under the commit lock.
         let before_ts = self.cutoff_ms.saturating_mul(1000);
+        if self.dry_run {
+            // Resumed, a dry run counts them all again (a real one finds the dropped ones gone).
+            self.runner.update(|p| {
+                p.tombstones = 0;
+                p.bucket_tombstones = 0;
+            });
+        }
         let tombstones = self.index.tombstones_before(before_ts).await?;
         for tombstone in tombstones {
             if self.dry_run {

@@ -10,7 +10,7 @@
 //! DELETE /keys/{id}
 //! POST   /keys/{id}/grants       {"bucket", "read", "write", "owner", "allow"}
 //! POST   /jobs/gc                {"grace_secs", "dry_run"} → starts GC (one at a time)
-//! GET    /jobs/gc                progress of the running or last GC
+//! GET    /jobs/gc                progress of the running or last GC (wherever it runs)
 //! POST   /jobs/verify            {"repair"} → starts verify (and repair)
 //! GET    /jobs/verify            progress of the running or last verify
 //! POST   /jobs/rebalance         {"dry_run", "rate_mb_s"} → starts a rebalance
@@ -52,6 +52,10 @@ pub struct AdminApi {
     pub(crate) volumes: VolumeClient,
     pub(crate) in_flight: InFlight,
     pub(crate) token: Option<String>,
+    /// This gateway as the owner of jobs.
+    pub(crate) instance: jobs::Instance,
+    /// Whether this gateway runs the repairer (shared with it).
+    pub(crate) repair_lease: jobs::RepairLease,
     pub(crate) gc: jobs::JobSlot<gc::GcProgress>,
     pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
     pub(crate) rebalance: jobs::JobSlot<rebalance::RebalanceProgress>,
@@ -72,19 +76,78 @@ impl AdminApi {
         token: Option<String>,
         replicas: usize,
     ) -> Self {
+        let instance = jobs::Instance::new("", false);
         Self {
+            gc: jobs::JobSlot::new("gc", index.clone(), instance.clone()),
+            verify: jobs::JobSlot::new("verify", index.clone(), instance.clone()),
+            rebalance: jobs::JobSlot::new("rebalance", index.clone(), instance.clone()),
+            instance,
+            repair_lease: jobs::RepairLease::default(),
             index,
             cluster,
             volumes,
             in_flight,
             token,
-            gc: jobs::JobSlot::default(),
-            verify: jobs::JobSlot::default(),
-            rebalance: jobs::JobSlot::default(),
             replicas,
             write_quorum: replicas,
             upload_ttl: crate::config::DEFAULT_UPLOAD_TTL,
         }
+    }
+
+    /// Sets who this gateway is as a job owner, and the repairer's lease it keeps.
+    #[must_use]
+    pub fn with_instance(mut self, instance: jobs::Instance, repair_lease: jobs::RepairLease) -> Self {
+        self.gc = jobs::JobSlot::new("gc", self.index.clone(), instance.clone());
+        self.verify = jobs::JobSlot::new("verify", self.index.clone(), instance.clone());
+        self.rebalance = jobs::JobSlot::new("rebalance", self.index.clone(), instance.clone());
+        self.instance = instance;
+        self.repair_lease = repair_lease;
+        self
+    }
+
+    /// Every [`jobs::WATCH_EVERY`] until `shutdown`: reads the job records, resumes here the
+    /// jobs whose owners died (see `jobs`), and keeps or claims the repairer's lease. On
+    /// shutdown, hands what runs here over for another gateway to resume at once.
+    pub async fn watch_jobs(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let mut observer = jobs::Observer::default();
+        loop {
+            if let Err(err) = self.watch_once(&mut observer).await {
+                tracing::warn!(%err, "reading the job records failed");
+            }
+            tokio::select! {
+                () = tokio::time::sleep(jobs::WATCH_EVERY) => {}
+                () = shutdown.cancelled() => break,
+            }
+        }
+        self.gc.release().await;
+        self.verify.release().await;
+        self.rebalance.release().await;
+        self.repair_lease.release(&self.index, &self.instance).await;
+    }
+
+    async fn watch_once(&self, observer: &mut jobs::Observer) -> crate::Result<()> {
+        let sole = self.instance.sole;
+        if let Some(record) = self.index.job("gc").await?
+            && observer.dead_owner(&record, std::time::Instant::now(), sole)
+            && !self.gc.runs_here()
+        {
+            gc::resume(self, record.lease).await?;
+        }
+        if let Some(record) = self.index.job("verify").await?
+            && observer.dead_owner(&record, std::time::Instant::now(), sole)
+            && !self.verify.runs_here()
+        {
+            verify::resume(self, record.lease).await?;
+        }
+        if let Some(record) = self.index.job("rebalance").await?
+            && observer.dead_owner(&record, std::time::Instant::now(), sole)
+            && !self.rebalance.runs_here()
+        {
+            rebalance::resume(self, record.lease).await?;
+        }
+        let record = self.index.job(jobs::REPAIR).await?;
+        let dead = record.as_ref().is_some_and(|r| observer.dead_owner(r, std::time::Instant::now(), sole));
+        self.repair_lease.tick(&self.index, &self.instance, record, dead).await
     }
 
     /// Sets the number of volumes a write needs (default: every replica), for `/ready`.
@@ -232,15 +295,19 @@ impl AdminApi {
             ("DELETE", ["keys", id]) => keys::delete(&self, id).await,
             ("POST", ["keys", id, "grants"]) => keys::grant(&self, id, req).await,
             ("POST", ["jobs", "gc"]) => gc::start(&self, req).await,
-            ("GET", ["jobs", "gc"]) => Ok(json(StatusCode::OK, &self.gc.last())),
+            ("GET", ["jobs", "gc"]) => self.gc.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from),
             ("POST", ["jobs", "verify"]) => verify::start(&self, req).await,
             ("POST", ["jobs", "rebalance"]) => rebalance::start(&self, req).await,
-            ("GET", ["jobs", "rebalance"]) => Ok(json(StatusCode::OK, &self.rebalance.last())),
+            ("GET", ["jobs", "rebalance"]) => {
+                self.rebalance.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from)
+            }
             ("POST", ["volumes"]) => volumes::add(&self, req).await,
             ("POST", ["volumes", "weight"]) => volumes::weight(&self, req).await,
             ("POST", ["volumes", "zone"]) => volumes::zone(&self, req).await,
             ("POST", ["volumes", "remove"]) => volumes::remove(&self, req).await,
-            ("GET", ["jobs", "verify"]) => Ok(json(StatusCode::OK, &self.verify.last())),
+            ("GET", ["jobs", "verify"]) => {
+                self.verify.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from)
+            }
             _ => Err(Failure(StatusCode::NOT_FOUND, "not found".into())),
         };
         Ok(result.unwrap_or_else(|Failure(status, message)| reply(status, message)))
@@ -269,7 +336,11 @@ impl AdminApi {
         let gc_queue = index.gc_queue().await?.len() as u64;
         let repair_queue = index.repair_queue_len().await?;
         let gateways = index.gateways().await?;
-        let jobs = Jobs { gc: self.gc.last(), verify: self.verify.last(), rebalance: self.rebalance.last() };
+        let jobs = Jobs {
+            gc: self.gc.read().await?,
+            verify: self.verify.read().await?,
+            rebalance: self.rebalance.read().await?,
+        };
         Ok(Status {
             cluster_id: document.cluster_id,
             membership_epoch: document.epoch,

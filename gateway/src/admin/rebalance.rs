@@ -12,6 +12,13 @@
 //! builds the object from the part records it read before taking the commit lock, so a part
 //! moved meanwhile would leave the object naming copies rebalance deleted. They move with
 //! their object once the upload completes (or go when it is aborted).
+//!
+//! Entries are walked in order (objects by bucket and key, then buckets), several at once; the
+//! checkpoint is the last entry before which every entry is done. A rebalance taken over by
+//! another gateway (`jobs`) resumes after it, with its parameters: the entries done after the
+//! checkpoint (at most [`CONCURRENCY`] - 1 ahead of it, and those done since the dead owner's
+//! last renewal) are looked at again and found in place, and the blob that was moving when the
+//! owner died is copied again (or its copies left for GC, if the switch happened).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -24,7 +31,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{JobSlot, JobStatus, Progress};
+use super::jobs::{JobSlot, JobStatus, Progress, from_json};
 use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -104,21 +111,62 @@ impl Progress for RebalanceProgress {
     }
 }
 
+/// What a rebalance runs with, stored with its record to resume it elsewhere.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct RebalanceParams {
+    dry_run: bool,
+    rate_bytes_s: Option<f64>,
+}
+
+/// Where an entry is in the walk: objects (0) by bucket and key, then buckets (1) by name.
+type Position = (u8, String, String);
+
+/// Every entry up to `after` is done, `done` of them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct RebalanceCheckpoint {
+    after: Option<Position>,
+    done: u64,
+}
+
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let body: RebalanceRequest = read_json(req).await?;
-    api.rebalance.begin(RebalanceProgress { dry_run: body.dry_run, ..Default::default() })?;
-    let job = RebalanceJob {
-        index: api.index.clone(),
-        cluster: api.cluster.clone(),
-        volumes: api.volumes.clone(),
-        slot: api.rebalance.clone(),
-        in_flight: api.in_flight.clone(),
-        replicas: api.replicas,
-        dry_run: body.dry_run,
-        rate_bytes_s: body.rate_mb_s.filter(|r| *r > 0.0).map(|r| r * 1e6),
-    };
-    api.rebalance.spawn("rebalance", async move { job.run().await });
-    Ok(json(StatusCode::ACCEPTED, &api.rebalance.last()))
+    let params =
+        RebalanceParams { dry_run: body.dry_run, rate_bytes_s: body.rate_mb_s.filter(|r| *r > 0.0).map(|r| r * 1e6) };
+    let progress =
+        api.rebalance.begin(RebalanceProgress { dry_run: body.dry_run, ..Default::default() }, &params).await?;
+    let job = RebalanceJob::new(api, params, RebalanceCheckpoint::default());
+    api.rebalance.spawn(async move { job.run().await });
+    Ok(json(StatusCode::ACCEPTED, &Some(progress)))
+}
+
+/// Resumes here the rebalance whose owner died, if its record still has lease `seen`.
+pub(super) async fn resume(api: &AdminApi, seen: u64) -> Result<()> {
+    let Some((record, _)) = api.rebalance.take_over(seen).await? else { return Ok(()) };
+    let params: RebalanceParams = from_json(&record.params)?;
+    let checkpoint: RebalanceCheckpoint = record.checkpoint.as_deref().map(from_json).transpose()?.unwrap_or_default();
+    tracing::info!(from = %record.owner_address, done = checkpoint.done, "rebalance taken over; resuming it here");
+    let job = RebalanceJob::new(api, params, checkpoint);
+    api.rebalance.spawn(async move { job.run().await });
+    Ok(())
+}
+
+/// The entries done so far: every one before `next`, and some after it.
+#[derive(Debug, Default)]
+struct Watermark {
+    next: usize,
+    ahead: std::collections::BTreeSet<usize>,
+}
+
+impl Watermark {
+    /// Notes entry `i` done; the new `next` if it moved.
+    fn done(&mut self, i: usize) -> Option<usize> {
+        self.ahead.insert(i);
+        let before = self.next;
+        while self.ahead.remove(&self.next) {
+            self.next += 1;
+        }
+        (self.next > before).then_some(self.next)
+    }
 }
 
 struct RebalanceJob {
@@ -130,9 +178,32 @@ struct RebalanceJob {
     replicas: usize,
     dry_run: bool,
     rate_bytes_s: Option<f64>,
+    resume: RebalanceCheckpoint,
+    /// The positions of the entries walked, in order.
+    positions: std::sync::Mutex<Vec<Position>>,
+    watermark: std::sync::Mutex<Watermark>,
+    /// Bytes moved before this run began (a job taken over), for the rate.
+    bytes_before: std::sync::atomic::AtomicU64,
 }
 
 impl RebalanceJob {
+    fn new(api: &AdminApi, params: RebalanceParams, resume: RebalanceCheckpoint) -> Self {
+        RebalanceJob {
+            index: api.index.clone(),
+            cluster: api.cluster.clone(),
+            volumes: api.volumes.clone(),
+            slot: api.rebalance.clone(),
+            in_flight: api.in_flight.clone(),
+            replicas: api.replicas,
+            dry_run: params.dry_run,
+            rate_bytes_s: params.rate_bytes_s,
+            resume,
+            positions: std::sync::Mutex::default(),
+            watermark: std::sync::Mutex::default(),
+            bytes_before: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
     async fn run(&self) -> Result<()> {
         let index = &self.index;
         let (entries, buckets, parts) =
@@ -143,7 +214,7 @@ impl RebalanceJob {
         }
         // Data blobs with their sizes; manifests, tombstones, tags and bucket blobs count 0
         // bytes. A bucket's blobs are placed (and filed) under the empty key.
-        let mut items: Vec<(String, String, Blobs)> = Vec::with_capacity(entries.len() + buckets.len());
+        let mut items: Vec<(Position, Blobs)> = Vec::with_capacity(entries.len() + buckets.len());
         for (bucket, key, entry) in entries {
             match &entry {
                 ObjectEntry::Live(_) => counts.objects += 1,
@@ -160,7 +231,7 @@ impl RebalanceJob {
                 ObjectEntry::Live(record) => record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0)),
                 ObjectEntry::Deleted { .. } => None,
             };
-            items.push((bucket, key, blobs.into_iter().chain(tags).collect()));
+            items.push(((0, bucket, key), blobs.into_iter().chain(tags).collect()));
         }
         for (name, entry) in buckets {
             match &entry {
@@ -168,10 +239,19 @@ impl RebalanceJob {
                 BucketEntry::Deleted { .. } => counts.deleted_buckets += 1,
             }
             let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
-            items.push((name, BUCKET_KEY.to_string(), blobs));
+            items.push(((1, name, BUCKET_KEY.to_string()), blobs));
         }
+        // The walk's order, which the checkpoint relies on.
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(after) = &self.resume.after {
+            items.retain(|(position, _)| position > after);
+        }
+        let done = self.resume.done;
+        *self.positions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
+            items.iter().map(|(position, _)| position.clone()).collect();
         self.slot.update(|p| {
-            p.entries_total = items.len() as u64;
+            p.entries_done = done;
+            p.entries_total = done + items.len() as u64;
             p.objects = counts.objects;
             p.deleted_keys = counts.deleted_keys;
             p.buckets = counts.buckets;
@@ -180,16 +260,24 @@ impl RebalanceJob {
             p.upload_parts_misplaced = counts.upload_parts_misplaced;
         });
         let started = Instant::now();
-        futures::stream::iter(items.into_iter().map(Ok))
-            .try_for_each_concurrent(CONCURRENCY, |(bucket, key, blobs)| {
-                self.rebalance_entry(bucket, key, blobs, started)
+        self.bytes_before.store(self.slot.last().map_or(0, |p| p.bytes_moved), std::sync::atomic::Ordering::Relaxed);
+        futures::stream::iter(items.into_iter().enumerate().map(Ok))
+            .try_for_each_concurrent(CONCURRENCY, |(i, ((_, bucket, key), blobs))| {
+                self.rebalance_entry(i, bucket, key, blobs, started)
             })
             .await
     }
 
-    /// Moves the blobs of one key's entry (or a bucket's) that are not where the ring wants
-    /// them.
-    async fn rebalance_entry(&self, bucket: String, key: String, blobs: Blobs, started: Instant) -> Result<()> {
+    /// Moves the blobs of one key's entry (or a bucket's), the `i`-th of the walk, that are
+    /// not where the ring wants them.
+    async fn rebalance_entry(
+        &self,
+        i: usize,
+        bucket: String,
+        key: String,
+        blobs: Blobs,
+        started: Instant,
+    ) -> Result<()> {
         let targets: Vec<Replica> =
             self.cluster.ring_place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
         let wanted: HashSet<&Replica> = targets.iter().collect();
@@ -217,10 +305,22 @@ impl RebalanceJob {
             }
             self.pace(started).await;
         }
-        self.slot.update(|p| {
+        let count = |p: &mut RebalanceProgress| {
             p.entries_done += 1;
             p.entries_misplaced += u64::from(misplaced);
+        };
+        let next = self.watermark.lock().unwrap_or_else(std::sync::PoisonError::into_inner).done(i);
+        let after = next.and_then(|next| {
+            let positions = self.positions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            positions.get(next - 1).cloned().map(|after| (after, next))
         });
+        match after {
+            Some((after, next)) => {
+                let checkpoint = RebalanceCheckpoint { after: Some(after), done: self.resume.done + next as u64 };
+                self.slot.advance(&checkpoint, count);
+            }
+            None => self.slot.update(count),
+        }
         Ok(())
     }
 
@@ -234,7 +334,8 @@ impl RebalanceJob {
     /// Keeps the copy rate under the budget.
     async fn pace(&self, started: Instant) {
         let Some(rate) = self.rate_bytes_s else { return };
-        let moved = self.slot.last().map_or(0, |p| p.bytes_moved) as f64;
+        let before = self.bytes_before.load(std::sync::atomic::Ordering::Relaxed);
+        let moved = self.slot.last().map_or(0, |p| p.bytes_moved).saturating_sub(before) as f64;
         let due = Duration::from_secs_f64(moved / rate);
         if let Some(wait) = due.checked_sub(started.elapsed()) {
             tokio::time::sleep(wait).await;

@@ -4,6 +4,10 @@
 //! replica is reported; with `repair`, it is rewritten in place (same volume, subvolume and
 //! id, so the record stays valid) from a replica that checked good, and the copy is checked
 //! again. Each problem line ends with what was done about it.
+//!
+//! Objects are checked in key order; the checkpoint is the last one checked. A verify taken
+//! over by another gateway (`jobs`) resumes after it, with its counters and problems as the
+//! dead owner last wrote them: the objects checked after its last renewal are checked again.
 
 use std::sync::Arc;
 
@@ -13,7 +17,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
 
-use super::jobs::{JobSlot, JobStatus, Progress};
+use super::jobs::{JobSlot, JobStatus, Progress, from_json};
 use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
@@ -69,18 +73,37 @@ impl Progress for VerifyProgress {
     }
 }
 
+/// What a verify runs with, stored with its record to resume it elsewhere.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+struct VerifyParams {
+    repair: bool,
+}
+
+/// The last object checked (bucket, key), and how many were checked up to it.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct VerifyCheckpoint {
+    after: Option<(String, String)>,
+    done: u64,
+}
+
 pub(super) async fn start(api: &AdminApi, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Failure> {
     let body: VerifyRequest = read_json(req).await?;
-    api.verify.begin(VerifyProgress { repair: body.repair, ..Default::default() })?;
-    let job = VerifyJob {
-        index: api.index.clone(),
-        cluster: api.cluster.clone(),
-        volumes: api.volumes.clone(),
-        slot: api.verify.clone(),
-        repair: body.repair,
-    };
-    api.verify.spawn("verify", async move { job.run().await });
-    Ok(json(StatusCode::ACCEPTED, &api.verify.last()))
+    let params = VerifyParams { repair: body.repair };
+    let progress = api.verify.begin(VerifyProgress { repair: body.repair, ..Default::default() }, &params).await?;
+    let job = VerifyJob::new(api, params, VerifyCheckpoint::default());
+    api.verify.spawn(async move { job.run().await });
+    Ok(json(StatusCode::ACCEPTED, &Some(progress)))
+}
+
+/// Resumes here the verify whose owner died, if its record still has lease `seen`.
+pub(super) async fn resume(api: &AdminApi, seen: u64) -> Result<()> {
+    let Some((record, _)) = api.verify.take_over(seen).await? else { return Ok(()) };
+    let params: VerifyParams = from_json(&record.params)?;
+    let checkpoint: VerifyCheckpoint = record.checkpoint.as_deref().map(from_json).transpose()?.unwrap_or_default();
+    tracing::info!(from = %record.owner_address, done = checkpoint.done, "verify taken over; resuming it here");
+    let job = VerifyJob::new(api, params, checkpoint);
+    api.verify.spawn(async move { job.run().await });
+    Ok(())
 }
 
 /// What one replica turned out to be.
@@ -97,13 +120,35 @@ struct VerifyJob {
     volumes: VolumeClient,
     slot: JobSlot<VerifyProgress>,
     repair: bool,
+    resume: VerifyCheckpoint,
 }
 
 impl VerifyJob {
+    fn new(api: &AdminApi, params: VerifyParams, resume: VerifyCheckpoint) -> Self {
+        VerifyJob {
+            index: api.index.clone(),
+            cluster: api.cluster.clone(),
+            volumes: api.volumes.clone(),
+            slot: api.verify.clone(),
+            repair: params.repair,
+            resume,
+        }
+    }
+
     async fn run(&self) -> Result<()> {
-        let objects = self.index.live_objects().await?;
-        self.slot.update(|p| p.objects_total = objects.len() as u64);
-        for (bucket, key, record) in objects {
+        let mut objects = self.index.live_objects().await?;
+        // Key order (a bucket's name never holds the separator `\0`, so this is the index's
+        // order), which the checkpoint relies on.
+        objects.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        if let Some((bucket, key)) = &self.resume.after {
+            objects.retain(|(b, k, _)| (b, k) > (bucket, key));
+        }
+        let done = self.resume.done;
+        self.slot.update(|p| {
+            p.objects_done = done;
+            p.objects_total = done + objects.len() as u64;
+        });
+        for (done, (bucket, key, record)) in (done + 1..).zip(objects) {
             // The data blobs with their digests and sizes: the blob itself, or every part.
             let blobs: Vec<(&BlobRef, &str, u64)> = if record.parts.is_empty() {
                 vec![(&record.blob, record.sha256.as_str(), record.size)]
@@ -113,7 +158,8 @@ impl VerifyJob {
             for (blob, sha256, size) in blobs {
                 self.check_blob(&bucket, &key, blob, sha256, size).await;
             }
-            self.slot.update(|p| p.objects_done += 1);
+            let checkpoint = VerifyCheckpoint { after: Some((bucket.clone(), key.clone())), done };
+            self.slot.advance(&checkpoint, |p| p.objects_done = done);
         }
         Ok(())
     }

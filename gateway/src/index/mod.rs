@@ -15,7 +15,7 @@
 //! | `unlogged`    | blob id                      | [`BlobRef`] committed, not yet in the volumes' commit logs |
 //! | `gateways`    | instance id                  | [`GatewayRecord`]: who serves the index, heartbeats |
 //! | `in_flight`   | blob id `\0` claim id        | gateway id: blobs being written (shared index only) |
-//! | `meta`        | name                         | clock, cluster id, membership and its epoch |
+//! | `meta`        | name                         | clock, cluster id, membership and its epoch, `job/<kind>` [`JobRecord`]s |
 //!
 //! Every write that acknowledges a client request is one engine transaction, committed durably.
 
@@ -23,6 +23,7 @@ mod buckets;
 mod forget;
 mod gateways;
 mod gc;
+mod jobs;
 mod keys;
 mod multipart;
 pub mod records;
@@ -35,6 +36,7 @@ pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
 pub use self::gc::{QueuedBlob, Tombstone};
+pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
 
 use std::path::Path;
