@@ -446,11 +446,12 @@ impl TestCluster {
         try_wait_for_port(s3_port, child, "cairn-gateway")?;
         // The gateway binds first and then waits for its volumes: wait until the admin API answers.
         try_wait_for_port(admin_port, child, "cairn-gateway (admin API)")?;
-        if self.postgres.is_none() {
+        if !self.index_is_postgres() {
             return Ok(());
         }
         // On PostgreSQL it takes the lease after binding, and may be refused it and exit: a
-        // bound port is not enough, wait for an answer.
+        // bound port is not enough, wait for an answer (else a test that starts a second
+        // gateway at once may see that one win the lease).
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if let Ok(Some(status)) = child.try_wait() {
@@ -462,6 +463,12 @@ impl TestCluster {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("cairn-gateway did not answer on its admin port {admin_port} within 30 s");
+    }
+
+    /// Whether the gateways' index is in PostgreSQL: the harness's, or one the test named.
+    fn index_is_postgres(&self) -> bool {
+        self.postgres.is_some()
+            || self.gateway_args.windows(2).any(|w| w[0] == "--index" && w[1].starts_with("postgres"))
     }
 
     /// The command line of a gateway on the given ports.
