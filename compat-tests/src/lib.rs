@@ -4,6 +4,11 @@
 //!
 //! The binaries are found in `CAIRN_BIN_DIR`, or else next to the test executable's
 //! `target/<profile>/` directory; run `cargo build --bins` first.
+//!
+//! The index engine under test is RocksDB (a directory under the cluster's temp dir), or, with
+//! `CAIRN_TEST_INDEX=postgres`, PostgreSQL: every cluster that does not name its own `--index`
+//! gets a fresh database on a private server shared by the clusters of the test process
+//! (`scripts/test` runs the main suites a second time this way).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -15,10 +20,12 @@ pub mod postgres;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::config::{Credentials, Region};
+use postgres::TestPostgres;
 
 pub const ACCESS_KEY: &str = "CAIRNTESTACCESSKEY01";
 pub const SECRET_KEY: &str = "cairn-test-secret-key-0123456789abcdefgh";
@@ -60,17 +67,97 @@ pub fn free_port() -> u16 {
 }
 
 fn wait_for_port(port: u16, child: &mut Child, what: &str) {
+    if let Err(status) = try_wait_for_port(port, child, what) {
+        panic!("{what} exited early with {status}");
+    }
+}
+
+/// Waits until `child` listens on `port`; its exit status if it exited first.
+fn try_wait_for_port(port: u16, child: &mut Child, what: &str) -> Result<(), ExitStatus> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
+            return Ok(());
         }
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("{what} exited early with {status}");
+            return Err(status);
         }
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("{what} did not listen on {port} within 30 s");
+}
+
+/// Whether an HTTP server answers on `port` (a bound listener that does not accept yet
+/// leaves the request unanswered).
+fn answers_http(port: u16) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(200)));
+    let request = b"GET /status HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    let mut first = [0u8; 5];
+    stream.write_all(request).is_ok() && stream.read_exact(&mut first).is_ok() && first == *b"HTTP/"
+}
+
+/// The index engine the harness gives clusters that do not name their own (`--index`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestIndex {
+    /// A RocksDB directory under the cluster's temp dir ([`TestCluster::db_dir`]); the default.
+    RocksDb,
+    /// A fresh database on a private PostgreSQL server: `CAIRN_TEST_INDEX=postgres`.
+    Postgres,
+}
+
+/// The engine chosen by `CAIRN_TEST_INDEX` (`rocksdb`, the default, or `postgres`).
+pub fn test_index() -> TestIndex {
+    match std::env::var("CAIRN_TEST_INDEX").as_deref() {
+        Err(_) | Ok("" | "rocksdb") => TestIndex::RocksDb,
+        Ok("postgres") => TestIndex::Postgres,
+        Ok(other) => panic!("CAIRN_TEST_INDEX must be rocksdb or postgres, not {other:?}"),
+    }
+}
+
+/// Whether a test that only makes sense on a RocksDB index must skip, because this run gives
+/// clusters a PostgreSQL index; says so loudly, with `why` the test needs RocksDB.
+pub fn skip_unless_rocksdb(test: &str, why: &str) -> bool {
+    let skip = test_index() == TestIndex::Postgres;
+    if skip {
+        eprintln!("\n!!!!! SKIPPING {test} under CAIRN_TEST_INDEX=postgres: {why} !!!!!\n");
+    }
+    skip
+}
+
+/// A cluster's own database on the test process's PostgreSQL server.
+pub struct PostgresIndex {
+    /// Shared by the clusters alive at the same time: one `initdb` (over a second) serves
+    /// them all, a `createdb` (a tenth of one) each. The last one to drop stops the server.
+    pub server: Arc<TestPostgres>,
+    /// The database's URL, as given to `--index`.
+    pub url: String,
+}
+
+impl PostgresIndex {
+    fn new() -> Self {
+        // Held only while no server runs and one is started, so that clusters starting
+        // together share it. A `Weak`, not the server: a static is never dropped, and the
+        // server must stop when the tests are done (not linger after the test process).
+        static SERVER: Mutex<Weak<TestPostgres>> = Mutex::new(Weak::new());
+        let server = {
+            let mut shared = SERVER.lock().unwrap_or_else(PoisonError::into_inner);
+            match shared.upgrade() {
+                Some(server) => server,
+                None => {
+                    // Asked for by name: a missing server is a failure here, in CI or not.
+                    let server = TestPostgres::start("CAIRN_TEST_INDEX=postgres")
+                        .expect("CAIRN_TEST_INDEX=postgres needs PostgreSQL: run scripts/setup --test");
+                    let server = Arc::new(server);
+                    *shared = Arc::downgrade(&server);
+                    server
+                }
+            }
+        };
+        let url = server.create_database();
+        Self { server, url }
+    }
 }
 
 /// A killed-on-drop child process.
@@ -204,6 +291,9 @@ pub struct TestCluster {
     /// More gateways over the same index and volumes (a shared index: `--index postgres://…`).
     pub more_gateways: Vec<ExtraGateway>,
     pub root: tempfile::TempDir,
+    /// The PostgreSQL index the harness made (`CAIRN_TEST_INDEX=postgres`) when the test named
+    /// none. Last: fields drop in order, so the gateways above stop before their index.
+    pub postgres: Option<PostgresIndex>,
 }
 
 /// A further gateway of a [`TestCluster`], with its own ports.
@@ -276,7 +366,9 @@ impl TestCluster {
                 proc: None,
             })
             .collect();
-        let gateway_args = gateway_args.iter().map(|a| a.to_string()).collect();
+        let gateway_args: Vec<String> = gateway_args.iter().map(|a| a.to_string()).collect();
+        let names_index = gateway_args.iter().any(|a| a == "--index" || a == "--db");
+        let postgres = (test_index() == TestIndex::Postgres && !names_index).then(PostgresIndex::new);
         let mut cluster = Self {
             volumes,
             gateway: None,
@@ -287,6 +379,7 @@ impl TestCluster {
             gateway_log: None,
             more_gateways: Vec::new(),
             root,
+            postgres,
         };
         for volume in &mut cluster.volumes {
             volume.start();
@@ -300,7 +393,14 @@ impl TestCluster {
         std::fs::read_to_string(&log.path).unwrap_or_default()
     }
 
+    /// The gateway's RocksDB index directory (when the test named no `--index`).
     pub fn db_dir(&self) -> PathBuf {
+        // A test that reaches for the directory needs RocksDB: it must skip under
+        // CAIRN_TEST_INDEX=postgres (`skip_unless_rocksdb`) rather than pass vacuously.
+        assert!(
+            self.postgres.is_none(),
+            "this test uses the RocksDB index directory: skip it under CAIRN_TEST_INDEX=postgres"
+        );
         self.root.path().join("index")
     }
 
@@ -326,18 +426,59 @@ impl TestCluster {
 
     /// Starts a gateway on the given ports and waits until both of its listeners answer.
     fn spawn_gateway(&self, s3_port: u16, admin_port: u16, env: &[(&str, &str)]) -> Proc {
+        let mut child = self.gateway_command(s3_port, admin_port, env).spawn().unwrap();
+        if let Err(status) = self.wait_until_started(&mut child, s3_port, admin_port) {
+            panic!("cairn-gateway exited early with {status}");
+        }
+        Proc { child }
+    }
+
+    /// Waits until a new gateway listens; its exit status if it exited first.
+    fn wait_until_started(&self, child: &mut Child, s3_port: u16, admin_port: u16) -> Result<(), ExitStatus> {
+        try_wait_for_port(s3_port, child, "cairn-gateway")?;
+        // The gateway binds first and then waits for its volumes: wait until the admin API answers.
+        try_wait_for_port(admin_port, child, "cairn-gateway (admin API)")?;
+        if !self.index_is_postgres() {
+            return Ok(());
+        }
+        // On PostgreSQL it registers and joins after binding, which takes longer: a bound port
+        // is not enough, wait for an answer.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(status);
+            }
+            if answers_http(admin_port) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("cairn-gateway did not answer on its admin port {admin_port} within 30 s");
+    }
+
+    /// Whether the gateways' index is in PostgreSQL: the harness's, or one the test named.
+    fn index_is_postgres(&self) -> bool {
+        self.postgres.is_some()
+            || self.gateway_args.windows(2).any(|w| w[0] == "--index" && w[1].starts_with("postgres"))
+    }
+
+    /// The command line of a gateway on the given ports.
+    fn gateway_command(&self, s3_port: u16, admin_port: u16, env: &[(&str, &str)]) -> Command {
         let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
+        // A test that names its index (`--index postgres://…`) gets no other one.
+        let index: Vec<std::ffi::OsString> = if self.gateway_args.iter().any(|a| a == "--index" || a == "--db") {
+            vec![]
+        } else if let Some(postgres) = &self.postgres {
+            vec!["--index".into(), postgres.url.clone().into()]
+        } else {
+            vec!["--db".into(), self.db_dir().into_os_string()]
+        };
         let mut command = Command::new(binary("cairn-gateway"));
         command
             .arg("serve")
             .args(["--listen", &format!("127.0.0.1:{s3_port}")])
             .args(["--admin-listen", &format!("127.0.0.1:{admin_port}")])
-            // A test that names its index (`--index postgres://…`) gets no RocksDB directory.
-            .args(if self.gateway_args.iter().any(|a| a == "--index") {
-                vec![]
-            } else {
-                vec!["--db".into(), self.db_dir().into_os_string()]
-            })
+            .args(index)
             .args(["--volumes", &urls.join(",")])
             .args(["--replicas", &self.replicas.to_string()])
             .args(["--cluster-secret", CLUSTER_SECRET, "--access-key", ACCESS_KEY, "--secret-key", SECRET_KEY])
@@ -360,11 +501,7 @@ impl TestCluster {
                 command.stderr(file);
             }
         }
-        let mut child = command.spawn().unwrap();
-        wait_for_port(s3_port, &mut child, "cairn-gateway");
-        // The gateway binds first and then waits for its volumes: wait until the admin API answers.
-        wait_for_port(admin_port, &mut child, "cairn-gateway (admin API)");
-        Proc { child }
+        command
     }
 
     /// Stops the gateway cleanly (SIGTERM), as an operator does before `cairn-admin rebuild`:
@@ -430,6 +567,11 @@ impl TestCluster {
     /// `name` under the test's root (the gateway's own index is left alone); returns the
     /// directory and the command's output.
     pub fn rebuild(&self, name: &str, extra: &[&str]) -> (PathBuf, std::process::Output) {
+        // `cairn-admin rebuild` writes a RocksDB directory only.
+        assert!(
+            self.postgres.is_none(),
+            "rebuild needs a RocksDB index: skip this test under CAIRN_TEST_INDEX=postgres"
+        );
         let db = self.root.path().join(name);
         let urls: Vec<String> = self.volumes.iter().map(Volume::url).collect();
         let urls = urls.join(",");

@@ -21,10 +21,15 @@ impl Drop for Dev {
 }
 
 fn start(data: &std::path::Path, s3_port: u16, admin_port: u16) -> Dev {
+    start_with(data, s3_port, admin_port, &[])
+}
+
+fn start_with(data: &std::path::Path, s3_port: u16, admin_port: u16, extra: &[&str]) -> Dev {
     let child = Command::new(binary("cairn-gateway"))
         .arg("dev")
         .arg("--data")
         .arg(data)
+        .args(extra)
         .args(["--listen", &format!("127.0.0.1:{s3_port}"), "--admin-listen", &format!("127.0.0.1:{admin_port}")])
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped())
@@ -110,6 +115,41 @@ async fn dev_cluster_serves_and_keeps_data_across_restarts() {
     let _dev = start(&data, s3_port, admin_port);
     let s3 = client(&data, s3_port);
     let back = s3.get_object().bucket("demo").key("five-mb").send().await.unwrap();
+    assert!(back.body.collect().await.unwrap().into_bytes() == payload, "data survives a restart");
+}
+
+/// `scripts/dev --index postgres://…`: the dev cluster keeps its index in PostgreSQL (no
+/// RocksDB directory under its data), says where in its banner, and finds its data again.
+#[tokio::test(flavor = "multi_thread")]
+async fn dev_cluster_keeps_its_index_in_postgresql() {
+    let Some(postgres) = compat_tests::postgres::TestPostgres::start("dev_cluster on PostgreSQL") else { return };
+    let url = postgres.create_database();
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("cairn-data");
+    let (s3_port, admin_port) = (free_port(), free_port());
+    let payload = test_bytes(100_000, 6);
+
+    let mut dev = start_with(&data, s3_port, admin_port, &["--index", &url]);
+    let s3 = client(&data, s3_port);
+    s3.create_bucket().bucket("demo").send().await.unwrap();
+    s3.put_object().bucket("demo").key("pg").body(payload.clone().into()).send().await.unwrap();
+
+    let status = Command::new("kill").args(["-TERM", &dev.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let exit = dev.child.wait().unwrap();
+    assert!(exit.success(), "dev exited with {exit}");
+    let mut banner = String::new();
+    std::io::Read::read_to_string(dev.child.stdout.as_mut().unwrap(), &mut banner).unwrap();
+    assert!(banner.contains(&format!("Index         {url}")), "{banner}");
+    drop(dev);
+    assert!(!data.join("index").exists(), "a RocksDB index was made next to PostgreSQL");
+    let rows = postgres.psql(&url, "SELECT count(*) FROM cairn_objects");
+    assert_eq!(rows, "1", "the object's record is in PostgreSQL");
+
+    // What it acknowledged is there after a restart on the same database.
+    let _dev = start_with(&data, s3_port, admin_port, &["--index", &url]);
+    let s3 = client(&data, s3_port);
+    let back = s3.get_object().bucket("demo").key("pg").send().await.unwrap();
     assert!(back.body.collect().await.unwrap().into_bytes() == payload, "data survives a restart");
 }
 

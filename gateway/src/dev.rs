@@ -3,7 +3,8 @@
 //! Three volume daemons (two subvolumes each) run in-process on ephemeral loopback ports;
 //! their ids live in their data directories, so the ports may change between runs while the
 //! index keeps finding the data. Credentials are generated on first start and kept in
-//! `DATA/credentials.json`.
+//! `DATA/credentials.json`. The index is RocksDB under the data directory, or PostgreSQL with
+//! `--index postgres://…`.
 
 use std::path::{Path, PathBuf};
 
@@ -18,9 +19,16 @@ use crate::error::{Error, Result};
 /// Flags of `cairn-gateway dev`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct DevArgs {
-    /// Where the index, volumes and credentials live.
+    /// Where the volumes, credentials and (without --index) the index live.
     #[arg(long, env = "CAIRN_DATA", default_value = "./cairn-data")]
     pub data: PathBuf,
+    /// Keep the index in PostgreSQL (`postgres://USER:PASSWORD@HOST/DB`) instead of RocksDB
+    /// under --data; the volumes and credentials stay in --data, so use the database with
+    /// the same data directory every time. [default: rocksdb:DATA/index]
+    // No `env`: CAIRN_INDEX may be set for a real gateway, and a dev cluster must not write
+    // into that index by accident.
+    #[arg(long)]
+    pub index: Option<String>,
     /// S3 listen address.
     #[arg(long, default_value = "127.0.0.1:9000")]
     pub listen: String,
@@ -103,7 +111,9 @@ pub async fn run(args: DevArgs) -> Result<()> {
     let settings: Settings = ServeArgs {
         listen: Some(args.listen.clone()),
         admin_listen: Some(args.admin_listen.clone()),
-        db: Some(data.join("index")),
+        // One of the two: `resolve` refuses both.
+        db: args.index.is_none().then(|| data.join("index")),
+        index: args.index.clone(),
         volumes: urls,
         replicas: Some(args.replicas),
         cluster_secret: Some(credentials.cluster_secret.clone()),
@@ -122,7 +132,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     println!(
         "Cairn dev cluster: {} volumes x {} subvolumes, {} replicas, data in {}\n\
-         \n  S3 endpoint   http://{}\n  Admin API     http://{}  (token: {})\n  Access key    {}\n  Secret key    {}\n\
+         \n  S3 endpoint   http://{}\n  Index         {:?}\n  Admin API     http://{}  (token: {})\n  Access key    {}\n  Secret key    {}\n\
          \nTry it:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1\n  \
          aws --endpoint-url http://{} s3 mb s3://demo\n  \
          aws --endpoint-url http://{} s3 cp README.md s3://demo/\n  \
@@ -133,6 +143,8 @@ pub async fn run(args: DevArgs) -> Result<()> {
         args.replicas,
         data.display(),
         settings.listen,
+        // Debug: the URL's password is left out.
+        settings.index,
         settings.admin_listen,
         credentials.admin_token,
         credentials.access_key,
