@@ -9,7 +9,7 @@ use std::sync::Arc;
 use futures::FutureExt as _;
 
 use super::{Engine, Table, transaction};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Runs every check on a fresh, empty engine made by `open`, which is called again (after the
 /// engine is dropped) to check that commits survive a restart.
@@ -22,6 +22,9 @@ where
     keys_sort_as_unsigned_bytes_and_scans_keep_their_bounds(engine.as_ref()).await;
     tables_are_separate_and_deletes_delete(engine.as_ref()).await;
     a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(engine.as_ref()).await;
+    a_transaction_never_sees_part_of_a_later_commit(engine.as_ref()).await;
+    of_two_transactions_each_writing_what_the_other_read_one_fails(engine.as_ref()).await;
+    concurrent_commits_of_different_keys_all_land(&engine).await;
     of_racing_creators_exactly_one_wins(std::slice::from_ref(&engine)).await;
     racing_increments_lose_no_update(&engine).await;
     large_batches_commit_whole(engine.as_ref()).await;
@@ -97,6 +100,66 @@ async fn a_transaction_reads_committed_data_and_a_dropped_one_writes_nothing(eng
     assert_eq!(engine.get(Table::Meta, b"fresh").await.unwrap(), None, "a dropped transaction writes nothing");
     // And it let go of whatever it held: the next one commits.
     put_all(engine, Table::Meta, vec![(b"after".to_vec(), b"y".to_vec())]).await;
+}
+
+async fn a_transaction_never_sees_part_of_a_later_commit(engine: &dyn Engine) {
+    put_all(engine, Table::Meta, vec![(b"pair/a".to_vec(), b"1".to_vec()), (b"pair/b".to_vec(), b"1".to_vec())]).await;
+    let mut reader = engine.begin().await.unwrap();
+    assert_eq!(reader.get(Table::Meta, b"pair/a").await.unwrap().as_deref(), Some(&b"1"[..]));
+    put_all(engine, Table::Meta, vec![(b"pair/a".to_vec(), b"2".to_vec()), (b"pair/b".to_vec(), b"2".to_vec())]).await;
+    // The value as of the transaction's start, or a conflict (the caller runs it again): never
+    // the other half of the pair.
+    match reader.get(Table::Meta, b"pair/b").await {
+        Ok(value) => assert_eq!(value.as_deref(), Some(&b"1"[..])),
+        Err(Error::Conflict(_)) => {}
+        Err(other) => panic!("{other}"),
+    }
+    match reader.scan(Table::Meta, b"pair/", Some(b"pair0"), 10).await {
+        Ok(rows) => assert!(rows.iter().all(|(_, value)| value == b"1"), "{rows:?}"),
+        Err(Error::Conflict(_)) => {}
+        Err(other) => panic!("{other}"),
+    }
+}
+
+/// Write skew: each reads one key and writes the other. Both committing would be a result
+/// no serial order gives.
+async fn of_two_transactions_each_writing_what_the_other_read_one_fails(engine: &dyn Engine) {
+    put_all(engine, Table::Meta, vec![(b"skew/a".to_vec(), b"0".to_vec()), (b"skew/b".to_vec(), b"0".to_vec())]).await;
+    let mut one = engine.begin().await.unwrap();
+    let mut two = engine.begin().await.unwrap();
+    one.get(Table::Meta, b"skew/a").await.unwrap();
+    two.get(Table::Meta, b"skew/b").await.unwrap();
+    one.put(Table::Meta, b"skew/b", b"1");
+    two.put(Table::Meta, b"skew/a", b"2");
+    let outcomes = [one.commit().await, two.commit().await];
+    let failed = outcomes.iter().filter(|outcome| matches!(outcome, Err(Error::Conflict(_)))).count();
+    assert!(failed == 1 && outcomes.iter().any(Result::is_ok), "{outcomes:?}");
+    let a = engine.get(Table::Meta, b"skew/a").await.unwrap().unwrap();
+    let b = engine.get(Table::Meta, b"skew/b").await.unwrap().unwrap();
+    let expected: (&[u8], &[u8]) = if outcomes[0].is_ok() { (b"0", b"1") } else { (b"2", b"0") };
+    assert_eq!((a.as_slice(), b.as_slice()), expected);
+}
+
+async fn concurrent_commits_of_different_keys_all_land(engine: &Arc<dyn Engine>) {
+    let writers = (0..64u32).map(|n| {
+        let engine = engine.clone();
+        tokio::spawn(async move {
+            // Run again on a conflict: an engine may report one it cannot rule out.
+            transaction(engine.as_ref(), move |tx| {
+                async move {
+                    tx.get(Table::Uploads, &n.to_be_bytes()).await?;
+                    tx.put(Table::Uploads, &n.to_be_bytes(), b"x");
+                    Ok(())
+                }
+                .boxed()
+            })
+            .await
+        })
+    });
+    for writer in futures::future::join_all(writers).await {
+        writer.unwrap().unwrap();
+    }
+    assert_eq!(engine.scan(Table::Uploads, b"", None, 100).await.unwrap().len(), 64);
 }
 
 /// Eight transactions, spread over `engines` (one engine, or several on one database), each
@@ -190,4 +253,5 @@ async fn commits_survive_a_restart(engine: &dyn Engine) {
     let counter = engine.get(Table::Meta, b"counter").await.unwrap().unwrap();
     assert_eq!(u64::from_le_bytes(counter.try_into().unwrap()), 80);
     assert_eq!(engine.scan(Table::Gc, b"", None, usize::MAX).await.unwrap().len(), BATCH as usize);
+    assert_eq!(engine.scan(Table::Uploads, b"", None, 100).await.unwrap().len(), 64);
 }

@@ -576,6 +576,40 @@ mod tests {
         assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None).await, Err(Error::NoSuchBucket)));
     }
 
+    #[tokio::test(flavor = "multi_thread")]
+    async fn of_conditional_creates_committed_together_exactly_one_wins() {
+        let (_dir, index) = index_with(&[]).await;
+        let index = Arc::new(index);
+        // Eight racers for one key among writers of other keys, so that commits share batches.
+        let commits = (0..24u64).map(|n| {
+            let index = index.clone();
+            tokio::spawn(async move {
+                let (key, condition) = if n % 3 == 0 {
+                    ("race".to_string(), Some(WriteCondition::IfNoneMatch))
+                } else {
+                    (format!("k{n}"), None)
+                };
+                let outcome =
+                    index.commit_object("b", &key, &record(n + 1, &format!("blob{n}")), condition.as_ref()).await;
+                (key, outcome)
+            })
+        });
+        let mut winners = 0;
+        for commit in futures::future::join_all(commits).await {
+            match commit.unwrap() {
+                (key, Ok(Committed::Current)) if key == "race" => winners += 1,
+                (_, Ok(Committed::Current)) => {}
+                (key, Err(Error::PreconditionFailed)) if key == "race" => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(winners, 1);
+        assert_eq!(queued(&index).await.len(), 7, "the losers' blobs go to GC");
+        for n in (0..24).filter(|n| n % 3 != 0) {
+            assert!(index.object("b", &format!("k{n}")).await.unwrap().is_some());
+        }
+    }
+
     #[tokio::test]
     async fn a_write_is_newer_than_what_it_replaces_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
