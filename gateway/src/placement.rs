@@ -4,7 +4,8 @@
 //! `(bucket, key, volume id)`; the `replicas` highest scores win, taking distinct zones first
 //! when zones are set. Adding a volume only changes the placements in which the new volume
 //! now wins, so about `1/(N+1)` of all placements move, and only onto the new volume.
-//! The subvolume (disk) inside a volume is a second hash of the same inputs.
+//! The subvolume (disk) inside a volume is chosen the same way among its disks (equal weights),
+//! so adding a disk moves only the blobs the new disk wins.
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
@@ -30,14 +31,28 @@ pub struct Slot {
     pub subvolume: u32,
 }
 
-fn hash(bucket: &str, key: &str, volume: &str, seed: u64) -> u64 {
+/// What every hash of a placement covers: `bucket \0 key \0 volume`.
+fn hash_input(bucket: &str, key: &str, volume: &str) -> Vec<u8> {
     let mut input = Vec::with_capacity(bucket.len() + key.len() + volume.len() + 2);
     input.extend_from_slice(bucket.as_bytes());
     input.push(0);
     input.extend_from_slice(key.as_bytes());
     input.push(0);
     input.extend_from_slice(volume.as_bytes());
-    xxh3_64_with_seed(&input, seed)
+    input
+}
+
+fn hash(bucket: &str, key: &str, volume: &str, seed: u64) -> u64 {
+    xxh3_64_with_seed(&hash_input(bucket, key, volume), seed)
+}
+
+/// The disk of `member` for `(bucket, key)`: the one with the highest hash (seeds 1, 2, …; seed 0
+/// is the volume's score), lowest index on a tie.
+fn subvolume(member: &RingMember, bucket: &str, key: &str) -> u32 {
+    let input = hash_input(bucket, key, &member.id);
+    (0..member.subvolumes.max(1))
+        .max_by_key(|&disk| (xxh3_64_with_seed(&input, 1 + u64::from(disk)), std::cmp::Reverse(disk)))
+        .unwrap_or(0)
 }
 
 fn score(member: &RingMember, bucket: &str, key: &str) -> f64 {
@@ -78,14 +93,7 @@ pub fn place(members: &[RingMember], bucket: &str, key: &str, replicas: usize) -
             chosen.push(i);
         }
     }
-    chosen
-        .into_iter()
-        .map(|i| {
-            let member = &members[i];
-            let subvolume = (hash(bucket, key, &member.id, 1) % u64::from(member.subvolumes.max(1))) as u32;
-            Slot { member: i, subvolume }
-        })
-        .collect()
+    chosen.into_iter().map(|i| Slot { member: i, subvolume: subvolume(&members[i], bucket, key) }).collect()
 }
 
 #[cfg(test)]
@@ -154,6 +162,27 @@ mod tests {
         for (&slot, &count) in &per_subvolume {
             let deviation = (count as f64 - expected / 2.0).abs() / (expected / 2.0);
             assert!(deviation < 0.04, "subvolume {slot:?} has {count}");
+        }
+    }
+
+    #[test]
+    fn adding_a_disk_moves_only_what_the_new_disk_takes() {
+        let keys = 60_000;
+        for disks in 1..5u32 {
+            let before = RingMember { id: "vol".into(), weight: 1.0, zone: None, subvolumes: disks };
+            let after = RingMember { subvolumes: disks + 1, ..before.clone() };
+            let mut moved = 0;
+            for k in 0..keys {
+                let key = format!("key-{k}");
+                let (old, new) = (subvolume(&before, "b", &key), subvolume(&after, "b", &key));
+                if old != new {
+                    assert_eq!(new, disks, "a blob that moves goes to the new disk");
+                    moved += 1;
+                }
+            }
+            let share = f64::from(moved) / f64::from(keys);
+            let expected = 1.0 / f64::from(disks + 1);
+            assert!((share - expected).abs() < 0.01, "{disks} → {} disks moved {share}", disks + 1);
         }
     }
 
