@@ -243,6 +243,48 @@ async fn deletes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn delete_objects_unlinks_hundreds_of_keys_at_once() {
+    use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    let keys: Vec<String> = (0..300).map(|i| format!("many/{i:03}")).collect();
+    futures::future::join_all(keys.iter().map(|key| {
+        let s3 = s3.clone();
+        async move { s3.put_object().bucket("bkt").key(key).body(test_bytes(4096, 9).into()).send().await.unwrap() }
+    }))
+    .await;
+    s3.put_object().bucket("bkt").key("kept").body(b"stays".to_vec().into()).send().await.unwrap();
+    // Every key once, one twice, and one that never existed.
+    let mut asked: Vec<String> = keys.clone();
+    asked.push(keys[7].clone());
+    asked.push("many/never".into());
+    let ids = asked.iter().map(|k| ObjectIdentifier::builder().key(k).build().unwrap()).collect::<Vec<_>>();
+    let started = std::time::Instant::now();
+    let result = s3
+        .delete_objects()
+        .bucket("bkt")
+        .delete(Delete::builder().set_objects(Some(ids)).build().unwrap())
+        .send()
+        .await;
+    let result = result.unwrap();
+    eprintln!("DeleteObjects of {} keys took {:?}", asked.len(), started.elapsed());
+    assert!(result.errors().is_empty(), "{:?}", result.errors());
+    let mut deleted: Vec<&str> = result.deleted().iter().map(|d| d.key().unwrap()).collect();
+    deleted.sort();
+    let mut expected: Vec<&str> = asked.iter().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(deleted, expected, "one entry per key asked for, in any order");
+    let listing = s3.list_objects_v2().bucket("bkt").send().await.unwrap();
+    let left: Vec<&str> = listing.contents().iter().map(|o| o.key().unwrap()).collect();
+    assert_eq!(left, ["kept"]);
+    for key in keys.iter().step_by(37) {
+        let gone = s3.head_object().bucket("bkt").key(key).send().await.unwrap_err();
+        assert_eq!(gone.raw_response().unwrap().status().as_u16(), 404, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn large_object_streams_through() {
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();

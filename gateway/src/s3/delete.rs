@@ -1,9 +1,11 @@
-//! DeleteObject and DeleteObjects: unlink with a tombstone, reclaim later.
+//! DeleteObject and DeleteObjects: unlink with a tombstone, reclaim later. DeleteObjects unlinks
+//! its keys 32 at a time.
 //!
 //! A delete writes tombstone blobs to the key's replicas first (so a rebuild from the volumes
 //! sees the delete and never resurrects the key), then commits a tombstone entry in the index
 //! with one synced batch that also queues the old version's blobs for GC.
 
+use futures::StreamExt as _;
 use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
@@ -15,6 +17,9 @@ use crate::time::now_ms;
 
 /// S3 caps DeleteObjects at 1000 keys per request.
 const MAX_DELETE_KEYS: usize = 1000;
+/// Keys of one DeleteObjects unlinked at once: their tombstone writes overlap and their commits
+/// share the index's group commits, instead of a round trip and an fsync each, one after another.
+const DELETES_AT_ONCE: usize = 32;
 
 /// Unlinks `key`; deleting a key that does not exist succeeds and changes nothing.
 async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
@@ -57,14 +62,22 @@ pub(super) async fn delete_objects(
         return Err(Error::NoSuchBucket.into());
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bucket = &input.bucket;
+    let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
+        .map(|object| async move {
+            // Buckets are never versioned: only the `null` version exists.
+            let result = match object.version_id.as_deref().map_or(Ok(()), crate::unsupported::check_version_id) {
+                Ok(()) => unlink(gw, bucket, &object.key).await.map_err(s3s::S3Error::from),
+                Err(err) => Err(err),
+            };
+            (object, result)
+        })
+        .buffered(DELETES_AT_ONCE)
+        .collect()
+        .await;
     let mut deleted = Vec::new();
     let mut errors = Vec::new();
-    for object in input.delete.objects {
-        // Buckets are never versioned: only the `null` version exists.
-        let result = match object.version_id.as_deref().map_or(Ok(()), crate::unsupported::check_version_id) {
-            Ok(()) => unlink(gw, &input.bucket, &object.key).await.map_err(s3s::S3Error::from),
-            Err(err) => Err(err),
-        };
+    for (object, result) in outcomes {
         match result {
             Ok(()) if quiet => {}
             Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
