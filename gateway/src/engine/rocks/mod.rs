@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rocksdb::{
-    BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, IteratorMode, Options,
+    BlockBasedOptions, Cache, ColumnFamily, ColumnFamilyDescriptor, DB, DBCompressionType, Direction, ErrorKind, IteratorMode,
+    Options, ReadOptions, ReadTier,
 };
 
 use self::commits::Committer;
@@ -26,6 +27,10 @@ use crate::error::{Error, Result};
 /// Memory for cached index blocks, shared by every table: enough for the hot part of a large
 /// index without letting the gateway grow with it.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
+
+/// Scans of at most this many rows are tried in memory first (see [`in_memory`]); longer ones
+/// always go to the blocking pool, since walking them is work enough to hold up a worker.
+const SMALL_SCAN: usize = 16;
 
 /// RocksDB under the index.
 #[derive(Clone)]
@@ -93,7 +98,9 @@ impl RocksEngine {
     }
 }
 
-fn cf(db: &DB, table: Table) -> Result<&rocksdb::ColumnFamily> {
+type RocksResult<T> = std::result::Result<T, rocksdb::Error>;
+
+fn cf(db: &DB, table: Table) -> Result<&ColumnFamily> {
     db.cf_handle(table.name()).ok_or_else(|| Error::Index(format!("missing column family {}", table.name())))
 }
 
@@ -105,16 +112,23 @@ fn table_key(table: Table, key: &[u8]) -> TableKey {
     tagged
 }
 
-fn get(db: &DB, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
-    Ok(db.get_cf(cf(db, table)?, key)?)
+fn get(db: &DB, table: &ColumnFamily, key: &[u8], options: &ReadOptions) -> RocksResult<Option<Vec<u8>>> {
+    db.get_cf_opt(table, key, options)
 }
 
-fn scan(db: &DB, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Row>> {
+fn scan(
+    db: &DB,
+    table: &ColumnFamily,
+    start: &[u8],
+    end: Option<&[u8]>,
+    limit: usize,
+    options: ReadOptions,
+) -> RocksResult<Vec<Row>> {
     let mut rows = Vec::new();
     if limit == 0 {
         return Ok(rows);
     }
-    for item in db.iterator_cf(cf(db, table)?, IteratorMode::From(start, Direction::Forward)) {
+    for item in db.iterator_cf_opt(table, options, IteratorMode::From(start, Direction::Forward)) {
         let (key, value) = item?;
         if end.is_some_and(|end| *key >= *end) {
             break;
@@ -127,16 +141,44 @@ fn scan(db: &DB, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -
     Ok(rows)
 }
 
+/// Reads that may only use the memtables and the block cache: RocksDB answers them without a
+/// single I/O, or says it would need one ([`ErrorKind::Incomplete`]). Most point reads of a
+/// busy index are answered so, right on the async worker, saving the hop to the blocking pool
+/// and back (two thread switches, which cost more than the read).
+fn in_memory() -> ReadOptions {
+    let mut options = ReadOptions::default();
+    options.set_read_tier(ReadTier::BlockCache);
+    options
+}
+
+/// The outcome of a read tried in memory, or `None` when it needs the disk.
+fn unless_on_disk<T>(outcome: RocksResult<T>) -> Option<Result<T>> {
+    match outcome {
+        Err(err) if err.kind() == ErrorKind::Incomplete => None,
+        other => Some(other.map_err(Error::from)),
+    }
+}
+
 #[async_trait]
 impl Engine for RocksEngine {
     async fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(found) = unless_on_disk(get(&self.db, cf(&self.db, table)?, key, &in_memory())) {
+            return found;
+        }
         let key = key.to_vec();
-        self.blocking(move |db| get(db, table, &key)).await
+        self.blocking(move |db| Ok(get(db, cf(db, table)?, &key, &ReadOptions::default())?)).await
     }
 
     async fn scan(&self, table: Table, start: &[u8], end: Option<&[u8]>, limit: usize) -> Result<Vec<Row>> {
+        if limit <= SMALL_SCAN {
+            let in_memory = scan(&self.db, cf(&self.db, table)?, start, end, limit, in_memory());
+            if let Some(rows) = unless_on_disk(in_memory) {
+                return rows;
+            }
+        }
         let (start, end) = (start.to_vec(), end.map(<[u8]>::to_vec));
-        self.blocking(move |db| scan(db, table, &start, end.as_deref(), limit)).await
+        self.blocking(move |db| Ok(scan(db, cf(db, table)?, &start, end.as_deref(), limit, ReadOptions::default())?))
+            .await
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
@@ -242,6 +284,32 @@ mod tests {
         let _held = RocksEngine::open(dir.path()).unwrap();
         let err = RocksEngine::open(dir.path()).unwrap_err().to_string();
         assert!(err.contains("in use by another process") && err.contains("gateway"), "{err}");
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn reads_that_need_the_disk_leave_memory_for_the_blocking_pool_and_agree() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let engine = RocksEngine::open(dir.path()).unwrap();
+            let mut tx = engine.begin().await.unwrap();
+            for n in 0..100u32 {
+                tx.put(Table::Objects, &n.to_be_bytes(), &n.to_le_bytes());
+            }
+            tx.commit().await.unwrap();
+            engine.db.flush_cf(cf(&engine.db, Table::Objects).unwrap()).unwrap();
+        }
+        // Reopened: the rows are in a table file, none of its blocks cached yet.
+        let engine = RocksEngine::open(dir.path()).unwrap();
+        let objects = cf(&engine.db, Table::Objects).unwrap();
+        let first = get(&engine.db, objects, &7u32.to_be_bytes(), &in_memory());
+        assert!(unless_on_disk(first).is_none(), "a cold read needs the disk");
+        assert_eq!(engine.get(Table::Objects, &7u32.to_be_bytes()).await.unwrap(), Some(7u32.to_le_bytes().to_vec()));
+        let again = get(&engine.db, objects, &7u32.to_be_bytes(), &in_memory());
+        assert_eq!(unless_on_disk(again).unwrap().unwrap(), Some(7u32.to_le_bytes().to_vec()), "now in the cache");
+        let rows = engine.scan(Table::Objects, &5u32.to_be_bytes(), None, 3).await.unwrap();
+        let keys: Vec<Vec<u8>> = rows.into_iter().map(|(key, _)| key).collect();
+        assert_eq!(keys, [5u32, 6, 7].map(|n| n.to_be_bytes().to_vec()));
+        assert_eq!(engine.get(Table::Objects, &1000u32.to_be_bytes()).await.unwrap(), None);
     }
 
     #[tokio::test(flavor = "multi_thread")]
