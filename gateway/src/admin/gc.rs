@@ -39,7 +39,7 @@ use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::in_flight::InFlight;
 use crate::index::records::BlobRef;
-use crate::index::{BUCKET_KEY, Index};
+use crate::index::{BUCKET_KEY, Index, Tombstone};
 use crate::time::now_ms;
 use crate::volume_client::VolumeClient;
 
@@ -235,7 +235,13 @@ impl GcJob {
 
     async fn collect_queue(&self) -> Result<()> {
         let cutoff = self.cutoff_ms;
-        let due = self.index.gc_due(cutoff).await?;
+        // Counted first, so the progress has a total; walked page by page, so memory does not
+        // grow with the queue.
+        let mut due = 0u64;
+        let mut pages = self.index.gc_due(cutoff);
+        while let Some(page) = pages.next_page().await? {
+            due += page.len() as u64;
+        }
         // Resumed, the entries already collected are gone from the queue; a dry run counts
         // them all again.
         let dry_run = self.dry_run;
@@ -243,17 +249,19 @@ impl GcJob {
             if dry_run {
                 p.queue_done = 0;
             }
-            p.queue_total = p.queue_done + due.len() as u64;
+            p.queue_total = p.queue_done + due;
         });
-        for queued in due {
-            if self.dry_run {
-                self.runner.update(|p| p.queue_done += 1);
-                continue;
-            }
-            if self.delete_everywhere(&queued.entry.blob).await {
-                let key = queued.queue_key.clone();
-                self.index.gc_remove(&key).await?;
-                self.runner.update(|p| p.queue_done += 1);
+        let mut pages = self.index.gc_due(cutoff);
+        while let Some(page) = pages.next_page().await? {
+            for queued in page {
+                if self.dry_run {
+                    self.runner.update(|p| p.queue_done += 1);
+                    continue;
+                }
+                if self.delete_everywhere(&queued.entry.blob).await {
+                    self.index.gc_remove(&queued.queue_key).await?;
+                    self.runner.update(|p| p.queue_done += 1);
+                }
             }
         }
         Ok(())
@@ -324,24 +332,10 @@ impl GcJob {
                 p.bucket_tombstones = 0;
             });
         }
-        let tombstones = self.index.tombstones_before(before_ts).await?;
-        for tombstone in tombstones {
-            if self.dry_run {
-                let (bucket, key) = (tombstone.bucket.clone(), tombstone.key.clone());
-                if !self.index.gc_queued(&bucket, &key).await? {
-                    self.runner.update(|p| p.tombstones += 1);
-                }
-                continue;
-            }
-            // The record goes first: a crash in between leaves an orphan blob, which the
-            // next run collects, never a record without its blob.
-            let dropped = {
-                let t = tombstone.clone();
-                self.index.drop_tombstone(&t).await?
-            };
-            if dropped {
-                self.delete_everywhere(&tombstone.blob).await;
-                self.runner.update(|p| p.tombstones += 1);
+        let mut pages = self.index.object_pages(None);
+        while let Some(page) = pages.next_page().await? {
+            for tombstone in page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)) {
+                self.drop_tombstone(tombstone).await?;
             }
         }
         let tombstones = self.index.bucket_tombstones_before(before_ts).await?;
@@ -361,6 +355,22 @@ impl GcJob {
                 self.delete_everywhere(&tombstone.blob).await;
                 self.runner.update(|p| p.bucket_tombstones += 1);
             }
+        }
+        Ok(())
+    }
+
+    async fn drop_tombstone(&self, tombstone: Tombstone) -> Result<()> {
+        if self.dry_run {
+            if !self.index.gc_queued(&tombstone.bucket, &tombstone.key).await? {
+                self.runner.update(|p| p.tombstones += 1);
+            }
+            return Ok(());
+        }
+        // The record goes first: a crash in between leaves an orphan blob, which the next
+        // run collects, never a record without its blob.
+        if self.index.drop_tombstone(&tombstone).await? {
+            self.delete_everywhere(&tombstone.blob).await;
+            self.runner.update(|p| p.tombstones += 1);
         }
         Ok(())
     }

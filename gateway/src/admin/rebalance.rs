@@ -25,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures::TryStreamExt as _;
+use futures::{StreamExt as _, TryStreamExt as _};
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -150,22 +150,65 @@ pub(super) async fn resume(api: &AdminApi, seen: u64) -> Result<()> {
     Ok(())
 }
 
-/// The entries done so far: every one before `next`, and some after it.
+/// The entries done so far: every one before `next`, and some after it; and the positions
+/// of the entries walked but not yet behind the watermark (at most [`CONCURRENCY`] and those
+/// done ahead of it), so memory does not grow with the walk.
 #[derive(Debug, Default)]
 struct Watermark {
     next: usize,
     ahead: std::collections::BTreeSet<usize>,
+    positions: std::collections::BTreeMap<usize, Position>,
 }
 
 impl Watermark {
-    /// Notes entry `i` done; the new `next` if it moved.
-    fn done(&mut self, i: usize) -> Option<usize> {
+    /// Notes that entry `i` of the walk is at `position`.
+    fn walked(&mut self, i: usize, position: Position) {
+        self.positions.insert(i, position);
+    }
+
+    /// Notes entry `i` done; if that moved the watermark, the last entry behind it (every entry
+    /// up to it is done) and how many entries are behind it.
+    fn done(&mut self, i: usize) -> Option<(Position, usize)> {
         self.ahead.insert(i);
         let before = self.next;
         while self.ahead.remove(&self.next) {
             self.next += 1;
         }
-        (self.next > before).then_some(self.next)
+        if self.next == before {
+            return None;
+        }
+        let behind = self.positions.split_off(&self.next);
+        let last = std::mem::replace(&mut self.positions, behind).pop_last()?.1;
+        Some((last, self.next))
+    }
+}
+
+/// What a walk will meet, counted before it starts.
+#[derive(Debug, Default)]
+struct Census {
+    objects: u64,
+    deleted_keys: u64,
+    buckets: u64,
+    deleted_buckets: u64,
+    /// Entries after the checkpoint.
+    left: u64,
+}
+
+/// The data blobs of an object entry with their sizes (manifests, tombstones and tags blobs
+/// count 0 bytes).
+fn entry_blobs(entry: &ObjectEntry) -> Blobs {
+    match entry {
+        ObjectEntry::Live(record) => {
+            let data: Blobs = if record.parts.is_empty() {
+                vec![(record.blob.clone(), record.size)]
+            } else {
+                std::iter::once((record.blob.clone(), 0))
+                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
+                    .collect()
+            };
+            data.into_iter().chain(record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0))).collect()
+        }
+        ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
     }
 }
 
@@ -179,8 +222,6 @@ struct RebalanceJob {
     dry_run: bool,
     rate_bytes_s: Option<f64>,
     resume: RebalanceCheckpoint,
-    /// The positions of the entries walked, in order.
-    positions: std::sync::Mutex<Vec<Position>>,
     watermark: std::sync::Mutex<Watermark>,
     /// Bytes moved before this run began (a job taken over), for the rate.
     bytes_before: std::sync::atomic::AtomicU64,
@@ -198,74 +239,97 @@ impl RebalanceJob {
             dry_run: params.dry_run,
             rate_bytes_s: params.rate_bytes_s,
             resume,
-            positions: std::sync::Mutex::default(),
             watermark: std::sync::Mutex::default(),
             bytes_before: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
     async fn run(&self) -> Result<()> {
-        let index = &self.index;
-        let (entries, buckets, parts) =
-            (index.object_entries().await?, index.bucket_entries().await?, upload_parts(index).await?);
-        let mut counts = RebalanceProgress { upload_parts: parts.len() as u64, ..Default::default() };
+        let parts = upload_parts(&self.index).await?;
+        let census = self.census().await?;
+        let mut misplaced_parts = 0;
         for (bucket, key, blob) in &parts {
-            counts.upload_parts_misplaced += u64::from(self.misplaced(bucket, key, blob)?);
-        }
-        // Data blobs with their sizes; manifests, tombstones, tags and bucket blobs count 0
-        // bytes. A bucket's blobs are placed (and filed) under the empty key.
-        let mut items: Vec<(Position, Blobs)> = Vec::with_capacity(entries.len() + buckets.len());
-        for (bucket, key, entry) in entries {
-            match &entry {
-                ObjectEntry::Live(_) => counts.objects += 1,
-                ObjectEntry::Deleted { .. } => counts.deleted_keys += 1,
-            }
-            let blobs = match &entry {
-                ObjectEntry::Live(record) if record.parts.is_empty() => vec![(record.blob.clone(), record.size)],
-                ObjectEntry::Live(record) => std::iter::once((record.blob.clone(), 0))
-                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
-                    .collect(),
-                ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
-            };
-            let tags = match &entry {
-                ObjectEntry::Live(record) => record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0)),
-                ObjectEntry::Deleted { .. } => None,
-            };
-            items.push(((0, bucket, key), blobs.into_iter().chain(tags).collect()));
-        }
-        for (name, entry) in buckets {
-            match &entry {
-                BucketEntry::Live(_) => counts.buckets += 1,
-                BucketEntry::Deleted { .. } => counts.deleted_buckets += 1,
-            }
-            let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
-            items.push(((1, name, BUCKET_KEY.to_string()), blobs));
-        }
-        // The walk's order, which the checkpoint relies on.
-        items.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(after) = &self.resume.after {
-            items.retain(|(position, _)| position > after);
+            misplaced_parts += u64::from(self.misplaced(bucket, key, blob)?);
         }
         let done = self.resume.done;
-        *self.positions.lock().unwrap_or_else(std::sync::PoisonError::into_inner) =
-            items.iter().map(|(position, _)| position.clone()).collect();
         self.slot.update(|p| {
             p.entries_done = done;
-            p.entries_total = done + items.len() as u64;
-            p.objects = counts.objects;
-            p.deleted_keys = counts.deleted_keys;
-            p.buckets = counts.buckets;
-            p.deleted_buckets = counts.deleted_buckets;
-            p.upload_parts = counts.upload_parts;
-            p.upload_parts_misplaced = counts.upload_parts_misplaced;
+            p.entries_total = done + census.left;
+            p.objects = census.objects;
+            p.deleted_keys = census.deleted_keys;
+            p.buckets = census.buckets;
+            p.deleted_buckets = census.deleted_buckets;
+            p.upload_parts = parts.len() as u64;
+            p.upload_parts_misplaced = misplaced_parts;
         });
         let started = Instant::now();
         self.bytes_before.store(self.slot.last().map_or(0, |p| p.bytes_moved), std::sync::atomic::Ordering::Relaxed);
-        futures::stream::iter(items.into_iter().enumerate().map(Ok))
-            .try_for_each_concurrent(CONCURRENCY, |(i, ((_, bucket, key), blobs))| {
+        self.entries()
+            .enumerate()
+            .map(|(i, entry)| entry.map(|entry| (i, entry)))
+            .try_for_each_concurrent(CONCURRENCY, |(i, (position, blobs))| {
+                self.watermark.lock().unwrap_or_else(std::sync::PoisonError::into_inner).walked(i, position.clone());
+                let (_, bucket, key) = position;
                 self.rebalance_entry(i, bucket, key, blobs, started)
             })
             .await
+    }
+
+    /// Counts the entries of each kind, and those after the checkpoint, a page at a time.
+    async fn census(&self) -> Result<Census> {
+        let mut census = Census::default();
+        let after = self.resume.after.as_ref();
+        let mut pages = self.index.object_pages(None);
+        while let Some(page) = pages.next_page().await? {
+            for (bucket, key, entry) in page {
+                match entry {
+                    ObjectEntry::Live(_) => census.objects += 1,
+                    ObjectEntry::Deleted { .. } => census.deleted_keys += 1,
+                }
+                census.left += u64::from(after.is_none_or(|after| (0, bucket, key) > *after));
+            }
+        }
+        for (name, entry) in self.index.bucket_entries().await? {
+            match entry {
+                BucketEntry::Live(_) => census.buckets += 1,
+                BucketEntry::Deleted { .. } => census.deleted_buckets += 1,
+            }
+            census.left += u64::from(after.is_none_or(|after| (1, name, BUCKET_KEY.to_string()) > *after));
+        }
+        Ok(census)
+    }
+
+    /// The walk, strictly after the checkpoint: object entries by bucket and key, a page at a
+    /// time, then buckets by name (a bucket's blobs are placed and filed under the empty key).
+    fn entries(&self) -> impl futures::Stream<Item = Result<(Position, Blobs)>> + '_ {
+        let after = self.resume.after.clone();
+        let objects = match &after {
+            Some((1, ..)) => None,
+            Some((_, bucket, key)) => Some(self.index.object_pages(Some((bucket, key)))),
+            None => Some(self.index.object_pages(None)),
+        };
+        let object_entries = futures::stream::try_unfold(objects, |mut pages| async move {
+            let Some(walk) = pages.as_mut() else { return Ok::<_, crate::Error>(None) };
+            Ok(walk.next_page().await?.map(|page| (page, pages)))
+        })
+        .map_ok(|page| {
+            futures::stream::iter(
+                page.into_iter().map(|(bucket, key, entry)| Ok(((0, bucket, key), entry_blobs(&entry)))),
+            )
+        })
+        .try_flatten();
+        let bucket_entries = futures::stream::once(self.index.bucket_entries())
+            .map_ok(move |buckets| {
+                let after = after.clone();
+                let entries = buckets.into_iter().filter_map(move |(name, entry)| {
+                    let position = (1, name, BUCKET_KEY.to_string());
+                    let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
+                    after.as_ref().is_none_or(|after| position > *after).then_some(Ok((position, blobs)))
+                });
+                futures::stream::iter(entries)
+            })
+            .try_flatten();
+        object_entries.chain(bucket_entries)
     }
 
     /// Moves the blobs of one key's entry (or a bucket's), the `i`-th of the walk, that are
@@ -309,12 +373,8 @@ impl RebalanceJob {
             p.entries_done += 1;
             p.entries_misplaced += u64::from(misplaced);
         };
-        let next = self.watermark.lock().unwrap_or_else(std::sync::PoisonError::into_inner).done(i);
-        let after = next.and_then(|next| {
-            let positions = self.positions.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-            positions.get(next - 1).cloned().map(|after| (after, next))
-        });
-        match after {
+        let behind = self.watermark.lock().unwrap_or_else(std::sync::PoisonError::into_inner).done(i);
+        match behind {
             Some((after, next)) => {
                 let checkpoint = RebalanceCheckpoint { after: Some(after), done: self.resume.done + next as u64 };
                 self.slot.advance(&checkpoint, count);
@@ -382,5 +442,33 @@ impl RebalanceJob {
             }
         }
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(i: usize) -> Position {
+        (0, "b".into(), format!("k{i}"))
+    }
+
+    /// The checkpoint names the last entry before which all are done, whatever order they
+    /// finish in, and positions behind it are let go.
+    #[test]
+    fn watermark_moves_over_entries_done_out_of_order_and_forgets_them() {
+        let mut watermark = Watermark::default();
+        for i in 0..5 {
+            watermark.walked(i, at(i));
+        }
+        assert_eq!(watermark.done(1), None);
+        assert_eq!(watermark.done(2), None);
+        assert_eq!(watermark.done(0), Some((at(2), 3)));
+        assert_eq!(watermark.positions.keys().copied().collect::<Vec<_>>(), [3, 4]);
+        watermark.walked(5, at(5));
+        assert_eq!(watermark.done(4), None);
+        assert_eq!(watermark.done(3), Some((at(4), 5)));
+        assert_eq!(watermark.done(5), Some((at(5), 6)));
+        assert!(watermark.positions.is_empty() && watermark.ahead.is_empty());
     }
 }

@@ -22,7 +22,7 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::index::records::{BlobRef, Replica};
+use crate::index::records::{BlobRef, ObjectEntry, Replica};
 use crate::volume_client::VolumeClient;
 
 /// Problems listed in the progress (the counters count them all).
@@ -136,30 +136,40 @@ impl VerifyJob {
     }
 
     async fn run(&self) -> Result<()> {
-        let mut objects = self.index.live_objects().await?;
-        // Key order (a bucket's name never holds the separator `\0`, so this is the index's
-        // order), which the checkpoint relies on.
-        objects.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
-        if let Some((bucket, key)) = &self.resume.after {
-            objects.retain(|(b, k, _)| (b, k) > (bucket, key));
+        // Key order, page by page from the checkpoint: memory holds one page, whatever the
+        // number of objects. Counted first, so the progress has a total.
+        let after = self.resume.after.as_ref().map(|(bucket, key)| (bucket.as_str(), key.as_str()));
+        let mut left = 0u64;
+        let mut pages = self.index.object_pages(after);
+        while let Some(page) = pages.next_page().await? {
+            left += page.iter().filter(|(_, _, entry)| matches!(entry, ObjectEntry::Live(_))).count() as u64;
         }
-        let done = self.resume.done;
+        let mut done = self.resume.done;
         self.slot.update(|p| {
             p.objects_done = done;
-            p.objects_total = done + objects.len() as u64;
+            p.objects_total = done + left;
         });
-        for (done, (bucket, key, record)) in (done + 1..).zip(objects) {
-            // The data blobs with their digests and sizes: the blob itself, or every part.
-            let blobs: Vec<(&BlobRef, &str, u64)> = if record.parts.is_empty() {
-                vec![(&record.blob, record.sha256.as_str(), record.size)]
-            } else {
-                record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size)).collect()
-            };
-            for (blob, sha256, size) in blobs {
-                self.check_blob(&bucket, &key, blob, sha256, size).await;
+        let mut pages = self.index.object_pages(after);
+        while let Some(page) = pages.next_page().await? {
+            for (bucket, key, entry) in page {
+                let Some(record) = entry.live() else { continue };
+                // The data blobs with their digests and sizes: the blob itself, or every part.
+                let blobs: Vec<(&BlobRef, &str, u64)> = if record.parts.is_empty() {
+                    vec![(&record.blob, record.sha256.as_str(), record.size)]
+                } else {
+                    record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size)).collect()
+                };
+                for (blob, sha256, size) in blobs {
+                    self.check_blob(&bucket, &key, blob, sha256, size).await;
+                }
+                done += 1;
+                let checkpoint = VerifyCheckpoint { after: Some((bucket.clone(), key.clone())), done };
+                // Objects written since the count make the walk longer than the total.
+                self.slot.advance(&checkpoint, |p| {
+                    p.objects_done = done;
+                    p.objects_total = p.objects_total.max(done);
+                });
             }
-            let checkpoint = VerifyCheckpoint { after: Some((bucket.clone(), key.clone())), done };
-            self.slot.advance(&checkpoint, |p| p.objects_done = done);
         }
         Ok(())
     }

@@ -357,7 +357,7 @@ mod tests {
         assert_eq!(tombstones.len(), 1);
         assert!(index.bucket_tombstones_before(20).await.unwrap().is_empty());
         assert!(!index.drop_bucket_tombstone(&tombstones[0]).await.unwrap(), "c1 is still queued");
-        for due in index.gc_due(u64::MAX).await.unwrap() {
+        for due in index.gc_due_all(u64::MAX).await.unwrap() {
             index.gc_remove(&due.queue_key).await.unwrap();
         }
         assert!(index.drop_bucket_tombstone(&tombstones[0]).await.unwrap());

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use super::pages::{KeyedEntry, Pages};
 use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, decode, encode};
 use super::{Index, object_key, read_in, write_in};
 use crate::engine::{Table, Transaction};
@@ -31,18 +32,33 @@ pub struct Tombstone {
     pub blob: BlobRef,
 }
 
+impl Tombstone {
+    /// The entry as a tombstone, if it is one written before `before_ts`.
+    pub fn written_before((bucket, key, entry): KeyedEntry, before_ts: u64) -> Option<Tombstone> {
+        match entry {
+            ObjectEntry::Deleted { ts, blob } if ts < before_ts => Some(Tombstone { bucket, key, ts, blob }),
+            _ => None,
+        }
+    }
+}
+
+/// A page-by-page walk over the GC queue's due entries, oldest first.
+pub struct DueBlobs<'a>(Pages<'a>);
+
+impl DueBlobs<'_> {
+    /// The next page of due entries, or `None` once the walk is over.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<QueuedBlob>>> {
+        let Some(rows) = self.0.next_page().await? else { return Ok(None) };
+        let blobs = rows.into_iter().map(|(queue_key, value)| Ok(QueuedBlob { queue_key, entry: decode(&value)? }));
+        Ok(Some(blobs.collect::<Result<_>>()?))
+    }
+}
+
 /// Where the `gc_keys` entries of a key start: `bucket \0 key \0`.
 fn gc_keys_prefix(bucket: &str, key: &str) -> Vec<u8> {
     let mut out = object_key(bucket, key);
     out.push(0);
     out
-}
-
-/// Bucket and key of an `objects` table key.
-fn split_object_key(raw_key: &[u8]) -> Option<(String, String)> {
-    let split = raw_key.iter().position(|b| *b == 0)?;
-    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
-    Some((text(&raw_key[..split]), text(&raw_key[split + 1..])))
 }
 
 impl Index {
@@ -82,12 +98,11 @@ impl Index {
         Self::gc_queued_for(tx.as_mut(), bucket, key).await
     }
 
-    /// Queue entries queued at or before `cutoff_ms`, oldest first.
-    pub async fn gc_due(&self, cutoff_ms: u64) -> Result<Vec<QueuedBlob>> {
+    /// Queue entries queued at or before `cutoff_ms`, oldest first, a page at a time.
+    pub fn gc_due(&self, cutoff_ms: u64) -> DueBlobs<'_> {
         // Queue keys start with the queue time, big-endian.
         let end = cutoff_ms.checked_add(1).map(u64::to_be_bytes);
-        let rows = self.scan_all(Table::Gc, b"", end.as_ref().map(|e| &e[..])).await?;
-        rows.into_iter().map(|(queue_key, value)| Ok(QueuedBlob { queue_key, entry: decode(&value)? })).collect()
+        DueBlobs(self.pages(Table::Gc, b"", end.as_ref().map(|e| &e[..])))
     }
 
     /// Removes a queue entry (and its `gc_keys` twin) once its blob is deleted everywhere.
@@ -119,40 +134,38 @@ impl Index {
                 copies.insert((blob.id.clone(), replica.volume.clone(), replica.subvolume));
             }
         };
-        for (_, value) in self.scan_all(Table::Objects, b"", None).await? {
-            decode::<ObjectEntry>(&value)?.blobs().into_iter().for_each(&mut add);
-        }
-        for (_, value) in self.scan_all(Table::Buckets, b"", None).await? {
-            decode::<BucketEntry>(&value)?.blob().into_iter().for_each(&mut add);
-        }
-        for (_, value) in self.scan_all(Table::Parts, b"", None).await? {
-            add(&decode::<PartRecord>(&value)?.blob);
-        }
-        for (_, value) in self.scan_all(Table::Gc, b"", None).await? {
-            add(&decode::<GcEntry>(&value)?.blob);
-        }
+        self.for_each_blob(|blob| {
+            add(blob);
+            false
+        })
+        .await?;
         Ok(copies)
     }
 
-    /// Every entry (live or tombstone) with its bucket and key, in order (a full scan).
-    pub async fn object_entries(&self) -> Result<Vec<(String, String, ObjectEntry)>> {
-        let mut out = Vec::new();
-        for (raw_key, value) in self.scan_all(Table::Objects, b"", None).await? {
-            if let Some((bucket, key)) = split_object_key(&raw_key) {
-                out.push((bucket, key, decode(&value)?));
+    /// Calls `visit` on every blob a record names (as [`Index::referenced_copies`] counts them)
+    /// until it returns true; whether it did. One page in memory at a time.
+    async fn for_each_blob(&self, mut visit: impl FnMut(&BlobRef) -> bool) -> Result<bool> {
+        let mut objects = self.object_pages(None);
+        while let Some(page) = objects.next_page().await? {
+            if page.iter().any(|(_, _, entry)| entry.blobs().into_iter().any(&mut visit)) {
+                return Ok(true);
             }
         }
-        Ok(out)
-    }
-
-    /// Every live object with its bucket and key, in order (a full scan).
-    pub async fn live_objects(&self) -> Result<Vec<(String, String, super::records::ObjectRecord)>> {
-        Ok(self
-            .object_entries()
-            .await?
-            .into_iter()
-            .filter_map(|(bucket, key, entry)| entry.live().map(|record| (bucket, key, record)))
-            .collect())
+        for (table, blob_of) in [
+            (Table::Buckets, bucket_blob as fn(&[u8]) -> Result<Option<BlobRef>>),
+            (Table::Parts, |value: &[u8]| Ok(Some(decode::<PartRecord>(value)?.blob))),
+            (Table::Gc, |value: &[u8]| Ok(Some(decode::<GcEntry>(value)?.blob))),
+        ] {
+            let mut pages = self.pages(table, b"", None);
+            while let Some(page) = pages.next_page().await? {
+                for (_, value) in page {
+                    if blob_of(&value)?.as_ref().is_some_and(&mut visit) {
+                        return Ok(true);
+                    }
+                }
+            }
+        }
+        Ok(false)
     }
 
     /// Points blob `blob_id` of the key's current entry (of the bucket's entry for the empty
@@ -194,40 +207,25 @@ impl Index {
 
     /// Whether any record or queued blob still has a replica on volume `volume_id`.
     pub async fn volume_in_use(&self, volume_id: &str) -> Result<bool> {
-        let on = |blob: &BlobRef| blob.replicas.iter().any(|r| r.volume == volume_id);
-        for (_, _, entry) in self.object_entries().await? {
-            if entry.blobs().into_iter().any(on) {
-                return Ok(true);
-            }
-        }
-        for (_, value) in self.scan_all(Table::Buckets, b"", None).await? {
-            if decode::<BucketEntry>(&value)?.blob().is_some_and(on) {
-                return Ok(true);
-            }
-        }
-        for (_, value) in self.scan_all(Table::Parts, b"", None).await? {
-            if on(&decode::<PartRecord>(&value)?.blob) {
-                return Ok(true);
-            }
-        }
-        for (_, value) in self.scan_all(Table::Gc, b"", None).await? {
-            if on(&decode::<GcEntry>(&value)?.blob) {
-                return Ok(true);
-            }
-        }
-        Ok(false)
+        self.for_each_blob(|blob| blob.replicas.iter().any(|r| r.volume == volume_id)).await
     }
 
-    /// Tombstones written before `before_ts`.
-    pub async fn tombstones_before(&self, before_ts: u64) -> Result<Vec<Tombstone>> {
-        let mut out = Vec::new();
-        for (raw_key, value) in self.scan_all(Table::Objects, b"", None).await? {
-            if let ObjectEntry::Deleted { ts, blob } = decode(&value)?
-                && ts < before_ts
-                && let Some((bucket, key)) = split_object_key(&raw_key)
-            {
-                out.push(Tombstone { bucket, key, ts, blob });
-            }
+    /// Tombstones written before `before_ts` (all at once: for tests).
+    #[cfg(test)]
+    pub(crate) async fn tombstones_before(&self, before_ts: u64) -> Result<Vec<Tombstone>> {
+        let (mut pages, mut out) = (self.object_pages(None), Vec::new());
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)));
+        }
+        Ok(out)
+    }
+
+    /// The due queue entries (all at once: for tests).
+    #[cfg(test)]
+    pub(crate) async fn gc_due_all(&self, cutoff_ms: u64) -> Result<Vec<QueuedBlob>> {
+        let (mut pages, mut out) = (self.gc_due(cutoff_ms), Vec::new());
+        while let Some(page) = pages.next_page().await? {
+            out.extend(page);
         }
         Ok(out)
     }
@@ -253,6 +251,11 @@ impl Index {
             }
         })
     }
+}
+
+/// The blob a `buckets` row names, if any.
+fn bucket_blob(value: &[u8]) -> Result<Option<BlobRef>> {
+    Ok(decode::<BucketEntry>(value)?.blob().cloned())
 }
 
 #[cfg(test)]
@@ -287,7 +290,7 @@ mod tests {
         assert!(index.object_entry("b", "k").await.unwrap().is_some());
 
         // GC deleted the other key's blob: still blocked by this key's own.
-        let due = index.gc_due(u64::MAX).await.unwrap();
+        let due = index.gc_due_all(u64::MAX).await.unwrap();
         let of = |id: &str| due.iter().find(|q| q.entry.blob.id == id).unwrap().queue_key.clone();
         index.gc_remove(&of("k2-old")).await.unwrap();
         assert!(!index.drop_tombstone(&tombstones[0]).await.unwrap());
@@ -296,7 +299,7 @@ mod tests {
         index.gc_remove(&of("old")).await.unwrap();
         assert!(index.drop_tombstone(&tombstones[0]).await.unwrap());
         assert!(index.object_entry("b", "k").await.unwrap().is_none());
-        assert!(index.gc_due(u64::MAX).await.unwrap().is_empty());
+        assert!(index.gc_due_all(u64::MAX).await.unwrap().is_empty());
     }
 
     /// DeleteBucket keeps the bucket's tombstones: they still order late writes and guard
@@ -332,7 +335,7 @@ mod tests {
         index.test_delete_bucket("b").await.unwrap();
 
         // GC drops the tombstone like any other once nothing of its key is queued.
-        for queued in index.gc_due(u64::MAX).await.unwrap() {
+        for queued in index.gc_due_all(u64::MAX).await.unwrap() {
             index.gc_remove(&queued.queue_key).await.unwrap();
         }
         let tombstones = index.tombstones_before(u64::MAX).await.unwrap();

@@ -26,6 +26,7 @@ mod gc;
 mod jobs;
 mod keys;
 mod multipart;
+mod pages;
 pub mod records;
 mod repair;
 mod restore;
@@ -38,6 +39,7 @@ pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
 pub use self::gc::{QueuedBlob, Tombstone};
 pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
+pub use self::pages::{KeyedEntry, ObjectPages};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -50,7 +52,7 @@ use self::records::{BlobRef, GcEntry, Membership, ObjectEntry, ObjectRecord, dec
 #[cfg(doc)]
 use self::records::{BucketEntry, CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::engine::rocks::RocksEngine;
-use crate::engine::{Engine, Row, Table, Transaction};
+use crate::engine::{Engine, Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
 
@@ -196,24 +198,6 @@ impl Index {
     /// Reads and decodes a record.
     async fn read<T: DeserializeOwned>(&self, table: Table, key: &[u8]) -> Result<Option<T>> {
         self.engine.get(table, key).await?.map(|bytes| decode(&bytes)).transpose()
-    }
-
-    /// Every row of `table` from `start` (up to `end`), read page by page.
-    async fn scan_all(&self, table: Table, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Row>> {
-        let mut rows: Vec<Row> = Vec::new();
-        let mut from = start.to_vec();
-        loop {
-            let page = self.engine.scan(table, &from, end, SCAN_PAGE).await?;
-            let full = page.len() == SCAN_PAGE;
-            rows.extend(page);
-            match rows.last() {
-                Some((last, _)) if full => {
-                    from = last.clone();
-                    from.push(0);
-                }
-                _ => return Ok(rows),
-            }
-        }
     }
 
     /// A fresh write timestamp: wall-clock microseconds, but strictly greater than any handed
@@ -419,13 +403,16 @@ impl Index {
         Ok(page)
     }
 
-    /// Number of live objects and their bytes (a full scan; for status reports).
+    /// Number of live objects and their bytes (a full scan, a page at a time; for status reports).
     pub async fn object_totals(&self) -> Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
-        for (_, value) in self.scan_all(Table::Objects, b"", None).await? {
-            if let ObjectEntry::Live(record) = decode(&value)? {
-                count += 1;
-                bytes += record.size;
+        let mut pages = self.object_pages(None);
+        while let Some(page) = pages.next_page().await? {
+            for (_, _, entry) in page {
+                if let ObjectEntry::Live(record) = entry {
+                    count += 1;
+                    bytes += record.size;
+                }
             }
         }
         Ok((count, bytes))

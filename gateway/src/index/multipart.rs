@@ -479,7 +479,7 @@ mod tests {
         assert!(index.upload("b", "a/k", "u-young").await.unwrap().is_some());
         assert_eq!(index.parts("u-young", 0, 10).await.unwrap().0.len(), 1);
         // Stamped with when the parts were uploaded (ms 1 in `part`), so due long ago.
-        let due: Vec<String> = index.gc_due(1).await.unwrap().into_iter().map(|q| q.entry.blob.id).collect();
+        let due: Vec<String> = index.gc_due_all(1).await.unwrap().into_iter().map(|q| q.entry.blob.id).collect();
         assert_eq!(due, ["old-p1", "old-p2"]);
         assert!(index.gc_queued("b", "a/k").await.unwrap());
     }
