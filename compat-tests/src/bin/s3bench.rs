@@ -3,11 +3,13 @@
 //! loop for a fixed time; prints operations per second and latency percentiles.
 //!
 //! ```text
-//! s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|list SECONDS [CLIENTS] [SIZE] [BUCKET]
+//! s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|mixed|list SECONDS [CLIENTS] [SIZE] [BUCKET]
 //! ```
 //! `put` writes keys `bench/{client}/{n}` of SIZE bytes (default 4096); `get` and `head` read the
 //! keys a previous `put` run wrote (their count is listed first); `head-missing` asks for keys
-//! that do not exist; `list` pages through the bucket with ListObjectsV2 (1,000 keys a page),
+//! that do not exist; `mixed` cycles put, get, delete in equal shares over keys
+//! `mixed/{client}/{n}` (each get reads the client's newest key, each delete removes its
+//! oldest), counting every operation; `list` pages through the bucket with ListObjectsV2 (1,000 keys a page),
 //! timing each page. Credentials: the test harness's root key unless `AWS_ACCESS_KEY_ID` and
 //! `AWS_SECRET_ACCESS_KEY` are set.
 
@@ -45,7 +47,7 @@ async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.len() < 4 {
         eprintln!(
-            "usage: s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|list SECONDS [CLIENTS] [SIZE] [BUCKET]"
+            "usage: s3bench ENDPOINT[,ENDPOINT…] put|get|head|head-missing|mixed|list SECONDS [CLIENTS] [SIZE] [BUCKET]"
         );
         std::process::exit(2);
     }
@@ -56,7 +58,7 @@ async fn main() {
     let size: usize = args.get(5).map_or(4096, |s| s.parse().expect("SIZE"));
     let bucket = args.get(6).cloned().unwrap_or_else(|| "bench".into());
     let first = client(&endpoints[0]);
-    if op == "put" {
+    if op == "put" || op == "mixed" {
         // Already there is fine.
         let _ = first.create_bucket().bucket(&bucket).send().await;
     }
@@ -77,6 +79,7 @@ async fn main() {
             let mut errors = 0u64;
             let mut n = 0usize;
             let mut token: Option<String> = None;
+            let mut written = std::collections::VecDeque::new();
             while Instant::now() < until {
                 let t = Instant::now();
                 let ok = match op.as_str() {
@@ -103,6 +106,24 @@ async fn main() {
                         .send()
                         .await
                         .is_err_and(|e| e.raw_response().is_some_and(|r| r.status().as_u16() == 404)),
+                    "mixed" => match (n % 3, written.back(), written.front()) {
+                        (1, Some(newest), _) => match s3.get_object().bucket(&bucket).key(newest).send().await {
+                            Ok(got) => got.body.collect().await.is_ok(),
+                            Err(_) => false,
+                        },
+                        (2, _, Some(oldest)) => {
+                            let ok = s3.delete_object().bucket(&bucket).key(oldest).send().await.is_ok();
+                            written.pop_front();
+                            ok
+                        }
+                        _ => {
+                            let key = format!("mixed/{c}/{n}");
+                            let put = s3.put_object().bucket(&bucket).key(&key).body(data.clone().into()).send();
+                            let ok = put.await.is_ok();
+                            written.push_back(key);
+                            ok
+                        }
+                    },
                     "list" => {
                         match s3.list_objects_v2().bucket(&bucket).set_continuation_token(token.clone()).send().await {
                             Ok(page) => {
