@@ -77,9 +77,9 @@ async fn a_key_allowed_on_one_bucket_cannot_touch_another() {
     assert_eq!(root.list_buckets().send().await.unwrap().buckets().len(), 2);
 }
 
-/// Writes a blob straight to a volume, as a write that failed after reaching it would leave.
-async fn plant_orphan(cluster: &TestCluster) -> String {
-    let id = "0123456789abcdef0123456789abcdef".to_string();
+/// Writes blob `id` straight to a volume, as a write that failed after reaching it would leave.
+async fn plant_orphan(cluster: &TestCluster, id: &str) -> String {
+    let id = id.to_string();
     let meta =
         serde_json::json!({"v": 1, "kind": "object", "bucket": "bkt", "key": "ghost", "ts": 1, "modified_ms": 1});
     let meta = base64::engine::general_purpose::STANDARD.encode(meta.to_string());
@@ -106,6 +106,12 @@ async fn gc_frees_dead_blobs_and_never_a_live_one() {
         s3.put_object().bucket("bkt").key(format!("keep-{i}")).body(data.clone().into()).send().await.unwrap();
         live.push((format!("keep-{i}"), data));
     }
+    // Enough copies that a debug build's orphan phase walks several slices of the id space.
+    for i in 0..30u64 {
+        let data = test_bytes(100, 200 + i);
+        s3.put_object().bucket("bkt").key(format!("small-{i}")).body(data.clone().into()).send().await.unwrap();
+        live.push((format!("small-{i}"), data));
+    }
     // An overwrite, a delete and an aborted multipart upload queue four blobs.
     s3.put_object().bucket("bkt").key("over").body(b"old".to_vec().into()).send().await.unwrap();
     s3.put_object().bucket("bkt").key("over").body(b"new".to_vec().into()).send().await.unwrap();
@@ -119,7 +125,15 @@ async fn gc_frees_dead_blobs_and_never_a_live_one() {
         part.body(ByteStream::from(test_bytes(1000, 50 + n as u64))).send().await.unwrap();
     }
     s3.abort_multipart_upload().bucket("bkt").key("aborted").upload_id(upload_id).send().await.unwrap();
-    let orphan = plant_orphan(&cluster).await;
+    let mut orphans = Vec::new();
+    for id in [
+        "0123456789abcdef0123456789abcdef",
+        "7fffffff00000000000000000000000a",
+        "80000000000000000000000000000000",
+        "ffffffffffffffffffffffffffffffff",
+    ] {
+        orphans.push(plant_orphan(&cluster, id).await);
+    }
     assert_eq!(cluster.status().await["gc_queue"], 4);
 
     // Within the default grace period (an hour) nothing is touched.
@@ -132,7 +146,7 @@ async fn gc_frees_dead_blobs_and_never_a_live_one() {
     let dry = cluster.admin_ok(&["gc", "--grace", "0", "--dry-run", "--json"]);
     let dry: serde_json::Value = serde_json::from_str(&dry).unwrap();
     assert_eq!(dry["queue_total"], 4);
-    assert_eq!(dry["orphans"], 1);
+    assert_eq!(dry["orphans"], 4);
     assert_eq!(cluster.blob_files().len(), files_before);
 
     // An upload streams while GC runs.
@@ -168,7 +182,9 @@ async fn gc_frees_dead_blobs_and_never_a_live_one() {
 
     let status = cluster.status().await;
     assert_eq!(status["gc_queue"], 0, "{status}");
-    assert!(!cluster.blob_files().iter().any(|p| p.ends_with(&orphan)), "the orphan is gone");
+    for orphan in &orphans {
+        assert!(!cluster.blob_files().iter().any(|p| p.ends_with(orphan)), "the orphan {orphan} is gone");
+    }
     // What remains is exactly two replicas of every live object and of the bucket's blob:
     // the tombstone of "gone" went too, once the blob it ordered was deleted.
     assert_eq!(cluster.blob_files().len(), 2 * (live.len() + 1));

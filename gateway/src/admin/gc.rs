@@ -11,8 +11,8 @@
 //!    reads a part of an upload in progress, so they are due at once).
 //! 1. The GC queue: blobs of overwritten and deleted versions and of aborted or replaced
 //!    parts, queued more than `grace` ago, are deleted on their replicas.
-//! 2. Orphans: every subvolume is listed; blob copies older than `grace` that no record
-//!    names at that place (writes that failed after reaching a volume, copies an interrupted
+//! 2. Orphans, one slice of the blob-id space at a time (docs/design.md, "Memory of a job"):
+//!    every subvolume is listed; blob copies older than `grace` that no record names at that place (writes that failed after reaching a volume, copies an interrupted
 //!    rebalance left behind) are deleted. The order makes a write in
 //!    flight safe whatever the grace: volumes are listed first, then the in-flight registry
 //!    is read, then the index. A listed blob's write either still holds its registration,
@@ -39,12 +39,16 @@ use crate::cluster::Cluster;
 use crate::error::Result;
 use crate::in_flight::InFlight;
 use crate::index::records::BlobRef;
-use crate::index::{BUCKET_KEY, Index, Tombstone};
+use crate::index::{BUCKET_KEY, IdSlice, Index, Tombstone};
 use crate::time::now_ms;
 use crate::volume_client::VolumeClient;
 
 /// Blobs per listing page.
 const LIST_PAGE: usize = 1000;
+/// Blob copies the orphan phase holds at a time (a few tens of MiB): the id space is cut into
+/// slices of about this many referenced copies. Debug builds cut it small so that the tests
+/// walk several slices.
+const ORPHAN_SLICE_COPIES: u64 = if cfg!(debug_assertions) { 50 } else { 250_000 };
 /// Default grace period: an hour, far longer than any single write.
 const DEFAULT_GRACE_SECS: u64 = 3600;
 /// How long a completed multipart upload is remembered, so a retried Complete gets the same
@@ -268,18 +272,30 @@ impl GcJob {
     }
 
     async fn collect_orphans(&self) -> Result<()> {
-        // List first, read the index second: see the module docs.
-        let mut candidates = Vec::new();
         // Resumed, the volumes are listed again.
         self.runner.update(|p| {
             p.blobs_listed = 0;
             p.orphans = 0;
             p.orphan_bytes = 0;
         });
+        // One slice of the blob-id space at a time, so the job holds the listed and the
+        // referenced copies of a slice, never of the whole cluster: one more walk of the index
+        // per slice is the price.
+        let slices = self.index.referenced_copy_count().await?.div_ceil(ORPHAN_SLICE_COPIES);
+        for slice in IdSlice::split(u32::try_from(slices).unwrap_or(u32::MAX)) {
+            self.collect_orphans_in(&slice).await?;
+        }
+        Ok(())
+    }
+
+    async fn collect_orphans_in(&self, slice: &IdSlice) -> Result<()> {
+        // List first, read the index second: see the module docs.
+        let mut candidates = Vec::new();
         let membership = self.cluster.membership();
         for volume in &membership.volumes {
             for subvolume in 0..volume.subvolumes {
-                let mut after: Option<String> = None;
+                // Listing is in id order: from the slice's start to its end.
+                let mut after = slice.from.clone();
                 loop {
                     let page = self.volumes.list(&volume.url, subvolume, after.as_deref(), LIST_PAGE).await;
                     let (blobs, next) = match page {
@@ -289,19 +305,21 @@ impl GcJob {
                             break;
                         }
                     };
+                    let past_end = blobs.last().is_some_and(|last| slice.ends_before(&last.id));
+                    let blobs: Vec<_> = blobs.into_iter().filter(|b| slice.contains(&b.id)).collect();
                     self.runner.update(|p| p.blobs_listed += blobs.len() as u64);
                     for blob in blobs.into_iter().filter(|b| b.written_at_ms < self.cutoff_ms) {
                         candidates.push((volume.id.clone(), volume.url.clone(), subvolume, blob.id, blob.data_len));
                     }
                     match next {
-                        Some(next) => after = Some(next),
-                        None => break,
+                        Some(next) if !past_end => after = Some(next),
+                        _ => break,
                     }
                 }
             }
         }
         let in_flight = self.in_flight.blob_ids().await?;
-        let referenced = self.index.referenced_copies().await?;
+        let referenced = self.index.referenced_copies(slice).await?;
         let orphans = candidates.into_iter().filter(|(volume, _, subvolume, id, _)| {
             !in_flight.contains(id) && !referenced.contains(&(id.clone(), volume.clone(), *subvolume))
         });

@@ -275,7 +275,7 @@ mod tests {
         assert_eq!(queued(&index).await, ["c1", "c2"]);
         // The deletion blob is referenced by the entry, the others by the queue: GC's
         // orphan pass takes none of them.
-        let referenced = index.referenced_copies().await.unwrap();
+        let referenced = index.referenced_copies(&crate::index::IdSlice::default()).await.unwrap();
         for id in ["c1", "c2", "d1"] {
             assert!(referenced.contains(&(id.to_string(), "v".to_string(), 0)), "{id}");
         }

@@ -42,6 +42,37 @@ impl Tombstone {
     }
 }
 
+/// A range of blob ids, `from` included, `to` excluded (`None`: unbounded), so that a job
+/// can hold the blobs of one slice of the id space at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct IdSlice {
+    /// The first id of the slice (at or after it).
+    pub from: Option<String>,
+    /// Where the next slice starts.
+    pub to: Option<String>,
+}
+
+impl IdSlice {
+    /// The id space cut into `count` slices of equal width for ids that are random hex (as
+    /// the gateway makes them); any other id still falls in exactly one slice.
+    pub fn split(count: u32) -> Vec<IdSlice> {
+        let count = u64::from(count.max(1));
+        // Bounds are 8 hex digits: an id of 32 compares past the bound it starts with.
+        let bound = |i: u64| (i > 0 && i < count).then(|| format!("{:08x}", (i << 32) / count));
+        (0..count).map(|i| IdSlice { from: bound(i), to: bound(i + 1) }).collect()
+    }
+
+    /// Whether `id` is in the slice.
+    pub fn contains(&self, id: &str) -> bool {
+        self.from.as_deref().is_none_or(|from| id >= from) && self.to.as_deref().is_none_or(|to| id < to)
+    }
+
+    /// Whether every id after `id` is past the slice.
+    pub fn ends_before(&self, id: &str) -> bool {
+        self.to.as_deref().is_some_and(|to| id >= to)
+    }
+}
+
 /// A page-by-page walk over the GC queue's due entries, oldest first.
 pub struct DueBlobs<'a>(Pages<'a>);
 
@@ -122,24 +153,35 @@ impl Index {
         tx.delete(Table::GcKeys, &by_key);
     }
 
-    /// Every blob copy (id, volume id, subvolume) a record still needs: object versions
-    /// (with parts, manifests and tags blobs), tombstones, bucket blobs (of buckets and of
-    /// deleted buckets' entries), parts of uploads in progress, and queued blobs (they go by
-    /// the queue, after their grace period, never as orphans). A copy of a live
-    /// blob at a place no record names (left by an interrupted rebalance) is not needed.
-    pub async fn referenced_copies(&self) -> Result<HashSet<(String, String, u32)>> {
+    /// Every blob copy (id, volume id, subvolume) with its id in `slice` that a record still
+    /// needs: object versions (with parts, manifests and tags blobs), tombstones, bucket blobs
+    /// (of buckets and of deleted buckets' entries), parts of uploads in progress, and queued
+    /// blobs (they go by the queue, after their grace period, never as orphans). A copy of a
+    /// live blob at a place no record names (left by an interrupted rebalance) is not needed.
+    pub async fn referenced_copies(&self, slice: &IdSlice) -> Result<HashSet<(String, String, u32)>> {
         let mut copies = HashSet::new();
-        let mut add = |blob: &BlobRef| {
-            for replica in &blob.replicas {
-                copies.insert((blob.id.clone(), replica.volume.clone(), replica.subvolume));
-            }
-        };
         self.for_each_blob(|blob| {
-            add(blob);
+            if slice.contains(&blob.id) {
+                for replica in &blob.replicas {
+                    copies.insert((blob.id.clone(), replica.volume.clone(), replica.subvolume));
+                }
+            }
             false
         })
         .await?;
         Ok(copies)
+    }
+
+    /// How many blob copies records name (as [`Index::referenced_copies`] counts them, with
+    /// repeats), in one walk holding a page at a time.
+    pub async fn referenced_copy_count(&self) -> Result<u64> {
+        let mut count = 0u64;
+        self.for_each_blob(|blob| {
+            count += blob.replicas.len() as u64;
+            false
+        })
+        .await?;
+        Ok(count)
     }
 
     /// Calls `visit` on every blob a record names (as [`Index::referenced_copies`] counts them)
@@ -260,6 +302,54 @@ fn bucket_blob(value: &[u8]) -> Result<Option<BlobRef>> {
 
 #[cfg(test)]
 mod tests {
+    /// Slices cover the id space once: every id in exactly one, in order, and what the
+    /// slices' referenced copies add up to is the whole.
+    #[tokio::test]
+    async fn id_slices_partition_the_referenced_copies() {
+        for count in [1, 2, 3, 7, 16] {
+            let slices = IdSlice::split(count);
+            assert_eq!(slices.len(), count as usize);
+            for id in [
+                "",
+                "0",
+                "00000000",
+                "0000000000000000",
+                "7fffffffffff",
+                "80000000aa",
+                "ffffffffffffffff",
+                "seed0001",
+                "zz",
+            ] {
+                assert_eq!(slices.iter().filter(|s| s.contains(id)).count(), 1, "{id} in {count} slices");
+            }
+            for pair in slices.windows(2) {
+                assert_eq!(pair[0].to, pair[1].from);
+                assert!(pair[0].ends_before(pair[1].from.as_deref().unwrap_or_default()));
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let index = Index::open(dir.path()).await.unwrap();
+        index.test_create_bucket("b").await.unwrap();
+        for i in 0..200u32 {
+            let id = format!("{:032x}", u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835));
+            let entry = ObjectEntry::Deleted {
+                ts: 10,
+                blob: BlobRef { id, replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] },
+            };
+            index.commit_object("b", &format!("k{i}"), &entry, None).await.unwrap();
+        }
+        let whole = index.referenced_copies(&IdSlice::default()).await.unwrap();
+        assert_eq!(whole.len(), 200);
+        assert_eq!(index.referenced_copy_count().await.unwrap(), 200);
+        let mut union = HashSet::new();
+        for slice in IdSlice::split(5) {
+            let part = index.referenced_copies(&slice).await.unwrap();
+            assert!(part.len() < 80, "slices of random ids are about even: {}", part.len());
+            union.extend(part);
+        }
+        assert_eq!(union, whole);
+    }
+
     use super::super::records::*;
     use super::*;
 

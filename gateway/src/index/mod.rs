@@ -36,7 +36,7 @@ mod unlogged;
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
-pub use self::gc::{QueuedBlob, Tombstone};
+pub use self::gc::{IdSlice, QueuedBlob, Tombstone};
 pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
