@@ -213,7 +213,8 @@ impl Api {
         // The metadata is read (and its CRC checked) on GET too, so a blob with any corrupt
         // part is refused as a whole: it is cheap (a few hundred bytes next to the footer), and
         // a reader never takes data from a blob that rebuild could not use.
-        let (file, footer, meta) = self.store.open_checked(sv, id).await?;
+        let blob = self.store.open_checked(sv, id).await?;
+        let footer = &blob.footer;
         let range = match headers.get(header::RANGE) {
             Some(value) => Some(parse_range(value.to_str().unwrap_or(""), footer.data_len)?),
             None => None,
@@ -224,7 +225,7 @@ impl Api {
             .header(SIZE_HEADER, footer.data_len)
             .header(SHA256_HEADER, hex::encode(footer.sha256));
         if !with_body {
-            response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta));
+            response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(&blob.meta));
         }
         if range.is_some() {
             response = response
@@ -232,7 +233,7 @@ impl Api {
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end.saturating_sub(1), footer.data_len));
         }
         let body = if with_body && end > start {
-            let mut read = CheckedRead::open(file, footer, start, end, self.budget.clone()).await?;
+            let mut read = CheckedRead::open(&blob, start, end, self.budget.clone()).await?;
             // The first block is checked before the status goes out: a damaged blob of one
             // block (most objects) is refused whole, and the reader tries another replica.
             let first = read.next().await.transpose()?;
@@ -246,9 +247,9 @@ impl Api {
     /// Reads a whole blob here and checks every block and the SHA-256 against its footer, so
     /// a verify costs no network transfer. A damaged blob answers the corrupt-blob contract.
     async fn verify(&self, sv: usize, id: &str) -> Result<Response<Body>> {
-        let (file, footer, _) = self.store.open_checked(sv, id).await?;
-        let (size, expected) = (footer.data_len, footer.sha256);
-        let mut read = CheckedRead::open(file, footer, 0, size, self.budget.clone()).await?;
+        let blob = self.store.open_checked(sv, id).await?;
+        let (size, expected) = (blob.footer.data_len, blob.footer.sha256);
+        let mut read = CheckedRead::open(&blob, 0, size, self.budget.clone()).await?;
         let mut sha = Sha256::new();
         while let Some(block) = read.next().await {
             sha.update(block?);

@@ -2,8 +2,10 @@
 //!
 //! ```text
 //! HTTP request ──► http::Api (cluster-secret check, routing)
-//!                     ├─► store::Store (one directory per subvolume; durable writes, reads, listing)
-//!                     │      ├─► blob (file format: data | block CRCs | metadata JSON | footer)
+//!                     ├─► store::Store (identity, locks; ids checked; one BlobStore per subvolume)
+//!                     │      ├─► backend::BlobStore (write, open, delete, list ids; one test suite)
+//!                     │      │      └─► files::FileBlobs (a file per blob, durable rename)
+//!                     │      ├─► blob (blob format: data | block CRCs | metadata JSON | footer)
 //!                     │      └─► read (data out block by block, each checked first)
 //!                     └─► membership::Membership (the cluster's membership as last pushed; gateways seen)
 //! ```
@@ -12,10 +14,12 @@
 //! metadata the gateway attaches to each blob. `serve` holds the accept loop that every Cairn
 //! listener shares.
 
+pub mod backend;
 pub mod blob;
 pub mod commit_log;
 pub mod config;
 pub mod error;
+mod files;
 pub mod http;
 pub mod membership;
 pub mod read;
