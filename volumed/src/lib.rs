@@ -4,7 +4,9 @@
 //! HTTP request ──► http::Api (cluster-secret check, routing)
 //!                     ├─► store::Store (identity, locks; ids checked; one BlobStore per subvolume)
 //!                     │      ├─► backend::BlobStore (write, open, delete, list ids; one test suite)
-//!                     │      │      └─► files::FileBlobs (a file per blob, durable rename)
+//!                     │      │      └─► subvolume::Subvolume (known small size? packed : file)
+//!                     │      │             ├─► packed::Packed (segments, group commit, index)
+//!                     │      │             └─► files::FileBlobs (a file per blob, durable rename)
 //!                     │      ├─► blob (blob format: data | block CRCs | metadata JSON | footer)
 //!                     │      └─► read (data out block by block, each checked first)
 //!                     └─► membership::Membership (the cluster's membership as last pushed; gateways seen)
@@ -22,9 +24,11 @@ pub mod error;
 mod files;
 pub mod http;
 pub mod membership;
+mod packed;
 pub mod read;
 pub mod serve;
 pub mod store;
+mod subvolume;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -32,7 +36,7 @@ use std::path::PathBuf;
 use tokio::net::TcpListener;
 
 pub use crate::error::{Error, Result};
-pub use crate::store::{OpenOptions, Store, VolumeStats, WriteReceipt};
+pub use crate::store::{OpenOptions, PackOptions, Store, VolumeStats, WriteReceipt};
 
 /// Starts a volume daemon on `listener` over `dirs` (one subvolume each) and serves until
 /// `shutdown` resolves.

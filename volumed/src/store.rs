@@ -17,7 +17,8 @@ use crate::backend::{BlobStore, OpenBlob};
 use crate::blob::{self, Footer};
 use crate::commit_log::CommitLog;
 use crate::error::{Error, Result};
-use crate::files::{FileBlobs, check_id};
+use crate::files::check_id;
+use crate::subvolume::Subvolume;
 
 /// Length of a blob id in hex characters.
 pub const BLOB_ID_LEN: usize = 32;
@@ -37,7 +38,7 @@ pub struct Store {
     volume_id: String,
     dirs: Vec<PathBuf>,
     /// Per subvolume, its blobs.
-    subvolumes: Vec<FileBlobs>,
+    subvolumes: Vec<Subvolume>,
     /// Per subvolume, the ids of committed blobs.
     commit_logs: Vec<CommitLog>,
     /// Held for the life of the store: a second daemon on the same directories is refused.
@@ -51,6 +52,30 @@ pub struct OpenOptions {
     pub init: bool,
     /// Accept several directories on one file system.
     pub allow_shared_fs: bool,
+}
+
+/// How subvolumes keep small blobs ([`crate::packed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackOptions {
+    /// Blobs of announced size up to this many bytes go into segments; 0 turns packing off.
+    pub pack_threshold: u64,
+    /// Bytes at which a segment is full and the next one started.
+    pub segment_size: u64,
+    /// Segments whose live bytes fall below this share of their size are compacted.
+    pub compact_below: f64,
+    /// Bytes per second compaction may read and copy.
+    pub compact_rate: u64,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self {
+            pack_threshold: 1024 * 1024,
+            segment_size: 1024 * 1024 * 1024,
+            compact_below: 0.5,
+            compact_rate: 32 * 1024 * 1024,
+        }
+    }
 }
 
 /// Name of the lock file in every subvolume directory.
@@ -123,6 +148,11 @@ impl Store {
     /// not be filled on the root file system), and two directories on one file system unless
     /// `options.allow_shared_fs` (they would not be separate disks).
     pub fn open(dirs: &[PathBuf], options: OpenOptions) -> Result<Self> {
+        Self::open_with(dirs, options, PackOptions::default())
+    }
+
+    /// [`Store::open`] with the given packing of small blobs.
+    pub fn open_with(dirs: &[PathBuf], options: OpenOptions, pack: PackOptions) -> Result<Self> {
         if dirs.is_empty() {
             return Err(Error::Config("at least one --dir is required".into()));
         }
@@ -192,7 +222,7 @@ impl Store {
                 write_file_durably(&path, &text)?;
             }
         }
-        let subvolumes = dirs.iter().map(|dir| FileBlobs::open(dir)).collect::<Result<_>>()?;
+        let subvolumes = dirs.iter().map(|dir| Subvolume::open(dir, &pack)).collect::<Result<_>>()?;
         let commit_logs = dirs.iter().map(|dir| CommitLog::open(dir)).collect::<Result<_>>()?;
         Ok(Self { volume_id, dirs: dirs.to_vec(), subvolumes, commit_logs, _locks: locks })
     }
@@ -208,7 +238,7 @@ impl Store {
     }
 
     /// The blobs of `subvolume`, once `id` is known to be a valid blob id.
-    fn blobs(&self, subvolume: usize, id: &str) -> Result<&FileBlobs> {
+    fn blobs(&self, subvolume: usize, id: &str) -> Result<&Subvolume> {
         check_id(id)?;
         self.subvolumes.get(subvolume).ok_or(Error::NotFound)
     }
@@ -217,14 +247,16 @@ impl Store {
     /// blobs through it).
     #[cfg(test)]
     pub(crate) fn blob_path(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
-        Ok(self.blobs(subvolume, id)?.path(id))
+        let (path, base) = self.blobs(subvolume, id)?.locate(id);
+        assert_eq!(base, 0, "{id} is packed");
+        Ok(path)
     }
 
     /// Where blob `id` of `subvolume` is: the file holding it and the offset of its first byte
     /// (tests damage blobs through it, wherever they are kept).
     #[cfg(test)]
     pub(crate) async fn locate(&self, subvolume: usize, id: &str) -> Result<(PathBuf, u64)> {
-        Ok((self.blob_path(subvolume, id)?, 0))
+        Ok(self.blobs(subvolume, id)?.locate(id))
     }
 
     /// Streams `body` into a new blob, durably. On any error (including a body that ends with
