@@ -39,7 +39,7 @@ pub use crate::error::{Error, Result};
 pub use crate::store::{OpenOptions, PackOptions, Store, VolumeStats, WriteReceipt};
 
 /// Starts a volume daemon on `listener` over `dirs` (one subvolume each) and serves until
-/// `shutdown` resolves.
+/// `shutdown` resolves; small blobs are packed as [`PackOptions::default`] says.
 pub async fn run(
     listener: TcpListener,
     dirs: Vec<PathBuf>,
@@ -47,7 +47,19 @@ pub async fn run(
     cluster_secret: String,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let store = Store::open(&dirs, options)?;
+    run_with(listener, dirs, options, PackOptions::default(), cluster_secret, shutdown).await
+}
+
+/// [`run`] with the given packing of small blobs.
+pub async fn run_with(
+    listener: TcpListener,
+    dirs: Vec<PathBuf>,
+    options: OpenOptions,
+    pack: PackOptions,
+    cluster_secret: String,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let store = Store::open_with(&dirs, options, pack)?;
     let membership = membership::Membership::open(&dirs)?;
     tracing::info!(volume_id = store.volume_id(), addr = ?listener.local_addr().ok(), subvolumes = dirs.len(), "volume daemon serving");
     let api = http::Api::new(store, membership, cluster_secret);
