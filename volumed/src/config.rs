@@ -58,6 +58,15 @@ pub struct VolumedArgs {
     /// Bytes at which a segment is full and the next one started [default: 1073741824].
     #[arg(long, env = "CAIRN_VOLUMED_SEGMENT_SIZE")]
     pub segment_size: Option<u64>,
+    /// Segments (other than the one being written) whose live records fall below this share of
+    /// their size are compacted: live records copied forward, the segment removed. 0 never
+    /// [default: 0.5].
+    #[arg(long, env = "CAIRN_VOLUMED_COMPACT_BELOW")]
+    pub compact_below: Option<f64>,
+    /// Bytes per second compaction may read and copy, per subvolume; 0 is no limit
+    /// [default: 33554432].
+    #[arg(long, env = "CAIRN_VOLUMED_COMPACT_RATE")]
+    pub compact_rate: Option<u64>,
     /// Log lines as text or as JSON objects (`RUST_LOG` filters them). Not read from the file:
     /// logging starts before it is read.
     #[arg(long, env = "CAIRN_LOG_FORMAT", value_enum, default_value_t)]
@@ -131,8 +140,12 @@ impl VolumedArgs {
         let pack = PackOptions {
             pack_threshold: self.pack_threshold.or(file.pack_threshold).unwrap_or(defaults.pack_threshold),
             segment_size: self.segment_size.or(file.segment_size).unwrap_or(defaults.segment_size),
-            ..defaults
+            compact_below: self.compact_below.or(file.compact_below).unwrap_or(defaults.compact_below),
+            compact_rate: self.compact_rate.or(file.compact_rate).unwrap_or(defaults.compact_rate),
         };
+        if !(0.0..=1.0).contains(&pack.compact_below) {
+            return Err("--compact-below must be between 0 and 1".into());
+        }
         if pack.pack_threshold > PACK_BUFFERS {
             // Bodies are buffered whole before packing, within that budget per subvolume.
             return Err(format!("--pack-threshold must be at most {PACK_BUFFERS} bytes"));
@@ -164,6 +177,8 @@ impl VolumedSettings {
         let int = |n: u64| i64::try_from(n).map_or_else(|_| toml::Value::from(n.to_string()), toml::Value::from);
         table.insert("pack_threshold".into(), int(self.pack.pack_threshold));
         table.insert("segment_size".into(), int(self.pack.segment_size));
+        table.insert("compact_below".into(), self.pack.compact_below.into());
+        table.insert("compact_rate".into(), int(self.pack.compact_rate));
         format!("# cluster_secret is set (not shown)\n{table}")
     }
 }
@@ -231,6 +246,13 @@ mod tests {
         let huge = parse(&["--dir", "/a", "--cluster-secret", "s", "--pack-threshold", "1000000000"]).resolve();
         assert!(huge.unwrap_err().contains("--pack-threshold"));
         assert!(parse(&["--dir", "/a", "--cluster-secret", "s", "--segment-size", "0"]).resolve().is_err());
+        assert!(parse(&["--dir", "/a", "--cluster-secret", "s", "--compact-below", "1.5"]).resolve().is_err());
+        let compaction =
+            parse(&["--config", config.to_str().unwrap(), "--compact-below", "0.25", "--compact-rate", "1000"]);
+        let compaction = compaction.resolve().unwrap();
+        assert_eq!((compaction.pack.compact_below, compaction.pack.compact_rate), (0.25, 1000));
+        let printed = compaction.to_toml();
+        assert!(printed.contains("compact_below = 0.25") && printed.contains("compact_rate = 1000"), "{printed}");
     }
 
     #[test]

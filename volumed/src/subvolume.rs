@@ -47,7 +47,7 @@ impl Subvolume {
         let files = FileBlobs::open(root)?;
         // Segments written while packing was on stay readable after it is turned off.
         let packed = if options.pack_threshold > 0 || root.join(packed::SEGMENT_DIR).is_dir() {
-            Some(Packed::open(root, options.segment_size)?)
+            Some(Packed::open(root, options)?)
         } else {
             None
         };
@@ -62,6 +62,12 @@ impl Subvolume {
             Some(found) => found,
             None => (self.files.path(id), 0),
         }
+    }
+
+    /// The packed side, if packing is on.
+    #[cfg(test)]
+    pub(crate) fn packed(&self) -> Option<&Packed> {
+        self.packed.as_ref()
     }
 
     /// Batches the segment writer has made durable.

@@ -16,6 +16,7 @@
 //! (no open or close per request); the blob layout is that of a blob file, so the read path
 //! ([`crate::read`]) is shared.
 
+mod compact;
 mod record;
 mod writer;
 
@@ -30,6 +31,11 @@ use crate::backend::OpenBlob;
 use crate::blob;
 use crate::error::{Error, Result};
 use crate::files::blocking;
+use crate::store::PackOptions;
+#[cfg(not(test))]
+use compact::Compaction;
+#[cfg(test)]
+pub(crate) use compact::{Compaction, Report};
 pub(crate) use record::{HEADER_LEN, RawId, seal_put};
 use record::{Kind, Scan};
 use writer::{Op, Writer};
@@ -101,14 +107,31 @@ impl Index {
 /// The packed blobs of one subvolume.
 #[derive(Debug)]
 pub(crate) struct Packed {
-    index: Arc<RwLock<Index>>,
-    ops: mpsc::Sender<Op>,
+    inner: Arc<Inner>,
+}
+
+/// What readers, the writer's clients and the compactor share. The compactor holds it weakly:
+/// once the store is dropped, the queue's last sender goes with it and the writer stops.
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) index: Arc<RwLock<Index>>,
+    pub(crate) ops: mpsc::Sender<Op>,
+}
+
+impl Inner {
+    /// Where `id`'s newest record is, if it has one.
+    fn lookup(&self, id: &RawId) -> Option<(Loc, Arc<std::fs::File>, PathBuf)> {
+        let index = self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let loc = *index.map.get(id)?;
+        let segment = index.segments.get(&loc.segment)?;
+        Some((loc, segment.file.clone(), segment.path.clone()))
+    }
 }
 
 impl Packed {
     /// Opens (creating) `root/segments`, rebuilds the index from the segment files, and starts
     /// the writer.
-    pub(crate) fn open(root: &Path, segment_size: u64) -> Result<Self> {
+    pub(crate) fn open(root: &Path, options: &PackOptions) -> Result<Self> {
         let dir = root.join(SEGMENT_DIR);
         if !dir.is_dir() {
             std::fs::create_dir(&dir)?;
@@ -125,18 +148,20 @@ impl Packed {
         };
         let index = Arc::new(RwLock::new(index));
         let (ops, queue) = mpsc::channel(QUEUE);
-        let writer = Writer::new(dir.clone(), index.clone(), segment_size, active)?;
+        let writer = Writer::new(dir.clone(), index.clone(), options.segment_size, active)?;
         let name = format!("segment-writer-{}", root.display());
         std::thread::Builder::new().name(name).spawn(move || writer.run(queue))?;
-        Ok(Self { index, ops })
+        let inner = Arc::new(Inner { index, ops });
+        if options.compact_below > 0.0 {
+            let (weak, compaction) = (Arc::downgrade(&inner), Compaction::from(options));
+            let name = format!("segment-compactor-{}", root.display());
+            std::thread::Builder::new().name(name).spawn(move || compact::run(weak, compaction))?;
+        }
+        Ok(Self { inner })
     }
 
-    /// Where `id`'s newest record is, if it has one.
     fn lookup(&self, id: &RawId) -> Option<(Loc, Arc<std::fs::File>, PathBuf)> {
-        let index = self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let loc = *index.map.get(id)?;
-        let segment = index.segments.get(&loc.segment)?;
-        Some((loc, segment.file.clone(), segment.path.clone()))
+        self.inner.lookup(id)
     }
 
     /// Whether `id` is packed here.
@@ -160,7 +185,7 @@ impl Packed {
     async fn submit(&self, op: impl FnOnce(oneshot::Sender<Result<bool>>) -> Op) -> Result<bool> {
         let stopped = || Error::Io(std::io::Error::other("segment writer stopped"));
         let (done, answer) = oneshot::channel();
-        self.ops.send(op(done)).await.map_err(|_| stopped())?;
+        self.inner.ops.send(op(done)).await.map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
 
@@ -177,7 +202,7 @@ impl Packed {
 
     /// Up to `limit` packed ids greater than `after`, ascending.
     pub(crate) fn list_ids(&self, after: &str, limit: usize) -> Vec<String> {
-        let index = self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let index = self.inner.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Lowercase hex of fixed length sorts like the raw bytes, so a valid id is a range bound.
         let from = match raw_id(after) {
             Ok(raw) => Bound::Excluded(raw),
@@ -195,7 +220,20 @@ impl Packed {
     /// Batches the writer has made durable.
     #[cfg(test)]
     pub(crate) fn syncs(&self) -> u64 {
-        self.index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).syncs
+        self.inner.index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).syncs
+    }
+
+    /// Compacts now, on the calling thread (which must not be an async worker): every segment
+    /// but the newest whose live share is below `compaction.below`.
+    #[cfg(test)]
+    pub(crate) fn compact_now(&self, compaction: &Compaction) -> Result<Report> {
+        compact::pass(&self.inner, compaction)
+    }
+
+    /// The numbers of the segments there are.
+    #[cfg(test)]
+    pub(crate) fn segments(&self) -> Vec<u32> {
+        self.inner.index.read().unwrap_or_else(|poisoned| poisoned.into_inner()).segments.keys().copied().collect()
     }
 
     /// The segment file holding `id` and the offset of its blob (tests damage blobs through it).

@@ -134,3 +134,150 @@ async fn concurrent_writes_share_syncs() {
     assert!(syncs < 200, "{syncs} syncs for 200 concurrent writes");
     assert_eq!(store.list_ids("", 1000).await.unwrap().len(), 200);
 }
+
+mod compaction {
+    use std::collections::BTreeMap;
+    use std::time::Instant;
+
+    use sha2::{Digest as _, Sha256};
+
+    use super::*;
+    use crate::packed::writer::Op;
+
+    fn open_small(root: &Path) -> Subvolume {
+        // No background passes: the tests run compaction themselves.
+        let options =
+            PackOptions { pack_threshold: 64 * 1024, segment_size: 4096, compact_below: 0.0, compact_rate: 0 };
+        Subvolume::open(root, &options).unwrap()
+    }
+
+    fn compact(store: &Subvolume, compaction: Compaction) -> Report {
+        // On a thread of its own, as in the daemon: it waits for the writer.
+        std::thread::scope(|s| s.spawn(|| store.packed().unwrap().compact_now(&compaction)).join().unwrap()).unwrap()
+    }
+
+    const HALF: Compaction = Compaction { below: 0.5, rate: 0, stop_before_unlink: false };
+
+    /// Every expected blob reads back whole with the SHA-256 of its data; the listing is exactly them.
+    async fn check(store: &Subvolume, expected: &BTreeMap<u32, Vec<u8>>) {
+        for (&n, data) in expected {
+            let blob = store.open(&id(n)).await.unwrap();
+            assert_eq!(blob.footer.sha256, <[u8; 32]>::from(Sha256::digest(data)), "blob {n}");
+            assert_eq!(&read(store, &id(n), 0, data.len() as u64).await.unwrap(), data, "blob {n}");
+        }
+        let listed = store.list_ids("", 10_000).await.unwrap();
+        assert_eq!(listed, expected.keys().map(|&n| id(n)).collect::<Vec<_>>());
+    }
+
+    fn segment_bytes(root: &Path) -> u64 {
+        let entries = std::fs::read_dir(root.join(SEGMENT_DIR)).unwrap();
+        entries.map(|e| e.unwrap().metadata().unwrap().len()).sum()
+    }
+
+    /// Blobs 0..8, then 100..160 with four in five deleted (segments mostly dead). Blob 0 is
+    /// deleted among those: its put stays in segment 1, which stays mostly live, and its delete
+    /// record lands in a later segment that is mostly dead.
+    async fn fill(store: &Subvolume) -> BTreeMap<u32, Vec<u8>> {
+        let mut expected = BTreeMap::new();
+        for n in (0..8).chain(100..160) {
+            let data = data(300 + u64::from(n % 13) * 17, n);
+            store.write(&id(n), b"{}", Some(data.len() as u64), body(&data)).await.unwrap();
+            expected.insert(n, data);
+            if n == 120 {
+                store.delete(&id(0)).await.unwrap();
+                expected.remove(&0);
+            }
+        }
+        for n in (100..160).filter(|n| n % 5 != 0) {
+            store.delete(&id(n)).await.unwrap();
+            expected.remove(&n);
+        }
+        expected
+    }
+
+    #[tokio::test]
+    async fn mostly_dead_segments_are_rewritten_and_every_survivor_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_small(dir.path());
+        let expected = fill(&store).await;
+        let before = segment_bytes(dir.path());
+        let rate = 200_000;
+        let started = Instant::now();
+        let report = compact(&store, Compaction { rate, ..HALF });
+        let took = started.elapsed().as_secs_f64();
+        assert!(!report.removed.is_empty() && report.copied > 0, "{report:?}");
+        assert!(took >= report.read as f64 / rate as f64 * 0.9, "{took}s for {} bytes at {rate}/s", report.read);
+        assert!(segment_bytes(dir.path()) < before / 2, "{before} -> {}", segment_bytes(dir.path()));
+        // Segment 1 holds blob 0's put and stays (mostly live): the delete record hiding that put
+        // was carried forward when its own segment was compacted.
+        assert!(store.packed().unwrap().segments().contains(&1));
+        check(&store, &expected).await;
+        assert!(matches!(store.open(&id(0)).await, Err(Error::NotFound)));
+        drop(store);
+        let store = open_small(dir.path());
+        check(&store, &expected).await;
+        assert!(matches!(store.open(&id(0)).await, Err(Error::NotFound)), "a compacted delete came undone");
+        // Nothing left to do.
+        assert_eq!(compact(&store, HALF).removed, Vec::<u32>::new());
+    }
+
+    #[tokio::test]
+    async fn a_crash_between_copy_and_unlink_loses_nothing_and_lists_no_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_small(dir.path());
+        let expected = fill(&store).await;
+        let segments = store.packed().unwrap().segments();
+        let report = compact(&store, Compaction { stop_before_unlink: true, ..HALF });
+        assert!(report.removed.is_empty() && report.copied > 0, "{report:?}");
+        check(&store, &expected).await;
+        drop(store);
+        // Originals and copies both on disk; the copies, later, win.
+        let store = open_small(dir.path());
+        let after = store.packed().unwrap().segments();
+        assert!(segments.iter().all(|n| after.contains(n)), "{segments:?} -> {after:?}");
+        check(&store, &expected).await;
+        assert!(matches!(store.open(&id(0)).await, Err(Error::NotFound)));
+        // The next pass removes what the interrupted one left.
+        let report = compact(&store, HALF);
+        assert!(!report.removed.is_empty(), "{report:?}");
+        check(&store, &expected).await;
+        drop(store);
+        let store = open_small(dir.path());
+        check(&store, &expected).await;
+        assert!(matches!(store.open(&id(0)).await, Err(Error::NotFound)));
+    }
+
+    #[tokio::test]
+    async fn a_copy_or_carried_delete_never_undoes_a_newer_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_small(dir.path());
+        let (old, new) = (data(100, 1), data(120, 2));
+        store.write(&id(1), b"{}", Some(100), body(&old)).await.unwrap();
+        let packed = store.packed().unwrap();
+        let raw = raw_id(&id(1)).unwrap();
+        let stale = packed.lookup(&raw).unwrap().0;
+        store.write(&id(1), b"{}", Some(120), body(&new)).await.unwrap();
+        let ops = packed.inner.ops.clone();
+        let (copied, carried) = std::thread::scope(|s| {
+            s.spawn(|| {
+                let file = packed.inner.lookup(&raw).unwrap().1;
+                let (header, bytes) = record::read_record(&file, stale.offset, u64::MAX, true).unwrap().unwrap();
+                assert_eq!(header.id, raw);
+                let (done, answer) = oneshot::channel();
+                ops.blocking_send(Op::Copy { id: raw, from: stale, record: bytes, done }).unwrap();
+                let copied = answer.blocking_recv().unwrap().unwrap();
+                let (done, answer) = oneshot::channel();
+                ops.blocking_send(Op::Tombstone { id: raw, done }).unwrap();
+                (copied, answer.blocking_recv().unwrap().unwrap())
+            })
+            .join()
+            .unwrap()
+        });
+        assert!(!copied && !carried, "stale copy {copied}, tombstone over a live blob {carried}");
+        drop(ops);
+        assert_eq!(read(&store, &id(1), 0, 120).await.unwrap(), new);
+        drop(store);
+        let store = open_small(dir.path());
+        assert_eq!(read(&store, &id(1), 0, 120).await.unwrap(), new);
+    }
+}

@@ -24,7 +24,8 @@ use crate::error::{Error, Result};
 const MAX_BATCH: usize = 16 * 1024 * 1024;
 
 /// Answer to a waiter: `true` if its record was written, `false` if there was nothing to do
-/// (a delete of an id not packed).
+/// (a delete of an id not packed, a compaction copy of a record since replaced, a carried
+/// delete record of an id written again since).
 type Done = oneshot::Sender<Result<bool>>;
 
 /// What the writer is asked to append.
@@ -34,13 +35,20 @@ pub(crate) enum Op {
     Put { id: RawId, record: Vec<u8>, done: Done },
     /// A delete of `id`, if it is packed here.
     Delete { id: RawId, done: Done },
+    /// A compaction copy of the put record at `from`, written only if the index still points
+    /// there: a newer put or a delete since then wins, and the copy must not undo it.
+    Copy { id: RawId, from: Loc, record: Vec<u8>, done: Done },
+    /// A delete record carried forward by compaction (an older segment may still hold a put it
+    /// hides), written only while `id` has no record: one written since is newer than any put
+    /// the delete hid, and a delete appended after it would wrongly hide it on the next scan.
+    Tombstone { id: RawId, done: Done },
 }
 
 impl Op {
     fn len(&self) -> usize {
         match self {
-            Op::Put { record, .. } => record.len(),
-            Op::Delete { .. } => (record::HEADER_LEN + record::TRAILER_LEN) as usize,
+            Op::Put { record, .. } | Op::Copy { record, .. } => record.len(),
+            Op::Delete { .. } | Op::Tombstone { .. } => (record::HEADER_LEN + record::TRAILER_LEN) as usize,
         }
     }
 }
@@ -142,8 +150,22 @@ impl Writer {
                 };
             let (id, bytes, put) = match op {
                 Op::Put { id, record, .. } => (id, record.as_slice(), true),
+                Op::Copy { id, from, record, .. } => {
+                    if current(id, changes) != Some(*from) {
+                        outcomes.push(false);
+                        continue;
+                    }
+                    (id, record.as_slice(), true)
+                }
                 Op::Delete { id, .. } => {
                     if current(id, changes).is_none() {
+                        outcomes.push(false);
+                        continue;
+                    }
+                    (id, &[][..], false)
+                }
+                Op::Tombstone { id, .. } => {
+                    if current(id, changes).is_some() {
                         outcomes.push(false);
                         continue;
                     }
@@ -206,7 +228,7 @@ impl Writer {
 
 fn done(op: Op) -> Done {
     match op {
-        Op::Put { done, .. } | Op::Delete { done, .. } => done,
+        Op::Put { done, .. } | Op::Delete { done, .. } | Op::Copy { done, .. } | Op::Tombstone { done, .. } => done,
     }
 }
 
