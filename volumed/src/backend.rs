@@ -206,5 +206,11 @@ pub(crate) mod conformance {
             assert_eq!(got, want, "pages of {page}");
         }
         assert_eq!(store.list_ids(&want[2], 2).await.unwrap(), want[3..5]);
+        // `after` need not be an id: the listing is by string order whatever it is.
+        let upper = want[2].to_uppercase();
+        for after in ["0", upper.as_str(), &want[2][..5], "zz"] {
+            let expected: Vec<String> = want.iter().filter(|id| id.as_str() > after).cloned().collect();
+            assert_eq!(store.list_ids(after, 1000).await.unwrap(), expected, "after {after:?}");
+        }
     }
 }

@@ -204,7 +204,8 @@ impl Packed {
     pub(crate) fn list_ids(&self, after: &str, limit: usize) -> Vec<String> {
         let index = self.inner.index.read().unwrap_or_else(|poisoned| poisoned.into_inner());
         // Lowercase hex of fixed length sorts like the raw bytes, so a valid id is a range bound.
-        let from = match raw_id(after) {
+        // (Anything else, e.g. uppercase hex, is only filtered: it would decode to a wrong bound.)
+        let from = match crate::files::check_id(after).and_then(|()| raw_id(after)) {
             Ok(raw) => Bound::Excluded(raw),
             Err(_) => Bound::Unbounded,
         };
