@@ -25,6 +25,10 @@ pub(crate) const HEADER_LEN: u64 = 40;
 /// Bytes of the trailing record CRC.
 pub(crate) const TRAILER_LEN: u64 = 4;
 const HEADER_BODY_LEN: usize = HEADER_LEN as usize - 4;
+/// Largest body a header may claim. Far above any real one (a packed blob is at most the
+/// packing threshold plus its metadata); it keeps lengths from overflowing on garbage that
+/// happens to pass the header CRC.
+const MAX_BODY_LEN: u64 = 1 << 40;
 /// Raw blob id.
 pub(crate) type RawId = [u8; 16];
 
@@ -84,7 +88,9 @@ impl Header {
         let meta_len = u32::from_le_bytes(bytes[32..36].try_into().ok()?);
         // A put holds at least a footer; a delete holds nothing.
         let plausible = match kind {
-            Kind::Put => body_len >= FOOTER_LEN && u64::from(meta_len) + FOOTER_LEN <= body_len,
+            Kind::Put => {
+                (FOOTER_LEN..=MAX_BODY_LEN).contains(&body_len) && u64::from(meta_len) + FOOTER_LEN <= body_len
+            }
             Kind::Delete => body_len == 0 && meta_len == 0,
         };
         plausible.then_some(Self { kind, id, body_len, meta_len })
@@ -230,5 +236,7 @@ mod tests {
         }
         let delete = delete_record([9; 16]);
         assert_eq!(delete.len() as u64, HEADER_LEN + TRAILER_LEN);
+        let absurd = Header { body_len: u64::MAX - 8, ..header }.encode();
+        assert_eq!(Header::decode(&absurd), None, "a length that would overflow is refused");
     }
 }
