@@ -30,6 +30,9 @@ pub struct OpenBlob {
     pub footer: Footer,
     /// The writer's metadata JSON (CRC checked).
     pub meta: Vec<u8>,
+    /// The whole block CRC table, when opening already read it (packed blobs: it comes in the
+    /// same read as the footer); otherwise a read fetches the entries it needs.
+    pub(crate) crcs: Option<Vec<u32>>,
 }
 
 /// One subvolume's blobs. Ids are validated by the caller ([`crate::store::Store`]).

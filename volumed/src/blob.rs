@@ -222,40 +222,54 @@ fn corrupt(why: &str) -> Error {
     Error::Corrupt(why.into())
 }
 
+/// What the end of a blob holds: its footer, its metadata, and (when the read covered it) its
+/// block CRC table.
+pub(crate) struct Tail {
+    pub(crate) footer: Footer,
+    pub(crate) meta: Vec<u8>,
+    pub(crate) crcs: Option<Vec<u32>>,
+}
+
 /// Reads and checks the footer and metadata of the blob that occupies `[base, base + len)` of
 /// `file` (a whole blob file has base 0; a packed one sits inside a segment). The footer's
 /// lengths must describe exactly `len` bytes. With `meta_len_hint` (a segment's index knows it)
-/// footer and metadata come in one read; otherwise in two.
-pub(crate) fn read_tail(
-    file: &std::fs::File,
-    base: u64,
-    len: u64,
-    meta_len_hint: Option<u32>,
-) -> Result<(Footer, Vec<u8>)> {
+/// the block CRC table, metadata and footer come in one read; otherwise footer and metadata
+/// come in two, and the table is left to the data read.
+pub(crate) fn read_tail(file: &std::fs::File, base: u64, len: u64, meta_len_hint: Option<u32>) -> Result<Tail> {
     use std::os::unix::fs::FileExt as _;
     if len < FOOTER_LEN {
         return Err(corrupt("blob shorter than a footer"));
     }
-    let tail_len = meta_len_hint.map_or(FOOTER_LEN, |m| u64::from(m) + FOOTER_LEN).min(len);
+    // The table has at most one entry per block of `len` bytes: a bound known before the footer.
+    let tail_len = meta_len_hint
+        .map_or(FOOTER_LEN, |m| u64::from(m) + FOOTER_LEN + len.div_ceil(u64::from(BLOCK_LEN)) * BLOCK_CRC_LEN)
+        .min(len);
     let mut tail = vec![0; tail_len as usize];
     file.read_exact_at(&mut tail, base + len - tail_len)?;
     let footer = Footer::decode(&tail[tail.len() - FOOTER_LEN as usize..])?;
     if footer.file_len() != Some(len) {
         return Err(corrupt("footer lengths disagree with the blob's size"));
     }
-    let meta_len = footer.meta_len as usize;
-    let meta = if tail.len() - FOOTER_LEN as usize == meta_len {
-        tail.truncate(meta_len);
-        tail
-    } else {
-        let mut meta = vec![0; meta_len];
-        file.read_exact_at(&mut meta, base + footer.meta_offset())?;
-        meta
+    // Offsets in `tail` of the metadata and the table, if the read reached back that far.
+    let meta_len = footer.meta_len as u64;
+    let table_len = footer.blocks() * BLOCK_CRC_LEN;
+    let meta_at = (tail_len - FOOTER_LEN).checked_sub(meta_len);
+    let meta = match meta_at {
+        Some(at) => tail[at as usize..(at + meta_len) as usize].to_vec(),
+        None => {
+            let mut meta = vec![0; meta_len as usize];
+            file.read_exact_at(&mut meta, base + footer.meta_offset())?;
+            meta
+        }
     };
     if crc32c(&meta) != footer.meta_crc32c {
         return Err(corrupt("metadata checksum mismatch"));
     }
-    Ok((footer, meta))
+    let crcs = meta_at.and_then(|at| at.checked_sub(table_len)).map(|table_at| {
+        let table = &tail[table_at as usize..(table_at + table_len) as usize];
+        table.chunks_exact(BLOCK_CRC_LEN as usize).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    });
+    Ok(Tail { footer, meta, crcs })
 }
 
 /// Refuses metadata a blob may not carry: too large, or not JSON.

@@ -163,8 +163,8 @@ impl BlobStore for FileBlobs {
                 Err(err) => return Err(err.into()),
             };
             let len = file.metadata()?.len();
-            let (footer, meta) = blob::read_tail(&file, 0, len, None)?;
-            Ok(OpenBlob { file: Arc::new(file), base: 0, footer, meta })
+            let tail = blob::read_tail(&file, 0, len, None)?;
+            Ok(OpenBlob { file: Arc::new(file), base: 0, footer: tail.footer, meta: tail.meta, crcs: tail.crcs })
         })
         .await
     }

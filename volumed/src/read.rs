@@ -84,9 +84,13 @@ impl CheckedRead {
         let (file, base, footer) = (blob.file.clone(), blob.base, blob.footer.clone());
         let block_len = u64::from(footer.block_len);
         let (first_block, end_block) = if end > start { (start / block_len, end.div_ceil(block_len)) } else { (0, 0) };
-        let crcs = {
-            let (file, footer) = (file.clone(), footer.clone());
-            blocking(move || blob::read_block_crcs(&file, base, &footer, first_block, end_block)).await?
+        let known = blob.crcs.as_ref().and_then(|all| all.get(first_block as usize..end_block as usize));
+        let crcs = match known {
+            Some(crcs) => crcs.to_vec(),
+            None => {
+                let (file, footer) = (file.clone(), footer.clone());
+                blocking(move || blob::read_block_crcs(&file, base, &footer, first_block, end_block)).await?
+            }
         };
         Ok(Self { file, base, footer, budget, crcs, first_block, next_block: first_block, start, end })
     }

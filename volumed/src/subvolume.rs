@@ -219,6 +219,23 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn blobs_of_several_blocks_pack_and_read_by_range() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Subvolume::open(dir.path(), &options(4 << 20)).unwrap();
+        let block = u64::from(crate::blob::BLOCK_LEN);
+        let len = 2 * block + 12_345;
+        let data = conformance::data(len, 5);
+        store.write(&conformance::id(1), br#"{"big":true}"#, Some(len), conformance::body(&data)).await.unwrap();
+        assert!(store.locate(&conformance::id(1)).0.starts_with(dir.path().join(packed::SEGMENT_DIR)));
+        let blob = store.open(&conformance::id(1)).await.unwrap();
+        assert_eq!(blob.crcs.as_ref().map(Vec::len), Some(3), "the table came with the footer");
+        for (start, end) in [(0, len), (block - 1, block + 1), (2 * block, len), (len - 1, len)] {
+            let got = conformance::read(&store, &conformance::id(1), start, end).await.unwrap();
+            assert_eq!(got, &data[start as usize..end as usize], "{start}..{end}");
+        }
+    }
+
+    #[tokio::test]
     async fn packing_off_conforms_and_reads_what_was_packed() {
         let dir = tempfile::tempdir().unwrap();
         conformance::run(dir.path(), |root| Subvolume::open(root, &options(0)).unwrap()).await;

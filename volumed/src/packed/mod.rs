@@ -189,13 +189,14 @@ impl Packed {
         answer.await.map_err(|_| stopped())?
     }
 
-    /// Opens the packed blob `id`: one read for its footer and metadata, from a file kept open.
+    /// Opens the packed blob `id`: one read for its block CRCs, metadata and footer, from a file
+    /// kept open (a read of its data is then one more).
     pub(crate) async fn open_blob(&self, id: &str) -> Result<OpenBlob> {
         let (loc, file, _) = self.lookup(&raw_id(id)?).ok_or(Error::NotFound)?;
         let base = loc.offset + HEADER_LEN;
         blocking(move || {
-            let (footer, meta) = blob::read_tail(&file, base, loc.body_len, Some(loc.meta_len))?;
-            Ok(OpenBlob { file, base, footer, meta })
+            let tail = blob::read_tail(&file, base, loc.body_len, Some(loc.meta_len))?;
+            Ok(OpenBlob { file, base, footer: tail.footer, meta: tail.meta, crcs: tail.crcs })
         })
         .await
     }
