@@ -2,8 +2,9 @@
 //! [`BlobStore`] that keeps the blobs and a commit log.
 //!
 //! A blob id is 32 lowercase hex characters chosen by the gateway, validated here before any
-//! subvolume sees it. How a subvolume keeps its blobs on disk is [`crate::files`]' business
-//! (one file per blob); reads, metadata and listings go through the same boundary.
+//! subvolume sees it. How a subvolume keeps its blobs on disk is [`crate::subvolume`]'s
+//! business (small blobs packed into segments, the rest a file each); reads, metadata and
+//! listings go through the same boundary, [`BlobStore`].
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};

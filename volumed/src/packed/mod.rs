@@ -137,7 +137,18 @@ impl Packed {
             std::fs::create_dir(&dir)?;
             std::fs::File::open(root)?.sync_all()?;
         }
+        let started = std::time::Instant::now();
         let mut index = load(&dir)?;
+        // The scan reads every segment whole (there are no hint files yet): say what it cost.
+        let bytes: u64 = index.segments.values().map(|segment| segment.len).sum();
+        tracing::info!(
+            dir = %dir.display(),
+            segments = index.segments.len(),
+            blobs = index.map.len(),
+            bytes,
+            took_ms = started.elapsed().as_millis() as u64,
+            "segments scanned"
+        );
         let active = match index.segments.last_key_value() {
             Some((&number, _)) => number,
             None => {
