@@ -116,6 +116,25 @@ pub fn test_index() -> TestIndex {
     }
 }
 
+/// How the harness's volume daemons store small blobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBlobs {
+    /// A file per blob (`--pack-threshold 0`), so tests can find, count and damage copies as
+    /// files ([`Volume::blob_files`]); the default.
+    Files,
+    /// volumed's own defaults: small blobs packed into segments. `CAIRN_TEST_BLOBS=packed`.
+    Packed,
+}
+
+/// The layout chosen by `CAIRN_TEST_BLOBS` (`files`, the default, or `packed`).
+pub fn test_blobs() -> TestBlobs {
+    match std::env::var("CAIRN_TEST_BLOBS").as_deref() {
+        Err(_) | Ok("" | "files") => TestBlobs::Files,
+        Ok("packed") => TestBlobs::Packed,
+        Ok(other) => panic!("CAIRN_TEST_BLOBS must be files or packed, not {other:?}"),
+    }
+}
+
 /// Whether a test that only makes sense on a RocksDB index must skip, because this run gives
 /// clusters a PostgreSQL index; says so loudly, with `why` the test needs RocksDB.
 pub fn skip_unless_rocksdb(test: &str, why: &str) -> bool {
@@ -208,6 +227,8 @@ pub struct Volume {
     pub port: u16,
     pub dirs: Vec<PathBuf>,
     pub proc: Option<Proc>,
+    /// Extra flags for `cairn-volumed`; naming `--pack-threshold` overrides [`test_blobs`].
+    pub args: Vec<String>,
 }
 
 impl Volume {
@@ -223,6 +244,10 @@ impl Volume {
         for dir in &self.dirs {
             cmd.arg("--dir").arg(dir);
         }
+        if test_blobs() == TestBlobs::Files && !self.args.iter().any(|a| a == "--pack-threshold") {
+            cmd.args(["--pack-threshold", "0"]);
+        }
+        cmd.args(&self.args);
         let mut child = cmd.stdout(Stdio::null()).stderr(Stdio::inherit()).env("RUST_LOG", "warn").spawn().unwrap();
         wait_for_port(self.port, &mut child, "cairn-volumed");
         self.proc = Some(Proc { child });
@@ -253,6 +278,12 @@ impl Volume {
 
     /// Blob files (not temp files, not identity files) under this volume's directories.
     pub fn blob_files(&self) -> Vec<PathBuf> {
+        // Packed blobs live inside segments: a test counting or damaging files would pass
+        // vacuously or fail for the wrong reason.
+        assert!(
+            test_blobs() == TestBlobs::Files || self.args.windows(2).any(|a| a == ["--pack-threshold", "0"]),
+            "this test inspects blob files: leave it out of CAIRN_TEST_BLOBS=packed runs"
+        );
         let mut out = Vec::new();
         for dir in &self.dirs {
             collect_blobs(dir, &mut out);
@@ -341,7 +372,17 @@ impl TestCluster {
 
     /// Like [`TestCluster::start`], with extra flags for the gateway.
     pub fn start_with(volumes: usize, replicas: usize, gateway_args: &[&str]) -> Self {
-        let mut cluster = Self::start_volumes(volumes, replicas, gateway_args);
+        Self::start_with_volume_args(volumes, replicas, &[], gateway_args)
+    }
+
+    /// Like [`TestCluster::start_with`], with extra flags for every volume daemon too.
+    pub fn start_with_volume_args(
+        volumes: usize,
+        replicas: usize,
+        volume_args: &[&str],
+        gateway_args: &[&str],
+    ) -> Self {
+        let mut cluster = Self::start_volumes(volumes, replicas, volume_args, gateway_args);
         cluster.start_gateway();
         cluster
     }
@@ -349,7 +390,7 @@ impl TestCluster {
     /// Like [`TestCluster::start`], with the gateway's log in a file (read it with
     /// [`TestCluster::gateway_log`]) at `rust_log`, or at the gateway's default level.
     pub fn start_logging(volumes: usize, replicas: usize, rust_log: Option<&str>) -> Self {
-        let mut cluster = Self::start_volumes(volumes, replicas, &[]);
+        let mut cluster = Self::start_volumes(volumes, replicas, &[], &[]);
         let path = cluster.root.path().join("gateway.log");
         cluster.gateway_log = Some(GatewayLog { rust_log: rust_log.map(str::to_string), path });
         cluster.start_gateway();
@@ -357,13 +398,14 @@ impl TestCluster {
     }
 
     /// The volumes running, the gateway not started yet.
-    fn start_volumes(volumes: usize, replicas: usize, gateway_args: &[&str]) -> Self {
+    fn start_volumes(volumes: usize, replicas: usize, volume_args: &[&str], gateway_args: &[&str]) -> Self {
         let root = tempfile::tempdir().unwrap();
         let volumes: Vec<Volume> = (0..volumes)
             .map(|v| Volume {
                 port: free_port(),
                 dirs: (0..2).map(|s| root.path().join(format!("vol{v}")).join(format!("sv{s}"))).collect(),
                 proc: None,
+                args: volume_args.iter().map(|a| a.to_string()).collect(),
             })
             .collect();
         let gateway_args: Vec<String> = gateway_args.iter().map(|a| a.to_string()).collect();
@@ -596,6 +638,7 @@ impl TestCluster {
             port: free_port(),
             dirs: (0..2).map(|s| self.root.path().join(format!("vol{v}")).join(format!("sv{s}"))).collect(),
             proc: None,
+            args: self.volumes.first().map(|first| first.args.clone()).unwrap_or_default(),
         };
         volume.start();
         self.volumes.push(volume);

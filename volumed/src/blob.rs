@@ -21,10 +21,9 @@
 //! flipped bit in a block CRC makes its block fail the check, which is the right answer: that
 //! copy is damaged. Versions 1 and 2 (no block CRCs) were never released and are refused.
 
-use std::io::SeekFrom;
-
+use md5::Md5;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -148,7 +147,7 @@ impl Footer {
     }
 
     /// The whole file's length as the footer describes it; `None` if it overflows.
-    fn file_len(&self) -> Option<u64> {
+    pub(crate) fn file_len(&self) -> Option<u64> {
         self.blocks()
             .checked_mul(BLOCK_CRC_LEN)?
             .checked_add(self.data_len)?
@@ -205,11 +204,17 @@ impl BlockSums {
     }
 }
 
-/// Reads the CRCs of blocks `first..end` from an open blob's table.
-pub(crate) fn read_block_crcs(file: &std::fs::File, footer: &Footer, first: u64, end: u64) -> Result<Vec<u32>> {
+/// Reads the CRCs of blocks `first..end` from the table of the blob at `base` in `file`.
+pub(crate) fn read_block_crcs(
+    file: &std::fs::File,
+    base: u64,
+    footer: &Footer,
+    first: u64,
+    end: u64,
+) -> Result<Vec<u32>> {
     use std::os::unix::fs::FileExt as _;
     let mut table = vec![0; ((end - first) * BLOCK_CRC_LEN) as usize];
-    file.read_exact_at(&mut table, footer.data_len + first * BLOCK_CRC_LEN)?;
+    file.read_exact_at(&mut table, base + footer.data_len + first * BLOCK_CRC_LEN)?;
     Ok(table.chunks_exact(BLOCK_CRC_LEN as usize).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }
 
@@ -217,31 +222,108 @@ fn corrupt(why: &str) -> Error {
     Error::Corrupt(why.into())
 }
 
-/// Reads and checks the footer of an open blob file against the file's length.
-pub(crate) async fn read_footer(file: &mut tokio::fs::File) -> Result<Footer> {
-    let file_len = file.metadata().await?.len();
-    if file_len < FOOTER_LEN {
-        return Err(corrupt("file shorter than a footer"));
-    }
-    file.seek(SeekFrom::Start(file_len - FOOTER_LEN)).await?;
-    let mut buf = vec![0; FOOTER_LEN as usize];
-    file.read_exact(&mut buf).await?;
-    let footer = Footer::decode(&buf)?;
-    if footer.file_len() != Some(file_len) {
-        return Err(corrupt("footer lengths disagree with the file size"));
-    }
-    Ok(footer)
+/// What the end of a blob holds: its footer, its metadata, and (when the read covered it) its
+/// block CRC table.
+pub(crate) struct Tail {
+    pub(crate) footer: Footer,
+    pub(crate) meta: Vec<u8>,
+    pub(crate) crcs: Option<Vec<u32>>,
 }
 
-/// Reads the metadata JSON of an open blob file whose footer is known, and checks its CRC.
-pub(crate) async fn read_meta(file: &mut tokio::fs::File, footer: &Footer) -> Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(footer.meta_offset())).await?;
-    let mut meta = vec![0; footer.meta_len as usize];
-    file.read_exact(&mut meta).await?;
+/// Reads and checks the footer and metadata of the blob that occupies `[base, base + len)` of
+/// `file` (a whole blob file has base 0; a packed one sits inside a segment). The footer's
+/// lengths must describe exactly `len` bytes. With `meta_len_hint` (a segment's index knows it)
+/// the block CRC table, metadata and footer come in one read; otherwise footer and metadata
+/// come in two, and the table is left to the data read.
+pub(crate) fn read_tail(file: &std::fs::File, base: u64, len: u64, meta_len_hint: Option<u32>) -> Result<Tail> {
+    use std::os::unix::fs::FileExt as _;
+    if len < FOOTER_LEN {
+        return Err(corrupt("blob shorter than a footer"));
+    }
+    // The table has at most one entry per block of `len` bytes: a bound known before the footer.
+    let tail_len = meta_len_hint
+        .map_or(FOOTER_LEN, |m| u64::from(m) + FOOTER_LEN + len.div_ceil(u64::from(BLOCK_LEN)) * BLOCK_CRC_LEN)
+        .min(len);
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact_at(&mut tail, base + len - tail_len)?;
+    let footer = Footer::decode(&tail[tail.len() - FOOTER_LEN as usize..])?;
+    if footer.file_len() != Some(len) {
+        return Err(corrupt("footer lengths disagree with the blob's size"));
+    }
+    // Offsets in `tail` of the metadata and the table, if the read reached back that far.
+    let meta_len = footer.meta_len as u64;
+    let table_len = footer.blocks() * BLOCK_CRC_LEN;
+    let meta_at = (tail_len - FOOTER_LEN).checked_sub(meta_len);
+    let meta = match meta_at {
+        Some(at) => tail[at as usize..(at + meta_len) as usize].to_vec(),
+        None => {
+            let mut meta = vec![0; meta_len as usize];
+            file.read_exact_at(&mut meta, base + footer.meta_offset())?;
+            meta
+        }
+    };
     if crc32c(&meta) != footer.meta_crc32c {
         return Err(corrupt("metadata checksum mismatch"));
     }
-    Ok(meta)
+    let crcs = meta_at.and_then(|at| at.checked_sub(table_len)).map(|table_at| {
+        let table = &tail[table_at as usize..(table_at + table_len) as usize];
+        table.chunks_exact(BLOCK_CRC_LEN as usize).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
+    });
+    Ok(Tail { footer, meta, crcs })
+}
+
+/// Refuses metadata a blob may not carry: too large, or not JSON.
+pub(crate) fn check_meta(meta: &[u8]) -> Result<()> {
+    if meta.len() > MAX_META_LEN {
+        return Err(Error::BadRequest("metadata too large".into()));
+    }
+    serde_json::from_slice::<&serde_json::value::RawValue>(meta)
+        .map_err(|e| Error::BadRequest(format!("metadata is not JSON: {e}")))?;
+    Ok(())
+}
+
+/// Everything the bytes after a blob's data depend on, computed while the data streams in, so
+/// both stores (file per blob, packed segments) write the same layout from one place.
+pub(crate) struct Encoder {
+    sha: Sha256,
+    md5: Md5,
+    blocks: BlockSums,
+    size: u64,
+}
+
+impl Encoder {
+    pub(crate) fn new() -> Self {
+        Self { sha: Sha256::new(), md5: Md5::new(), blocks: BlockSums::new(BLOCK_LEN), size: 0 }
+    }
+
+    pub(crate) fn update(&mut self, chunk: &[u8]) {
+        self.sha.update(chunk);
+        self.md5.update(chunk);
+        self.blocks.update(chunk);
+        self.size += chunk.len() as u64;
+    }
+
+    /// Data bytes seen so far.
+    pub(crate) fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The bytes that follow the data (block CRC table, metadata, footer), and the footer.
+    pub(crate) fn finish(self, meta: &[u8], written_at_ms: u64) -> Result<(Vec<u8>, Footer)> {
+        let footer = Footer {
+            data_len: self.size,
+            block_len: BLOCK_LEN,
+            meta_len: u32::try_from(meta.len()).map_err(|_| Error::BadRequest("metadata too large".into()))?,
+            sha256: self.sha.finalize().into(),
+            md5: self.md5.finalize().into(),
+            written_at_ms,
+            meta_crc32c: crc32c(meta),
+        };
+        let mut tail = self.blocks.finish();
+        tail.extend_from_slice(meta);
+        tail.extend_from_slice(&footer.encode());
+        Ok((tail, footer))
+    }
 }
 
 #[cfg(test)]

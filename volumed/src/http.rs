@@ -213,7 +213,8 @@ impl Api {
         // The metadata is read (and its CRC checked) on GET too, so a blob with any corrupt
         // part is refused as a whole: it is cheap (a few hundred bytes next to the footer), and
         // a reader never takes data from a blob that rebuild could not use.
-        let (file, footer, meta) = self.store.open_checked(sv, id).await?;
+        let blob = self.store.open_checked(sv, id).await?;
+        let footer = &blob.footer;
         let range = match headers.get(header::RANGE) {
             Some(value) => Some(parse_range(value.to_str().unwrap_or(""), footer.data_len)?),
             None => None,
@@ -224,7 +225,7 @@ impl Api {
             .header(SIZE_HEADER, footer.data_len)
             .header(SHA256_HEADER, hex::encode(footer.sha256));
         if !with_body {
-            response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(meta));
+            response = response.header(META_HEADER, base64::engine::general_purpose::STANDARD.encode(&blob.meta));
         }
         if range.is_some() {
             response = response
@@ -232,7 +233,7 @@ impl Api {
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end.saturating_sub(1), footer.data_len));
         }
         let body = if with_body && end > start {
-            let mut read = CheckedRead::open(file, footer, start, end, self.budget.clone()).await?;
+            let mut read = CheckedRead::open(&blob, start, end, self.budget.clone()).await?;
             // The first block is checked before the status goes out: a damaged blob of one
             // block (most objects) is refused whole, and the reader tries another replica.
             let first = read.next().await.transpose()?;
@@ -246,9 +247,9 @@ impl Api {
     /// Reads a whole blob here and checks every block and the SHA-256 against its footer, so
     /// a verify costs no network transfer. A damaged blob answers the corrupt-blob contract.
     async fn verify(&self, sv: usize, id: &str) -> Result<Response<Body>> {
-        let (file, footer, _) = self.store.open_checked(sv, id).await?;
-        let (size, expected) = (footer.data_len, footer.sha256);
-        let mut read = CheckedRead::open(file, footer, 0, size, self.budget.clone()).await?;
+        let blob = self.store.open_checked(sv, id).await?;
+        let (size, expected) = (blob.footer.data_len, blob.footer.sha256);
+        let mut read = CheckedRead::open(&blob, 0, size, self.budget.clone()).await?;
         let mut sha = Sha256::new();
         while let Some(block) = read.next().await {
             sha.update(block?);
@@ -422,7 +423,95 @@ fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> Result<Response<B
 
 #[cfg(test)]
 mod tests {
-    use super::parse_range;
+    use http_body_util::BodyExt as _;
+    use hyper_util::rt::TokioIo;
+
+    use super::*;
+    use crate::store::{OpenOptions, PackOptions};
+
+    /// One request to the daemon at `addr`, on a connection of its own.
+    async fn call(
+        addr: std::net::SocketAddr,
+        method: Method,
+        path: &str,
+        headers: &[(&str, String)],
+        body: Vec<u8>,
+    ) -> (StatusCode, HeaderMap, Vec<u8>) {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(conn);
+        let mut req = Request::builder().method(method).uri(path).header(header::AUTHORIZATION, "Bearer s3cret");
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let response = sender.send_request(req.body(Full::new(Bytes::from(body))).unwrap()).await.unwrap();
+        let (parts, body) = response.into_parts();
+        (parts.status, parts.headers, body.collect().await.unwrap().to_bytes().to_vec())
+    }
+
+    /// The API answers the same whether a blob was packed or got a file of its own.
+    #[tokio::test]
+    async fn blobs_round_trip_over_http_packed_or_not() {
+        for threshold in [PackOptions::default().pack_threshold, 0] {
+            let dir = tempfile::tempdir().unwrap();
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let pack = PackOptions { pack_threshold: threshold, ..PackOptions::default() };
+            let options = OpenOptions { init: true, allow_shared_fs: true };
+            let stop = tokio_util::sync::CancellationToken::new();
+            let server = tokio::spawn(crate::run_with(
+                listener,
+                vec![dir.path().join("sv")],
+                options,
+                pack,
+                "s3cret".into(),
+                stop.clone().cancelled_owned(),
+            ));
+            let meta = base64::engine::general_purpose::STANDARD.encode(br#"{"key":"k"}"#);
+            let data: Vec<u8> = (0..5000u32).map(|i| (i % 253) as u8).collect();
+            // A known size (packed when packing is on) and an unknown one (always a file).
+            for (id, size) in [("a1".repeat(16), Some(data.len())), ("b2".repeat(16), None)] {
+                let mut headers = vec![(META_HEADER, meta.clone())];
+                headers.extend(size.map(|n| (SIZE_HEADER, n.to_string())));
+                let (status, _, body) = call(addr, Method::PUT, &format!("/blob/0/{id}"), &headers, data.clone()).await;
+                assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+                let receipt: crate::WriteReceipt = serde_json::from_slice(&body).unwrap();
+                assert_eq!(receipt.sha256, hex::encode(Sha256::digest(&data)));
+
+                let (status, _, body) = call(addr, Method::GET, &format!("/blob/0/{id}"), &[], vec![]).await;
+                assert_eq!((status, body.as_slice()), (StatusCode::OK, data.as_slice()));
+                let range = vec![("range", "bytes=100-199".to_string())];
+                let (status, headers, body) = call(addr, Method::GET, &format!("/blob/0/{id}"), &range, vec![]).await;
+                assert_eq!((status, body.as_slice()), (StatusCode::PARTIAL_CONTENT, &data[100..200]));
+                assert_eq!(headers[header::CONTENT_RANGE], "bytes 100-199/5000");
+                let (status, headers, _) = call(addr, Method::HEAD, &format!("/blob/0/{id}"), &[], vec![]).await;
+                assert_eq!((status, headers[META_HEADER].to_str().unwrap()), (StatusCode::OK, meta.as_str()));
+                let (status, _, _) = call(addr, Method::GET, &format!("/verify/0/{id}"), &[], vec![]).await;
+                assert_eq!(status, StatusCode::OK);
+            }
+            let (_, _, body) = call(addr, Method::GET, "/list/0?limit=1", &[], vec![]).await;
+            let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(page["blobs"][0]["id"], "a1".repeat(16));
+            assert_eq!(page["blobs"][0]["data_len"], 5000);
+            let (_, _, body) =
+                call(addr, Method::GET, &format!("/list/0?after={}", "a1".repeat(16)), &[], vec![]).await;
+            let page: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(page["blobs"][0]["id"], "b2".repeat(16));
+            for id in ["a1".repeat(16), "b2".repeat(16)] {
+                let path = format!("/blob/0/{id}");
+                assert_eq!(call(addr, Method::DELETE, &path, &[], vec![]).await.0, StatusCode::NO_CONTENT);
+                assert_eq!(call(addr, Method::DELETE, &path, &[], vec![]).await.0, StatusCode::NOT_FOUND);
+                assert_eq!(call(addr, Method::GET, &path, &[], vec![]).await.0, StatusCode::NOT_FOUND);
+            }
+            let segments = dir.path().join("sv").join("segments");
+            let packed_bytes = std::fs::read_dir(&segments)
+                .map(|entries| entries.map(|e| e.unwrap().metadata().unwrap().len()).sum::<u64>())
+                .unwrap_or(0);
+            assert_eq!(packed_bytes > 0, threshold > 0, "threshold {threshold}: {packed_bytes} bytes in segments");
+            stop.cancel();
+            server.await.unwrap().unwrap();
+        }
+    }
 
     #[test]
     fn ranges() {

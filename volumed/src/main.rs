@@ -28,7 +28,7 @@ async fn main() -> ExitCode {
     };
     let options = volumed::OpenOptions { init: settings.init, allow_shared_fs: settings.allow_shared_fs };
     let shutdown = volumed::serve::shutdown_signal();
-    match volumed::run(listener, settings.dirs, options, settings.cluster_secret, shutdown).await {
+    match volumed::run_with(listener, settings.dirs, options, settings.pack, settings.cluster_secret, shutdown).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cairn-volumed: {err}");

@@ -18,8 +18,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::backend::OpenBlob;
 use crate::blob::{self, Footer};
 use crate::error::{Error, Result};
+use crate::files::blocking;
 
 /// Budget granularity: permits are KiB.
 const PERMIT_BYTES: u64 = 1024;
@@ -63,6 +65,8 @@ impl AsRef<[u8]> for Budgeted {
 /// `[start, end)` of a blob's data, handed out block by block, each checked.
 pub struct CheckedRead {
     file: Arc<std::fs::File>,
+    /// Where the blob starts in `file` (0 unless it is packed in a segment).
+    base: u64,
     footer: Footer,
     budget: ReadBudget,
     /// CRCs of the blocks `first_block..`, as the table holds them.
@@ -76,15 +80,19 @@ pub struct CheckedRead {
 impl CheckedRead {
     /// Prepares to read `[start, end)` (already checked against the blob's length) of an open
     /// blob whose footer was checked.
-    pub async fn open(file: tokio::fs::File, footer: Footer, start: u64, end: u64, budget: ReadBudget) -> Result<Self> {
-        let file = Arc::new(file.into_std().await);
+    pub async fn open(blob: &OpenBlob, start: u64, end: u64, budget: ReadBudget) -> Result<Self> {
+        let (file, base, footer) = (blob.file.clone(), blob.base, blob.footer.clone());
         let block_len = u64::from(footer.block_len);
         let (first_block, end_block) = if end > start { (start / block_len, end.div_ceil(block_len)) } else { (0, 0) };
-        let crcs = {
-            let (file, footer) = (file.clone(), footer.clone());
-            blocking(move || blob::read_block_crcs(&file, &footer, first_block, end_block)).await?
+        let known = blob.crcs.as_ref().and_then(|all| all.get(first_block as usize..end_block as usize));
+        let crcs = match known {
+            Some(crcs) => crcs.to_vec(),
+            None => {
+                let (file, footer) = (file.clone(), footer.clone());
+                blocking(move || blob::read_block_crcs(&file, base, &footer, first_block, end_block)).await?
+            }
         };
-        Ok(Self { file, footer, budget, crcs, first_block, next_block: first_block, start, end })
+        Ok(Self { file, base, footer, budget, crcs, first_block, next_block: first_block, start, end })
     }
 
     /// Whether every block of the range has been handed out.
@@ -104,10 +112,10 @@ impl CheckedRead {
     async fn block(&mut self, n: u64, crc: u32) -> Result<Bytes> {
         let (block_start, block_end) = self.footer.block_span(n);
         let permit = self.budget.take(block_end - block_start).await?;
-        let file = self.file.clone();
+        let (file, base) = (self.file.clone(), self.base);
         let bytes = blocking(move || {
             let mut bytes = vec![0; (block_end - block_start) as usize];
-            file.read_exact_at(&mut bytes, block_start)?;
+            file.read_exact_at(&mut bytes, base + block_start)?;
             if blob::crc32c(&bytes) != crc {
                 return Err(Error::Corrupt(format!(
                     "data block {n} (bytes {block_start}-{}) failed its CRC32C",
@@ -121,12 +129,6 @@ impl CheckedRead {
         let to = (self.end.min(block_end) - block_start) as usize;
         Ok(Bytes::from_owner(Budgeted { bytes, _permit: permit }).slice(from..to))
     }
-}
-
-async fn blocking<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| Error::Io(std::io::Error::other(format!("read task failed: {e}"))))?
 }
 
 #[cfg(test)]
@@ -147,10 +149,11 @@ mod tests {
             data(len).chunks(100_000).map(|c| Ok::<_, String>(Bytes::copy_from_slice(c))).collect::<Vec<_>>(),
         );
         store.write(0, &"ab".repeat(16), b"{}", Some(len), body).await.unwrap();
-        let path = store.blob_path(0, &"ab".repeat(16)).unwrap();
+        // Wherever the store keeps it (a file of its own, or inside a segment).
+        let (path, base) = store.locate(0, &"ab".repeat(16)).await.unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         for &at in flips {
-            bytes[at as usize] ^= 0x40;
+            bytes[(base + at) as usize] ^= 0x40;
         }
         std::fs::write(&path, bytes).unwrap();
         store
@@ -158,8 +161,8 @@ mod tests {
 
     /// Reads `[start, end)` and returns the bytes handed out before the first error, and it.
     async fn read(store: &Store, start: u64, end: u64) -> (Vec<u8>, Option<Error>) {
-        let (file, footer) = store.open_blob(0, &"ab".repeat(16)).await.unwrap();
-        let mut read = CheckedRead::open(file, footer, start, end, ReadBudget::new(8 * BLOCK)).await.unwrap();
+        let blob = store.open_checked(0, &"ab".repeat(16)).await.unwrap();
+        let mut read = CheckedRead::open(&blob, start, end, ReadBudget::new(8 * BLOCK)).await.unwrap();
         let mut out = Vec::new();
         while let Some(piece) = read.next().await {
             match piece {

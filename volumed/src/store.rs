@@ -1,35 +1,29 @@
-//! Blobs on local subvolume directories: naming, durable writes, reads, deletes and listing.
+//! The blob store of one volume: its identity, its subvolume directories, and per subvolume a
+//! [`BlobStore`] that keeps the blobs and a commit log.
 //!
-//! A blob id is 32 lowercase hex characters chosen by the gateway; the file for id
-//! `abcd…` in subvolume `s` lives at `dir[s]/ab/cd/abcd…`. Writes go to a temp file in the
-//! same directory, are fsynced, renamed into place, and the directory is fsynced, so a crash
-//! leaves either the whole blob or nothing (plus at worst a temp file, which listing skips
-//! and startup removes). The fan-out directories are created one level at a time, and the
-//! parent of each is fsynced before anything is written into it: a directory whose entry is not
-//! durable could vanish in a crash with every blob acknowledged inside it.
+//! A blob id is 32 lowercase hex characters chosen by the gateway, validated here before any
+//! subvolume sees it. How a subvolume keeps its blobs on disk is [`crate::subvolume`]'s
+//! business (small blobs packed into segments, the rest a file each); reads, metadata and
+//! listings go through the same boundary, [`BlobStore`].
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use md5::Md5;
-use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
-use tokio::io::{AsyncWriteExt, BufWriter};
-
-use crate::blob::{self, BLOCK_LEN, BlockSums, Footer, MAX_META_LEN};
+use futures::Stream;
 use nix::fcntl::{Flock, FlockArg};
+use serde::{Deserialize, Serialize};
 
+use crate::backend::{BlobStore, OpenBlob};
+use crate::blob::{self, Footer};
 use crate::commit_log::CommitLog;
 use crate::error::{Error, Result};
+use crate::files::check_id;
+use crate::subvolume::Subvolume;
 
 /// Length of a blob id in hex characters.
 pub const BLOB_ID_LEN: usize = 32;
-const TEMP_PREFIX: &str = ".tmp.";
 const IDENTITY_FILE: &str = "cairn-volume.json";
-const WRITE_BUFFER: usize = 256 * 1024;
 
 /// Which volume a directory belongs to and at which position; written once per directory so
 /// that a reordered `--dir` list or a disk from another volume is caught at startup.
@@ -44,8 +38,8 @@ struct Identity {
 pub struct Store {
     volume_id: String,
     dirs: Vec<PathBuf>,
-    /// Per subvolume, the fan-out directories known durable; see [`DurableDirs`].
-    durable: Vec<DurableDirs>,
+    /// Per subvolume, its blobs.
+    subvolumes: Vec<Subvolume>,
     /// Per subvolume, the ids of committed blobs.
     commit_logs: Vec<CommitLog>,
     /// Held for the life of the store: a second daemon on the same directories is refused.
@@ -61,6 +55,30 @@ pub struct OpenOptions {
     pub allow_shared_fs: bool,
 }
 
+/// How subvolumes keep small blobs ([`crate::packed`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PackOptions {
+    /// Blobs of announced size up to this many bytes go into segments; 0 turns packing off.
+    pub pack_threshold: u64,
+    /// Bytes at which a segment is full and the next one started.
+    pub segment_size: u64,
+    /// Segments whose live bytes fall below this share of their size are compacted.
+    pub compact_below: f64,
+    /// Bytes per second compaction may read and copy.
+    pub compact_rate: u64,
+}
+
+impl Default for PackOptions {
+    fn default() -> Self {
+        Self {
+            pack_threshold: 1024 * 1024,
+            segment_size: 1024 * 1024 * 1024,
+            compact_below: 0.5,
+            compact_rate: 32 * 1024 * 1024,
+        }
+    }
+}
+
 /// Name of the lock file in every subvolume directory.
 const LOCK_FILE: &str = "cairn.lock";
 
@@ -69,24 +87,6 @@ fn lock_dir(dir: &Path) -> Result<Flock<std::fs::File>> {
     let file = std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(dir.join(LOCK_FILE))?;
     Flock::lock(file, FlockArg::LockExclusiveNonblock)
         .map_err(|(_, errno)| Error::Config(format!("{} is in use by another cairn-volumed ({errno})", dir.display())))
-}
-
-/// The fan-out directories of one subvolume this process has made durable: created, or found,
-/// and then the parent fsynced. A directory found already there is synced once too, since its
-/// creator (a write racing this one, or a process that died before its fsync) may not have
-/// synced it yet. One flag per possible directory (256 + 65 536), so the check is lock-free and
-/// the memory bounded.
-#[derive(Debug)]
-struct DurableDirs {
-    level1: Box<[AtomicBool]>,
-    level2: Box<[AtomicBool]>,
-}
-
-impl DurableDirs {
-    fn new() -> Self {
-        let flags = |n: usize| (0..n).map(|_| AtomicBool::new(false)).collect();
-        Self { level1: flags(1 << 8), level2: flags(1 << 16) }
-    }
 }
 
 /// What a finished write reports back.
@@ -98,6 +98,12 @@ pub struct WriteReceipt {
     pub sha256: String,
     /// MD5 of the data, hex.
     pub md5: String,
+}
+
+impl WriteReceipt {
+    pub(crate) fn of(footer: &Footer) -> Self {
+        Self { size: footer.data_len, sha256: hex::encode(footer.sha256), md5: hex::encode(footer.md5) }
+    }
 }
 
 /// One entry of a subvolume listing.
@@ -143,6 +149,11 @@ impl Store {
     /// not be filled on the root file system), and two directories on one file system unless
     /// `options.allow_shared_fs` (they would not be separate disks).
     pub fn open(dirs: &[PathBuf], options: OpenOptions) -> Result<Self> {
+        Self::open_with(dirs, options, PackOptions::default())
+    }
+
+    /// [`Store::open`] with the given packing of small blobs.
+    pub fn open_with(dirs: &[PathBuf], options: OpenOptions, pack: PackOptions) -> Result<Self> {
         if dirs.is_empty() {
             return Err(Error::Config("at least one --dir is required".into()));
         }
@@ -211,11 +222,10 @@ impl Store {
                 let text = serde_json::to_vec(&identity).map_err(|e| Error::Config(e.to_string()))?;
                 write_file_durably(&path, &text)?;
             }
-            remove_temp_files(dir)?;
         }
-        let durable = dirs.iter().map(|_| DurableDirs::new()).collect();
+        let subvolumes = dirs.iter().map(|dir| Subvolume::open(dir, &pack)).collect::<Result<_>>()?;
         let commit_logs = dirs.iter().map(|dir| CommitLog::open(dir)).collect::<Result<_>>()?;
-        Ok(Self { volume_id, dirs: dirs.to_vec(), durable, commit_logs, _locks: locks })
+        Ok(Self { volume_id, dirs: dirs.to_vec(), subvolumes, commit_logs, _locks: locks })
     }
 
     /// The commit log of `subvolume`.
@@ -228,14 +238,26 @@ impl Store {
         &self.volume_id
     }
 
-    fn dir(&self, subvolume: usize) -> Result<&Path> {
-        self.dirs.get(subvolume).map(PathBuf::as_path).ok_or(Error::NotFound)
+    /// The blobs of `subvolume`, once `id` is known to be a valid blob id.
+    fn blobs(&self, subvolume: usize, id: &str) -> Result<&Subvolume> {
+        check_id(id)?;
+        self.subvolumes.get(subvolume).ok_or(Error::NotFound)
     }
 
-    /// The path of blob `id` in `subvolume`, after validating both.
-    pub fn blob_path(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
-        check_id(id)?;
-        Ok(self.dir(subvolume)?.join(&id[0..2]).join(&id[2..4]).join(id))
+    /// The path blob `id` of `subvolume` has when kept in a file of its own (tests damage
+    /// blobs through it).
+    #[cfg(test)]
+    pub(crate) fn blob_path(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
+        let (path, base) = self.blobs(subvolume, id)?.locate(id);
+        assert_eq!(base, 0, "{id} is packed");
+        Ok(path)
+    }
+
+    /// Where blob `id` of `subvolume` is: the file holding it and the offset of its first byte
+    /// (tests damage blobs through it, wherever they are kept).
+    #[cfg(test)]
+    pub(crate) async fn locate(&self, subvolume: usize, id: &str) -> Result<(PathBuf, u64)> {
+        Ok(self.blobs(subvolume, id)?.locate(id))
     }
 
     /// Streams `body` into a new blob, durably. On any error (including a body that ends with
@@ -246,155 +268,31 @@ impl Store {
         id: &str,
         meta: &[u8],
         expected_size: Option<u64>,
-        mut body: S,
+        body: S,
     ) -> Result<WriteReceipt>
     where
-        S: Stream<Item = Result<Bytes, E>> + Unpin,
-        E: std::fmt::Display,
+        S: Stream<Item = Result<Bytes, E>> + Unpin + Send,
+        E: std::fmt::Display + Send,
     {
-        if meta.len() > MAX_META_LEN {
-            return Err(Error::BadRequest("metadata too large".into()));
-        }
-        serde_json::from_slice::<&serde_json::value::RawValue>(meta)
-            .map_err(|e| Error::BadRequest(format!("metadata is not JSON: {e}")))?;
-        let path = self.blob_path(subvolume, id)?;
-        let parent = self.make_fanout_durable(subvolume, id).await?;
-        let temp = TempFile::new(parent.join(format!("{TEMP_PREFIX}{id}.{}", hex::encode(rand::random::<[u8; 4]>()))));
-        let file = match tokio::fs::File::create(&temp.path).await {
-            Ok(file) => file,
-            // A directory known durable was removed behind our back (an operator pruning empty
-            // directories): forget what we knew and make the fan-out again, once.
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
-                self.forget_fanout(subvolume, id);
-                self.make_fanout_durable(subvolume, id).await?;
-                tokio::fs::File::create(&temp.path).await?
-            }
-            Err(err) => return Err(err.into()),
-        };
-        let mut out = BufWriter::with_capacity(WRITE_BUFFER, file);
-        let mut sha = Sha256::new();
-        let mut md5 = Md5::new();
-        let mut blocks = BlockSums::new(BLOCK_LEN);
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| Error::Body(e.to_string()))?;
-            sha.update(&chunk);
-            md5.update(&chunk);
-            blocks.update(&chunk);
-            size += chunk.len() as u64;
-            if expected_size.is_some_and(|want| size > want) {
-                return Err(Error::Body("body longer than announced".into()));
-            }
-            out.write_all(&chunk).await?;
-        }
-        if expected_size.is_some_and(|want| size != want) {
-            return Err(Error::Body(format!("body ended after {size} bytes")));
-        }
-        let footer = Footer {
-            data_len: size,
-            block_len: BLOCK_LEN,
-            meta_len: u32::try_from(meta.len()).map_err(|_| Error::BadRequest("metadata too large".into()))?,
-            sha256: sha.finalize().into(),
-            md5: md5.finalize().into(),
-            written_at_ms: now_ms(),
-            meta_crc32c: blob::crc32c(meta),
-        };
-        out.write_all(&blocks.finish()).await?;
-        out.write_all(meta).await?;
-        out.write_all(&footer.encode()).await?;
-        out.flush().await?;
-        let file = out.into_inner();
-        file.sync_all().await?;
-        drop(file);
-        tokio::fs::rename(&temp.path, &path).await?;
-        temp.disarm();
-        sync_dir(&parent).await?;
-        Ok(WriteReceipt { size, sha256: hex::encode(footer.sha256), md5: hex::encode(footer.md5) })
+        blob::check_meta(meta)?;
+        self.blobs(subvolume, id)?.write(id, meta, expected_size, body).await
     }
 
-    /// Makes the two fan-out directories of `id` exist durably, one level at a time: each one
-    /// not yet known durable is created if missing and then its parent is fsynced, so that its
-    /// entry survives a crash before any blob is acknowledged inside it. Returns the blob's
-    /// directory.
-    async fn make_fanout_durable(&self, subvolume: usize, id: &str) -> Result<PathBuf> {
-        let root = self.dir(subvolume)?;
-        let known = self.durable.get(subvolume).ok_or(Error::NotFound)?;
-        let hex = |range: std::ops::Range<usize>| {
-            usize::from_str_radix(&id[range], 16).map_err(|_| Error::BadRequest(format!("invalid blob id {id:?}")))
-        };
-        let level1 = root.join(&id[0..2]);
-        let level2 = level1.join(&id[2..4]);
-        let levels = [
-            (root, level1.as_path(), known.level1.get(hex(0..2)?)),
-            (level1.as_path(), level2.as_path(), known.level2.get(hex(0..4)?)),
-        ];
-        for (parent, dir, flag) in levels {
-            let flag = flag.ok_or_else(|| Error::BadRequest(format!("invalid blob id {id:?}")))?;
-            // Acquire pairs with the Release below: seeing `true` means the fsync is done.
-            if flag.load(Ordering::Acquire) {
-                continue;
-            }
-            match tokio::fs::create_dir(dir).await {
-                Ok(()) => {}
-                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(err) => return Err(err.into()),
-            }
-            sync_dir(parent).await?;
-            flag.store(true, Ordering::Release);
-        }
-        Ok(level2)
+    /// Opens a blob for reading, its footer and metadata checked, so a blob with any corrupt
+    /// part is refused before a byte is served.
+    pub async fn open_checked(&self, subvolume: usize, id: &str) -> Result<OpenBlob> {
+        self.blobs(subvolume, id)?.open(id).await
     }
 
-    /// Clears the known-durable flags of `id`'s fan-out directories.
-    fn forget_fanout(&self, subvolume: usize, id: &str) {
-        let Some(known) = self.durable.get(subvolume) else { return };
-        let flags = [
-            usize::from_str_radix(&id[0..2], 16).ok().and_then(|i| known.level1.get(i)),
-            usize::from_str_radix(&id[0..4], 16).ok().and_then(|i| known.level2.get(i)),
-        ];
-        for flag in flags.into_iter().flatten() {
-            flag.store(false, Ordering::Release);
-        }
-    }
-
-    /// Opens a blob for reading and returns the file with its footer (CRC checked) and its
-    /// metadata (CRC checked), so a blob with any corrupt part is refused before a byte is served.
-    pub async fn open_checked(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer, Vec<u8>)> {
-        let (mut file, footer) = self.open_blob(subvolume, id).await?;
-        let meta = blob::read_meta(&mut file, &footer).await?;
-        Ok((file, footer, meta))
-    }
-
-    /// Opens a blob for reading and returns the file with its footer (CRC checked).
-    pub async fn open_blob(&self, subvolume: usize, id: &str) -> Result<(tokio::fs::File, Footer)> {
-        let path = self.blob_path(subvolume, id)?;
-        let mut file = match tokio::fs::File::open(&path).await {
-            Ok(file) => file,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(err) => return Err(err.into()),
-        };
-        let footer = blob::read_footer(&mut file).await?;
-        Ok((file, footer))
-    }
-
-    /// Reads a blob's metadata JSON.
+    /// Reads a blob's footer and metadata JSON.
     pub async fn meta(&self, subvolume: usize, id: &str) -> Result<(Footer, Vec<u8>)> {
-        let (_, footer, meta) = self.open_checked(subvolume, id).await?;
-        Ok((footer, meta))
+        let blob = self.open_checked(subvolume, id).await?;
+        Ok((blob.footer, blob.meta))
     }
 
     /// Deletes a blob durably.
     pub async fn delete(&self, subvolume: usize, id: &str) -> Result<()> {
-        let path = self.blob_path(subvolume, id)?;
-        match tokio::fs::remove_file(&path).await {
-            Ok(()) => {}
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Err(Error::NotFound),
-            Err(err) => return Err(err.into()),
-        }
-        if let Some(parent) = path.parent() {
-            sync_dir(parent).await?;
-        }
-        Ok(())
+        self.blobs(subvolume, id)?.delete(id).await
     }
 
     /// Up to `limit` blobs of `subvolume` with ids greater than `after`, in id order, and
@@ -405,11 +303,8 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<ListedBlob>, Option<String>)> {
-        let root = self.dir(subvolume)?.to_path_buf();
-        let after = after.unwrap_or("").to_string();
-        let ids = tokio::task::spawn_blocking(move || collect_ids(&root, &after, limit))
-            .await
-            .map_err(|e| Error::Io(std::io::Error::other(e)))??;
+        let blobs_of = self.subvolumes.get(subvolume).ok_or(Error::NotFound)?;
+        let ids = blobs_of.list_ids(after.unwrap_or(""), limit).await?;
         let mut blobs = Vec::with_capacity(ids.len());
         for id in &ids {
             let listed = self.meta(subvolume, id).await.and_then(|(footer, meta)| {
@@ -452,72 +347,6 @@ impl Store {
     }
 }
 
-fn check_id(id: &str) -> Result<()> {
-    if id.len() == BLOB_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        Ok(())
-    } else {
-        Err(Error::BadRequest(format!("invalid blob id {id:?}")))
-    }
-}
-
-/// Ids under `root` greater than `after`, sorted, at most `limit`. Walks the two fan-out
-/// levels in order and skips whole directories that sort before `after`.
-fn collect_ids(root: &Path, after: &str, limit: usize) -> Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for level1 in sorted_hex_dirs(root, 2)? {
-        if after.len() >= 2 && level1.as_str() < &after[..2] {
-            continue;
-        }
-        for level2 in sorted_hex_dirs(&root.join(&level1), 2)? {
-            let prefix = format!("{level1}{level2}");
-            if after.len() >= 4 && prefix.as_str() < &after[..4] {
-                continue;
-            }
-            let mut names: Vec<String> = std::fs::read_dir(root.join(&level1).join(&level2))?
-                .filter_map(|e| e.ok()?.file_name().into_string().ok())
-                .filter(|name| check_id(name).is_ok() && name.as_str() > after)
-                .collect();
-            names.sort_unstable();
-            for name in names {
-                ids.push(name);
-                if ids.len() == limit {
-                    return Ok(ids);
-                }
-            }
-        }
-    }
-    Ok(ids)
-}
-
-fn sorted_hex_dirs(dir: &Path, len: usize) -> Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err.into()),
-    };
-    let mut names: Vec<String> = entries
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|name| name.len() == len && name.bytes().all(|b| b.is_ascii_hexdigit()))
-        .collect();
-    names.sort_unstable();
-    Ok(names)
-}
-
-fn remove_temp_files(root: &Path) -> Result<()> {
-    for level1 in sorted_hex_dirs(root, 2)? {
-        for level2 in sorted_hex_dirs(&root.join(&level1), 2)? {
-            let dir = root.join(&level1).join(&level2);
-            for entry in std::fs::read_dir(&dir)? {
-                let entry = entry?;
-                if entry.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
-                    std::fs::remove_file(entry.path())?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Writes `path` so that a crash leaves the old file or the new one, never a torn one.
 pub(crate) fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     let temp = path.with_extension("tmp");
@@ -533,47 +362,17 @@ pub(crate) fn write_file_durably(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-async fn sync_dir(dir: &Path) -> Result<()> {
-    let file = tokio::fs::File::open(dir).await?;
-    file.sync_all().await?;
-    #[cfg(test)]
-    tests::SYNCED_DIRS.with(|synced| synced.borrow_mut().push(dir.to_path_buf()));
-    Ok(())
-}
-
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Removes its file on drop unless disarmed, so an aborted write leaves no temp file.
-struct TempFile {
-    path: PathBuf,
-    armed: bool,
-}
-
-impl TempFile {
-    fn new(path: PathBuf) -> Self {
-        Self { path, armed: true }
-    }
-
-    fn disarm(mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        if self.armed {
-            let _ = std::fs::remove_file(&self.path);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::cell::RefCell;
+    use futures::Stream;
+    use sha2::{Digest as _, Sha256};
 
     use super::*;
+    use crate::files::{SYNCED_DIRS, TEMP_PREFIX};
 
     /// Fresh directories on the test's one disk.
     const FRESH: OpenOptions = OpenOptions { init: true, allow_shared_fs: true };
@@ -597,19 +396,13 @@ mod tests {
         assert!(shared.contains("same file system") && shared.contains("--allow-shared-fs"), "{shared}");
     }
 
-    thread_local! {
-        /// Directories `sync_dir` fsynced on this thread (tests run on their own thread, and
-        /// `#[tokio::test]` polls on it), in order.
-        pub(super) static SYNCED_DIRS: RefCell<Vec<PathBuf>> = const { RefCell::new(Vec::new()) };
-    }
-
     fn take_synced() -> Vec<PathBuf> {
         SYNCED_DIRS.with(|synced| synced.take())
     }
 
     fn body(
         parts: Vec<Result<&'static [u8], &'static str>>,
-    ) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin {
+    ) -> impl Stream<Item = Result<Bytes, &'static str>> + Unpin + Send {
         futures::stream::iter(parts.into_iter().map(|p| p.map(Bytes::from_static)))
     }
 
@@ -745,8 +538,8 @@ mod tests {
             assert!(matches!(store.meta(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: metadata read");
             assert!(matches!(store.open_checked(0, &id(n)).await, Err(Error::Corrupt(_))), "blob {n}: GET");
         }
-        let (_, footer, got) = store.open_checked(0, &id(4)).await.unwrap();
-        assert_eq!((footer.data_len, got.as_slice()), (11, &meta[..]));
+        let got = store.open_checked(0, &id(4)).await.unwrap();
+        assert_eq!((got.footer.data_len, got.meta.as_slice()), (11, &meta[..]));
         let (listed, _) = store.list(0, None, 10).await.unwrap();
         assert_eq!(listed.iter().map(|b| b.id.clone()).collect::<Vec<_>>(), vec![id(4)]);
 
