@@ -46,7 +46,8 @@ async fn main() {
             checksum: None,
             parts: vec![],
             blob: BlobRef {
-                id: format!("seed{i:012}"),
+                // Spread over the id space like the gateway's random ids (jobs slice by id).
+                id: format!("{:032x}", u128::from(i).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835)),
                 replicas: vec![Replica { volume: "none".into(), subvolume: 0 }],
             },
             tags_blob: None,

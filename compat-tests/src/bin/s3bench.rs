@@ -68,12 +68,15 @@ async fn main() {
         std::process::exit(2);
     }
     let keys = std::sync::Arc::new(keys);
+    // S3BENCH_OBJECTS=N: `put` stops after N objects in all, however long that takes.
+    let objects: Option<usize> = std::env::var("S3BENCH_OBJECTS").ok().map(|n| n.parse().expect("S3BENCH_OBJECTS"));
+    let issued = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let data = compat_tests::test_bytes(size, 7);
     let until = Instant::now() + Duration::from_secs_f64(seconds);
     let started = Instant::now();
     let workers = (0..clients).map(|c| {
         let s3 = client(&endpoints[c % endpoints.len()]);
-        let (op, bucket, keys, data) = (op.clone(), bucket.clone(), keys.clone(), data.clone());
+        let (op, bucket, keys, data, issued) = (op.clone(), bucket.clone(), keys.clone(), data.clone(), issued.clone());
         tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut errors = 0u64;
@@ -81,6 +84,9 @@ async fn main() {
             let mut token: Option<String> = None;
             let mut written = std::collections::VecDeque::new();
             while Instant::now() < until {
+                if objects.is_some_and(|limit| issued.fetch_add(1, std::sync::atomic::Ordering::Relaxed) >= limit) {
+                    break;
+                }
                 let t = Instant::now();
                 let ok = match op.as_str() {
                     "put" => s3

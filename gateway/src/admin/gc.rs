@@ -321,7 +321,7 @@ impl GcJob {
         let in_flight = self.in_flight.blob_ids().await?;
         let referenced = self.index.referenced_copies(slice).await?;
         let orphans = candidates.into_iter().filter(|(volume, _, subvolume, id, _)| {
-            !in_flight.contains(id) && !referenced.contains(&(id.clone(), volume.clone(), *subvolume))
+            !in_flight.contains(id) && !referenced.contains(id, volume, *subvolume)
         });
         for (_, url, subvolume, id, size) in orphans {
             self.runner.update(|p| {

@@ -277,7 +277,7 @@ mod tests {
         // orphan pass takes none of them.
         let referenced = index.referenced_copies(&crate::index::IdSlice::default()).await.unwrap();
         for id in ["c1", "c2", "d1"] {
-            assert!(referenced.contains(&(id.to_string(), "v".to_string(), 0)), "{id}");
+            assert!(referenced.contains(id, "v", 0), "{id}");
         }
         assert!(index.volume_in_use("v").await.unwrap());
 

@@ -36,10 +36,11 @@ mod unlogged;
 pub use self::buckets::{BUCKET_KEY, BucketTombstone};
 pub use self::forget::Forgotten;
 pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
-pub use self::gc::{IdSlice, QueuedBlob, Tombstone};
+pub use self::gc::{IdSlice, QueuedBlob, ReferencedCopies, Tombstone};
 pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
+pub use self::restore::Restore;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -109,11 +109,7 @@ mod tests {
         assert_eq!(index.set_tags("b", "k", "v1", tags("a"), change(20, "t1")).await.unwrap(), Committed::Current);
         let record = index.object("b", "k").await.unwrap().unwrap();
         assert_eq!((record.tags, record.tags_blob), (tags("a"), Some(change(20, "t1"))));
-        assert!(index.referenced_copies(&crate::index::IdSlice::default()).await.unwrap().contains(&(
-            "t1".into(),
-            "v1".into(),
-            0
-        )));
+        assert!(index.referenced_copies(&crate::index::IdSlice::default()).await.unwrap().contains("t1", "v1", 0));
 
         let unlogged: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|b| b.id).collect();
         assert!(unlogged.contains(&"t1".to_string()), "a committed change goes to the commit logs");

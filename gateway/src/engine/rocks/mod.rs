@@ -27,6 +27,10 @@ use crate::error::{Error, Result};
 /// Memory for cached index blocks, shared by every table: enough for the hot part of a large
 /// index without letting the gateway grow with it.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
+/// Memtables of all tables together: without a cap each of the thirteen could grow to 128 MiB
+/// (two of RocksDB's default 64 MiB buffers), so a burst of writes (a rebuild, an import) would
+/// grow the process with what it wrote.
+const WRITE_BUFFER_BYTES: usize = 64 << 20;
 
 /// Scans of at most this many rows are tried in memory first (see [`in_memory`]); longer ones
 /// always go to the blocking pool, since walking them is work enough to hold up a worker.
@@ -67,6 +71,7 @@ impl RocksEngine {
         let mut options = table_options(&cache);
         options.create_if_missing(true);
         options.create_missing_column_families(true);
+        options.set_db_write_buffer_size(WRITE_BUFFER_BYTES);
         let tables = Table::ALL.iter().map(|table| ColumnFamilyDescriptor::new(table.name(), table_options(&cache)));
         let db = DB::open_cf_descriptors(&options, path, tables).map_err(|err| {
             // RocksDB admits one process per directory (its LOCK file): the one that holds it

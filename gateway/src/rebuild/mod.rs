@@ -14,8 +14,13 @@
 //! same listing. A live version takes the tags of the newest tags blob naming it. Buckets
 //! come from bucket blobs: a bucket exists if a creation is newer than its newest deletion
 //! (see [`bucket_entry`] for buckets that objects name). Access keys are not on the volumes.
+//!
+//! Memory does not grow with the number of blobs: what the listings and commit logs say is
+//! written to a scratch RocksDB beside the new index ([`scratch`]), which sorts it by blob id,
+//! then by key (each key's versions oldest first), tags by version and bucket blobs by bucket;
+//! each of those is then walked a page at a time.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
@@ -25,11 +30,15 @@ use volumed::membership::Document;
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
 use crate::error::{Error, Result};
 use crate::index::Index;
+use crate::index::Restore;
 use crate::index::records::{
     BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
     VolumeRecord,
 };
-use crate::volume_client::VolumeClient;
+use crate::volume_client::{ListedBlob, VolumeClient};
+
+mod scratch;
+use scratch::{Scratch, Space, key_of, prefix_of};
 
 /// Blobs per listing page.
 const LIST_PAGE: usize = 1000;
@@ -103,12 +112,19 @@ impl std::fmt::Display for MissingVolume {
 }
 
 /// One blob as found: its metadata and where its copies are.
+#[derive(serde::Serialize, serde::Deserialize)]
 struct Found {
     meta: BlobMeta,
     size: u64,
     sha256: String,
     md5: String,
     replicas: Vec<Replica>,
+}
+
+impl Found {
+    fn blob_ref(&self, id: &str) -> BlobRef {
+        BlobRef { id: id.to_string(), replicas: self.replicas.clone() }
+    }
 }
 
 /// What one given volume said of itself.
@@ -304,7 +320,10 @@ pub async fn rebuild(
         Ok(())
     };
     let urls_by_id: HashMap<String, String> = survey.readable.iter().map(|v| (v.id.clone(), v.url.clone())).collect();
-    let mut blobs: HashMap<String, Found> = HashMap::new();
+    let scratch = Scratch::create(db)?;
+    // The clock must pass every timestamp found, not only the winners': new tag changes and
+    // bucket operations are ordered against restored ones.
+    let mut max_ts = 0;
 
     for volume in &survey.readable {
         for subvolume in 0..volume.subvolumes {
@@ -317,31 +336,8 @@ pub async fn rebuild(
                         break;
                     }
                 };
-                for listed in page {
-                    report.blobs += 1;
-                    report.bytes += listed.data_len;
-                    let replica = Replica { volume: volume.id.clone(), subvolume };
-                    if let Some(found) = blobs.get_mut(&listed.id) {
-                        found.replicas.push(replica);
-                        continue;
-                    }
-                    match serde_json::from_value::<BlobMeta>(listed.meta) {
-                        Ok(meta) => {
-                            let found = Found {
-                                meta,
-                                size: listed.data_len,
-                                sha256: listed.sha256,
-                                md5: listed.md5,
-                                replicas: vec![replica],
-                            };
-                            blobs.insert(listed.id, found);
-                        }
-                        Err(err) => {
-                            tracing::warn!(blob = %listed.id, %err, "unreadable blob metadata; skipped");
-                            report.skipped += 1;
-                        }
-                    }
-                }
+                let replica = Replica { volume: volume.id.clone(), subvolume };
+                max_ts = max_ts.max(record_listed(&scratch, &mut report, &replica, page).await?);
                 progress(&report);
                 match next {
                     Some(next) => after = Some(next),
@@ -353,14 +349,14 @@ pub async fn rebuild(
 
     // Only blobs some volume's commit log names were ever committed; the others reached the
     // volumes but lost a conditional write or a crash took their commit. GC collects them.
-    let mut committed: HashSet<String> = HashSet::new();
     for volume in &survey.readable {
         for subvolume in 0..volume.subvolumes {
             let mut from = 0;
             loop {
                 match client.read_commits(&volume.url, subvolume, from, LIST_PAGE).await {
                     Ok((ids, next)) => {
-                        committed.extend(ids);
+                        let ids = ids.into_iter().map(|id| (id.into_bytes(), Vec::new())).collect();
+                        scratch.put_all(Space::Committed, ids).await?;
                         match next {
                             Some(next) => from = next,
                             None => break,
@@ -375,113 +371,312 @@ pub async fn rebuild(
         }
     }
 
-    // Newest committed version per key (BTreeMap: commits in key order), the newest tags blob per
-    // version, and every bucket blob per bucket.
-    let mut winners: BTreeMap<(String, String), String> = BTreeMap::new();
-    let mut newest_tags: HashMap<String, String> = HashMap::new();
-    let mut bucket_blobs: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    let mut losers: Vec<String> = Vec::new();
-    // Newest wins; ties cannot happen (the clock is strictly increasing) but are broken
-    // the same way every time.
-    let newer = |a: &String, b: &String| (blobs[a].meta.ts, a) > (blobs[b].meta.ts, b);
-    for (id, found) in &blobs {
-        if found.meta.kind != BlobKind::Part && !committed.contains(id) {
-            report.uncommitted += 1;
-            continue;
-        }
-        match found.meta.kind {
-            BlobKind::Part => {}
-            BlobKind::Tags => {
-                let Some(version) = &found.meta.version else {
-                    tracing::warn!(blob = %id, "tags blob names no version; queued for gc");
-                    losers.push(id.clone());
-                    continue;
-                };
-                match newest_tags.get(version) {
-                    Some(current) if newer(current, id) => losers.push(id.clone()),
-                    _ => losers.extend(newest_tags.insert(version.clone(), id.clone())),
-                }
-            }
-            BlobKind::Bucket | BlobKind::BucketDeleted => {
-                bucket_blobs.entry(found.meta.bucket.clone()).or_default().push(id.clone());
-            }
-            BlobKind::Object | BlobKind::Tombstone | BlobKind::Manifest => {
-                let slot = (found.meta.bucket.clone(), found.meta.key.clone());
-                match winners.get(&slot) {
-                    Some(current) if newer(current, id) => losers.push(id.clone()),
-                    _ => losers.extend(winners.insert(slot, id.clone())),
-                }
-            }
-        }
-    }
-
-    // The clock must pass every timestamp found, not only the winners': new tag changes and
-    // bucket operations are ordered against restored ones.
-    let max_ts = blobs.values().map(|found| found.meta.ts).max().unwrap_or(0);
-    let blob_ref = |id: &String| BlobRef { id: id.clone(), replicas: blobs[id].replicas.clone() };
-    // Buckets that hold a live object, with the oldest object's time.
-    let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
-    for ((bucket, key), id) in &winners {
-        let found = &blobs[id];
-        let blob = blob_ref(id);
-        let mut entry = match found.meta.kind {
-            BlobKind::Tombstone => {
-                report.tombstones += 1;
-                ObjectEntry::Deleted { ts: found.meta.ts, blob }
-            }
-            BlobKind::Object => ObjectEntry::Live(Box::new(record(found, blob, found.md5.clone(), found.size, vec![]))),
-            BlobKind::Manifest => match manifest_record(&client, &urls_by_id, &blobs, found, blob).await {
-                Ok(record) => ObjectEntry::Live(Box::new(record)),
-                Err(err) => {
-                    tracing::warn!(%bucket, %key, %err, "manifest unusable; object skipped");
-                    report.skipped += 1;
-                    continue;
-                }
-            },
-            BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted => continue,
-        };
-        if let ObjectEntry::Live(record) = &mut entry {
-            // Tags changed after the write: the newest tags blob naming this version.
-            if let Some(tags_id) = newest_tags.remove(id) {
-                record.tags = blobs[&tags_id].meta.tags.clone();
-                record.tags_blob = Some(TagsBlob { ts: blobs[&tags_id].meta.ts, blob: blob_ref(&tags_id) });
-                report.tags += 1;
-            }
-            report.objects += 1;
-            let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
-            *oldest = (*oldest).min(found.meta.modified_ms);
-        }
-        restore.object(bucket, key, &entry).await?;
-    }
-    // Tags of versions that lost (or whose manifest was unusable).
-    losers.extend(newest_tags.into_values());
-
-    let names: BTreeSet<String> = bucket_blobs.keys().chain(with_objects.keys()).cloned().collect();
-    for name in names {
-        let ids = bucket_blobs.remove(&name).unwrap_or_default();
-        let Some(restored) = bucket_entry(&ids, &blobs, with_objects.get(&name).copied()) else { continue };
-        match &restored.entry {
-            BucketEntry::Live(_) => report.buckets += 1,
-            BucketEntry::Deleted { .. } => report.deleted_buckets += 1,
-        }
-        if restored.for_objects {
-            tracing::warn!(bucket = %name, "objects name a bucket its bucket blobs do not restore; recreated for them");
-            report.buckets_from_objects.push(name.clone());
-        }
-        losers.extend(ids.into_iter().filter(|id| Some(id) != restored.keep.as_ref()));
-        restore.bucket(&name, &restored.entry).await?;
-    }
-
-    for id in losers {
-        let found = &blobs[&id];
-        restore.gc(&found.meta.bucket, &found.meta.key, &blob_ref(&id)).await?;
-        report.queued += 1;
-    }
+    file_committed(&scratch, &mut restore, &mut report).await?;
+    let context = Manifests { client: &client, urls_by_id: &urls_by_id, scratch: &scratch };
+    let with_objects = restore_objects(&context, &mut restore, &mut report).await?;
+    restore_buckets(&scratch, with_objects, &mut restore, &mut report).await?;
     restore.membership(&report.cluster_id, &survey.membership, survey.epoch).await?;
     restore.finish(max_ts).await?;
     report.seconds = started.elapsed().as_secs_f64();
     progress(&report);
     Ok(report)
+}
+
+fn decode_found(bytes: &[u8]) -> Result<Found> {
+    serde_json::from_slice(bytes).map_err(|e| Error::Index(format!("rebuild scratch: {e}")))
+}
+
+fn encode_found(found: &Found) -> Result<Vec<u8>> {
+    serde_json::to_vec(found).map_err(|e| Error::Index(format!("rebuild scratch: {e}")))
+}
+
+/// The blobs stored under `ids` in the scratch space, in order; an id not there is an error
+/// (every key of the other spaces was filed from a blob found).
+async fn found_all(scratch: &Scratch, ids: Vec<Vec<u8>>) -> Result<Vec<(String, Found)>> {
+    let values = scratch.get_all(Space::Found, ids.clone()).await?;
+    ids.into_iter()
+        .zip(values)
+        .map(|(id, value)| {
+            let id = String::from_utf8(id).map_err(|_| Error::Index("rebuild scratch: blob id not UTF-8".into()))?;
+            let value = value.ok_or_else(|| Error::Index(format!("rebuild scratch: blob {id} not found")))?;
+            Ok((id, decode_found(&value)?))
+        })
+        .collect()
+}
+
+/// Records one listing page of `replica`'s subvolume: each blob's metadata, from the first copy
+/// listed whose metadata reads, and every copy after that one. Returns the newest timestamp
+/// among them.
+async fn record_listed(
+    scratch: &Scratch,
+    report: &mut RebuildReport,
+    replica: &Replica,
+    page: Vec<ListedBlob>,
+) -> Result<u64> {
+    // A subvolume lists an id once, so the ids of one page are distinct.
+    let known = scratch.get_all(Space::Found, page.iter().map(|l| l.id.as_bytes().to_vec()).collect()).await?;
+    let mut writes = Vec::with_capacity(page.len());
+    let mut max_ts = 0;
+    for (listed, known) in page.into_iter().zip(known) {
+        report.blobs += 1;
+        report.bytes += listed.data_len;
+        let mut found = match known {
+            Some(bytes) => decode_found(&bytes)?,
+            None => match serde_json::from_value::<BlobMeta>(listed.meta) {
+                Ok(meta) => {
+                    Found { meta, size: listed.data_len, sha256: listed.sha256, md5: listed.md5, replicas: vec![] }
+                }
+                Err(err) => {
+                    tracing::warn!(blob = %listed.id, %err, "unreadable blob metadata; skipped");
+                    report.skipped += 1;
+                    continue;
+                }
+            },
+        };
+        max_ts = max_ts.max(found.meta.ts);
+        found.replicas.push(replica.clone());
+        writes.push((listed.id.into_bytes(), encode_found(&found)?));
+    }
+    scratch.put_all(Space::Found, writes).await?;
+    Ok(max_ts)
+}
+
+/// Queues the blob `id` for GC: it lost to a newer one.
+async fn queue_gc(restore: &mut Restore<'_>, report: &mut RebuildReport, id: &str, found: &Found) -> Result<()> {
+    report.queued += 1;
+    restore.gc(&found.meta.bucket, &found.meta.key, &found.blob_ref(id)).await
+}
+
+/// Files every committed blob under what it competes with: object versions (objects,
+/// tombstones, manifests) under their key, tags blobs under the version they tag, bucket
+/// blobs under their bucket, each group oldest first. Uncommitted blobs are counted and left
+/// for GC's orphan pass; parts are looked up by id later.
+async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &mut RebuildReport) -> Result<()> {
+    let mut walk = scratch.walk(Space::Found, Vec::new());
+    loop {
+        let page = walk.page().await?;
+        if page.is_empty() {
+            return Ok(());
+        }
+        let committed = scratch.get_all(Space::Committed, page.iter().map(|(id, _)| id.clone()).collect()).await?;
+        let (mut versions, mut tags, mut buckets) = (Vec::new(), Vec::new(), Vec::new());
+        for ((id, found), committed) in page.into_iter().zip(committed) {
+            let found = decode_found(&found)?;
+            if found.meta.kind != BlobKind::Part && committed.is_none() {
+                report.uncommitted += 1;
+                continue;
+            }
+            let ts = found.meta.ts.to_be_bytes();
+            let meta = &found.meta;
+            match meta.kind {
+                BlobKind::Part => {}
+                BlobKind::Tags => match &meta.version {
+                    Some(version) => tags.push(([key_of(&[version.as_bytes()]), ts.to_vec(), id.clone()].concat(), id)),
+                    None => {
+                        let id = String::from_utf8_lossy(&id).into_owned();
+                        tracing::warn!(blob = %id, "tags blob names no version; queued for gc");
+                        queue_gc(restore, report, &id, &found).await?;
+                    }
+                },
+                BlobKind::Bucket | BlobKind::BucketDeleted => {
+                    buckets.push((key_of(&[meta.bucket.as_bytes(), &id]), id))
+                }
+                BlobKind::Object | BlobKind::Tombstone | BlobKind::Manifest => {
+                    let key =
+                        [key_of(&[meta.bucket.as_bytes(), meta.key.as_bytes()]), ts.to_vec(), id.clone()].concat();
+                    versions.push((key, id));
+                }
+            }
+        }
+        scratch.put_all(Space::Versions, versions).await?;
+        scratch.put_all(Space::Tags, tags).await?;
+        scratch.put_all(Space::Buckets, buckets).await?;
+    }
+}
+
+/// What reading manifests needs: the volumes, and the scratch space to find parts in.
+struct Manifests<'a> {
+    client: &'a VolumeClient,
+    urls_by_id: &'a HashMap<String, String>,
+    scratch: &'a Scratch,
+}
+
+/// Restores each key's newest version and queues the older ones for GC; a live version takes
+/// the tags of the newest tags blob naming it, and every other tags blob is queued for GC.
+/// Returns, for each bucket holding live objects, the oldest object's time.
+async fn restore_objects(
+    context: &Manifests<'_>,
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+) -> Result<BTreeMap<String, u64>> {
+    let scratch = context.scratch;
+    let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
+    // The newest version seen so far of the key being walked, with the key's group prefix.
+    let mut leader: Option<(Vec<u8>, String, Found)> = None;
+    let mut walk = scratch.walk(Space::Versions, Vec::new());
+    loop {
+        let page = walk.page().await?;
+        let done = page.is_empty();
+        let groups: Vec<Vec<u8>> = page.iter().map(|(key, _)| prefix_of(key, 2).to_vec()).collect();
+        let found = found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await?;
+        for (group, (id, found)) in groups.into_iter().zip(found) {
+            match leader.take() {
+                Some((previous, older, older_found)) if previous == group => {
+                    queue_gc(restore, report, &older, &older_found).await?;
+                }
+                Some((_, id, found)) => restore_newest(context, restore, report, &mut with_objects, id, found).await?,
+                None => {}
+            }
+            leader = Some((group, id, found));
+        }
+        if done {
+            if let Some((_, id, found)) = leader.take() {
+                restore_newest(context, restore, report, &mut with_objects, id, found).await?;
+            }
+            break;
+        }
+    }
+    // Tags blobs no live version took: of versions that lost, or whose manifest was unusable.
+    let mut walk = scratch.walk(Space::Tags, Vec::new());
+    loop {
+        let page = walk.page().await?;
+        if page.is_empty() {
+            return Ok(with_objects);
+        }
+        for (id, found) in found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await? {
+            queue_gc(restore, report, &id, &found).await?;
+        }
+    }
+}
+
+/// Restores `found`, the newest version of its key.
+async fn restore_newest(
+    context: &Manifests<'_>,
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+    with_objects: &mut BTreeMap<String, u64>,
+    id: String,
+    found: Found,
+) -> Result<()> {
+    let (bucket, key) = (&found.meta.bucket, &found.meta.key);
+    let blob = found.blob_ref(&id);
+    let mut entry = match found.meta.kind {
+        BlobKind::Tombstone => {
+            report.tombstones += 1;
+            ObjectEntry::Deleted { ts: found.meta.ts, blob }
+        }
+        BlobKind::Object => ObjectEntry::Live(Box::new(record(&found, blob, found.md5.clone(), found.size, vec![]))),
+        BlobKind::Manifest => match manifest_record(context, &found, blob).await {
+            Ok(record) => ObjectEntry::Live(Box::new(record)),
+            Err(err) => {
+                tracing::warn!(%bucket, %key, %err, "manifest unusable; object skipped");
+                report.skipped += 1;
+                return Ok(());
+            }
+        },
+        BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted => return Ok(()),
+    };
+    if let ObjectEntry::Live(record) = &mut entry {
+        // Tags changed after the write: the newest tags blob naming this version.
+        if let Some((tags_id, tags)) = take_tags(context.scratch, restore, report, &id).await? {
+            record.tags = tags.meta.tags.clone();
+            record.tags_blob = Some(TagsBlob { ts: tags.meta.ts, blob: tags.blob_ref(&tags_id) });
+            report.tags += 1;
+        }
+        report.objects += 1;
+        let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
+        *oldest = (*oldest).min(found.meta.modified_ms);
+    }
+    restore.object(bucket, key, &entry).await
+}
+
+/// Takes the tags blobs naming `version` out of the scratch space: returns the newest, and
+/// queues the others for GC.
+async fn take_tags(
+    scratch: &Scratch,
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+    version: &str,
+) -> Result<Option<(String, Found)>> {
+    let mut newest = None;
+    let mut walk = scratch.walk(Space::Tags, key_of(&[version.as_bytes()]));
+    loop {
+        let page = walk.page().await?;
+        if page.is_empty() {
+            return Ok(newest);
+        }
+        let (keys, ids): (Vec<_>, Vec<_>) = page.into_iter().unzip();
+        for (id, found) in found_all(scratch, ids).await? {
+            if let Some((older, older_found)) = newest.replace((id, found)) {
+                queue_gc(restore, report, &older, &older_found).await?;
+            }
+        }
+        scratch.delete_all(Space::Tags, keys).await?;
+    }
+}
+
+/// Restores every bucket its bucket blobs or live objects name; bucket blobs the entry does
+/// not reference are queued for GC.
+async fn restore_buckets(
+    scratch: &Scratch,
+    mut with_objects: BTreeMap<String, u64>,
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+) -> Result<()> {
+    // The bucket being walked, with its blobs (a bucket's creations and deletions: few).
+    let mut current: Option<(String, Vec<String>, HashMap<String, Found>)> = None;
+    let mut walk = scratch.walk(Space::Buckets, Vec::new());
+    loop {
+        let page = walk.page().await?;
+        let done = page.is_empty();
+        for (id, found) in found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await? {
+            if current.as_ref().is_some_and(|(name, _, _)| *name != found.meta.bucket)
+                && let Some((name, ids, blobs)) = current.take()
+            {
+                let oldest = with_objects.remove(&name);
+                restore_bucket(restore, report, &name, &ids, &blobs, oldest).await?;
+            }
+            let (_, ids, blobs) =
+                current.get_or_insert_with(|| (found.meta.bucket.clone(), Vec::new(), HashMap::new()));
+            ids.push(id.clone());
+            blobs.insert(id, found);
+        }
+        if done {
+            break;
+        }
+    }
+    if let Some((name, ids, blobs)) = current.take() {
+        let oldest = with_objects.remove(&name);
+        restore_bucket(restore, report, &name, &ids, &blobs, oldest).await?;
+    }
+    // Buckets only live objects name.
+    for (name, oldest) in with_objects {
+        restore_bucket(restore, report, &name, &[], &HashMap::new(), Some(oldest)).await?;
+    }
+    Ok(())
+}
+
+async fn restore_bucket(
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+    name: &str,
+    ids: &[String],
+    blobs: &HashMap<String, Found>,
+    oldest_object_ms: Option<u64>,
+) -> Result<()> {
+    let Some(restored) = bucket_entry(ids, blobs, oldest_object_ms) else { return Ok(()) };
+    match &restored.entry {
+        BucketEntry::Live(_) => report.buckets += 1,
+        BucketEntry::Deleted { .. } => report.deleted_buckets += 1,
+    }
+    if restored.for_objects {
+        tracing::warn!(bucket = %name, "objects name a bucket its bucket blobs do not restore; recreated for them");
+        report.buckets_from_objects.push(name.to_string());
+    }
+    for id in ids.iter().filter(|id| Some(*id) != restored.keep.as_ref()) {
+        queue_gc(restore, report, id, &blobs[id]).await?;
+    }
+    restore.bucket(name, &restored.entry).await
 }
 
 /// A bucket as its bucket blobs (and objects) say it is.
@@ -554,13 +749,8 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
 }
 
 /// Reads a manifest blob and ties its parts to the blobs found.
-async fn manifest_record(
-    client: &VolumeClient,
-    urls_by_id: &HashMap<String, String>,
-    blobs: &HashMap<String, Found>,
-    found: &Found,
-    blob: BlobRef,
-) -> Result<ObjectRecord> {
+async fn manifest_record(context: &Manifests<'_>, found: &Found, blob: BlobRef) -> Result<ObjectRecord> {
+    let Manifests { client, urls_by_id, scratch } = *context;
     let mut body = Vec::new();
     let mut last_error = None;
     for replica in &blob.replicas {
@@ -589,10 +779,12 @@ async fn manifest_record(
     }
     let manifest: Manifest =
         serde_json::from_slice(&body).map_err(|e| Error::Volume(format!("manifest {}: {e}", blob.id)))?;
+    let ids = manifest.parts.iter().map(|part| part.blob.as_bytes().to_vec()).collect();
+    let found_parts = scratch.get_all(Space::Found, ids).await?;
     let mut parts = Vec::with_capacity(manifest.parts.len());
-    for part in manifest.parts {
-        let found_part =
-            blobs.get(&part.blob).ok_or_else(|| Error::Volume(format!("part blob {} is missing", part.blob)))?;
+    for (part, found_part) in manifest.parts.into_iter().zip(found_parts) {
+        let found_part = found_part.ok_or_else(|| Error::Volume(format!("part blob {} is missing", part.blob)))?;
+        let found_part = decode_found(&found_part)?;
         parts.push(PartRecord {
             number: part.number,
             size: part.size,
