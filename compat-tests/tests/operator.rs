@@ -293,10 +293,20 @@ async fn both_daemons_log_json_lines_when_asked() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Every line up to the one saying it serves is JSON (opening the stores logs first).
     let stderr = volumed.stderr.take().unwrap();
-    let first = std::io::BufRead::lines(std::io::BufReader::new(stderr)).next().unwrap().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let mut seen = Vec::new();
+    while seen.len() < 20 {
+        let Some(Ok(text)) = lines.next() else { break };
+        let line: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+        seen.push(line);
+        if seen.last().is_some_and(|line| line["fields"]["message"] == "volume daemon serving") {
+            break;
+        }
+    }
     let _ = volumed.kill();
     let _ = volumed.wait();
-    let line: serde_json::Value = serde_json::from_str(&first).unwrap_or_else(|e| panic!("{e}: {first}"));
-    assert_eq!(line["fields"]["message"], "volume daemon serving", "{line}");
+    let serving = seen.last().map(|line| line["fields"]["message"].clone());
+    assert_eq!(serving, Some("volume daemon serving".into()), "{seen:?}");
 }
