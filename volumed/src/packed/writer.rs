@@ -8,7 +8,10 @@
 //!
 //! Segments roll over when a record would take the newest past `segment_size`: the full one is
 //! synced first and the new file's directory entry is made durable before anything in it is
-//! acknowledged, so only the newest segment can ever have a torn tail.
+//! acknowledged, so only the newest segment can ever have a torn tail. A new segment joins the
+//! index only with the batch that rolled over to it: until then the one it follows stays the
+//! newest the index knows, so compaction (which never takes the newest) cannot take a segment
+//! holding records whose index entries are not written yet.
 
 use std::os::unix::fs::FileExt as _;
 use std::path::{Path, PathBuf};
@@ -62,6 +65,8 @@ pub(crate) struct Writer {
     active: u32,
     file: Arc<std::fs::File>,
     pos: u64,
+    /// Segments rolled over to whose batch is not applied yet (see the module docs), oldest first.
+    rolled: Vec<(u32, Segment)>,
 }
 
 impl Writer {
@@ -71,7 +76,7 @@ impl Writer {
             let segment = index.segments.get(&active).ok_or_else(|| Error::Config("no active segment".into()))?;
             (segment.file.clone(), segment.len)
         };
-        Ok(Self { dir, index, segment_size, active, file, pos })
+        Ok(Self { dir, index, segment_size, active, file, pos, rolled: Vec::new() })
     }
 
     /// Commits batches until every sender is gone.
@@ -101,6 +106,9 @@ impl Writer {
         match written {
             Ok(()) => {
                 let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                for (number, segment) in self.rolled.drain(..) {
+                    index.segments.insert(number, segment);
+                }
                 for (id, loc) in changes {
                     index.set(id, loc);
                 }
@@ -207,18 +215,23 @@ impl Writer {
         Ok(())
     }
 
-    /// Syncs the full segment and starts the next one, its directory entry durable.
+    /// Syncs the full segment and starts the next one, its directory entry durable; the new one
+    /// joins the index with this batch (see the module docs).
     fn roll(&mut self) -> std::io::Result<()> {
         self.file.sync_data()?;
         let number = self.active + 1;
         let segment = create_segment(&self.dir, number).map_err(std::io::Error::other)?;
         let file = segment.file.clone();
-        let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(full) = index.segments.get_mut(&self.active) {
-            full.len = self.pos;
+        match self.rolled.last_mut() {
+            Some((_, full)) => full.len = self.pos,
+            None => {
+                let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(full) = index.segments.get_mut(&self.active) {
+                    full.len = self.pos;
+                }
+            }
         }
-        index.segments.insert(number, segment);
-        drop(index);
+        self.rolled.push((number, segment));
         self.active = number;
         self.file = file;
         self.pos = 0;
