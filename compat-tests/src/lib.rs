@@ -244,7 +244,7 @@ impl Volume {
         for dir in &self.dirs {
             cmd.arg("--dir").arg(dir);
         }
-        if test_blobs() == TestBlobs::Files && !self.args.iter().any(|a| a == "--pack-threshold") {
+        if !self.packs() && !self.args.iter().any(|a| a == "--pack-threshold") {
             cmd.args(["--pack-threshold", "0"]);
         }
         cmd.args(&self.args);
@@ -276,14 +276,20 @@ impl Volume {
         assert!(status.success(), "kill {signal} {pid}");
     }
 
+    /// Whether this volume packs small blobs into segments: as its flags say, else as
+    /// [`test_blobs`] says.
+    pub fn packs(&self) -> bool {
+        match self.args.iter().position(|a| a == "--pack-threshold") {
+            Some(flag) => self.args.get(flag + 1).is_some_and(|threshold| threshold != "0"),
+            None => test_blobs() == TestBlobs::Packed,
+        }
+    }
+
     /// Blob files (not temp files, not identity files) under this volume's directories.
     pub fn blob_files(&self) -> Vec<PathBuf> {
         // Packed blobs live inside segments: a test counting or damaging files would pass
         // vacuously or fail for the wrong reason.
-        assert!(
-            test_blobs() == TestBlobs::Files || self.args.windows(2).any(|a| a == ["--pack-threshold", "0"]),
-            "this test inspects blob files: leave it out of CAIRN_TEST_BLOBS=packed runs"
-        );
+        assert!(!self.packs(), "this test inspects blob files: leave it out of CAIRN_TEST_BLOBS=packed runs");
         let mut out = Vec::new();
         for dir in &self.dirs {
             collect_blobs(dir, &mut out);

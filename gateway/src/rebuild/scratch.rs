@@ -7,8 +7,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DB, DBCompressionType, Options, WriteBatch};
+use rocksdb::{Cache, ColumnFamilyDescriptor, DB, WriteBatch};
 
+use crate::engine::rocks::table_options;
 use crate::error::{Error, Result};
 
 /// Memtables of all spaces together; RocksDB flushes to sorted files beyond it.
@@ -62,21 +63,13 @@ impl Scratch {
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
         }
+        // The index's own table settings (bloom filters for the point reads, LZ4), smaller buffers.
         let cache = Cache::new_lru_cache(BLOCK_CACHE);
-        let space_options = || {
-            let mut blocks = BlockBasedOptions::default();
-            blocks.set_block_cache(&cache);
-            blocks.set_bloom_filter(10.0, false);
-            let mut options = Options::default();
-            options.set_block_based_table_factory(&blocks);
-            options.set_compression_type(DBCompressionType::Lz4);
-            options
-        };
-        let mut options = space_options();
+        let mut options = table_options(&cache);
         options.create_if_missing(true);
         options.create_missing_column_families(true);
         options.set_db_write_buffer_size(WRITE_BUFFERS);
-        let spaces = Space::ALL.iter().map(|space| ColumnFamilyDescriptor::new(space.name(), space_options()));
+        let spaces = Space::ALL.iter().map(|space| ColumnFamilyDescriptor::new(space.name(), table_options(&cache)));
         let dir = ScratchDir(path);
         let db = DB::open_cf_descriptors(&options, &dir.0, spaces)?;
         Ok(Self { db: Arc::new(db), _dir: dir })
@@ -91,32 +84,27 @@ impl Scratch {
 
     /// Writes every pair into `space`.
     pub(super) async fn put_all(&self, space: Space, pairs: Vec<(Vec<u8>, Vec<u8>)>) -> Result<()> {
-        if pairs.is_empty() {
-            return Ok(());
-        }
-        self.blocking(move |db| {
-            let cf = handle(db, space)?;
-            let mut batch = WriteBatch::default();
-            for (key, value) in pairs {
-                batch.put_cf(cf, key, value);
-            }
-            let mut options = rocksdb::WriteOptions::default();
-            options.disable_wal(true);
-            Ok(db.write_opt(batch, &options)?)
-        })
-        .await
+        self.write(space, pairs.into_iter().map(|(key, value)| (key, Some(value))).collect()).await
     }
 
     /// Removes `keys` from `space`.
     pub(super) async fn delete_all(&self, space: Space, keys: Vec<Vec<u8>>) -> Result<()> {
-        if keys.is_empty() {
+        self.write(space, keys.into_iter().map(|key| (key, None)).collect()).await
+    }
+
+    /// Puts (`Some`) and deletes (`None`) in one batch, without the write-ahead log.
+    async fn write(&self, space: Space, writes: Vec<(Vec<u8>, Option<Vec<u8>>)>) -> Result<()> {
+        if writes.is_empty() {
             return Ok(());
         }
         self.blocking(move |db| {
             let cf = handle(db, space)?;
             let mut batch = WriteBatch::default();
-            for key in keys {
-                batch.delete_cf(cf, key);
+            for (key, value) in writes {
+                match value {
+                    Some(value) => batch.put_cf(cf, key, value),
+                    None => batch.delete_cf(cf, key),
+                }
             }
             let mut options = rocksdb::WriteOptions::default();
             options.disable_wal(true);

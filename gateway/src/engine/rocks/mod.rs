@@ -52,7 +52,7 @@ impl std::fmt::Debug for RocksEngine {
 /// Every table compressed (values are JSON), with a bloom filter so that a point read of a
 /// missing key (a HEAD of a key that is not there, a fresh blob id) rarely touches a data
 /// block, and one block cache for all.
-fn table_options(cache: &Cache) -> Options {
+pub(crate) fn table_options(cache: &Cache) -> Options {
     let mut blocks = BlockBasedOptions::default();
     blocks.set_block_cache(cache);
     blocks.set_bloom_filter(10.0, false);
