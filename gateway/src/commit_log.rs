@@ -7,7 +7,9 @@
 //! The index commit stays the commit point. It also records the blob as unlogged; the request
 //! then appends the id to the logs before it answers, and drops the unlogged mark once every
 //! copy's log has it. Whatever is left unlogged (a volume down, a crash) is appended by the
-//! repairer's next round.
+//! repairer's next round. Appends to one log and clearings of marks are batched across
+//! concurrent requests (`crate::batch`): one request per log and one commit carry all that
+//! waited.
 
 use std::sync::Arc;
 
@@ -22,7 +24,7 @@ pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, 
     let appends = blob.replicas.iter().map(|replica| async move {
         // A volume no longer in the cluster (removed for good) has no log to keep.
         let Some(url) = cluster.url_of(&replica.volume) else { return Some(()) };
-        match volumes.append_commits(&url, replica.subvolume, &[&blob.id]).await {
+        match volumes.append_commit(&url, replica.subvolume, &blob.id).await {
             Ok(()) => Some(()),
             Err(err) => {
                 tracing::warn!(blob = %blob.id, %url, %err, "commit not logged on a volume yet; the repairer retries");
@@ -32,10 +34,7 @@ pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, 
     });
     let all = futures::future::join_all(appends).await.iter().all(Option::is_some);
     if all {
-        let marked = index.logged(&blob.id).await;
-        if let Err(err) = marked {
-            tracing::warn!(blob = %blob.id, %err, "could not clear the unlogged mark; it is logged again later");
-        }
+        index.logged(&blob.id);
     }
     all
 }

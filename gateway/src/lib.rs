@@ -19,6 +19,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batch;
 pub mod blob_meta;
 pub mod checksum;
 pub mod cluster;

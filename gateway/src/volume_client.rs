@@ -56,7 +56,15 @@ pub struct VolumeClient {
     auth: String,
     timeouts: Timeouts,
     health: Health,
+    /// Commit-log appends waiting for one request per volume and subvolume.
+    commit_appends: CommitAppends,
 }
+
+/// Ids per commit-log append request (volumed takes up to 10,000).
+const MAX_COMMIT_BATCH: usize = 1000;
+/// Ids that may wait for one volume's log; more are refused (and left to the repairer).
+const MAX_COMMITS_WAITING: usize = 10_000;
+type CommitAppends = crate::batch::Batcher<(String, u32), String, std::result::Result<(), String>>;
 
 /// Names the S3 request this volume request serves, if any (see `request_id`).
 fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -97,7 +105,13 @@ impl VolumeClient {
             .http1_only()
             .build()
             .map_err(|e| Error::Config(format!("volume client: {e}")))?;
-        Ok(Self { http, auth: format!("Bearer {cluster_secret}"), timeouts, health: Health::default() })
+        Ok(Self {
+            http,
+            auth: format!("Bearer {cluster_secret}"),
+            timeouts,
+            health: Health::default(),
+            commit_appends: CommitAppends::new(MAX_COMMIT_BATCH, MAX_COMMITS_WAITING),
+        })
     }
 
     /// The health every request of this client (and its clones) reports to.
@@ -346,6 +360,24 @@ impl VolumeClient {
             return Err(Error::Volume(format!("COMMIT {base}: no such subvolume {subvolume}")));
         }
         Ok(())
+    }
+
+    /// Appends `id` to a subvolume's commit log together with the ids other requests are
+    /// appending there meanwhile: one request carries all that waited for the one before it.
+    pub async fn append_commit(&self, base: &str, subvolume: u32, id: &str) -> Result<()> {
+        let client = self.clone();
+        let outcome =
+            self.commit_appends.submit((base.to_string(), subvolume), id.to_string(), move |(base, sv), ids| {
+                let client = client.clone();
+                async move {
+                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+                    client.append_commits(&base, sv, &ids).await.map_err(|err| err.to_string())
+                }
+            });
+        match outcome.await {
+            Ok(outcome) => outcome.map_err(Error::Volume),
+            Err(_) => Err(Error::Volume(format!("COMMIT {base}: too many appends waiting"))),
+        }
     }
 
     /// Up to `limit` ids of a subvolume's commit log from record `from` on, and the record to

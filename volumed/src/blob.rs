@@ -237,15 +237,46 @@ pub(crate) struct Tail {
 /// come in two, and the table is left to the data read.
 pub(crate) fn read_tail(file: &std::fs::File, base: u64, len: u64, meta_len_hint: Option<u32>) -> Result<Tail> {
     use std::os::unix::fs::FileExt as _;
+    let tail_len = tail_len(len, meta_len_hint)?;
+    let mut tail = vec![0; tail_len as usize];
+    file.read_exact_at(&mut tail, base + len - tail_len)?;
+    let footer = match parse_tail(&tail, len)? {
+        TailRead::Whole(tail) => return Ok(tail),
+        TailRead::MetaBefore(footer) => footer,
+    };
+    let mut meta = vec![0; footer.meta_len as usize];
+    file.read_exact_at(&mut meta, base + footer.meta_offset())?;
+    check_meta_crc(&meta, &footer)?;
+    Ok(Tail { footer, meta, crcs: None })
+}
+
+/// How many bytes from the end of a blob of `len` bytes to read for its tail: the footer, or
+/// with `meta_len_hint` everything after the data (the table has at most one entry per block
+/// of `len` bytes, a bound known before the footer).
+pub(crate) fn tail_len(len: u64, meta_len_hint: Option<u32>) -> Result<u64> {
     if len < FOOTER_LEN {
         return Err(corrupt("blob shorter than a footer"));
     }
-    // The table has at most one entry per block of `len` bytes: a bound known before the footer.
-    let tail_len = meta_len_hint
+    Ok(meta_len_hint
         .map_or(FOOTER_LEN, |m| u64::from(m) + FOOTER_LEN + len.div_ceil(u64::from(BLOCK_LEN)) * BLOCK_CRC_LEN)
-        .min(len);
-    let mut tail = vec![0; tail_len as usize];
-    file.read_exact_at(&mut tail, base + len - tail_len)?;
+        .min(len))
+}
+
+/// What the last [`tail_len`] bytes of a blob gave.
+pub(crate) enum TailRead {
+    /// Footer and metadata, both checked, and the table if the bytes reached back that far.
+    Whole(Tail),
+    /// Only the (checked) footer: the metadata starts before the bytes read.
+    MetaBefore(Footer),
+}
+
+/// Checks the footer at the end of `tail` (the last bytes of a blob of `len` bytes) and takes
+/// the metadata and the block CRC table from `tail` as far as it holds them.
+pub(crate) fn parse_tail(tail: &[u8], len: u64) -> Result<TailRead> {
+    let tail_len = tail.len() as u64;
+    if tail_len < FOOTER_LEN {
+        return Err(corrupt("blob shorter than a footer"));
+    }
     let footer = Footer::decode(&tail[tail.len() - FOOTER_LEN as usize..])?;
     if footer.file_len() != Some(len) {
         return Err(corrupt("footer lengths disagree with the blob's size"));
@@ -253,23 +284,20 @@ pub(crate) fn read_tail(file: &std::fs::File, base: u64, len: u64, meta_len_hint
     // Offsets in `tail` of the metadata and the table, if the read reached back that far.
     let meta_len = footer.meta_len as u64;
     let table_len = footer.blocks() * BLOCK_CRC_LEN;
-    let meta_at = (tail_len - FOOTER_LEN).checked_sub(meta_len);
-    let meta = match meta_at {
-        Some(at) => tail[at as usize..(at + meta_len) as usize].to_vec(),
-        None => {
-            let mut meta = vec![0; meta_len as usize];
-            file.read_exact_at(&mut meta, base + footer.meta_offset())?;
-            meta
-        }
+    let Some(meta_at) = (tail_len - FOOTER_LEN).checked_sub(meta_len) else {
+        return Ok(TailRead::MetaBefore(footer));
     };
-    if crc32c(&meta) != footer.meta_crc32c {
-        return Err(corrupt("metadata checksum mismatch"));
-    }
-    let crcs = meta_at.and_then(|at| at.checked_sub(table_len)).map(|table_at| {
+    let meta = tail[meta_at as usize..(meta_at + meta_len) as usize].to_vec();
+    check_meta_crc(&meta, &footer)?;
+    let crcs = meta_at.checked_sub(table_len).map(|table_at| {
         let table = &tail[table_at as usize..(table_at + table_len) as usize];
         table.chunks_exact(BLOCK_CRC_LEN as usize).map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect()
     });
-    Ok(Tail { footer, meta, crcs })
+    Ok(TailRead::Whole(Tail { footer, meta, crcs }))
+}
+
+fn check_meta_crc(meta: &[u8], footer: &Footer) -> Result<()> {
+    if crc32c(meta) == footer.meta_crc32c { Ok(()) } else { Err(corrupt("metadata checksum mismatch")) }
 }
 
 /// Refuses metadata a blob may not carry: too large, or not JSON.

@@ -18,6 +18,7 @@
 
 pub mod backend;
 pub mod blob;
+mod cached;
 pub mod commit_log;
 pub mod config;
 pub mod error;

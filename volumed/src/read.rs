@@ -11,7 +11,6 @@
 //! the connection has written the bytes out, so memory stays bounded whatever the number of
 //! concurrent reads; a read that cannot get its budget in time fails instead of waiting forever.
 
-use std::os::unix::fs::FileExt as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,6 +19,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::backend::OpenBlob;
 use crate::blob::{self, Footer};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::files::blocking;
 
@@ -112,19 +112,18 @@ impl CheckedRead {
     async fn block(&mut self, n: u64, crc: u32) -> Result<Bytes> {
         let (block_start, block_end) = self.footer.block_span(n);
         let permit = self.budget.take(block_end - block_start).await?;
-        let (file, base) = (self.file.clone(), self.base);
-        let bytes = blocking(move || {
-            let mut bytes = vec![0; (block_end - block_start) as usize];
-            file.read_exact_at(&mut bytes, base + block_start)?;
-            if blob::crc32c(&bytes) != crc {
-                return Err(Error::Corrupt(format!(
-                    "data block {n} (bytes {block_start}-{}) failed its CRC32C",
-                    block_end - 1
-                )));
-            }
-            Ok(bytes)
-        })
-        .await?;
+        let bytes =
+            cached::read_with(&self.file, (block_end - block_start) as usize, self.base + block_start, move |bytes| {
+                if blob::crc32c(&bytes) == crc {
+                    Ok(bytes)
+                } else {
+                    Err(Error::Corrupt(format!(
+                        "data block {n} (bytes {block_start}-{}) failed its CRC32C",
+                        block_end - 1
+                    )))
+                }
+            })
+            .await?;
         let from = (self.start.max(block_start) - block_start) as usize;
         let to = (self.end.min(block_end) - block_start) as usize;
         Ok(Bytes::from_owner(Budgeted { bytes, _permit: permit }).slice(from..to))

@@ -114,6 +114,8 @@ pub struct Index {
     clock: AtomicU64,
     /// Copies every blob should have; fewer queue a repair (0: never).
     replica_target: AtomicUsize,
+    /// Unlogged marks waiting to be cleared in one commit.
+    clears: unlogged::Clears,
 }
 
 fn now_ms() -> u64 {
@@ -179,7 +181,12 @@ impl Index {
 
     /// The index over `engine`, made ready for use (cluster id created, clock restored).
     pub async fn with_engine(engine: Arc<dyn Engine>) -> Result<Self> {
-        let index = Self { engine, clock: AtomicU64::new(0), replica_target: AtomicUsize::new(0) };
+        let index = Self {
+            engine,
+            clock: AtomicU64::new(0),
+            replica_target: AtomicUsize::new(0),
+            clears: unlogged::Clears::new(unlogged::MAX_CLEAR_BATCH, unlogged::MAX_CLEARS_WAITING),
+        };
         let stored: u64 = index.read(Table::Meta, META_CLOCK).await?.unwrap_or(0);
         index.clock.store(stored, Ordering::SeqCst);
         in_transaction!(index.engine, tx, {

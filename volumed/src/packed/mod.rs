@@ -28,7 +28,8 @@ use std::sync::{Arc, RwLock};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::OpenBlob;
-use crate::blob;
+use crate::blob::{self, TailRead};
+use crate::cached;
 use crate::error::{Error, Result};
 use crate::files::blocking;
 use crate::store::PackOptions;
@@ -205,11 +206,20 @@ impl Packed {
     pub(crate) async fn open_blob(&self, id: &str) -> Result<OpenBlob> {
         let (loc, file, _) = self.lookup(&raw_id(id)?).ok_or(Error::NotFound)?;
         let base = loc.offset + HEADER_LEN;
-        blocking(move || {
-            let tail = blob::read_tail(&file, base, loc.body_len, Some(loc.meta_len))?;
-            Ok(OpenBlob { file, base, footer: tail.footer, meta: tail.meta, crcs: tail.crcs })
-        })
-        .await
+        let tail_len = blob::tail_len(loc.body_len, Some(loc.meta_len))?;
+        let at = base + loc.body_len - tail_len;
+        let body_len = loc.body_len;
+        let tail =
+            cached::read_with(&file, tail_len as usize, at, move |bytes| blob::parse_tail(&bytes, body_len)).await?;
+        let tail = match tail {
+            TailRead::Whole(tail) => tail,
+            // The index's metadata length fell short of the footer's: read as a file would.
+            TailRead::MetaBefore(_) => {
+                let file = file.clone();
+                blocking(move || blob::read_tail(&file, base, body_len, None)).await?
+            }
+        };
+        Ok(OpenBlob { file, base, footer: tail.footer, meta: tail.meta, crcs: tail.crcs })
     }
 
     /// Up to `limit` packed ids greater than `after`, ascending.
