@@ -68,23 +68,26 @@ where
         }
         queues.insert(key.clone(), vec![(item, answer)]);
         drop(queues);
-        let sender = Sender { queues: self.queues.clone(), key, max_batch: self.max_batch };
+        let sender = Sender { queues: self.queues.clone(), key, max_batch: self.max_batch, ended: false };
         tokio::spawn(sender.run(send));
         outcome
     }
 }
 
-/// The task sending one key's batches. Dropped (done, or its task cancelled at shutdown), it
-/// takes the key out so that the next submission starts a new one, and whatever still waits
-/// sees its receiver closed.
+/// The task sending one key's batches. It takes the key out when it finds nothing waiting.
+/// Dropped before that (a panic, or its task cancelled at shutdown), it takes the key out
+/// itself, so the next submission starts a new sender, and whatever still waits sees its
+/// receiver closed.
 struct Sender<K: Hash + Eq, T, R> {
     queues: Queues<K, T, R>,
     key: K,
     max_batch: usize,
+    /// Whether it took the key out: from then on the key may belong to a new sender.
+    ended: bool,
 }
 
 impl<K: Hash + Eq + Clone, T, R: Clone> Sender<K, T, R> {
-    async fn run<F, Fut>(self, send: F)
+    async fn run<F, Fut>(mut self, send: F)
     where
         F: Fn(K, Vec<T>) -> Fut,
         Fut: Future<Output = R>,
@@ -98,11 +101,12 @@ impl<K: Hash + Eq + Clone, T, R: Clone> Sender<K, T, R> {
         }
     }
 
-    fn next_batch(&self) -> Option<Waiting<T, R>> {
+    fn next_batch(&mut self) -> Option<Waiting<T, R>> {
         let mut queues = lock(&self.queues);
         let waiting = queues.get_mut(&self.key)?;
         if waiting.is_empty() {
             queues.remove(&self.key);
+            self.ended = true;
             return None;
         }
         let n = waiting.len().min(self.max_batch);
@@ -112,7 +116,9 @@ impl<K: Hash + Eq + Clone, T, R: Clone> Sender<K, T, R> {
 
 impl<K: Hash + Eq, T, R> Drop for Sender<K, T, R> {
     fn drop(&mut self) {
-        lock(&self.queues).remove(&self.key);
+        if !self.ended {
+            lock(&self.queues).remove(&self.key);
+        }
     }
 }
 
@@ -171,6 +177,26 @@ mod tests {
         let waiting: Vec<_> = (1..=7).map(|i| batcher.submit(1, i, send(&seen))).collect();
         let outcomes: Vec<bool> = futures::future::join_all(waiting).await.iter().map(Result::is_ok).collect();
         assert_eq!(outcomes, [true, true, true, true, true, false, false]);
+    }
+
+    /// A sender that found nothing waiting and ended must not, as it goes, take away the queue a
+    /// new sender started for items submitted right after.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn every_item_is_answered_while_senders_come_and_go() {
+        let batcher: Batcher<u8, u32, usize> = Batcher::new(4, 10_000);
+        let tasks = (0..8).map(|_| {
+            let batcher = batcher.clone();
+            tokio::spawn(async move {
+                let mut answered = 0;
+                for i in 0..500 {
+                    let outcome = batcher.submit(1, i, |_, items: Vec<u32>| async move { items.len() });
+                    answered += usize::from(outcome.await.is_ok());
+                }
+                answered
+            })
+        });
+        let answered: Vec<usize> = futures::future::join_all(tasks).await.into_iter().map(Result::unwrap).collect();
+        assert_eq!(answered, [500; 8]);
     }
 
     #[tokio::test]

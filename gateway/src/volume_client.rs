@@ -376,7 +376,9 @@ impl VolumeClient {
             });
         match outcome.await {
             Ok(outcome) => outcome.map_err(Error::Volume),
-            Err(_) => Err(Error::Volume(format!("COMMIT {base}: too many appends waiting"))),
+            Err(_) => {
+                Err(Error::Volume(format!("COMMIT {base}: not sent (too many appends waiting, or the sender failed)")))
+            }
         }
     }
 
