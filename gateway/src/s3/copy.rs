@@ -110,14 +110,24 @@ pub(super) async fn copy_object(
     Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
 }
 
-/// Parses `x-amz-copy-source-range: bytes=first-last` against the source size.
+/// Parses `x-amz-copy-source-range: bytes=first-last` against the source size: a value not of
+/// that form is `InvalidArgument`, a range the source does not cover `InvalidRange` (as S3
+/// compatibility suites expect).
 fn copy_range(value: Option<&str>, size: u64) -> S3Result<(u64, u64)> {
     let Some(value) = value else { return Ok((0, size)) };
-    let invalid = || s3_error!(InvalidArgument, "Range specified is not valid for source object of size: {size}");
-    let (first, last) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(invalid)?;
-    let (first, last): (u64, u64) = (first.parse().map_err(|_| invalid())?, last.parse().map_err(|_| invalid())?);
-    if first > last || last >= size {
-        return Err(invalid());
+    let malformed = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last where first and last are the zero-based offsets of the first and last bytes to copy"
+        )
+    };
+    let (first, last) = value.strip_prefix("bytes=").and_then(|r| r.split_once('-')).ok_or_else(malformed)?;
+    let (first, last): (u64, u64) = (first.parse().map_err(|_| malformed())?, last.parse().map_err(|_| malformed())?);
+    if first > last {
+        return Err(malformed());
+    }
+    if last >= size {
+        return Err(s3_error!(InvalidRange, "Range specified is not valid for source object of size: {size}"));
     }
     Ok((first, last + 1))
 }

@@ -94,7 +94,11 @@ async fn list(
         return Err(Error::NoSuchBucket.into());
     }
     let max = usize::try_from(max_keys.min(DEFAULT_MAX_KEYS)).unwrap_or(0);
-    let page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
+    let mut page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
+    // Asked for no keys, S3 says the listing is not truncated, whatever the bucket holds.
+    if max == 0 {
+        page.truncated = false;
+    }
     Ok(Listing { page, max_keys: max_keys.min(DEFAULT_MAX_KEYS), url_encode })
 }
 
@@ -122,7 +126,8 @@ pub(super) async fn list_objects(
         name: Some(input.bucket),
         prefix: Some(listing.encode(&prefix)),
         marker: Some(input.marker.as_deref().map(|m| listing.encode(m)).unwrap_or_default()),
-        delimiter: input.delimiter.as_deref().map(|d| listing.encode(d)),
+        // An empty delimiter is no delimiter, and S3 does not echo it.
+        delimiter: delimiter.map(|d| listing.encode(d)),
         max_keys: Some(listing.max_keys),
         is_truncated: Some(listing.page.truncated),
         contents: Some(listing.contents(true)),
@@ -151,7 +156,8 @@ pub(super) async fn list_objects_v2(
     Ok(S3Response::new(ListObjectsV2Output {
         name: Some(input.bucket),
         prefix: Some(listing.encode(&prefix)),
-        delimiter: input.delimiter.as_deref().map(|d| listing.encode(d)),
+        // An empty delimiter is no delimiter, and S3 does not echo it.
+        delimiter: delimiter.map(|d| listing.encode(d)),
         max_keys: Some(listing.max_keys),
         key_count: Some(i32::try_from(listing.page.items.len()).unwrap_or(i32::MAX)),
         is_truncated: Some(listing.page.truncated),
@@ -195,7 +201,8 @@ pub(super) async fn list_object_versions(
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
         prefix: Some(listing.encode(&prefix)),
-        delimiter: input.delimiter.as_deref().map(|d| listing.encode(d)),
+        // An empty delimiter is no delimiter, and S3 does not echo it.
+        delimiter: delimiter.map(|d| listing.encode(d)),
         key_marker: input.key_marker.as_deref().map(|m| listing.encode(m)),
         version_id_marker: input.version_id_marker,
         max_keys: Some(listing.max_keys),

@@ -194,7 +194,7 @@ fn invalid_part_number() -> s3s::S3Error {
         s3s::S3ErrorCode::Custom("InvalidPartNumber".into()),
         "The requested partnumber is not satisfiable",
     );
-    err.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
     err
 }
 
@@ -294,7 +294,13 @@ pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> 
     if input.response_expires.is_some() {
         output.expires = input.response_expires;
     }
+    output.tag_count = tag_count(&record);
     Ok(S3Response::new(output))
+}
+
+/// `x-amz-tagging-count`: sent when the object has tags.
+fn tag_count(record: &ObjectRecord) -> Option<i32> {
+    (!record.tags.is_empty()).then(|| i32::try_from(record.tags.len()).unwrap_or(i32::MAX))
 }
 
 pub(super) async fn head_object(
@@ -306,7 +312,12 @@ pub(super) async fn head_object(
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let output = object_output!(HeadObjectOutput, record, plan, {});
-    Ok(S3Response::new(output))
+    let mut response = S3Response::new(output);
+    // S3 sends it on HEAD as on GET, though its model (and so s3s's output) only has it on GET.
+    if let Some(count) = tag_count(&record) {
+        response.headers.insert(http::HeaderName::from_static("x-amz-tagging-count"), http::HeaderValue::from(count));
+    }
+    Ok(response)
 }
 
 pub(super) async fn get_object_attributes(
@@ -315,7 +326,10 @@ pub(super) async fn get_object_attributes(
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
     let record = lookup(gw, &input.bucket, &input.key).await?;
-    let wants = |name: &str| input.object_attributes.iter().any(|a| a.as_str() == name);
+    // One header value may name several, comma-separated (boto3 and the CLI send them so);
+    // s3s takes each header value as one.
+    let wants =
+        |name: &str| input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim() == name);
     let mut output =
         GetObjectAttributesOutput { last_modified: Some(timestamp_from_ms(record.modified_ms)), ..Default::default() };
     if wants(ObjectAttributes::ETAG) {

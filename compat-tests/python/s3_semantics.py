@@ -1,0 +1,107 @@
+"""Small S3 semantics that real clients and compatibility suites check, through boto3 (run by
+tests/s3_semantics.rs).
+
+Usage: s3_semantics.py. Endpoint and key come from CAIRN_ENDPOINT and AWS_* variables.
+Exits non-zero, with the failing assertion, on any failure.
+"""
+
+import os
+
+import boto3
+import botocore
+from botocore.config import Config
+
+
+def client():
+    return boto3.client(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+
+
+def error_of(call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as err:
+        return err.response["Error"]["Code"], err.response["ResponseMetadata"]["HTTPStatusCode"]
+    raise AssertionError("expected an error")
+
+
+def main():
+    s3 = client()
+    s3.create_bucket(Bucket="sem")
+
+    # x-amz-tagging-count on GET and HEAD when the object has tags, absent when it has none.
+    s3.put_object(Bucket="sem", Key="tagged", Body=b"x", Tagging="a=1&b=2")
+    s3.put_object(Bucket="sem", Key="plain", Body=b"y")
+    assert s3.get_object(Bucket="sem", Key="tagged")["TagCount"] == 2
+    head = s3.head_object(Bucket="sem", Key="tagged")["ResponseMetadata"]["HTTPHeaders"]
+    assert head.get("x-amz-tagging-count") == "2", head
+    assert "TagCount" not in s3.get_object(Bucket="sem", Key="plain")
+    plain = s3.head_object(Bucket="sem", Key="plain")["ResponseMetadata"]["HTTPHeaders"]
+    assert "x-amz-tagging-count" not in plain, plain
+
+    # max-keys=0: nothing listed, and not truncated (s3-tests' test_bucket_list_maxkeys_zero).
+    for listing in (s3.list_objects(Bucket="sem", MaxKeys=0), s3.list_objects_v2(Bucket="sem", MaxKeys=0)):
+        assert listing["IsTruncated"] is False, listing
+        assert "Contents" not in listing, listing
+    versions = s3.list_object_versions(Bucket="sem", MaxKeys=0)
+    assert versions["IsTruncated"] is False and "Versions" not in versions, versions
+
+    # An empty delimiter is no delimiter and is not echoed.
+    for listing in (
+        s3.list_objects(Bucket="sem", Delimiter=""),
+        s3.list_objects_v2(Bucket="sem", Delimiter=""),
+        s3.list_object_versions(Bucket="sem", Delimiter=""),
+    ):
+        assert "Delimiter" not in listing, listing
+    assert s3.list_objects_v2(Bucket="sem", Delimiter="/")["Delimiter"] == "/"
+
+    # UploadPartCopy: a range past the source is InvalidRange, a malformed one InvalidArgument.
+    s3.put_object(Bucket="sem", Key="five", Body=b"01234")
+    upload = s3.create_multipart_upload(Bucket="sem", Key="dest")["UploadId"]
+    source = {"Bucket": "sem", "Key": "five"}
+
+    def copy(byte_range):
+        return lambda: s3.upload_part_copy(
+            Bucket="sem", Key="dest", UploadId=upload, PartNumber=1, CopySource=source, CopySourceRange=byte_range
+        )
+
+    code, status = error_of(copy("bytes=0-21"))
+    assert code == "InvalidRange" and status in (400, 416), (code, status)
+    assert error_of(copy("bytes=3-1"))[0] == "InvalidArgument"
+    assert error_of(copy("bytes=a-b"))[0] == "InvalidArgument"
+    part = s3.upload_part_copy(
+        Bucket="sem", Key="dest", UploadId=upload, PartNumber=1, CopySource=source, CopySourceRange="bytes=1-3"
+    )
+    s3.complete_multipart_upload(
+        Bucket="sem",
+        Key="dest",
+        UploadId=upload,
+        MultipartUpload={"Parts": [{"ETag": part["CopyPartResult"]["ETag"], "PartNumber": 1}]},
+    )
+    assert s3.get_object(Bucket="sem", Key="dest")["Body"].read() == b"123"
+
+    # GetObject partNumber beyond the parts: 400 InvalidPartNumber.
+    assert error_of(lambda: s3.get_object(Bucket="sem", Key="dest", PartNumber=2)) == ("InvalidPartNumber", 400)
+    assert error_of(lambda: s3.get_object(Bucket="sem", Key="five", PartNumber=2)) == ("InvalidPartNumber", 400)
+    assert s3.get_object(Bucket="sem", Key="dest", PartNumber=1)["PartsCount"] == 1
+
+    # GetObjectAttributes with several attributes (boto3 sends them in one header, comma-separated).
+    attributes = s3.get_object_attributes(
+        Bucket="sem", Key="dest", ObjectAttributes=["ETag", "ObjectSize", "ObjectParts", "StorageClass"]
+    )
+    assert attributes["ObjectSize"] == 3, attributes
+    assert attributes["StorageClass"] == "STANDARD", attributes
+    assert attributes["ETag"].strip('"').endswith("-1"), attributes
+    parts = attributes["ObjectParts"]
+    assert parts["TotalPartsCount"] == 1 and parts["Parts"][0]["Size"] == 3, attributes
+    only_size = s3.get_object_attributes(Bucket="sem", Key="five", ObjectAttributes=["ObjectSize"])
+    assert only_size["ObjectSize"] == 5 and "ETag" not in only_size, only_size
+
+    print("s3 semantics passed")
+
+
+if __name__ == "__main__":
+    main()
