@@ -17,6 +17,7 @@ pub mod tools;
 /// A private PostgreSQL server (the gateway's engine tests use the same file).
 #[path = "../../gateway/src/engine/test_postgres.rs"]
 pub mod postgres;
+pub mod prometheus;
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};

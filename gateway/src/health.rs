@@ -60,6 +60,7 @@ impl Health {
         if came_back {
             tracing::info!(%url, "volume is back up");
         }
+        metrics::gauge!("cairn_volume_up", "volume" => url.to_string()).set(1.0);
     }
 
     /// A request to the volume failed.
@@ -73,6 +74,7 @@ impl Health {
         });
         if went_down {
             tracing::warn!(%url, %why, "volume is down; new writes go to the next volumes");
+            metrics::gauge!("cairn_volume_up", "volume" => url.to_string()).set(0.0);
         }
     }
 

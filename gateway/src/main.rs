@@ -28,6 +28,7 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     gateway::logging::init(cli.log_format);
+    volumed::metrics::install();
     let result = match cli.command {
         Command::Dev(args) => gateway::dev::run(args).await,
         Command::Serve(args) => serve(*args).await,

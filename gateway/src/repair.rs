@@ -151,10 +151,16 @@ impl Repairer {
             crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
         }
         let mut after: Option<String> = None;
+        let mut queued = 0;
         loop {
             let from = after.clone();
             let page = self.index.repairs(from.as_deref(), PAGE).await?;
             let full = page.len() == PAGE;
+            queued += page.len();
+            if !full {
+                // The queue as this walk found it (a walk cut short by a lost lease says nothing).
+                metrics::gauge!("cairn_repair_queue_length").set(queued as f64);
+            }
             for (blob_id, entry) in page {
                 // Stops at once when another gateway took the lease over.
                 if shutdown.is_cancelled() || !self.lease.held() {

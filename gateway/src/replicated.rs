@@ -528,6 +528,7 @@ impl FailoverReader {
                         return Err(Error::Unavailable(format!("blob {blob}: too many replica failures")));
                     }
                     self.failovers_left -= 1;
+                    metrics::counter!("cairn_read_failovers_total").increment(1);
                     stream = self.open().await?;
                 }
             }

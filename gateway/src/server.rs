@@ -117,10 +117,12 @@ pub async fn run(
         let started = std::time::Instant::now();
         let bytes_in = content_length(req.headers());
         async move {
+            let _in_flight = InFlightRequest::start();
             let context = RequestContext::new(request_id.clone());
             let mut response = crate::request_id::scope(context.clone(), crate::guard::serve(&s3, req)).await?;
             let error = crate::error::complete_message(&mut response);
             log_access(&context.access(), response.status(), error.as_ref(), bytes_in, &response, started);
+            count_request(&context.access(), response.status(), bytes_in, &response, started);
             if let Ok(value) = http::HeaderValue::from_str(&request_id) {
                 response.headers_mut().insert("x-amz-request-id", value);
             }
@@ -200,6 +202,40 @@ fn log_access(
         access_key = %access_key,
         "request"
     );
+}
+
+/// The metrics of one S3 request, as its access log line has them: requests by operation and
+/// status, time to the answer's head by operation, bytes in and out (as announced).
+fn count_request(
+    access: &Access,
+    status: http::StatusCode,
+    bytes_in: Option<u64>,
+    response: &http::Response<s3s::Body>,
+    started: std::time::Instant,
+) {
+    let op = access.op.clone().unwrap_or_else(|| "-".into());
+    let status = status.as_u16().to_string();
+    metrics::counter!("cairn_s3_requests_total", "op" => op.clone(), "status" => status).increment(1);
+    metrics::histogram!("cairn_s3_request_duration_seconds", "op" => op).record(started.elapsed().as_secs_f64());
+    metrics::counter!("cairn_s3_received_bytes_total").increment(bytes_in.unwrap_or(0));
+    metrics::counter!("cairn_s3_sent_bytes_total").increment(content_length(response.headers()).unwrap_or(0));
+}
+
+/// Counts an S3 request in `cairn_s3_requests_in_flight` while it lives (until its answer's
+/// head is ready, or the client goes away).
+struct InFlightRequest;
+
+impl InFlightRequest {
+    fn start() -> Self {
+        metrics::gauge!("cairn_s3_requests_in_flight").increment(1.0);
+        Self
+    }
+}
+
+impl Drop for InFlightRequest {
+    fn drop(&mut self) {
+        metrics::gauge!("cairn_s3_requests_in_flight").decrement(1.0);
+    }
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {

@@ -74,6 +74,16 @@ fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder 
     }
 }
 
+/// Counts a volume request by volume, operation and outcome: `ok` (any answer but a 5xx),
+/// `error_status` (a 5xx), `error` (no answer: refused, reset) or `timeout`.
+fn count_outcome(volume: &str, op: &str, outcome: &'static str) {
+    metrics::counter!(
+        "cairn_volume_client_requests_total",
+        "volume" => volume.to_string(), "op" => op.to_string(), "outcome" => outcome
+    )
+    .increment(1);
+}
+
 /// How a failed request reflects on the volume's health.
 fn fault_of(err: &reqwest::Error) -> Option<Fault> {
     if err.is_connect() || err.is_timeout() {
@@ -163,10 +173,12 @@ impl VolumeClient {
                 if let Some(fault) = fault_of(&err) {
                     self.health.failed(base, fault, &err);
                 }
+                count_outcome(base, what, "error");
                 return Err(Error::Volume(format!("{what} {base}: {err}")));
             }
         };
         let status = response.status();
+        count_outcome(base, what, if status.is_server_error() { "error_status" } else { "ok" });
         if status.is_server_error() {
             self.health.failed(base, Fault::ErrorAnswer, &status);
         } else if status == StatusCode::UNAUTHORIZED {
@@ -196,6 +208,7 @@ impl VolumeClient {
     }
 
     fn timed_out(&self, base: &str, what: &str, doing: &str, after: Duration) -> Error {
+        count_outcome(base, what, "timeout");
         let err = Error::Volume(format!("{what} {base}: {doing} within {after:?}"));
         self.health.failed(base, Fault::Unreachable, &err);
         err

@@ -98,7 +98,13 @@ fn write_loop(mut file: File, queue: mpsc::Receiver<Append>) {
             bytes.extend_from_slice(id);
             bytes.extend_from_slice(&crc32c(id).to_le_bytes());
         }
-        let written = file.write_all(&bytes).and_then(|()| file.sync_data());
+        let written = file.write_all(&bytes).and_then(|()| {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            metrics::histogram!("cairn_volume_fsync_seconds", "file" => "commit_log")
+                .record(started.elapsed().as_secs_f64());
+            synced
+        });
         if let Err(err) = &written {
             tracing::error!(%err, "commit log append failed");
         }

@@ -146,7 +146,9 @@ impl BlobStore for FileBlobs {
         out.write_all(&tail).await?;
         out.flush().await?;
         let file = out.into_inner();
+        let started = std::time::Instant::now();
         file.sync_all().await?;
+        metrics::histogram!("cairn_volume_fsync_seconds", "file" => "blob").record(started.elapsed().as_secs_f64());
         drop(file);
         tokio::fs::rename(&temp.path, &path).await?;
         temp.disarm();

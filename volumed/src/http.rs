@@ -107,6 +107,7 @@ impl Api {
     async fn handle_in_span(&self, req: Request<Incoming>) -> Result<Response<Body>, Infallible> {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
+        let started = std::time::Instant::now();
         let response = match self.route(req).await {
             Ok(response) => response,
             Err(err) => {
@@ -125,6 +126,11 @@ impl Api {
                 response
             }
         };
+        // The operation is the method and the path's first segment (`GET /blob`): never an id.
+        let op = format!("{method} /{}", path.trim_start_matches('/').split('/').next().unwrap_or(""));
+        let status = response.status().as_u16().to_string();
+        metrics::counter!("cairn_volume_requests_total", "op" => op.clone(), "status" => status).increment(1);
+        metrics::histogram!("cairn_volume_request_seconds", "op" => op).record(started.elapsed().as_secs_f64());
         Ok(response)
     }
 
@@ -133,6 +139,9 @@ impl Api {
         let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
         if segments == ["health"] {
             return Ok(text(StatusCode::OK, "ok".into()));
+        }
+        if segments == ["metrics"] && req.method() == Method::GET {
+            return self.metrics();
         }
         self.authorize(req.headers())?;
         let gateway = req.headers().get(GATEWAY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -206,7 +215,23 @@ impl Api {
         };
         let body = req.into_body().into_data_stream();
         let receipt = self.store.write(sv, id, &meta, expected_size, body).await?;
+        metrics::counter!("cairn_volume_blob_writes_total").increment(1);
+        metrics::counter!("cairn_volume_blob_written_bytes_total").increment(receipt.size);
         json(StatusCode::CREATED, &receipt)
+    }
+
+    /// `GET /metrics`: the recorded metrics, with each subvolume's space as of now.
+    fn metrics(&self) -> Result<Response<Body>> {
+        for subvolume in self.store.stats()?.subvolumes {
+            let index = subvolume.index.to_string();
+            metrics::gauge!("cairn_volume_free_bytes", "subvolume" => index.clone()).set(subvolume.free_bytes as f64);
+            metrics::gauge!("cairn_volume_size_bytes", "subvolume" => index).set(subvolume.total_bytes as f64);
+        }
+        let mut response = text(StatusCode::OK, crate::metrics::render());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, http::HeaderValue::from_static(crate::metrics::CONTENT_TYPE));
+        Ok(response)
     }
 
     async fn get(&self, sv: usize, id: &str, headers: &HeaderMap, with_body: bool) -> Result<Response<Body>> {
@@ -231,6 +256,10 @@ impl Api {
             response = response
                 .status(StatusCode::PARTIAL_CONTENT)
                 .header(header::CONTENT_RANGE, format!("bytes {start}-{}/{}", end.saturating_sub(1), footer.data_len));
+        }
+        if with_body {
+            metrics::counter!("cairn_volume_blob_reads_total").increment(1);
+            metrics::counter!("cairn_volume_blob_read_bytes_total").increment(end - start);
         }
         let body = if with_body && end > start {
             let mut read = CheckedRead::open(&blob, start, end, self.budget.clone()).await?;

@@ -25,6 +25,7 @@ pub mod error;
 mod files;
 pub mod http;
 pub mod membership;
+pub mod metrics;
 mod packed;
 pub mod read;
 pub mod serve;

@@ -7,6 +7,7 @@ use volumed::config::VolumedArgs;
 async fn main() -> ExitCode {
     let args = VolumedArgs::parse();
     volumed::serve::init_logging(args.log_format);
+    volumed::metrics::install();
     let print_config = args.print_config;
     let settings = match args.resolve() {
         Ok(settings) => settings,

@@ -265,6 +265,7 @@ impl AdminApi {
             match req.uri().path() {
                 "/health" => return Ok(probes::health()),
                 "/ready" => return Ok(probes::ready(&self).await),
+                "/metrics" => return Ok(probes::metrics()),
                 _ => {}
             }
         }

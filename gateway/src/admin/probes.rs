@@ -32,6 +32,15 @@ pub(super) fn health() -> Response<Full<Bytes>> {
     super::reply(StatusCode::OK, "ok".into())
 }
 
+/// `GET /metrics`: Prometheus text format, no token (see `volumed::metrics`).
+pub(super) fn metrics() -> Response<Full<Bytes>> {
+    let mut response = super::reply(StatusCode::OK, volumed::metrics::render());
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(volumed::metrics::CONTENT_TYPE));
+    response
+}
+
 pub(super) async fn ready(api: &AdminApi) -> Response<Full<Bytes>> {
     let index_ok = match api.index.cluster_id().await {
         Ok(_) => true,

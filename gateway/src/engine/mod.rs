@@ -167,6 +167,11 @@ pub async fn back_off(attempt: u32, why: &str) {
     tokio::time::sleep(Duration::from_millis(jitter)).await;
 }
 
+/// Records how long one commit took (`cairn_index_commit_seconds`), for [`in_transaction!`].
+pub fn record_commit(took: std::time::Duration) {
+    metrics::histogram!("cairn_index_commit_seconds").record(took.as_secs_f64());
+}
+
 /// Runs a block in a transaction of an engine and commits it, running it again on a new
 /// transaction after a conflict (so the block must decide only from what it reads); evaluates
 /// to the block's `Result`. The block sees the transaction as `&mut dyn Transaction` under the
@@ -191,7 +196,12 @@ macro_rules! in_transaction {
                 async { $body }.await
             };
             let result = match outcome {
-                Ok(value) => transaction.commit().await.map(|()| value),
+                Ok(value) => {
+                    let started = std::time::Instant::now();
+                    let committed = transaction.commit().await.map(|()| value);
+                    $crate::engine::record_commit(started.elapsed());
+                    committed
+                }
                 Err(err) => Err(err),
             };
             match result {

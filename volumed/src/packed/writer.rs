@@ -102,7 +102,13 @@ impl Writer {
         // The index changes this batch makes, in order; applied only once they are durable.
         let mut changes: Vec<(RawId, Option<Loc>)> = Vec::new();
         let mut outcomes = Vec::with_capacity(batch.len());
-        let written = self.append_all(&batch, &mut changes, &mut outcomes).and_then(|()| self.file.sync_data());
+        let written = self.append_all(&batch, &mut changes, &mut outcomes).and_then(|()| {
+            let started = std::time::Instant::now();
+            let synced = self.file.sync_data();
+            metrics::histogram!("cairn_volume_fsync_seconds", "file" => "segment")
+                .record(started.elapsed().as_secs_f64());
+            synced
+        });
         match written {
             Ok(()) => {
                 let mut index = self.index.write().unwrap_or_else(|poisoned| poisoned.into_inner());
