@@ -37,6 +37,8 @@ async fn metrics_count_a_known_workload_and_show_a_dead_volume() {
     assert!(s3.head_object().bucket("bkt").key("missing").send().await.is_err());
 
     let after = scrape(&cluster.admin_url()).await;
+    let text = reqwest::get(format!("{}/metrics", cluster.admin_url())).await.unwrap().text().await.unwrap();
+    assert!(text.contains("# HELP cairn_s3_requests_total "), "metrics are described");
     assert_eq!(puts(&after) - puts(&before), 10.0, "ten PUTs");
     let gets =
         |samples: &[Sample]| value(samples, "cairn_s3_requests_total", &[("op", "GetObject"), ("status", "200")]);
