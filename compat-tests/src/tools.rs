@@ -72,6 +72,31 @@ impl Tool {
         })
     }
 
+    /// The same tool against another S3 endpoint of the cluster (e.g. its HTTPS URL).
+    pub fn with_endpoint(mut self, endpoint: &str) -> Self {
+        if let Some(arg) = self.prefix_args.windows(2).position(|w| w[0] == "--endpoint-url").map(|i| i + 1) {
+            self.prefix_args[arg] = endpoint.into();
+        }
+        for (name, value) in &mut self.envs {
+            if name == "CAIRN_ENDPOINT" || name == "RCLONE_CONFIG_CAIRN_ENDPOINT" {
+                *value = endpoint.into();
+            }
+        }
+        self
+    }
+
+    /// The same tool with one more environment variable.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.envs.push((name.into(), value.into()));
+        self
+    }
+
+    /// The same tool with more arguments before each command's own.
+    pub fn with_args(mut self, args: &[&str]) -> Self {
+        self.prefix_args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
     /// Runs the tool; returns its output whatever the exit status.
     pub fn output(&self, args: &[&str]) -> Output {
         Command::new(&self.program)

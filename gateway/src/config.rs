@@ -91,6 +91,12 @@ pub struct ServeArgs {
     #[arg(long, env = "CAIRN_UPLOAD_TTL", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration_or_seconds")]
     pub upload_ttl: Option<Duration>,
+    /// PEM certificate chain (leaf first) for HTTPS on the S3 listener; needs --tls-key.
+    #[arg(long, env = "CAIRN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "CAIRN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 /// Default `--upload-ttl`: a week, long enough for any upload that is still being worked on.
@@ -167,6 +173,17 @@ pub struct Settings {
     pub domain: Option<String>,
     /// Age after which GC aborts an incomplete multipart upload.
     pub upload_ttl: Duration,
+    /// Certificate chain and key files: the S3 listener speaks HTTPS.
+    pub tls: Option<TlsFiles>,
+}
+
+/// `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// PEM certificate chain, leaf first.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
 }
 
 impl std::fmt::Debug for Settings {
@@ -184,6 +201,7 @@ impl std::fmt::Debug for Settings {
             .field("region", &self.region)
             .field("domain", &self.domain)
             .field("upload_ttl", &self.upload_ttl)
+            .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
 }
@@ -221,6 +239,10 @@ impl Settings {
             put("domain", domain.clone().into());
         }
         put("upload_ttl", humane(self.upload_ttl).into());
+        if let Some(tls) = &self.tls {
+            put("tls_cert", tls.cert.display().to_string().into());
+            put("tls_key", tls.key.display().to_string().into());
+        }
         let admin = if self.admin_token.is_some() {
             ", admin_token"
         } else {
@@ -380,6 +402,11 @@ impl ServeArgs {
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
             upload_ttl: self.upload_ttl.or(file.upload_ttl).unwrap_or(DEFAULT_UPLOAD_TTL),
+            tls: match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
+                (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+                (None, None) => None,
+                _ => return Err(Error::Config("--tls-cert and --tls-key go together".into())),
+            },
         })
     }
 }

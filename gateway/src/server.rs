@@ -24,6 +24,11 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // A certificate that does not load stops the start before anything else is touched.
+    let tls = match &settings.tls {
+        Some(files) => Some(volumed::tls::server_config(&files.cert, &files.key).map_err(crate::Error::Config)?),
+        None => None,
+    };
     let engine = crate::engine::open(&settings.index).await?;
     tracing::info!(index = ?settings.index, "index open");
     let index = Arc::new(Index::with_engine(engine).await?);
@@ -154,8 +159,16 @@ pub async fn run(
     let admin_task =
         tokio::spawn(volumed::serve::serve(admin_listener, admin, async move { admin_shutdown.cancelled().await }));
 
-    tracing::info!(addr = ?s3_listener.local_addr().ok(), "S3 endpoint serving");
-    volumed::serve::serve(s3_listener, s3, shutdown.cancelled()).await;
+    match tls {
+        Some(tls) => {
+            tracing::info!(addr = ?s3_listener.local_addr().ok(), "S3 endpoint serving HTTPS");
+            volumed::serve::serve_tls(s3_listener, s3, shutdown.cancelled(), tls).await;
+        }
+        None => {
+            tracing::info!(addr = ?s3_listener.local_addr().ok(), "S3 endpoint serving");
+            volumed::serve::serve(s3_listener, s3, shutdown.cancelled()).await;
+        }
+    }
     let _ = admin_task.await;
     for task in background {
         let _ = task.await;

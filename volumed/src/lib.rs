@@ -31,6 +31,7 @@ pub mod read;
 pub mod serve;
 pub mod store;
 mod subvolume;
+pub mod tls;
 
 use std::future::Future;
 use std::path::PathBuf;

@@ -78,15 +78,50 @@ where
     serve_with_max_head(listener, service, shutdown, MAX_REQUEST_HEAD).await;
 }
 
+/// [`serve`] over TLS: each connection first completes a TLS handshake, within
+/// [`HEADER_READ_TIMEOUT`] of being accepted (a client that connects and never handshakes
+/// holds its slot no longer than one that never sends a request head).
+pub async fn serve_tls<S, B, E>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    tls: Arc<rustls::ServerConfig>,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    accept_loop(listener, service, shutdown, MAX_REQUEST_HEAD, Some(tokio_rustls::TlsAcceptor::from(tls))).await;
+}
+
 /// [`serve`] with another limit on the size of a request head.
-///
-/// Every accepted socket gets TCP_NODELAY (a small response must never wait on a delayed ACK)
-/// and TCP keepalive.
 pub async fn serve_with_max_head<S, B, E>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
     max_head: usize,
+) where
+    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
+    S::Future: Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    accept_loop(listener, service, shutdown, max_head, None).await;
+}
+
+/// Every accepted socket gets TCP_NODELAY (a small response must never wait on a delayed ACK)
+/// and TCP keepalive; with `tls`, a handshake before HTTP.
+async fn accept_loop<S, B, E>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+    max_head: usize,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
@@ -124,9 +159,23 @@ pub async fn serve_with_max_head<S, B, E>(
         if let Err(err) = configure_socket(&stream) {
             tracing::debug!(%err, %peer, "socket options not set");
         }
-        let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service.clone()));
+        let (builder, service, watcher, tls) = (builder.clone(), service.clone(), graceful.watcher(), tls.clone());
         tokio::spawn(async move {
-            if let Err(err) = connection.await {
+            let served = match tls {
+                None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                Some(tls) => match tokio::time::timeout(HEADER_READ_TIMEOUT, tls.accept(stream)).await {
+                    Ok(Ok(stream)) => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
+                    Ok(Err(err)) => {
+                        tracing::debug!(%err, %peer, "TLS handshake failed");
+                        Ok(())
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "no TLS handshake within the header timeout");
+                        Ok(())
+                    }
+                },
+            };
+            if let Err(err) = served {
                 tracing::debug!(err = %err, %peer, "connection ended with an error");
             }
             drop(permit);
