@@ -310,3 +310,29 @@ async fn both_daemons_log_json_lines_when_asked() {
     let serving = seen.last().map(|line| line["fields"]["message"].clone());
     assert_eq!(serving, Some("volume daemon serving".into()), "{seen:?}");
 }
+
+/// `cairn-admin completions SHELL` prints a completion script that names the commands, needs no
+/// token or gateway, and (bash) is a script bash accepts.
+#[test]
+fn cairn_admin_prints_shell_completions() {
+    let completions = |shell: &str| {
+        let out = std::process::Command::new(compat_tests::binary("cairn-admin"))
+            .args(["completions", shell])
+            .env_remove("CAIRN_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let bash = completions("bash");
+    for command in ["status", "rebalance", "verify", "rebuild", "completions"] {
+        assert!(bash.contains(command), "bash completion names {command}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("cairn-admin.bash");
+    std::fs::write(&script, &bash).unwrap();
+    let checked = std::process::Command::new("bash").arg("-n").arg(&script).status().unwrap();
+    assert!(checked.success(), "bash -n accepts the script");
+    assert!(completions("zsh").starts_with("#compdef cairn-admin"));
+    assert!(completions("fish").contains("complete -c cairn-admin"));
+}

@@ -57,11 +57,13 @@ const DEFAULT_GRACE_SECS: u64 = 3600;
 const COMPLETED_UPLOAD_MEMORY_MS: u64 = 3600 * 1000;
 
 /// `POST /jobs/gc` body.
-#[derive(Debug, Deserialize)]
-struct GcRequest {
-    grace_secs: Option<u64>,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GcRequest {
+    /// Only blobs older than this many seconds are touched (default: an hour).
+    pub grace_secs: Option<u64>,
+    /// Count what would be deleted; delete nothing.
     #[serde(default)]
-    dry_run: bool,
+    pub dry_run: bool,
 }
 
 /// Progress and outcome of a GC job.

@@ -15,9 +15,10 @@ use crate::index::records::{Grant, KeyRecord};
 use crate::time::now_ms;
 
 /// `POST /keys` body.
-#[derive(Debug, Deserialize)]
-struct CreateKey {
-    name: String,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct CreateKey {
+    /// A name for people.
+    pub name: String,
 }
 
 /// `POST /keys` answer: the only time the secret is shown.
@@ -46,16 +47,21 @@ pub struct KeyInfo {
 
 /// `POST /keys/{id}/grants` body: `allow` adds the named permissions, otherwise removes them
 /// (all of them when none is named).
-#[derive(Debug, Deserialize)]
-struct GrantChange {
-    bucket: String,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct GrantChange {
+    /// The bucket.
+    pub bucket: String,
+    /// Read objects and list.
     #[serde(default)]
-    read: bool,
+    pub read: bool,
+    /// Write and delete objects.
     #[serde(default)]
-    write: bool,
+    pub write: bool,
+    /// Create and delete the bucket.
     #[serde(default)]
-    owner: bool,
-    allow: bool,
+    pub owner: bool,
+    /// Add the permissions (else take them away).
+    pub allow: bool,
 }
 
 /// One key with its secret, as `GET /keys/export` lists it and `POST /keys/import` takes it.

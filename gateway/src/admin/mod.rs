@@ -27,7 +27,7 @@ pub mod keys;
 pub mod probes;
 pub mod rebalance;
 pub mod verify;
-mod volumes;
+pub mod volumes;
 
 use std::convert::Infallible;
 use std::sync::Arc;

@@ -58,12 +58,13 @@ async fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
 }
 
 /// `POST /jobs/rebalance` body.
-#[derive(Debug, Deserialize)]
-struct RebalanceRequest {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RebalanceRequest {
+    /// Count what would move; move nothing.
     #[serde(default)]
-    dry_run: bool,
+    pub dry_run: bool,
     /// Copy budget in MB/s; none = as fast as the volumes go.
-    rate_mb_s: Option<f64>,
+    pub rate_mb_s: Option<f64>,
 }
 
 /// Progress and outcome of a rebalance.

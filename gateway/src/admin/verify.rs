@@ -29,10 +29,11 @@ use crate::volume_client::VolumeClient;
 const MAX_LISTED_PROBLEMS: usize = 100;
 
 /// `POST /jobs/verify` body.
-#[derive(Debug, Deserialize)]
-struct VerifyRequest {
+#[derive(Debug, Serialize, Deserialize)]
+pub struct VerifyRequest {
+    /// Rewrite missing and corrupt copies from a good one.
     #[serde(default)]
-    repair: bool,
+    pub repair: bool,
 }
 
 /// Progress and outcome of a verify job.

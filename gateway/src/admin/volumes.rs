@@ -5,42 +5,50 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use super::{AdminApi, Failure, json, read_json};
 use crate::error::Error;
 use crate::index::records::Membership;
 
 /// `POST /volumes` body: add (or update) a volume.
-#[derive(Debug, Deserialize)]
-struct AddVolume {
-    url: String,
-    zone: Option<String>,
-    weight: Option<f64>,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct AddVolume {
+    /// The volume daemon's URL.
+    pub url: String,
+    /// Its failure domain.
+    pub zone: Option<String>,
+    /// Its share of new data relative to the others (default 1).
+    pub weight: Option<f64>,
 }
 
 /// `POST /volumes/weight` body; `drain` is weight 0.
-#[derive(Debug, Deserialize)]
-struct SetWeight {
-    url: String,
-    weight: f64,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SetWeight {
+    /// The volume's URL.
+    pub url: String,
+    /// Its new weight.
+    pub weight: f64,
 }
 
 /// `POST /volumes/zone` body; no zone clears it.
-#[derive(Debug, Deserialize)]
-struct SetZone {
-    url: String,
-    zone: Option<String>,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct SetZone {
+    /// The volume's URL.
+    pub url: String,
+    /// Its zone; `None` clears it.
+    pub zone: Option<String>,
 }
 
 /// `POST /volumes/remove` body.
-#[derive(Debug, Deserialize)]
-struct RemoveVolume {
-    url: String,
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RemoveVolume {
+    /// The volume's URL.
+    pub url: String,
     /// Remove it even though records name copies on it (it is gone for good): those copies
     /// are dropped from the records and rebuilt from the others by the repairer.
     #[serde(default)]
-    force: bool,
+    pub force: bool,
 }
 
 /// `POST /volumes/remove` answer.
