@@ -5,7 +5,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use compat_tests::{CLUSTER_SECRET, binary, free_port};
+use compat_tests::{CLUSTER_SECRET, TestCluster, binary, free_port};
 
 #[test]
 fn volumed_reads_its_own_environment_not_the_gateways() {
@@ -335,4 +335,17 @@ fn cairn_admin_prints_shell_completions() {
     assert!(checked.success(), "bash -n accepts the script");
     assert!(completions("zsh").starts_with("#compdef cairn-admin"));
     assert!(completions("fish").contains("complete -c cairn-admin"));
+}
+
+/// SIGHUP reloads what can be reloaded (the TLS certificate, see `tls.rs`) and never ends the
+/// gateway, so `systemctl reload` is safe without TLS too.
+#[tokio::test(flavor = "multi_thread")]
+async fn sighup_does_not_stop_a_gateway_without_tls() {
+    let mut cluster = TestCluster::start(1, 1);
+    let pid = cluster.gateway.as_ref().unwrap().pid().to_string();
+    assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert!(cluster.gateway.as_mut().unwrap().try_wait().is_none(), "the gateway runs on");
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("after-hup").send().await.unwrap();
 }

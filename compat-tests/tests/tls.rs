@@ -2,7 +2,7 @@
 //! copy in and out, multipart included, with their default checksum settings (over TLS the
 //! SDKs send aws-chunked bodies with trailing checksums, so this drives that path with real
 //! clients); plain HTTP to that port gets no HTTP answer; a certificate that does not load
-//! stops the gateway at start.
+//! stops the gateway at start; SIGHUP makes it serve renewed files to new connections.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +15,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, 
 
 /// A CA, and a server certificate it signed for `localhost` and 127.0.0.1: (CA, chain, key).
 fn test_ca(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     ca_params.distinguished_name.push(DnType::CommonName, "Cairn test CA");
@@ -106,4 +107,63 @@ fn a_certificate_that_does_not_load_stops_the_start() {
     assert_eq!(out.status.code(), Some(2), "a configuration error");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not-a-cert.pem"), "{stderr}");
+}
+
+/// Whether a TLS handshake with the gateway succeeds for a client that trusts only `ca`.
+fn handshake_trusting(ca: &Path, port: u16) -> bool {
+    let script = r#"
+import socket, ssl, sys
+ctx = ssl.create_default_context(cafile=sys.argv[1])
+with socket.create_connection(("127.0.0.1", int(sys.argv[2])), timeout=5) as raw:
+    with ctx.wrap_socket(raw, server_hostname="localhost"):
+        pass
+"#;
+    std::process::Command::new("python3")
+        .args(["-c", script, ca.to_str().unwrap(), &port.to_string()])
+        .stderr(std::process::Stdio::null())
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn sighup_serves_a_renewed_certificate_and_keeps_the_old_one_if_the_new_does_not_load() {
+    if compat_tests::require_tool("python3").is_none() {
+        return;
+    }
+    let work = tempfile::tempdir().unwrap();
+    let (first_ca, cert, key) = test_ca(&work.path().join("first"));
+    let (served_cert, served_key) = (work.path().join("served.pem"), work.path().join("served.key"));
+    std::fs::copy(&cert, &served_cert).unwrap();
+    std::fs::copy(&key, &served_key).unwrap();
+    let mut cluster = TestCluster::start_with(
+        1,
+        1,
+        &["--tls-cert", served_cert.to_str().unwrap(), "--tls-key", served_key.to_str().unwrap()],
+    );
+    let port = cluster.s3_port;
+    let (second_ca, renewed_cert, renewed_key) = test_ca(&work.path().join("second"));
+    assert!(handshake_trusting(&first_ca, port));
+    assert!(!handshake_trusting(&second_ca, port), "a client of another CA is refused");
+
+    let hangup = || {
+        let pid = cluster.gateway.as_ref().unwrap().pid().to_string();
+        assert!(std::process::Command::new("kill").args(["-HUP", &pid]).status().unwrap().success());
+    };
+    std::fs::copy(&renewed_cert, &served_cert).unwrap();
+    std::fs::copy(&renewed_key, &served_key).unwrap();
+    hangup();
+    let start = std::time::Instant::now();
+    while !handshake_trusting(&second_ca, port) {
+        assert!(start.elapsed() < std::time::Duration::from_secs(10), "the renewed certificate is never served");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(!handshake_trusting(&first_ca, port), "the old certificate is no longer served");
+
+    // Files that do not load: logged, and the certificate in use stays.
+    std::fs::write(&served_cert, "not PEM").unwrap();
+    hangup();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(handshake_trusting(&second_ca, port), "still served after a failed reload");
+    assert!(cluster.gateway.as_mut().unwrap().try_wait().is_none(), "the gateway runs on");
 }

@@ -24,9 +24,13 @@ pub async fn run(
     admin_listener: TcpListener,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Before any listener answers, so no SIGHUP can find the default action (ending the process).
+    let hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     // A certificate that does not load stops the start before anything else is touched.
     let tls = match &settings.tls {
-        Some(files) => Some(volumed::tls::server_config(&files.cert, &files.key).map_err(crate::Error::Config)?),
+        Some(files) => {
+            Some(Arc::new(volumed::tls::ReloadableTls::load(&files.cert, &files.key).map_err(crate::Error::Config)?))
+        }
         None => None,
     };
     let engine = crate::engine::open(&settings.index).await?;
@@ -159,6 +163,7 @@ pub async fn run(
     let admin_task =
         tokio::spawn(volumed::serve::serve(admin_listener, admin, async move { admin_shutdown.cancelled().await }));
 
+    let reloader = tokio::spawn(reload_on_sighup(hangups, tls.clone(), shutdown.clone()));
     match tls {
         Some(tls) => {
             tracing::info!(addr = ?s3_listener.local_addr().ok(), "S3 endpoint serving HTTPS");
@@ -170,6 +175,7 @@ pub async fn run(
         }
     }
     let _ = admin_task.await;
+    let _ = reloader.await;
     for task in background {
         let _ = task.await;
     }
@@ -215,6 +221,39 @@ fn log_access(
         access_key = %access_key,
         "request"
     );
+}
+
+/// Reads the TLS certificate and key files again on every SIGHUP until `shutdown`, so a
+/// renewed certificate is served to new connections without a restart; one that does not load
+/// is logged and the previous one stays. Without TLS a SIGHUP only says there is nothing to
+/// reload (rather than ending the process, SIGHUP's default), so `systemctl reload` is safe.
+async fn reload_on_sighup(
+    hangups: std::io::Result<tokio::signal::unix::Signal>,
+    tls: Option<Arc<volumed::tls::ReloadableTls>>,
+    shutdown: CancellationToken,
+) {
+    let mut hangups = match hangups {
+        Ok(signal) => signal,
+        Err(err) => {
+            tracing::warn!(%err, "no SIGHUP handler: the TLS certificate is reloaded only by a restart");
+            return;
+        }
+    };
+    loop {
+        tokio::select! {
+            received = hangups.recv() => {
+                if received.is_none() {
+                    return;
+                }
+                match tls.as_ref().map(|tls| tls.reload()) {
+                    Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                    Some(Err(err)) => tracing::error!(%err, "TLS certificate not reloaded; the previous one stays"),
+                    None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                }
+            }
+            () = shutdown.cancelled() => return,
+        }
+    }
 }
 
 /// The metrics of one S3 request, as its access log line has them: requests by operation and

@@ -14,8 +14,8 @@
 //! - TCP keepalive probes a silent peer, so a connection whose peer vanished in the middle of a
 //!   request (no FIN, no RST) is closed in about two minutes instead of never.
 //!
-//! Only HTTP/1.1 is served. HTTP/2 (prior knowledge, the only way without TLS) is used by none
-//! of Cairn's clients, S3 clients speak HTTP/1.1, and hyper's HTTP/2 server has no idle or
+//! Only HTTP/1.1 is served (over TLS, ALPN offers only `http/1.1`). HTTP/2 (prior knowledge,
+//! the only way without TLS) is used by none of Cairn's clients, S3 clients speak HTTP/1.1, and hyper's HTTP/2 server has no idle or
 //! header-read timeout: an idle HTTP/2 connection would hold its slot forever.
 
 use std::future::Future;
@@ -85,7 +85,7 @@ pub async fn serve_tls<S, B, E>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
-    tls: Arc<rustls::ServerConfig>,
+    tls: Arc<crate::tls::ReloadableTls>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
@@ -94,7 +94,7 @@ pub async fn serve_tls<S, B, E>(
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    accept_loop(listener, service, shutdown, MAX_REQUEST_HEAD, Some(tokio_rustls::TlsAcceptor::from(tls))).await;
+    accept_loop(listener, service, shutdown, MAX_REQUEST_HEAD, Some(tls)).await;
 }
 
 /// [`serve`] with another limit on the size of a request head.
@@ -121,7 +121,7 @@ async fn accept_loop<S, B, E>(
     service: S,
     shutdown: impl Future<Output = ()>,
     max_head: usize,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::ReloadableTls>>,
 ) where
     S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
     S::Future: Send + 'static,
@@ -159,7 +159,9 @@ async fn accept_loop<S, B, E>(
         if let Err(err) = configure_socket(&stream) {
             tracing::debug!(%err, %peer, "socket options not set");
         }
-        let (builder, service, watcher, tls) = (builder.clone(), service.clone(), graceful.watcher(), tls.clone());
+        // The certificate in force when the connection came: a reload affects later ones.
+        let tls = tls.as_ref().map(|tls| tokio_rustls::TlsAcceptor::from(tls.current()));
+        let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
         tokio::spawn(async move {
             let served = match tls {
                 None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,
