@@ -64,72 +64,73 @@ const READ_BUFFER: usize = 256 * 1024;
 const TCP_KEEPALIVE_TIME: Duration = Duration::from_secs(30);
 const TCP_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(10);
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A body a listener can send as an answer.
+pub trait AnswerBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+impl<B> AnswerBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
+
+/// A service a listener can serve its connections with.
+pub trait Handler<B: AnswerBody>:
+    Service<Request<Incoming>, Response = Response<B>, Error: Into<BoxError>, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S, B: AnswerBody> Handler<B> for S where
+    S: Service<Request<Incoming>, Response = Response<B>, Error: Into<BoxError>, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then waits (at most 30 s) for the
 /// connections in flight to finish. Request heads are limited to [`MAX_REQUEST_HEAD`].
-pub async fn serve<S, B, E>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>)
-where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+pub async fn serve<S: Handler<B>, B: AnswerBody>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()>,
+) {
     serve_with_max_head(listener, service, shutdown, MAX_REQUEST_HEAD).await;
 }
 
 /// [`serve`] over TLS: each connection first completes a TLS handshake, within
 /// [`HEADER_READ_TIMEOUT`] of being accepted (a client that connects and never handshakes
 /// holds its slot no longer than one that never sends a request head).
-pub async fn serve_tls<S, B, E>(
+pub async fn serve_tls<S: Handler<B>, B: AnswerBody>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
     tls: Arc<crate::tls::ReloadableTls>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     accept_loop(listener, service, shutdown, MAX_REQUEST_HEAD, Some(tls)).await;
 }
 
 /// [`serve`] with another limit on the size of a request head.
-pub async fn serve_with_max_head<S, B, E>(
+pub async fn serve_with_max_head<S: Handler<B>, B: AnswerBody>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
     max_head: usize,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     accept_loop(listener, service, shutdown, max_head, None).await;
 }
 
 /// Every accepted socket gets TCP_NODELAY (a small response must never wait on a delayed ACK)
 /// and TCP keepalive; with `tls`, a handshake before HTTP.
-async fn accept_loop<S, B, E>(
+async fn accept_loop<S: Handler<B>, B: AnswerBody>(
     listener: TcpListener,
     service: S,
     shutdown: impl Future<Output = ()>,
     max_head: usize,
     tls: Option<Arc<crate::tls::ReloadableTls>>,
-) where
-    S: Service<Request<Incoming>, Response = Response<B>, Error = E> + Clone + Send + Sync + 'static,
-    S::Future: Send + 'static,
-    E: Into<Box<dyn std::error::Error + Send + Sync>>,
-    B: http_body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
+) {
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
