@@ -334,7 +334,7 @@ impl AdminApi {
         let index = &self.index;
         let buckets = index.buckets().await?.len() as u64;
         let (objects, bytes) = index.object_totals().await?;
-        let gc_queue = index.gc_queue().await?.len() as u64;
+        let gc_queue = index.gc_queue_len().await?;
         let repair_queue = index.repair_queue_len().await?;
         let gateways = index.gateways().await?;
         let jobs = Jobs {

@@ -68,6 +68,16 @@ impl Index {
         Pages { index: self, table, from: start.to_vec(), end: end.map(<[u8]>::to_vec), finished: false }
     }
 
+    /// How many rows `table` holds, counted a page at a time (nothing is kept).
+    pub(super) async fn count_rows(&self, table: Table) -> Result<u64> {
+        let mut pages = self.pages(table, b"", None);
+        let mut count = 0;
+        while let Some(page) = pages.next_page().await? {
+            count += page.len() as u64;
+        }
+        Ok(count)
+    }
+
     /// Every row of `table` from `start` (up to `end`), for tables that stay small (buckets,
     /// keys, gateways, uploads); whole-index walks use [`Index::pages`].
     pub(super) async fn scan_all(&self, table: Table, start: &[u8], end: Option<&[u8]>) -> Result<Vec<Row>> {

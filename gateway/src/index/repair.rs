@@ -95,7 +95,7 @@ impl Index {
 
     /// Number of queued repairs.
     pub async fn repair_queue_len(&self) -> Result<u64> {
-        Ok(self.scan_all(Table::Repair, b"", None).await?.len() as u64)
+        self.count_rows(Table::Repair).await
     }
 
     /// The blob a repair is for, with its current copies, if a record still uses it.
