@@ -245,10 +245,15 @@ async fn reload_on_sighup(
                 if received.is_none() {
                     return;
                 }
-                match tls.as_ref().map(|tls| tls.reload()) {
-                    Some(Ok(())) => tracing::info!("TLS certificate reloaded"),
-                    Some(Err(err)) => tracing::error!(%err, "TLS certificate not reloaded; the previous one stays"),
-                    None => tracing::info!("SIGHUP: nothing to reload (no TLS)"),
+                let Some(tls) = tls.clone() else {
+                    tracing::info!("SIGHUP: nothing to reload (no TLS)");
+                    continue;
+                };
+                // Reading the files is blocking work: off the async workers.
+                match tokio::task::spawn_blocking(move || tls.reload()).await {
+                    Ok(Ok(())) => tracing::info!("TLS certificate reloaded"),
+                    Ok(Err(err)) => tracing::error!(%err, "TLS certificate not reloaded; the previous one stays"),
+                    Err(err) => tracing::error!(%err, "TLS certificate reload failed; the previous one stays"),
                 }
             }
             () = shutdown.cancelled() => return,
