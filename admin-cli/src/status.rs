@@ -13,8 +13,8 @@ pub(crate) async fn status(api: &Api, json: bool) -> Result<(), String> {
         return Ok(());
     }
     println!(
-        "objects {}  bytes {}  buckets {}  gc queue {}  repair queue {}",
-        status.objects, status.bytes, status.buckets, status.gc_queue, status.repair_queue
+        "objects {}  bytes {}  buckets {}  gc queue {} ({} bytes)  repair queue {}",
+        status.objects, status.bytes, status.buckets, status.gc_queue, status.gc_queue_bytes, status.repair_queue
     );
     println!("cluster {}  membership epoch {}", status.cluster_id, status.membership_epoch);
     println!("{:<18} {:<28} {:>6} {:<10} {:<8} free per subvolume", "volume", "url", "weight", "zone", "health");

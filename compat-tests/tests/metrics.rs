@@ -94,3 +94,45 @@ async fn metrics_count_a_known_workload_and_show_a_dead_volume() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+/// The gauges read from the index at scrape time: the GC queue grows by the blobs overwrites
+/// replaced (and their bytes), a finished verify shows its progress, and the engine reports
+/// every table.
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_show_the_gc_queue_jobs_and_the_index_engine() {
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("bkt").send().await.unwrap();
+    for n in 0..6 {
+        s3.put_object().bucket("bkt").key(format!("k{n}")).body(vec![1u8; 3000].into()).send().await.unwrap();
+    }
+    let before = scrape(&cluster.admin_url()).await;
+    for n in 0..4 {
+        s3.put_object().bucket("bkt").key(format!("k{n}")).body(vec![2u8; 10].into()).send().await.unwrap();
+    }
+    cluster.admin_ok(&["verify"]);
+    compat_tests::wait_for_job(&cluster.admin_url(), "verify", Duration::from_secs(60), |p| p["state"] == "done").await;
+
+    let after = scrape(&cluster.admin_url()).await;
+    let gc_blobs = value(&after, "cairn_gc_queue_length", &[]) - value(&before, "cairn_gc_queue_length", &[]);
+    assert_eq!(gc_blobs, 4.0, "four overwritten blobs queued");
+    let gc_bytes = value(&after, "cairn_gc_queue_bytes", &[]) - value(&before, "cairn_gc_queue_bytes", &[]);
+    assert_eq!(gc_bytes, 12_000.0, "their bytes");
+
+    let verify = [("job", "verify")];
+    assert_eq!(value(&after, "cairn_job_running", &verify), 0.0);
+    assert_eq!(value(&after, "cairn_job_items_total", &verify), 6.0, "six objects to verify");
+    assert_eq!(value(&after, "cairn_job_items_done", &verify), 6.0, "all verified");
+    assert_eq!(value(&after, "cairn_job_errors", &verify), 0.0);
+    assert!(has(&after, "cairn_job_running", &[("job", "gc")]), "a job that never ran shows as not running");
+    assert_eq!(value(&after, "cairn_job_running", &[("job", "gc")]), 0.0);
+
+    for table in ["objects", "buckets", "gc"] {
+        assert!(has(&after, "cairn_index_table_rows", &[("table", table)]), "rows of {table}");
+        assert!(has(&after, "cairn_index_table_bytes", &[("table", table)]), "bytes of {table}");
+    }
+    let text = reqwest::get(format!("{}/metrics", cluster.admin_url())).await.unwrap().text().await.unwrap();
+    for described in ["cairn_gc_queue_bytes", "cairn_job_items_done", "cairn_index_table_rows"] {
+        assert!(text.contains(&format!("# HELP {described} ")), "{described} is described");
+    }
+}

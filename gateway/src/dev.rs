@@ -132,7 +132,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
 
     println!(
         "Cairn dev cluster: {} volumes x {} subvolumes, {} replicas, data in {}\n\
-         \n  S3 endpoint   http://{}\n  Index         {:?}\n  Admin API     http://{}  (token: {})\n  Access key    {}\n  Secret key    {}\n\
+         \n  S3 endpoint   http://{}\n  Index         {:?}\n  Admin API     http://{}  (token: {})\n  Console       http://{}/  (sign in with that token)\n  Access key    {}\n  Secret key    {}\n\
          \nTry it:\n  export AWS_ACCESS_KEY_ID={} AWS_SECRET_ACCESS_KEY={} AWS_DEFAULT_REGION=us-east-1\n  \
          aws --endpoint-url http://{} s3 mb s3://demo\n  \
          aws --endpoint-url http://{} s3 cp README.md s3://demo/\n  \
@@ -147,6 +147,7 @@ pub async fn run(args: DevArgs) -> Result<()> {
         settings.index,
         settings.admin_listen,
         credentials.admin_token,
+        settings.admin_listen,
         credentials.access_key,
         credentials.secret_key,
         credentials.access_key,

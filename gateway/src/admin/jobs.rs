@@ -156,6 +156,11 @@ impl<P: Progress + Serialize + DeserializeOwned + Sync> JobSlot<P> {
         self.local.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// The kind of job (`gc`, `verify`, `rebalance`).
+    pub(crate) fn kind(&self) -> &'static str {
+        self.kind
+    }
+
     /// Whether the job of this kind runs in this process.
     pub(crate) fn runs_here(&self) -> bool {
         self.lock().is_some()

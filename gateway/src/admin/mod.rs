@@ -1,6 +1,8 @@
-//! The admin API (separate listener, bearer admin token).
+//! The admin API (separate listener, bearer admin token), the status console at `/`, and
+//! the probes and metrics (no token).
 //!
 //! ```text
+//! GET    /                       the status console (a page that signs in with the token)
 //! GET    /status                 volumes, counts, jobs
 //! POST   /keys                   {"name"} → a new access key with its secret (shown once)
 //! GET    /keys                   keys and grants, no secrets
@@ -21,6 +23,8 @@
 //! POST   /volumes/remove         {"url"} → only once nothing is left on it
 //! ```
 
+mod console;
+mod gauges;
 pub mod gc;
 pub mod jobs;
 pub mod keys;
@@ -64,6 +68,8 @@ pub struct AdminApi {
     pub(crate) write_quorum: usize,
     /// Age after which GC aborts an incomplete multipart upload.
     pub(crate) upload_ttl: std::time::Duration,
+    /// The gauges `/metrics` reads from the index.
+    pub(crate) index_gauges: gauges::IndexGauges,
 }
 
 impl AdminApi {
@@ -91,6 +97,7 @@ impl AdminApi {
             replicas,
             write_quorum: replicas,
             upload_ttl: crate::config::DEFAULT_UPLOAD_TTL,
+            index_gauges: gauges::IndexGauges::default(),
         }
     }
 
@@ -214,12 +221,18 @@ pub struct Status {
     pub volumes: Vec<VolumeStatus>,
     /// Number of buckets.
     pub buckets: u64,
+    /// Live objects and bytes of each bucket, by name.
+    #[serde(default)]
+    pub bucket_usage: std::collections::BTreeMap<String, crate::index::BucketUsage>,
     /// Live objects.
     pub objects: u64,
     /// Bytes in live objects (one copy).
     pub bytes: u64,
     /// Blobs waiting for GC.
     pub gc_queue: u64,
+    /// Object bytes in the blobs waiting for GC (entries queued before this was recorded count 0).
+    #[serde(default)]
+    pub gc_queue_bytes: u64,
     /// Blobs with fewer copies than `--replicas`, waiting for the repairer.
     #[serde(default)]
     pub repair_queue: u64,
@@ -256,16 +269,25 @@ pub struct VolumeStatus {
     pub healthy: bool,
     /// Free bytes per subvolume (empty when unhealthy).
     pub free_bytes: Vec<u64>,
+    /// File system size per subvolume (empty when unhealthy).
+    #[serde(default)]
+    pub total_bytes: Vec<u64>,
 }
 
 impl AdminApi {
     /// Handles one request; never fails at the HTTP level.
     pub async fn handle(self: Arc<Self>, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
         if req.method() == http::Method::GET {
+            if let Some(page) = console::asset(req.uri().path()) {
+                return Ok(page);
+            }
             match req.uri().path() {
                 "/health" => return Ok(probes::health()),
                 "/ready" => return Ok(probes::ready(&self).await),
-                "/metrics" => return Ok(probes::metrics()),
+                "/metrics" => {
+                    self.index_gauges.refresh(&self).await;
+                    return Ok(probes::metrics());
+                }
                 _ => {}
             }
         }
@@ -328,13 +350,18 @@ impl AdminApi {
                 weight: volume.weight,
                 zone: volume.zone.clone(),
                 healthy: stats.is_some(),
-                free_bytes: stats.map(|s| s.subvolumes.iter().map(|sv| sv.free_bytes).collect()).unwrap_or_default(),
+                free_bytes: stats
+                    .as_ref()
+                    .map(|s| s.subvolumes.iter().map(|sv| sv.free_bytes).collect())
+                    .unwrap_or_default(),
+                total_bytes: stats.map(|s| s.subvolumes.iter().map(|sv| sv.total_bytes).collect()).unwrap_or_default(),
             });
         }
         let index = &self.index;
-        let buckets = index.buckets().await?.len() as u64;
-        let (objects, bytes) = index.object_totals().await?;
-        let gc_queue = index.gc_queue_len().await?;
+        let bucket_usage = index.bucket_usage().await?;
+        let (objects, bytes) =
+            bucket_usage.values().fold((0, 0), |(count, bytes), usage| (count + usage.objects, bytes + usage.bytes));
+        let (gc_queue, gc_queue_bytes) = index.gc_queue_totals().await?;
         let repair_queue = index.repair_queue_len().await?;
         let gateways = index.gateways().await?;
         let jobs = Jobs {
@@ -347,10 +374,12 @@ impl AdminApi {
             membership_epoch: document.epoch,
             removed: membership.removed,
             volumes,
-            buckets,
+            buckets: bucket_usage.len() as u64,
+            bucket_usage,
             objects,
             bytes,
             gc_queue,
+            gc_queue_bytes,
             repair_queue,
             jobs,
             gateways,

@@ -28,6 +28,7 @@ where
     of_racing_creators_exactly_one_wins(std::slice::from_ref(&engine)).await;
     racing_increments_lose_no_update(&engine).await;
     large_batches_commit_whole(engine.as_ref()).await;
+    reports_rows_and_bytes_of_every_table(engine.as_ref()).await;
     drop(engine);
     let reopened = open().await.unwrap();
     commits_survive_a_restart(reopened.as_ref()).await;
@@ -38,6 +39,23 @@ fn keys() -> Vec<Vec<u8>> {
     let keys: [&[u8]; 12] =
         [b"", b"\x00", b"\x00\x00", b"a", b"a\x00", b"a\x00b", b"ab", b"a\x7f", b"a\xff", b"b", b"\xff", b"\xff\xff"];
     keys.iter().map(|k| k.to_vec()).collect()
+}
+
+/// Each table's rows and bytes once, under the shared names, with nothing negative; the
+/// engine's own figures follow the `cairn_index_` naming.
+async fn reports_rows_and_bytes_of_every_table(engine: &dyn Engine) {
+    let stats = engine.stats().await.unwrap();
+    for table in Table::ALL {
+        for name in ["cairn_index_table_rows", "cairn_index_table_bytes"] {
+            let matching = stats.iter().filter(|s| s.name == name && s.table == Some(table)).count();
+            assert_eq!(matching, 1, "{name} of {table:?} in {stats:?}");
+        }
+    }
+    for stat in &stats {
+        assert!(stat.value >= 0.0 && stat.value.is_finite(), "{stat:?}");
+        assert!(stat.name.starts_with("cairn_index_") && !stat.help.is_empty(), "{stat:?}");
+        assert!(stat.name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'), "{stat:?}");
+    }
 }
 
 async fn put_all(engine: &dyn Engine, table: Table, rows: Vec<(Vec<u8>, Vec<u8>)>) {

@@ -134,6 +134,42 @@ pub trait Engine: Send + Sync + std::fmt::Debug + 'static {
     fn shared(&self) -> bool {
         false
     }
+
+    /// What the engine reports about itself, exported as gauges (`cairn_index_*`). Every
+    /// engine gives the estimated rows and the bytes on disk of each table; the rest are its own.
+    async fn stats(&self) -> Result<Vec<EngineStat>>;
+}
+
+/// One figure an engine reports about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineStat {
+    /// Gauge name, `cairn_index_…`.
+    pub name: &'static str,
+    /// Its `# HELP` text.
+    pub help: &'static str,
+    /// The table it is about, if one.
+    pub table: Option<Table>,
+    /// The value.
+    pub value: f64,
+}
+
+impl EngineStat {
+    /// Estimated rows of `table`.
+    #[must_use]
+    pub fn table_rows(table: Table, value: f64) -> Self {
+        Self {
+            name: "cairn_index_table_rows",
+            help: "Rows of an index table (the engine's estimate)",
+            table: Some(table),
+            value,
+        }
+    }
+
+    /// Bytes `table` takes on disk.
+    #[must_use]
+    pub fn table_bytes(table: Table, value: f64) -> Self {
+        Self { name: "cairn_index_table_bytes", help: "Bytes an index table takes on disk", table: Some(table), value }
+    }
 }
 
 /// Reads, then a batch of writes committed atomically; see the module docs.

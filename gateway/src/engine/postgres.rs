@@ -55,7 +55,7 @@ use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use super::{Engine, Row, Table, Transaction};
+use super::{Engine, EngineStat, Row, Table, Transaction};
 use crate::error::{Error, Result};
 
 /// The version of the tables this code reads and writes, kept in `cairn_schema`.
@@ -185,6 +185,13 @@ impl Dialect {
         )
     }
 }
+
+/// Rows (the statistics collector's count, which lags commits by a moment) and bytes on disk
+/// (with indexes) of each table named in `$1`, in that order.
+const TABLE_STATS: &str = "SELECT t.name, COALESCE(s.n_live_tup, 0)::FLOAT8, \
+     COALESCE(pg_total_relation_size(to_regclass(t.name)), 0)::FLOAT8 \
+     FROM unnest($1::TEXT[]) WITH ORDINALITY AS t(name, n) \
+     LEFT JOIN pg_stat_user_tables s ON s.relid = to_regclass(t.name) ORDER BY t.n";
 
 const CREATE_SCHEMA_TABLE: &str =
     "CREATE TABLE IF NOT EXISTS cairn_schema (id BIGINT NOT NULL, version BIGINT NOT NULL, PRIMARY KEY (id))";
@@ -332,6 +339,31 @@ impl Engine for PostgresEngine {
 
     fn shared(&self) -> bool {
         true
+    }
+
+    async fn stats(&self) -> Result<Vec<EngineStat>> {
+        let names: Vec<String> = Table::ALL.iter().map(|&table| table_name(table)).collect();
+        let rows = self.connection().await?.query("read table statistics", TABLE_STATS, &[&names]).await?;
+        let mut stats = Vec::with_capacity(2 * Table::ALL.len() + 2);
+        for (table, row) in Table::ALL.into_iter().zip(&rows) {
+            let number =
+                |i| row.try_get::<_, f64>(i).map_err(|e| Error::Index(format!("table statistics: {}", describe(&e))));
+            stats.push(EngineStat::table_rows(table, number(1)?));
+            stats.push(EngineStat::table_bytes(table, number(2)?));
+        }
+        let pool = self.pool.status();
+        let connections = |name, help, value: usize| EngineStat { name, help, table: None, value: value as f64 };
+        stats.push(connections(
+            "cairn_index_connections",
+            "Connections to the database server, busy or idle",
+            pool.size,
+        ));
+        stats.push(connections(
+            "cairn_index_connections_idle",
+            "Idle connections to the database server",
+            pool.available,
+        ));
+        Ok(stats)
     }
 
     async fn begin(&self) -> Result<Box<dyn Transaction>> {

@@ -31,6 +31,15 @@ pub struct BucketTombstone {
     pub blob: BlobRef,
 }
 
+/// Live objects of a bucket and their bytes (one copy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BucketUsage {
+    /// Live objects.
+    pub objects: u64,
+    /// Their bytes.
+    pub bytes: u64,
+}
+
 impl Index {
     /// The bucket's entry (live or deleted). The clock moves past what it reads.
     pub async fn bucket_entry(&self, name: &str) -> Result<Option<BucketEntry>> {
@@ -83,7 +92,7 @@ impl Index {
                     // A newer creation outranks every older bucket blob of the name: the
                     // deletion blob has done its job.
                     if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
-                        self.queue_gc(tx, name, BUCKET_KEY, deletion)?;
+                        self.queue_gc(tx, name, BUCKET_KEY, deletion, 0)?;
                     }
                     let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
                     self.consume_claim(tx, &blob.id).await?;
@@ -94,7 +103,7 @@ impl Index {
                 }
             };
             if !matches!(outcome, Ok(true)) {
-                self.queue_gc(tx, name, BUCKET_KEY, blob)?;
+                self.queue_gc(tx, name, BUCKET_KEY, blob, 0)?;
             }
             Ok(outcome)
         })?
@@ -154,7 +163,7 @@ impl Index {
                 Some(BucketEntry::Live(record)) => match Self::deletable_in(tx, name).await {
                     Ok(()) => {
                         if let Some(creation) = &record.blob {
-                            self.queue_gc(tx, name, BUCKET_KEY, creation)?;
+                            self.queue_gc(tx, name, BUCKET_KEY, creation, 0)?;
                         }
                         let entry = BucketEntry::Deleted { ts, blob: blob.clone() };
                         self.consume_claim(tx, &blob.id).await?;
@@ -168,7 +177,7 @@ impl Index {
                 _ => Err(Error::NoSuchBucket),
             };
             if outcome.is_err() {
-                self.queue_gc(tx, name, BUCKET_KEY, blob)?;
+                self.queue_gc(tx, name, BUCKET_KEY, blob, 0)?;
             }
             Ok(outcome)
         })?

@@ -139,7 +139,8 @@ fn gc_keys_prefix(bucket: &str, key: &str) -> Vec<u8> {
 }
 
 impl Index {
-    /// Adds to `tx` a queue entry for `blob` of `bucket`/`key`, stamped `queued_ms`, and its
+    /// Adds to `tx` a queue entry for `blob` of `bucket`/`key` holding `bytes` of object data,
+    /// stamped `queued_ms`, and its
     /// `gc_keys` twin, which lets a tombstone ask "is anything of my key still queued?" with
     /// one short scan.
     pub(super) fn queue_gc_at(
@@ -149,6 +150,7 @@ impl Index {
         bucket: &str,
         key: &str,
         blob: &BlobRef,
+        bytes: u64,
     ) -> Result<()> {
         // A blob on its way out needs no more copies.
         tx.delete(Table::Repair, blob.id.as_bytes());
@@ -156,7 +158,7 @@ impl Index {
         gc_key.extend_from_slice(blob.id.as_bytes());
         let mut by_key = gc_keys_prefix(bucket, key);
         by_key.extend_from_slice(&gc_key);
-        let entry = GcEntry { queued_ms, bucket: bucket.to_string(), key: key.to_string(), blob: blob.clone() };
+        let entry = GcEntry { queued_ms, bucket: bucket.to_string(), key: key.to_string(), blob: blob.clone(), bytes };
         write_in(tx, Table::Gc, &gc_key, &entry)?;
         tx.put(Table::GcKeys, &by_key, &[]);
         Ok(())

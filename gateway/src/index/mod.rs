@@ -33,7 +33,7 @@ mod restore;
 mod tags;
 mod unlogged;
 
-pub use self::buckets::{BUCKET_KEY, BucketTombstone};
+pub use self::buckets::{BUCKET_KEY, BucketTombstone, BucketUsage};
 pub use self::forget::Forgotten;
 pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
 pub use self::gc::{IdSlice, QueuedBlob, ReferencedCopies, Tombstone};
@@ -42,6 +42,7 @@ pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -266,8 +267,8 @@ impl Index {
         in_transaction!(self.engine, tx, {
             match self.stage_object(tx, bucket, key, entry, condition).await {
                 Err(refusal @ (Error::PreconditionFailed | Error::NoSuchKey)) => {
-                    for blob in entry.blobs() {
-                        self.queue_gc(tx, bucket, key, blob)?;
+                    for (blob, bytes) in entry.blobs_with_bytes() {
+                        self.queue_gc(tx, bucket, key, blob, bytes)?;
                     }
                     Ok(Err(refusal))
                 }
@@ -302,14 +303,14 @@ impl Index {
         }
         let outcome = match current {
             Some(current) if current.ts() > entry.ts() => {
-                for blob in entry.blobs() {
-                    self.queue_gc(tx, bucket, key, blob)?;
+                for (blob, bytes) in entry.blobs_with_bytes() {
+                    self.queue_gc(tx, bucket, key, blob, bytes)?;
                 }
                 Committed::Superseded
             }
             current => {
-                for blob in current.as_ref().map(ObjectEntry::blobs).unwrap_or_default() {
-                    self.queue_gc(tx, bucket, key, blob)?;
+                for (blob, bytes) in current.as_ref().map(ObjectEntry::blobs_with_bytes).unwrap_or_default() {
+                    self.queue_gc(tx, bucket, key, blob, bytes)?;
                 }
                 self.consume_claim(tx, &entry.main_blob().id).await?;
                 self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
@@ -321,13 +322,26 @@ impl Index {
         Ok(outcome)
     }
 
-    fn queue_gc(&self, tx: &mut dyn Transaction, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
-        self.queue_gc_at(tx, now_ms(), bucket, key, blob)
+    fn queue_gc(&self, tx: &mut dyn Transaction, bucket: &str, key: &str, blob: &BlobRef, bytes: u64) -> Result<()> {
+        self.queue_gc_at(tx, now_ms(), bucket, key, blob, bytes)
     }
 
-    /// Blobs in the GC queue, counted without holding the queue in memory.
-    pub async fn gc_queue_len(&self) -> Result<u64> {
-        self.count_rows(Table::Gc).await
+    /// What the engine reports about itself (see [`Engine::stats`]).
+    pub async fn engine_stats(&self) -> Result<Vec<crate::engine::EngineStat>> {
+        self.engine.stats().await
+    }
+
+    /// Blobs in the GC queue and the object bytes they hold, a page at a time.
+    pub async fn gc_queue_totals(&self) -> Result<(u64, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        let mut pages = self.pages(Table::Gc, b"", None);
+        while let Some(page) = pages.next_page().await? {
+            for (_, value) in &page {
+                count += 1;
+                bytes += decode::<records::GcEntry>(value)?.bytes;
+            }
+        }
+        Ok((count, bytes))
     }
 
     /// The whole GC queue, oldest first (tests: jobs walk it a page at a time).
@@ -417,19 +431,22 @@ impl Index {
         Ok(page)
     }
 
-    /// Number of live objects and their bytes (a full scan, a page at a time; for status reports).
-    pub async fn object_totals(&self) -> Result<(u64, u64)> {
-        let (mut count, mut bytes) = (0, 0);
+    /// Live objects and their bytes per bucket, every live bucket included (a full scan, a
+    /// page at a time; memory grows with the buckets, not the objects).
+    pub async fn bucket_usage(&self) -> Result<BTreeMap<String, BucketUsage>> {
+        let mut usage: BTreeMap<String, BucketUsage> =
+            self.buckets().await?.into_iter().map(|(name, _)| (name, BucketUsage::default())).collect();
         let mut pages = self.object_pages(None);
         while let Some(page) = pages.next_page().await? {
-            for (_, _, entry) in page {
+            for (bucket, _, entry) in page {
                 if let ObjectEntry::Live(record) = entry {
-                    count += 1;
-                    bytes += record.size;
+                    let of_bucket = usage.entry(bucket).or_default();
+                    of_bucket.objects += 1;
+                    of_bucket.bytes += record.size;
                 }
             }
         }
-        Ok((count, bytes))
+        Ok(usage)
     }
 
     // ---- cluster metadata ----

@@ -77,12 +77,12 @@ impl Index {
     pub async fn commit_part(&self, bucket: &str, key: &str, upload_id: &str, part: &PartRecord) -> Result<()> {
         in_transaction!(self.engine, tx, {
             if read_in::<UploadRecord>(tx, Table::Uploads, &upload_key(bucket, key, upload_id)).await?.is_none() {
-                self.queue_gc(tx, bucket, key, &part.blob)?;
+                self.queue_gc(tx, bucket, key, &part.blob, part.size)?;
                 return Ok(Err(Error::NoSuchUpload));
             }
             let at = part_key(upload_id, part.number);
             if let Some(old) = read_in::<PartRecord>(tx, Table::Parts, &at).await? {
-                self.queue_gc(tx, bucket, key, &old.blob)?;
+                self.queue_gc(tx, bucket, key, &old.blob, old.size)?;
             }
             self.consume_claim(tx, &part.blob.id).await?;
             self.queue_repairs(tx, bucket, key, Some(upload_id), [&part.blob]).await?;
@@ -137,7 +137,7 @@ impl Index {
             self.stage_object(tx, bucket, key, &ObjectEntry::Live(current), condition).await?;
             for part in &stored {
                 if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
-                    self.queue_gc(tx, bucket, key, &part.blob)?;
+                    self.queue_gc(tx, bucket, key, &part.blob, part.size)?;
                 }
                 tx.delete(Table::Parts, &part_key(upload_id, part.number));
             }
@@ -180,7 +180,8 @@ impl Index {
         in_transaction!(self.engine, tx, {
             require_upload_in(tx, bucket, key, upload_id).await?;
             for (at, value) in parts_in(tx, upload_id).await? {
-                self.queue_gc(tx, bucket, key, &decode::<PartRecord>(&value)?.blob)?;
+                let part: PartRecord = decode(&value)?;
+                self.queue_gc(tx, bucket, key, &part.blob, part.size)?;
                 tx.delete(Table::Parts, &at);
             }
             tx.delete(Table::Uploads, &upload_key(bucket, key, upload_id));
@@ -219,7 +220,7 @@ impl Index {
             let now = crate::time::now_ms();
             for (at, value) in parts_in(tx, upload_id).await? {
                 let part: PartRecord = decode(&value)?;
-                self.queue_gc_at(tx, part.modified_ms.min(now), bucket, key, &part.blob)?;
+                self.queue_gc_at(tx, part.modified_ms.min(now), bucket, key, &part.blob, part.size)?;
                 tx.delete(Table::Parts, &at);
             }
             tx.delete(Table::Uploads, &upload_key(bucket, key, upload_id));

@@ -161,6 +161,15 @@ impl ObjectRecord {
             .chain(self.parts.iter().map(|p| &p.blob))
             .chain(self.tags_blob.as_ref().map(|t| &t.blob))
     }
+
+    /// [`Self::blobs`], each with the object bytes it holds (a multipart object's bytes are in
+    /// its parts, not its manifest; a tags blob holds none).
+    pub fn blobs_with_bytes(&self) -> impl Iterator<Item = (&BlobRef, u64)> {
+        let own = if self.parts.is_empty() { self.size } else { 0 };
+        std::iter::once((&self.blob, own))
+            .chain(self.parts.iter().map(|p| (&p.blob, p.size)))
+            .chain(self.tags_blob.as_ref().map(|t| (&t.blob, 0)))
+    }
 }
 
 /// A tags blob (kind `tags`, no data): the tag set of one version as changed after its
@@ -265,6 +274,14 @@ impl ObjectEntry {
         }
     }
 
+    /// [`Self::blobs`] with the object bytes each holds (for the GC queue's byte count).
+    pub fn blobs_with_bytes(&self) -> Vec<(&BlobRef, u64)> {
+        match self {
+            ObjectEntry::Live(record) => record.blobs_with_bytes().collect(),
+            ObjectEntry::Deleted { blob, .. } => vec![(blob, 0)],
+        }
+    }
+
     /// The blob that makes this entry what it is: the object's data (or its manifest), or the
     /// tombstone. Its id goes into the volumes' commit logs.
     pub fn main_blob(&self) -> &BlobRef {
@@ -329,6 +346,10 @@ pub struct GcEntry {
     pub key: String,
     /// The blob to delete.
     pub blob: BlobRef,
+    /// Object bytes in it (0 for blobs without object data, and for entries queued before
+    /// this was recorded).
+    #[serde(default)]
+    pub bytes: u64,
 }
 
 /// A blob with fewer copies than the cluster keeps, or with copies a read found damaged,

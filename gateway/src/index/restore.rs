@@ -15,7 +15,7 @@ const BATCH: usize = 1000;
 /// One restored write.
 enum Restored {
     Put(Table, Vec<u8>, Vec<u8>),
-    Gc(String, String, BlobRef),
+    Gc(String, String, BlobRef, u64),
     Membership(Membership, u64),
 }
 
@@ -44,9 +44,9 @@ impl Restore<'_> {
         self.push(Restored::Put(Table::Buckets, name.as_bytes().to_vec(), encode(entry)?)).await
     }
 
-    /// Queues a blob of `bucket`/`key` that lost to a newer version.
-    pub async fn gc(&mut self, bucket: &str, key: &str, blob: &BlobRef) -> Result<()> {
-        self.push(Restored::Gc(bucket.to_string(), key.to_string(), blob.clone())).await
+    /// Queues a blob of `bucket`/`key` (holding `bytes` of data) that lost to a newer version.
+    pub async fn gc(&mut self, bucket: &str, key: &str, blob: &BlobRef, bytes: u64) -> Result<()> {
+        self.push(Restored::Gc(bucket.to_string(), key.to_string(), blob.clone(), bytes)).await
     }
 
     /// Takes the cluster id, membership and epoch found on the volumes.
@@ -66,7 +66,7 @@ impl Restore<'_> {
             for write in pending {
                 match write {
                     Restored::Put(table, key, value) => tx.put(*table, key, value),
-                    Restored::Gc(bucket, key, blob) => index.queue_gc(tx, bucket, key, blob)?,
+                    Restored::Gc(bucket, key, blob, bytes) => index.queue_gc(tx, bucket, key, blob, *bytes)?,
                     Restored::Membership(membership, epoch) => Index::stage_membership(tx, membership, *epoch)?,
                 }
             }

@@ -33,7 +33,7 @@ impl Index {
                     if record.blob.id == version && record.tags_blob.as_ref().is_none_or(|t| t.ts < change.ts) =>
                 {
                     if let Some(old) = &record.tags_blob {
-                        self.queue_gc(tx, bucket, key, &old.blob)?;
+                        self.queue_gc(tx, bucket, key, &old.blob, 0)?;
                     }
                     self.consume_claim(tx, &change.blob.id).await?;
                     self.queue_repairs(tx, bucket, key, None, [&change.blob]).await?;
@@ -46,11 +46,11 @@ impl Index {
                     Ok(Committed::Current)
                 }
                 Some(ObjectEntry::Live(_)) => {
-                    self.queue_gc(tx, bucket, key, &change.blob)?;
+                    self.queue_gc(tx, bucket, key, &change.blob, 0)?;
                     Ok(Committed::Superseded)
                 }
                 _ => {
-                    self.queue_gc(tx, bucket, key, &change.blob)?;
+                    self.queue_gc(tx, bucket, key, &change.blob, 0)?;
                     Err(Error::NoSuchKey)
                 }
             };

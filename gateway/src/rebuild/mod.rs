@@ -444,7 +444,7 @@ async fn record_listed(
 /// Queues the blob `id` for GC: it lost to a newer one.
 async fn queue_gc(restore: &mut Restore<'_>, report: &mut RebuildReport, id: &str, found: &Found) -> Result<()> {
     report.queued += 1;
-    restore.gc(&found.meta.bucket, &found.meta.key, &found.blob_ref(id)).await
+    restore.gc(&found.meta.bucket, &found.meta.key, &found.blob_ref(id), found.size).await
 }
 
 /// Files every committed blob under what it competes with: object versions (objects,

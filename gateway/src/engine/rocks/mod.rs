@@ -21,7 +21,7 @@ use rocksdb::{
 
 use self::commits::Committer;
 use self::versions::{KeyRange, ReadSet, TableKey};
-use super::{Engine, Row, Table, Transaction};
+use super::{Engine, EngineStat, Row, Table, Transaction};
 use crate::error::{Error, Result};
 
 /// Memory for cached index blocks, shared by every table: enough for the hot part of a large
@@ -189,6 +189,50 @@ impl Engine for RocksEngine {
     async fn begin(&self) -> Result<Box<dyn Transaction>> {
         let start = self.committer.versions().begin();
         Ok(Box::new(RocksTransaction { engine: self.clone(), start, reads: ReadSet::default(), writes: Vec::new() }))
+    }
+
+    async fn stats(&self) -> Result<Vec<EngineStat>> {
+        self.blocking(|db| {
+            let int = |cf: Option<&ColumnFamily>, name: &str| -> Result<f64> {
+                let value = match cf {
+                    Some(cf) => db.property_int_value_cf(cf, name)?,
+                    None => db.property_int_value(name)?,
+                };
+                Ok(value.unwrap_or(0) as f64)
+            };
+            let mut stats = Vec::with_capacity(2 * Table::ALL.len() + 4);
+            let (mut memtables, mut pending) = (0.0, 0.0);
+            for table in Table::ALL {
+                let cf = cf(db, table)?;
+                stats.push(EngineStat::table_rows(table, int(Some(cf), "rocksdb.estimate-num-keys")?));
+                stats.push(EngineStat::table_bytes(table, int(Some(cf), "rocksdb.total-sst-files-size")?));
+                memtables += int(Some(cf), "rocksdb.cur-size-all-mem-tables")?;
+                pending += int(Some(cf), "rocksdb.estimate-pending-compaction-bytes")?;
+            }
+            let db_wide = |name, help, value| EngineStat { name, help, table: None, value };
+            stats.push(db_wide(
+                "cairn_index_memtable_bytes",
+                "Bytes in RocksDB memtables (writes not yet flushed)",
+                memtables,
+            ));
+            stats.push(db_wide(
+                "cairn_index_pending_compaction_bytes",
+                "Bytes RocksDB estimates compaction has yet to rewrite",
+                pending,
+            ));
+            stats.push(db_wide(
+                "cairn_index_running_compactions",
+                "RocksDB compactions running now",
+                int(None, "rocksdb.num-running-compactions")?,
+            ));
+            stats.push(db_wide(
+                "cairn_index_block_cache_bytes",
+                "Bytes in RocksDB's block cache",
+                int(Some(cf(db, Table::Objects)?), "rocksdb.block-cache-usage")?,
+            ));
+            Ok(stats)
+        })
+        .await
     }
 }
 
