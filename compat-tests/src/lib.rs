@@ -661,6 +661,21 @@ impl TestCluster {
     pub async fn status(&self) -> serde_json::Value {
         admin_status(&self.admin_url()).await
     }
+
+    /// Waits (up to 15 s) until the gateway takes `count` volumes to be up (its `/ready`), so
+    /// that writes go where placement puts them rather than past a volume it last saw down.
+    pub async fn wait_for_volumes_up(&self, count: u64) {
+        let start = std::time::Instant::now();
+        loop {
+            let ready: serde_json::Value =
+                reqwest::get(format!("{}/ready", self.admin_url())).await.unwrap().json().await.unwrap();
+            if ready["volumes_up"].as_u64() == Some(count) {
+                return;
+            }
+            assert!(start.elapsed() < Duration::from_secs(15), "volumes never all up: {ready}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
 }
 
 /// `GET /status` of the admin API at `admin_url`.

@@ -148,6 +148,7 @@ async fn objects_written_file_per_blob_keep_working_once_volumes_pack() {
         volume.args = vec!["--pack-threshold".into(), "65536".into()];
         volume.start();
     }
+    cluster.wait_for_volumes_up(3).await;
     for i in 0..10u64 {
         put(format!("new/{i:02}"), test_bytes(2000, 100 + i)).await.unwrap();
     }
