@@ -2,7 +2,8 @@
 //! reached them but was never committed (a crash between the volume writes and the index
 //! commit, the loser of a conditional write) must not pass for a committed one: the id of
 //! every blob a commit makes current goes into the commit log of each volume holding a copy
-//! (volumed's `commit_log`), and rebuild trusts only blobs some log names.
+//! (volumed's `commit_log`), with its commit order, and rebuild trusts only blobs some log
+//! names, ordering a key's versions as their commits were.
 //!
 //! The index commit stays the commit point. It also records the blob as unlogged; the request
 //! then appends the id to the logs before it answers, and drops the unlogged mark once every
@@ -16,15 +17,17 @@ use std::sync::Arc;
 use crate::cluster::Cluster;
 use crate::index::Index;
 use crate::index::records::BlobRef;
-use crate::volume_client::VolumeClient;
+use crate::volume_client::{Commit, VolumeClient};
 
-/// Appends `blob`'s id to the commit log of every volume holding a copy; once all have it,
-/// drops its unlogged mark. Whether every log has it now.
-pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, blob: &BlobRef) -> bool {
+/// Appends `blob`'s id with its commit `order` (the timestamp the index keeps with it) to the
+/// commit log of every volume holding a copy; once all have it, drops its unlogged mark.
+/// Whether every log has it now.
+pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, blob: &BlobRef, order: u64) -> bool {
     let appends = blob.replicas.iter().map(|replica| async move {
         // A volume no longer in the cluster (removed for good) has no log to keep.
         let Some(url) = cluster.url_of(&replica.volume) else { return Some(()) };
-        match volumes.append_commit(&url, replica.subvolume, &blob.id).await {
+        let commit = Commit { id: blob.id.clone(), order };
+        match volumes.append_commit(&url, replica.subvolume, commit).await {
             Ok(()) => Some(()),
             Err(err) => {
                 tracing::warn!(blob = %blob.id, %url, %err, "commit not logged on a volume yet; the repairer retries");

@@ -147,8 +147,8 @@ impl Repairer {
 
     /// One walk over the whole queue, after logging the commits requests left unlogged.
     async fn round(&self, shutdown: &CancellationToken) -> Result<()> {
-        for blob in self.index.unlogged(PAGE).await? {
-            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
+        for unlogged in self.index.unlogged(PAGE).await? {
+            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &unlogged.blob, unlogged.order).await;
         }
         let mut after: Option<String> = None;
         let mut queued = 0;
@@ -183,8 +183,8 @@ impl Repairer {
         let target = self.index.replica_target();
         let (id, e) = (blob_id.to_string(), entry.clone());
         let blob = self.index.repair_blob(&id, &e).await?;
-        let missing = blob.as_ref().map_or(0, |b| target.saturating_sub(b.replicas.len()));
-        let Some(blob) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
+        let missing = blob.as_ref().map_or(0, |(b, _)| target.saturating_sub(b.replicas.len()));
+        let Some((blob, order)) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
             // No longer used, or already whole: the entry goes.
             let (id, e) = (blob_id.to_string(), entry.clone());
             self.index.add_copies(&id, &e, &[], &[]).await?;
@@ -192,9 +192,9 @@ impl Repairer {
         };
         let _in_flight = self.in_flight.register(blob_id).await?;
         let mut last_error = None;
-        let rewritten = self.rewrite_damaged(blob_id, &blob.replicas, &entry.damaged, &mut last_error).await;
+        let rewritten = self.rewrite_damaged((blob_id, order), &blob.replicas, &entry.damaged, &mut last_error).await;
         let added = if missing > 0 {
-            self.add_missing(blob_id, entry, &blob.replicas, missing, &mut last_error).await
+            self.add_missing((blob_id, order), entry, &blob.replicas, missing, &mut last_error).await
         } else {
             Vec::new()
         };
@@ -223,9 +223,10 @@ impl Repairer {
     /// Has each damaged copy checked by its volume and rewrites those that are corrupt or
     /// gone from a good copy. Returns the copies now known whole (rewritten, or found fine);
     /// a copy on a volume that is down, or with no good source yet, waits for the next round.
+    /// New copies log the blob's commit `order`.
     async fn rewrite_damaged(
         &self,
-        blob_id: &str,
+        (blob_id, order): (&str, u64),
         replicas: &[Replica],
         damaged: &[Replica],
         last_error: &mut Option<Error>,
@@ -256,7 +257,7 @@ impl Repairer {
                 }
             }
             for (source, from) in self.sources(replicas, Some(replica)) {
-                match self.volumes.copy(&source, from.subvolume, &url, replica.subvolume, blob_id).await {
+                match self.volumes.copy(&source, from.subvolume, &url, replica.subvolume, blob_id, order).await {
                     Ok(_) => {
                         tracing::info!(blob = %blob_id, from = %source, to = %url, "damaged copy rewritten");
                         whole.push(replica.clone());
@@ -269,10 +270,11 @@ impl Repairer {
         whole
     }
 
-    /// Copies the blob onto `missing` more healthy volumes; returns the new copies.
+    /// Copies the blob onto `missing` more healthy volumes, logging its commit `order` there;
+    /// returns the new copies.
     async fn add_missing(
         &self,
-        blob_id: &str,
+        (blob_id, order): (&str, u64),
         entry: &RepairEntry,
         replicas: &[Replica],
         missing: usize,
@@ -284,7 +286,7 @@ impl Repairer {
         let mut added = Vec::new();
         for (replica, url) in targets {
             for (source, from) in &sources {
-                match self.volumes.copy(source, from.subvolume, &url, replica.subvolume, blob_id).await {
+                match self.volumes.copy(source, from.subvolume, &url, replica.subvolume, blob_id, order).await {
                     Ok(_) => {
                         added.push(replica.clone());
                         break;

@@ -16,6 +16,7 @@ use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use reqwest::StatusCode;
 use tokio::time::Instant;
+pub use volumed::commit_log::Commit;
 use volumed::http::{META_HEADER, SHA256_HEADER, SIZE_HEADER};
 use volumed::membership::{Document, GATEWAY_HEADER, Stored};
 use volumed::{VolumeStats, WriteReceipt};
@@ -64,7 +65,7 @@ pub struct VolumeClient {
 const MAX_COMMIT_BATCH: usize = 1000;
 /// Ids that may wait for one volume's log; more are refused (and left to the repairer).
 const MAX_COMMITS_WAITING: usize = 10_000;
-type CommitAppends = crate::batch::Batcher<(String, u32), String, std::result::Result<(), String>>;
+type CommitAppends = crate::batch::Batcher<(String, u32), Commit, std::result::Result<(), String>>;
 
 /// Names the S3 request this volume request serves, if any (see `request_id`).
 fn with_request_id(request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -341,7 +342,9 @@ impl VolumeClient {
     }
 
     /// Copies blob `id` from one volume to another (same id, same metadata), volume to volume
-    /// through this client; returns what the target wrote, which the caller checks.
+    /// through this client, and logs its commit there with `order` (see `commit_log`; 0 when
+    /// the caller does not know it); returns what the target wrote, which the caller checks.
+    #[allow(clippy::too_many_arguments)]
     pub async fn copy(
         &self,
         from: &str,
@@ -349,6 +352,7 @@ impl VolumeClient {
         to: &str,
         to_subvolume: u32,
         id: &str,
+        order: u64,
     ) -> Result<WriteReceipt> {
         let head = self
             .head(from, from_subvolume, id)
@@ -361,32 +365,28 @@ impl VolumeClient {
         }
         // Only committed blobs are copied (repair, rebalance, verify): the copy carries that
         // proof to its new volume, which may outlive the old ones.
-        self.append_commits(to, to_subvolume, &[id]).await?;
+        self.append_commits(to, to_subvolume, &[Commit { id: id.to_string(), order }]).await?;
         Ok(receipt)
     }
 
-    /// Appends `ids` to the commit log of a subvolume; returns once they are durable there.
-    pub async fn append_commits(&self, base: &str, subvolume: u32, ids: &[&str]) -> Result<()> {
+    /// Appends `commits` to the commit log of a subvolume; returns once they are durable there.
+    pub async fn append_commits(&self, base: &str, subvolume: u32, commits: &[Commit]) -> Result<()> {
         let url = format!("{}/commits/{subvolume}", base.trim_end_matches('/'));
-        let response = self.send(base, "COMMIT", self.http.post(url).json(ids)).await?;
+        let response = self.send(base, "COMMIT", self.http.post(url).json(commits)).await?;
         if response.status() == StatusCode::NOT_FOUND {
             return Err(Error::Volume(format!("COMMIT {base}: no such subvolume {subvolume}")));
         }
         Ok(())
     }
 
-    /// Appends `id` to a subvolume's commit log together with the ids other requests are
-    /// appending there meanwhile: one request carries all that waited for the one before it.
-    pub async fn append_commit(&self, base: &str, subvolume: u32, id: &str) -> Result<()> {
+    /// Appends `commit` to a subvolume's commit log together with the commits other requests
+    /// are appending there meanwhile: one request carries all that waited for the one before it.
+    pub async fn append_commit(&self, base: &str, subvolume: u32, commit: Commit) -> Result<()> {
         let client = self.clone();
-        let outcome =
-            self.commit_appends.submit((base.to_string(), subvolume), id.to_string(), move |(base, sv), ids| {
-                let client = client.clone();
-                async move {
-                    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
-                    client.append_commits(&base, sv, &ids).await.map_err(|err| err.to_string())
-                }
-            });
+        let outcome = self.commit_appends.submit((base.to_string(), subvolume), commit, move |(base, sv), commits| {
+            let client = client.clone();
+            async move { client.append_commits(&base, sv, &commits).await.map_err(|err| err.to_string()) }
+        });
         match outcome.await {
             Ok(outcome) => outcome.map_err(Error::Volume),
             Err(_) => {
@@ -395,18 +395,24 @@ impl VolumeClient {
         }
     }
 
-    /// Up to `limit` ids of a subvolume's commit log from record `from` on, and the record to
-    /// continue from if more follow.
+    /// Up to `limit` commits of a subvolume's commit log from record `from` on, and the record
+    /// to continue from if more follow.
     pub async fn read_commits(
         &self,
         base: &str,
         subvolume: u32,
         from: u64,
         limit: usize,
-    ) -> Result<(Vec<String>, Option<u64>)> {
+    ) -> Result<(Vec<Commit>, Option<u64>)> {
         let url = format!("{}/commits/{subvolume}?from={from}&limit={limit}", base.trim_end_matches('/'));
         let page: CommitPage = self.json(base, "COMMITS", self.http.get(url)).await?;
-        Ok((page.ids, page.next))
+        // A volume from before commit orders sends ids only.
+        let commits = if page.commits.is_empty() {
+            page.ids.into_iter().map(|id| Commit { id, order: 0 }).collect()
+        } else {
+            page.commits
+        };
+        Ok((commits, page.next))
     }
 
     /// What a volume knows of a blob without reading it, or `None` if it does not have it.
@@ -642,6 +648,9 @@ pub struct ListedBlob {
 
 #[derive(Debug, serde::Deserialize)]
 struct CommitPage {
+    #[serde(default)]
+    commits: Vec<Commit>,
+    #[serde(default)]
     ids: Vec<String>,
     next: Option<u64>,
 }

@@ -10,8 +10,10 @@
 //!                          → {"size","sha256"}
 //! DELETE /blob/{sv}/{id}   → 204, or 404
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
-//! POST   /commits/{sv}     body = ["id", …] → 204 once the ids are durably in the commit log
-//! GET    /commits/{sv}?from=N&limit=M → {"ids":[…], "next": N|null} (records in log order)
+//! POST   /commits/{sv}     body = [{"id", "order"}, …] (or ["id", …], order not known)
+//!                          → 204 once they are durably in the commit log
+//! GET    /commits/{sv}?from=N&limit=M → {"commits":[{"id","order"}…], "ids":[…], "next": N|null}
+//!                          (records in log order; `ids` repeats the ids for older gateways)
 //! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}],
 //!                             "gateway_seen_ms_ago"?}
 //! PUT    /membership       body = membership document → {"epoch"} (409: another cluster's)
@@ -48,6 +50,7 @@ use subtle::ConstantTimeEq;
 use tracing::Instrument as _;
 
 use crate::blob::MAX_META_LEN;
+use crate::commit_log::Commit;
 use crate::error::{Error, Result};
 use crate::membership::{GATEWAY_HEADER, Membership};
 use crate::read::{CheckedRead, ReadBudget};
@@ -328,16 +331,17 @@ impl Api {
 
     async fn append_commits(&self, sv: usize, req: Request<Incoming>) -> Result<Response<Body>> {
         let log = self.store.commit_log(sv)?;
-        // Ids of 32 hex characters, quoted, comma-separated: well under this.
-        let limit = crate::commit_log::MAX_IDS * 40 + 2;
+        // `{"id":"<32 hex>","order":<u64>}` and a comma: well under this.
+        let limit = crate::commit_log::MAX_IDS * 80 + 2;
         let body = http_body_util::Limited::new(req.into_body(), limit)
             .collect()
             .await
             .map_err(|e| Error::BadRequest(format!("commit body: {e}")))?
             .to_bytes();
-        let ids: Vec<String> =
+        let appended: Vec<Appended> =
             serde_json::from_slice(&body).map_err(|e| Error::BadRequest(format!("commit body: {e}")))?;
-        log.append(&ids).await?;
+        let commits: Vec<Commit> = appended.into_iter().map(Commit::from).collect();
+        log.append(&commits).await?;
         Ok(text(StatusCode::NO_CONTENT, String::new()))
     }
 
@@ -352,8 +356,26 @@ impl Api {
                 _ => {}
             }
         }
-        let (ids, next) = self.store.commit_log(sv)?.read(from, limit).await?;
-        json(StatusCode::OK, &serde_json::json!({ "ids": ids, "next": next }))
+        let (commits, next) = self.store.commit_log(sv)?.read(from, limit).await?;
+        let ids: Vec<&str> = commits.iter().map(|c| c.id.as_str()).collect();
+        json(StatusCode::OK, &serde_json::json!({ "commits": commits, "ids": ids, "next": next }))
+    }
+}
+
+/// One appended commit: with its order, or a bare id (from gateways before orders).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Appended {
+    Ordered(Commit),
+    Id(String),
+}
+
+impl From<Appended> for Commit {
+    fn from(appended: Appended) -> Self {
+        match appended {
+            Appended::Ordered(commit) => commit,
+            Appended::Id(id) => Commit { id, order: 0 },
+        }
     }
 }
 

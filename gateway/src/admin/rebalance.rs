@@ -45,7 +45,9 @@ use crate::volume_client::VolumeClient;
 const CONCURRENCY: usize = 8;
 
 /// The blobs of one key's entry (or of a bucket), each with the bytes moving it costs.
-type Blobs = Vec<(BlobRef, u64)>;
+/// Blobs of an entry, each with its data bytes and its commit order (what its copies log:
+/// the timestamp the index keeps with it; 0 for parts, which are not logged).
+type Blobs = Vec<(BlobRef, u64, u64)>;
 
 /// The blob of every part of every upload in progress, with the upload's bucket and key.
 async fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
@@ -195,21 +197,21 @@ struct Census {
     left: u64,
 }
 
-/// The data blobs of an object entry with their sizes (manifests, tombstones and tags blobs
-/// count 0 bytes).
+/// The blobs of an object entry with their sizes (manifests, tombstones and tags blobs
+/// count 0 bytes) and commit orders.
 fn entry_blobs(entry: &ObjectEntry) -> Blobs {
     match entry {
         ObjectEntry::Live(record) => {
             let data: Blobs = if record.parts.is_empty() {
-                vec![(record.blob.clone(), record.size)]
+                vec![(record.blob.clone(), record.size, record.ts)]
             } else {
-                std::iter::once((record.blob.clone(), 0))
-                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size)))
+                std::iter::once((record.blob.clone(), 0, record.ts))
+                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size, 0)))
                     .collect()
             };
-            data.into_iter().chain(record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0))).collect()
+            data.into_iter().chain(record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0, tags.ts))).collect()
         }
-        ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0)],
+        ObjectEntry::Deleted { ts, blob } => vec![(blob.clone(), 0, *ts)],
     }
 }
 
@@ -324,7 +326,7 @@ impl RebalanceJob {
                 let after = after.clone();
                 let entries = buckets.into_iter().filter_map(move |(name, entry)| {
                     let position = (1, name, BUCKET_KEY.to_string());
-                    let blobs = entry.blob().map(|blob| (blob.clone(), 0)).into_iter().collect();
+                    let blobs = entry.blob().map(|blob| (blob.clone(), 0, entry.ts())).into_iter().collect();
                     after.as_ref().is_none_or(|after| position > *after).then_some(Ok((position, blobs)))
                 });
                 futures::stream::iter(entries)
@@ -347,7 +349,7 @@ impl RebalanceJob {
             self.cluster.ring_place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
         let wanted: HashSet<&Replica> = targets.iter().collect();
         let mut misplaced = false;
-        for (blob, size) in blobs {
+        for (blob, size, order) in blobs {
             let have: HashSet<&Replica> = blob.replicas.iter().collect();
             if have == wanted {
                 continue;
@@ -360,7 +362,7 @@ impl RebalanceJob {
                 });
                 continue;
             }
-            match self.move_blob(&bucket, &key, &blob, &targets).await {
+            match self.move_blob(&bucket, &key, &blob, order, &targets).await {
                 Ok(true) => self.slot.update(|p| {
                     p.blobs_moved += 1;
                     p.bytes_moved += size;
@@ -407,9 +409,16 @@ impl RebalanceJob {
         self.cluster.url_of(&replica.volume).ok_or_else(|| Error::Volume(format!("unknown volume {}", replica.volume)))
     }
 
-    /// Copies `blob` onto `targets` it is not on yet, switches the record, deletes the copies
+    /// Copies `blob` (committed in `order`) onto `targets` it is not on yet, switches the record, deletes the copies
     /// the ring no longer wants. `false` if the object changed meanwhile.
-    async fn move_blob(&self, bucket: &str, key: &str, blob: &BlobRef, targets: &[Replica]) -> Result<bool> {
+    async fn move_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        blob: &BlobRef,
+        order: u64,
+        targets: &[Replica],
+    ) -> Result<bool> {
         // The new copies are in no record until the switch: hide them from GC until then.
         let _in_flight = self.in_flight.register(&blob.id).await?;
         for target in targets.iter().filter(|t| !blob.replicas.contains(t)) {
@@ -418,7 +427,7 @@ impl RebalanceJob {
             let mut last_error = None;
             for source in &blob.replicas {
                 let from = self.url(source)?;
-                match self.volumes.copy(&from, source.subvolume, &to, target.subvolume, &blob.id).await {
+                match self.volumes.copy(&from, source.subvolume, &to, target.subvolume, &blob.id, order).await {
                     Ok(_) => {
                         copied = true;
                         break;

@@ -154,14 +154,15 @@ impl VerifyJob {
         while let Some(page) = pages.next_page().await? {
             for (bucket, key, entry) in page {
                 let Some(record) = entry.live() else { continue };
-                // The data blobs with their digests and sizes: the blob itself, or every part.
-                let blobs: Vec<(&BlobRef, &str, u64)> = if record.parts.is_empty() {
-                    vec![(&record.blob, record.sha256.as_str(), record.size)]
+                // The data blobs with their digests, sizes and commit orders (what a repaired
+                // copy logs): the blob itself, or every part (not logged: 0).
+                let blobs: Vec<(&BlobRef, &str, u64, u64)> = if record.parts.is_empty() {
+                    vec![(&record.blob, record.sha256.as_str(), record.size, record.ts)]
                 } else {
-                    record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size)).collect()
+                    record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size, 0)).collect()
                 };
-                for (blob, sha256, size) in blobs {
-                    self.check_blob(&bucket, &key, blob, sha256, size).await;
+                for (blob, sha256, size, order) in blobs {
+                    self.check_blob(&bucket, &key, blob, (sha256, size), order).await;
                 }
                 done += 1;
                 let checkpoint = VerifyCheckpoint { after: Some((bucket.clone(), key.clone())), done };
@@ -175,7 +176,7 @@ impl VerifyJob {
         Ok(())
     }
 
-    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, sha256: &str, size: u64) {
+    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, (sha256, size): (&str, u64), order: u64) {
         let mut health = Vec::with_capacity(blob.replicas.len());
         for replica in &blob.replicas {
             match self.check_replica(replica, &blob.id, sha256, size).await {
@@ -189,7 +190,7 @@ impl VerifyJob {
             let mut problem = format!("{bucket}/{key} blob {} on {}/{}: {what}", blob.id, bad.volume, bad.subvolume);
             if self.repair {
                 let outcome = match good {
-                    Some(good) => self.copy_replica(good, bad, &blob.id, sha256).await,
+                    Some(good) => self.copy_replica(good, bad, &blob.id, sha256, order).await,
                     None => Err(Error::Volume("no good copy left".into())),
                 };
                 match outcome {
@@ -245,9 +246,9 @@ impl VerifyJob {
         Health::Corrupt
     }
 
-    async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str) -> Result<()> {
+    async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str, order: u64) -> Result<()> {
         let (source, target) = (self.url(from)?, self.url(to)?);
-        let receipt = self.volumes.copy(&source, from.subvolume, &target, to.subvolume, id).await?;
+        let receipt = self.volumes.copy(&source, from.subvolume, &target, to.subvolume, id, order).await?;
         if receipt.sha256 != sha256 {
             return Err(Error::Volume(format!("repaired copy of {id} on {target} does not match")));
         }

@@ -98,7 +98,7 @@ impl Index {
                     self.consume_claim(tx, &blob.id).await?;
                     write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
                     self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
-                    self.stage_unlogged(tx, blob)?;
+                    self.stage_unlogged(tx, blob, ts)?;
                     Ok(true)
                 }
             };
@@ -169,7 +169,7 @@ impl Index {
                         self.consume_claim(tx, &blob.id).await?;
                         write_in(tx, Table::Buckets, name.as_bytes(), &entry)?;
                         self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
-                        self.stage_unlogged(tx, blob)?;
+                        self.stage_unlogged(tx, blob, ts)?;
                         Ok(())
                     }
                     Err(err) => Err(err),
@@ -310,7 +310,7 @@ mod tests {
     async fn only_committed_bucket_blobs_are_logged() {
         let (_dir, index) = index().await;
         let unlogged = async |index: &Index| {
-            let mut ids: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|b| b.id).collect();
+            let mut ids: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|u| u.blob.id).collect();
             ids.sort();
             ids
         };

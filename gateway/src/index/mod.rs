@@ -41,6 +41,7 @@ pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
+pub use self::unlogged::Unlogged;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -81,12 +82,13 @@ pub enum WriteCondition {
     IfMatch(String),
 }
 
-/// How a commit of an object write ended.
+/// How a commit of a tag change ended (object writes always become current: the last to
+/// complete wins, see [`Index::stage_object`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
-    /// The entry is now the key's current version.
+    /// The change is now the version's tag set.
     Current,
-    /// A newer write had already committed; this one went straight to the GC queue.
+    /// A newer change had already committed; this one went straight to the GC queue.
     Superseded,
 }
 
@@ -253,17 +255,17 @@ impl Index {
         Ok(self.object_entry(bucket, key).await?.and_then(ObjectEntry::live))
     }
 
-    /// Makes `entry` the key's current version unless a newer one already is; whatever loses
-    /// (the old version or the new entry) is queued for GC. With a `condition`, a failed
-    /// check queues the new entry's blobs and fails with `PreconditionFailed` (or `NoSuchKey`
-    /// for `If-Match` on a missing key). One transaction.
+    /// Makes `entry` the key's current version, ordered after the one it replaces (queued for
+    /// GC), and returns its commit order (see [`Index::stage_object`]). With a `condition`, a
+    /// failed check queues the new entry's blobs and fails with `PreconditionFailed` (or
+    /// `NoSuchKey` for `If-Match` on a missing key). One transaction.
     pub async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<Committed> {
+    ) -> Result<u64> {
         in_transaction!(self.engine, tx, {
             match self.stage_object(tx, bucket, key, entry, condition).await {
                 Err(refusal @ (Error::PreconditionFailed | Error::NoSuchKey)) => {
@@ -284,7 +286,14 @@ impl Index {
         condition_holds(condition, current.as_ref())
     }
 
-    /// Adds to `tx` what commits `entry` as the key's version.
+    /// Adds to `tx` what commits `entry` as the key's current version, and returns its
+    /// commit order.
+    ///
+    /// The last write to *complete* wins, as on S3: the entry's timestamp becomes its commit
+    /// order, taken now, in the transaction, and after the current entry's (so it holds
+    /// across gateways whatever their clocks). The blob keeps the timestamp its write started
+    /// with; the order goes into the volumes' commit logs with the blob's id, and a rebuild
+    /// orders a key's versions by it.
     async fn stage_object(
         &self,
         tx: &mut dyn Transaction,
@@ -292,7 +301,7 @@ impl Index {
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<Committed> {
+    ) -> Result<u64> {
         if self.bucket_in(tx, bucket).await?.is_none() {
             return Err(Error::NoSuchBucket);
         }
@@ -301,25 +310,17 @@ impl Index {
             let live = current.clone().and_then(ObjectEntry::live);
             condition_holds(condition, live.as_ref())?;
         }
-        let outcome = match current {
-            Some(current) if current.ts() > entry.ts() => {
-                for (blob, bytes) in entry.blobs_with_bytes() {
-                    self.queue_gc(tx, bucket, key, blob, bytes)?;
-                }
-                Committed::Superseded
-            }
-            current => {
-                for (blob, bytes) in current.as_ref().map(ObjectEntry::blobs_with_bytes).unwrap_or_default() {
-                    self.queue_gc(tx, bucket, key, blob, bytes)?;
-                }
-                self.consume_claim(tx, &entry.main_blob().id).await?;
-                self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
-                self.stage_unlogged(tx, entry.main_blob())?;
-                write_in(tx, Table::Objects, &object_key(bucket, key), entry)?;
-                Committed::Current
-            }
-        };
-        Ok(outcome)
+        let order = self.next_ts().max(current.as_ref().map_or(0, |c| c.newest_ts() + 1));
+        let mut entry = entry.clone();
+        entry.set_ts(order);
+        for (blob, bytes) in current.as_ref().map(ObjectEntry::blobs_with_bytes).unwrap_or_default() {
+            self.queue_gc(tx, bucket, key, blob, bytes)?;
+        }
+        self.consume_claim(tx, &entry.main_blob().id).await?;
+        self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
+        self.stage_unlogged(tx, entry.main_blob(), order)?;
+        write_in(tx, Table::Objects, &object_key(bucket, key), &entry)?;
+        Ok(order)
     }
 
     fn queue_gc(&self, tx: &mut dyn Transaction, bucket: &str, key: &str, blob: &BlobRef, bytes: u64) -> Result<()> {
@@ -331,14 +332,15 @@ impl Index {
         self.engine.stats().await
     }
 
-    /// Blobs in the GC queue and the object bytes they hold, a page at a time.
+    /// Blobs in the GC queue and the object bytes they hold, a page at a time (from the
+    /// queue's `gc_keys` twins, which carry the bytes; twins written before that count 0).
     pub async fn gc_queue_totals(&self) -> Result<(u64, u64)> {
         let (mut count, mut bytes) = (0, 0);
-        let mut pages = self.pages(Table::Gc, b"", None);
+        let mut pages = self.pages(Table::GcKeys, b"", None);
         while let Some(page) = pages.next_page().await? {
             for (_, value) in &page {
                 count += 1;
-                bytes += decode::<records::GcEntry>(value)?.bytes;
+                bytes += <[u8; 8]>::try_from(value.as_slice()).map_or(0, u64::from_be_bytes);
             }
         }
         Ok((count, bytes))
@@ -578,18 +580,27 @@ mod tests {
         (dir, index)
     }
 
+    /// The last write to complete wins, whenever it started: each commit is ordered after
+    /// the key's current entry (its timestamp becomes its commit order, also what goes to the
+    /// commit logs), and the entry it replaces goes to the GC queue.
     #[tokio::test]
-    async fn newest_timestamp_wins_and_losers_are_queued() {
+    async fn the_last_commit_wins_and_what_it_replaces_is_queued() {
         let (_dir, index) = index_with(&[]).await;
-        assert_eq!(index.commit_object("b", "k", &record(10, "new"), None).await.unwrap(), Committed::Current);
-        assert_eq!(index.commit_object("b", "k", &record(5, "late"), None).await.unwrap(), Committed::Superseded);
-        assert_eq!(index.object("b", "k").await.unwrap().unwrap().blob.id, "new");
-        assert_eq!(index.commit_object("b", "k", &record(11, "newer"), None).await.unwrap(), Committed::Current);
+        let first = index.commit_object("b", "k", &record(10, "new"), None).await.unwrap();
+        // Started before "new" (an older timestamp), completed after it: it wins.
+        let second = index.commit_object("b", "k", &record(5, "late"), None).await.unwrap();
+        assert!(second > first, "{second} after {first}");
+        let current = index.object("b", "k").await.unwrap().unwrap();
+        assert_eq!((current.blob.id.as_str(), current.ts), ("late", second));
+        let unlogged = index.unlogged(10).await.unwrap();
+        assert!(unlogged.iter().any(|u| u.blob.id == "late" && u.order == second), "{unlogged:?}");
+        let third = index.commit_object("b", "k", &record(11, "newer"), None).await.unwrap();
+        assert!(third > second);
         let queued: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
-        assert_eq!(queued.len(), 2);
-        assert!(queued.contains(&"late".to_string()) && queued.contains(&"new".to_string()));
+        assert_eq!(queued, ["new", "late"]);
         let deleted = ObjectEntry::Deleted { ts: 12, blob: BlobRef { id: "tomb".into(), replicas: vec![] } };
-        index.commit_object("b", "k", &deleted, None).await.unwrap();
+        let fourth = index.commit_object("b", "k", &deleted, None).await.unwrap();
+        assert!(fourth > third);
         assert!(index.object("b", "k").await.unwrap().is_none());
         assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None).await, Err(Error::NoSuchBucket)));
     }
@@ -615,8 +626,8 @@ mod tests {
         let mut winners = 0;
         for commit in futures::future::join_all(commits).await {
             match commit.unwrap() {
-                (key, Ok(Committed::Current)) if key == "race" => winners += 1,
-                (_, Ok(Committed::Current)) => {}
+                (key, Ok(_)) if key == "race" => winners += 1,
+                (_, Ok(_)) => {}
                 (key, Err(Error::PreconditionFailed)) if key == "race" => {}
                 other => panic!("{other:?}"),
             }

@@ -117,7 +117,7 @@ impl Index {
         upload_id: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let record = match entry {
             ObjectEntry::Live(record) => record,
             ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),
@@ -134,7 +134,7 @@ impl Index {
                 part.blob.replicas = stored.ok_or(Error::InvalidPart)?.blob.replicas.clone();
             }
             let chosen = current.parts.clone();
-            self.stage_object(tx, bucket, key, &ObjectEntry::Live(current), condition).await?;
+            let order = self.stage_object(tx, bucket, key, &ObjectEntry::Live(current), condition).await?;
             for part in &stored {
                 if !chosen.iter().any(|c| c.blob.id == part.blob.id) {
                     self.queue_gc(tx, bucket, key, &part.blob, part.size)?;
@@ -149,7 +149,8 @@ impl Index {
                 checksum: record.checksum.clone(),
                 completed_ms: crate::time::now_ms(),
             };
-            write_in(tx, Table::Completed, upload_id.as_bytes(), &completed)
+            write_in(tx, Table::Completed, upload_id.as_bytes(), &completed)?;
+            Ok(order)
         })
     }
 

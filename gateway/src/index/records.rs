@@ -258,6 +258,14 @@ impl ObjectEntry {
         }
     }
 
+    /// Sets the entry's timestamp (its commit order, see `Index::stage_object`).
+    pub fn set_ts(&mut self, order: u64) {
+        match self {
+            ObjectEntry::Live(record) => record.ts = order,
+            ObjectEntry::Deleted { ts, .. } => *ts = order,
+        }
+    }
+
     /// The newest timestamp the entry carries: its write's, or a later tag change's.
     pub fn newest_ts(&self) -> u64 {
         match self {
@@ -346,10 +354,6 @@ pub struct GcEntry {
     pub key: String,
     /// The blob to delete.
     pub blob: BlobRef,
-    /// Object bytes in it (0 for blobs without object data, and for entries queued before
-    /// this was recorded).
-    #[serde(default)]
-    pub bytes: u64,
 }
 
 /// A blob with fewer copies than the cluster keeps, or with copies a read found damaged,

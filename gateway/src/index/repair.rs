@@ -98,11 +98,15 @@ impl Index {
         self.count_rows(Table::Repair).await
     }
 
-    /// The blob a repair is for, with its current copies, if a record still uses it.
-    pub async fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<BlobRef>> {
+    /// The blob a repair is for, with its current copies and its commit order (what its new
+    /// copies log), if a record still uses it.
+    pub async fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<(BlobRef, u64)>> {
         // Read only: the transaction is dropped without a commit.
         let mut tx = self.engine.begin().await?;
-        Ok(Self::locate(tx.as_mut(), blob_id, entry).await?.and_then(|mut found| found.blob_mut().cloned()))
+        Ok(Self::locate(tx.as_mut(), blob_id, entry).await?.and_then(|mut found| {
+            let order = found.order();
+            found.blob_mut().cloned().map(|blob| (blob, order))
+        }))
     }
 
     /// Records `added` copies of a blob under repair, and that the damaged copies `rewritten`
@@ -212,6 +216,19 @@ enum Located {
 }
 
 impl Located {
+    /// The commit order of the blob under repair: the timestamp the record keeps with it
+    /// (0 for parts, which are not logged).
+    fn order(&self) -> u64 {
+        match self {
+            Located::Object { entry: ObjectEntry::Live(record), which: Which::Tags, .. } => {
+                record.tags_blob.as_ref().map_or(0, |t| t.ts)
+            }
+            Located::Object { which: Which::Part(_), .. } | Located::Part { .. } => 0,
+            Located::Object { entry, .. } => entry.ts(),
+            Located::Bucket { entry, .. } => entry.ts(),
+        }
+    }
+
     /// The blob under repair; `None` only if the record no longer has the blob `locate`
     /// found in it (never: the record is not changed in between).
     fn blob_mut(&mut self) -> Option<&mut BlobRef> {

@@ -39,7 +39,7 @@ impl Index {
                     self.queue_repairs(tx, bucket, key, None, [&change.blob]).await?;
                     // Committed: it goes into the volumes' commit logs, which is what a
                     // rebuild trusts.
-                    self.stage_unlogged(tx, &change.blob)?;
+                    self.stage_unlogged(tx, &change.blob, change.ts)?;
                     record.tags = tags.clone();
                     record.tags_blob = Some(change.clone());
                     write_in(tx, Table::Objects, &at, &ObjectEntry::Live(record))?;
@@ -111,14 +111,14 @@ mod tests {
         assert_eq!((record.tags, record.tags_blob), (tags("a"), Some(change(20, "t1"))));
         assert!(index.referenced_copies(&crate::index::IdSlice::default()).await.unwrap().contains("t1", "v1", 0));
 
-        let unlogged: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|b| b.id).collect();
+        let unlogged: Vec<String> = index.unlogged(100).await.unwrap().into_iter().map(|u| u.blob.id).collect();
         assert!(unlogged.contains(&"t1".to_string()), "a committed change goes to the commit logs");
 
         // Older than the committed change: it loses, and is never logged.
         assert_eq!(index.set_tags("b", "k", "v1", tags("old"), change(15, "t0")).await.unwrap(), Committed::Superseded);
         assert_eq!(index.object("b", "k").await.unwrap().unwrap().tags, tags("a"));
         assert_eq!(queued(&index).await, ["t0"]);
-        assert!(!index.unlogged(100).await.unwrap().iter().any(|b| b.id == "t0"));
+        assert!(!index.unlogged(100).await.unwrap().iter().any(|u| u.blob.id == "t0"));
 
         assert_eq!(index.set_tags("b", "k", "v1", vec![], change(30, "t2")).await.unwrap(), Committed::Current);
         assert!(index.object("b", "k").await.unwrap().unwrap().tags.is_empty());
@@ -163,7 +163,7 @@ mod tests {
         assert_eq!(tags_copies(&index).await, [moved[1].clone()]);
         let repairs = index.repairs(None, 10).await.unwrap();
         let (_, entry) = repairs.iter().find(|(id, _)| id == "t1").unwrap();
-        assert_eq!(index.repair_blob("t1", entry).await.unwrap().unwrap().replicas, [moved[1].clone()]);
+        assert_eq!(index.repair_blob("t1", entry).await.unwrap().unwrap().0.replicas, [moved[1].clone()]);
         let added = Replica { volume: "v4".into(), subvolume: 0 };
         index.add_copies("t1", entry, std::slice::from_ref(&added), &[]).await.unwrap();
         assert_eq!(tags_copies(&index).await, [moved[1].clone(), added]);

@@ -5,6 +5,8 @@
 //! committed blob reaches the logs a rebuild reads, even if the request that made it did not
 //! finish the job.
 
+use serde::{Deserialize, Serialize};
+
 use super::records::{BlobRef, decode};
 use super::{Index, write_in};
 use crate::engine::{Table, Transaction};
@@ -17,15 +19,36 @@ pub(super) const MAX_CLEAR_BATCH: usize = 1000;
 pub(super) const MAX_CLEARS_WAITING: usize = 10_000;
 pub(super) type Clears = crate::batch::Batcher<(), String, bool>;
 
+/// A committed blob not yet in its volumes' commit logs, with its commit order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Unlogged {
+    /// The blob.
+    pub blob: BlobRef,
+    /// Its commit order (0 for marks written before orders were kept, which hold the bare
+    /// blob).
+    pub order: u64,
+}
+
+impl Unlogged {
+    fn decode(value: &[u8]) -> Result<Self> {
+        decode(value).or_else(|_| Ok(Self { blob: decode(value)?, order: 0 }))
+    }
+}
+
 impl Index {
-    /// Adds to `tx` that `blob` is committed but not yet logged.
-    pub(super) fn stage_unlogged(&self, tx: &mut dyn Transaction, blob: &BlobRef) -> Result<()> {
-        write_in(tx, Table::Unlogged, blob.id.as_bytes(), blob)
+    /// Adds to `tx` that `blob` is committed, in `order`, but not yet logged.
+    pub(super) fn stage_unlogged(&self, tx: &mut dyn Transaction, blob: &BlobRef, order: u64) -> Result<()> {
+        write_in(tx, Table::Unlogged, blob.id.as_bytes(), &Unlogged { blob: blob.clone(), order })
     }
 
     /// Up to `max` committed blobs not yet in the commit logs.
-    pub async fn unlogged(&self, max: usize) -> Result<Vec<BlobRef>> {
-        self.engine.scan(Table::Unlogged, b"", None, max).await?.iter().map(|(_, value)| decode(value)).collect()
+    pub async fn unlogged(&self, max: usize) -> Result<Vec<Unlogged>> {
+        self.engine
+            .scan(Table::Unlogged, b"", None, max)
+            .await?
+            .iter()
+            .map(|(_, value)| Unlogged::decode(value))
+            .collect()
     }
 
     /// `blob_id` is in its volumes' commit logs: its mark goes, in one commit with the other
@@ -52,5 +75,25 @@ impl Index {
                 cleared.is_ok()
             }
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::index::records::{Replica, encode};
+
+    /// Marks written before commit orders hold the bare blob: they still read, with order 0
+    /// ("not known", which a rebuild reads as "order by the blob's own timestamp").
+    #[test]
+    fn marks_without_an_order_still_read() {
+        let blob = BlobRef { id: "ab".repeat(16), replicas: vec![Replica { volume: "v1".into(), subvolume: 2 }] };
+        let old = encode(&blob).unwrap();
+        assert_eq!(Unlogged::decode(&old).unwrap(), Unlogged { blob: blob.clone(), order: 0 });
+        let new = encode(&Unlogged { blob: blob.clone(), order: 77 }).unwrap();
+        assert_eq!(Unlogged::decode(&new).unwrap(), Unlogged { blob, order: 77 });
+        assert!(Unlogged::decode(&[1, 0xff]).is_err());
     }
 }

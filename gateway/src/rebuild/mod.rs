@@ -35,7 +35,7 @@ use crate::index::records::{
     BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
     VolumeRecord,
 };
-use crate::volume_client::{ListedBlob, VolumeClient};
+use crate::volume_client::{Commit, ListedBlob, VolumeClient};
 
 mod scratch;
 use scratch::{Scratch, Space, key_of, prefix_of};
@@ -349,14 +349,14 @@ pub async fn rebuild(
 
     // Only blobs some volume's commit log names were ever committed; the others reached the
     // volumes but lost a conditional write or a crash took their commit. GC collects them.
+    // Each keeps the highest commit order any log gives it.
     for volume in &survey.readable {
         for subvolume in 0..volume.subvolumes {
             let mut from = 0;
             loop {
                 match client.read_commits(&volume.url, subvolume, from, LIST_PAGE).await {
-                    Ok((ids, next)) => {
-                        let ids = ids.into_iter().map(|id| (id.into_bytes(), Vec::new())).collect();
-                        scratch.put_all(Space::Committed, ids).await?;
+                    Ok((commits, next)) => {
+                        max_ts = max_ts.max(record_commits(&scratch, commits).await?);
                         match next {
                             Some(next) => from = next,
                             None => break,
@@ -441,6 +441,32 @@ async fn record_listed(
     Ok(max_ts)
 }
 
+/// Records a page of a commit log: each id with the highest commit order seen for it (a copy
+/// made without knowing the order logs 0; logs from before orders say nothing either).
+/// Returns the highest order in the page.
+async fn record_commits(scratch: &Scratch, commits: Vec<Commit>) -> Result<u64> {
+    let mut orders: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for commit in commits {
+        let order = orders.entry(commit.id.into_bytes()).or_default();
+        *order = (*order).max(commit.order);
+    }
+    let known = scratch.get_all(Space::Committed, orders.keys().cloned().collect()).await?;
+    let mut writes = Vec::with_capacity(orders.len());
+    let mut highest = 0;
+    for ((id, order), known) in orders.into_iter().zip(known) {
+        let order = order.max(known.as_deref().map_or(0, committed_order));
+        highest = highest.max(order);
+        writes.push((id, order.to_be_bytes().to_vec()));
+    }
+    scratch.put_all(Space::Committed, writes).await?;
+    Ok(highest)
+}
+
+/// A commit order as the scratch space keeps it (empty or short: 0, not known).
+fn committed_order(value: &[u8]) -> u64 {
+    value.try_into().map_or(0, u64::from_be_bytes)
+}
+
 /// Queues the blob `id` for GC: it lost to a newer one.
 async fn queue_gc(restore: &mut Restore<'_>, report: &mut RebuildReport, id: &str, found: &Found) -> Result<()> {
     report.queued += 1;
@@ -462,14 +488,23 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
         let (mut versions, mut tags, mut buckets) = (Vec::new(), Vec::new(), Vec::new());
         for ((id, found), committed) in page.into_iter().zip(committed) {
             let found = decode_found(&found)?;
-            if found.meta.kind != BlobKind::Part && committed.is_none() {
-                report.uncommitted += 1;
+            if found.meta.kind == BlobKind::Part {
                 continue;
             }
-            let ts = found.meta.ts.to_be_bytes();
+            let Some(committed) = committed else {
+                report.uncommitted += 1;
+                continue;
+            };
+            // Versions of a key are ordered as their commits were (the blob's own timestamp,
+            // from when its write started, only where no log says).
+            let ts = match committed_order(&committed) {
+                0 => found.meta.ts,
+                order => order,
+            }
+            .to_be_bytes();
             let meta = &found.meta;
             match meta.kind {
-                BlobKind::Part => {}
+                BlobKind::Part => {} // looked up by id later, through their manifests
                 BlobKind::Tags => match &meta.version {
                     Some(version) => tags.push(([key_of(&[version.as_bytes()]), ts.to_vec(), id.clone()].concat(), id)),
                     None => {
@@ -511,27 +546,38 @@ async fn restore_objects(
 ) -> Result<BTreeMap<String, u64>> {
     let scratch = context.scratch;
     let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
-    // The newest version seen so far of the key being walked, with the key's group prefix.
-    let mut leader: Option<(Vec<u8>, String, Found)> = None;
+    // The newest version seen so far of the key being walked, with the key's group prefix and
+    // the version's commit order.
+    let mut leader: Option<(Vec<u8>, u64, String, Found)> = None;
     let mut walk = scratch.walk(Space::Versions, Vec::new());
     loop {
         let page = walk.page().await?;
         let done = page.is_empty();
-        let groups: Vec<Vec<u8>> = page.iter().map(|(key, _)| prefix_of(key, 2).to_vec()).collect();
+        // A version's key: its group (bucket and key), its commit order, its id.
+        let groups: Vec<(Vec<u8>, u64)> = page
+            .iter()
+            .map(|(key, _)| {
+                let group = prefix_of(key, 2);
+                let order = key.get(group.len()..group.len() + 8).map_or(0, committed_order);
+                (group.to_vec(), order)
+            })
+            .collect();
         let found = found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await?;
-        for (group, (id, found)) in groups.into_iter().zip(found) {
+        for ((group, order), (id, found)) in groups.into_iter().zip(found) {
             match leader.take() {
-                Some((previous, older, older_found)) if previous == group => {
+                Some((previous, _, older, older_found)) if previous == group => {
                     queue_gc(restore, report, &older, &older_found).await?;
                 }
-                Some((_, id, found)) => restore_newest(context, restore, report, &mut with_objects, id, found).await?,
+                Some((_, order, id, found)) => {
+                    restore_newest(context, restore, report, &mut with_objects, (id, order), found).await?;
+                }
                 None => {}
             }
-            leader = Some((group, id, found));
+            leader = Some((group, order, id, found));
         }
         if done {
-            if let Some((_, id, found)) = leader.take() {
-                restore_newest(context, restore, report, &mut with_objects, id, found).await?;
+            if let Some((_, order, id, found)) = leader.take() {
+                restore_newest(context, restore, report, &mut with_objects, (id, order), found).await?;
             }
             break;
         }
@@ -549,13 +595,14 @@ async fn restore_objects(
     }
 }
 
-/// Restores `found`, the newest version of its key.
+/// Restores `found`, the newest version of its key, with its commit order as its timestamp
+/// (as the index had it).
 async fn restore_newest(
     context: &Manifests<'_>,
     restore: &mut Restore<'_>,
     report: &mut RebuildReport,
     with_objects: &mut BTreeMap<String, u64>,
-    id: String,
+    (id, order): (String, u64),
     found: Found,
 ) -> Result<()> {
     let (bucket, key) = (&found.meta.bucket, &found.meta.key);
@@ -587,6 +634,7 @@ async fn restore_newest(
         let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
         *oldest = (*oldest).min(found.meta.modified_ms);
     }
+    entry.set_ts(order);
     restore.object(bucket, key, &entry).await
 }
 

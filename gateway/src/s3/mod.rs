@@ -32,7 +32,7 @@ use s3s::{S3, S3Request, S3Response, S3Result};
 
 use crate::cluster::Cluster;
 use crate::index::records::ObjectEntry;
-use crate::index::{Committed, Index, WriteCondition};
+use crate::index::{Index, WriteCondition};
 use crate::volume_client::VolumeClient;
 
 /// Owner reported for every bucket and object: Cairn has one tenant.
@@ -61,22 +61,20 @@ impl Gateway {
         self.cluster.place(bucket, key, self.replicas * 2, self.volumes.health())
     }
 
-    /// Commits `entry` as the key's version (see `Index::commit_object`) and, if it became
-    /// current, logs its blob on its volumes before the client hears of it.
+    /// Commits `entry` as the key's version (see `Index::commit_object`) and logs its blob on
+    /// its volumes before the client hears of it.
     pub(crate) async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         entry: ObjectEntry,
         condition: Option<WriteCondition>,
-    ) -> crate::Result<Committed> {
+    ) -> crate::Result<()> {
         let blob = entry.main_blob().clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
-        let committed = self.index.commit_object(&bucket, &key, &entry, condition.as_ref()).await?;
-        if committed == Committed::Current {
-            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
-        }
-        Ok(committed)
+        let order = self.index.commit_object(&bucket, &key, &entry, condition.as_ref()).await?;
+        crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob, order).await;
+        Ok(())
     }
 
     /// Completes a multipart upload (see `Index::complete_upload`) and logs its manifest.
@@ -90,8 +88,8 @@ impl Gateway {
     ) -> crate::Result<()> {
         let blob = entry.main_blob().clone();
         let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
-        self.index.complete_upload(&b, &k, &u, &entry, condition.as_ref()).await?;
-        crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob).await;
+        let order = self.index.complete_upload(&b, &k, &u, &entry, condition.as_ref()).await?;
+        crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob, order).await;
         Ok(())
     }
 

@@ -47,7 +47,7 @@ async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, 
     let change = TagsBlob { ts, blob: stored.blob.clone() };
     let committed = gw.index.set_tags(&bucket, &key, &version, tags, change).await?;
     if committed == Committed::Current {
-        crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob).await;
+        crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, ts).await;
     }
     // Registered in flight until here, so GC cannot take the blob for an orphan before the
     // record references it.
