@@ -1,11 +1,29 @@
 //! The records the index stores, and their versioned encoding (a version byte, then postcard).
+//!
+//! **Records grow by appending.** Postcard has no optional fields: a struct that gains a field
+//! can no longer read what was written before. So a field may only be appended at the end of
+//! a record's last struct (the one whose fields end the encoding, e.g. `ObjectRecord` within
+//! `ObjectEntry::Live`), and its default must encode as one zero byte (`Option` None, an empty
+//! `Vec` or `String`, 0, false, an enum's first unit variant), and the version byte goes up. A
+//! record with an older version byte that ends early is read again with zero bytes appended,
+//! which decode as those defaults (postcard ignores what follows a complete value); a record
+//! with the current version byte must decode exactly. A newer version byte is refused.
+//!
+//! Version 2 appended nothing: it marks the records written once this rule held (the
+//! membership had already gained `removed` under version 1, which is what made records
+//! written before that unreadable).
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
-const RECORD_VERSION: u8 = 1;
+const RECORD_VERSION: u8 = 2;
+/// The oldest version byte this code reads.
+const FIRST_RECORD_VERSION: u8 = 1;
+/// Zero bytes appended to a record that ends early: one per field appended since it was
+/// written, at most.
+const GROWTH_PADDING: [u8; 16] = [0; 16];
 
 /// Encodes a record with its version byte.
 pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
@@ -14,10 +32,16 @@ pub fn encode<T: Serialize>(record: &T) -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Decodes a record written by [`encode`].
+/// Decodes a record written by [`encode`], by this version or an earlier one (see the module
+/// docs on how records grow).
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     match bytes.split_first() {
         Some((&RECORD_VERSION, rest)) => postcard::from_bytes(rest).map_err(|e| Error::Index(format!("decode: {e}"))),
+        Some((&(FIRST_RECORD_VERSION..RECORD_VERSION), rest)) => match postcard::from_bytes(rest) {
+            Err(postcard::Error::DeserializeUnexpectedEnd) => postcard::from_bytes(&[rest, &GROWTH_PADDING].concat())
+                .map_err(|e| Error::Index(format!("decode (a record from before fields were added): {e}"))),
+            decoded => decoded.map_err(|e| Error::Index(format!("decode: {e}"))),
+        },
         Some((version, _)) => Err(Error::Index(format!("unknown record version {version}"))),
         None => Err(Error::Index("empty record".into())),
     }
@@ -439,5 +463,66 @@ mod tests {
         future[0] = 99;
         assert!(decode::<ObjectEntry>(&future).is_err());
         assert!(decode::<ObjectEntry>(&[]).is_err());
+    }
+
+    /// A record written before fields were appended to its last struct reads with their
+    /// defaults, in either variant of an enum; a record cut short elsewhere still fails.
+    #[test]
+    fn records_written_before_fields_were_appended_still_read() {
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct Before {
+            ts: u64,
+            name: String,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        enum EntryBefore {
+            Live(Box<Before>),
+            Gone { ts: u64 },
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        enum Kind {
+            Plain,
+            Special,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        struct After {
+            ts: u64,
+            name: String,
+            note: Option<String>,
+            list: Vec<u64>,
+            count: u64,
+            flag: bool,
+            kind: Kind,
+        }
+        #[derive(Debug, PartialEq, Serialize, Deserialize)]
+        enum EntryAfter {
+            Live(Box<After>),
+            Gone { ts: u64, marker: bool },
+        }
+        let old = written_by_version_1(&EntryBefore::Live(Box::new(Before { ts: 5, name: "x".into() })));
+        let expected =
+            After { ts: 5, name: "x".into(), note: None, list: vec![], count: 0, flag: false, kind: Kind::Plain };
+        assert_eq!(decode::<EntryAfter>(&old).unwrap(), EntryAfter::Live(Box::new(expected)));
+        let old = written_by_version_1(&EntryBefore::Gone { ts: 9 });
+        assert_eq!(decode::<EntryAfter>(&old).unwrap(), EntryAfter::Gone { ts: 9, marker: false });
+        let written = EntryAfter::Gone { ts: 9, marker: true };
+        assert_eq!(decode::<EntryAfter>(&encode(&written).unwrap()).unwrap(), written, "new records read exactly");
+        // The membership as stored before `removed` was added to it.
+        #[derive(Serialize)]
+        struct MembershipBefore {
+            volumes: Vec<VolumeRecord>,
+        }
+        let old = written_by_version_1(&MembershipBefore { volumes: vec![] });
+        assert_eq!(decode::<Membership>(&old).unwrap(), Membership::default());
+        // A current record must be whole.
+        let cut = encode(&Before { ts: 1, name: "a longer name".into() }).unwrap();
+        assert!(decode::<Before>(&cut[..cut.len() - 3]).is_err());
+        assert!(decode::<After>(&cut).is_err());
+    }
+
+    fn written_by_version_1<T: Serialize>(record: &T) -> Vec<u8> {
+        let mut bytes = encode(record).unwrap();
+        bytes[0] = 1;
+        bytes
     }
 }
