@@ -31,7 +31,8 @@ async fn main() {
     let started = std::time::Instant::now();
     let ts = index.next_ts();
     let mut restore = index.restore();
-    let bucket = BucketEntry::Live(BucketRecord { created_ms: ts / 1000, ts, blob: None });
+    let bucket =
+        BucketEntry::Live(BucketRecord { created_ms: ts / 1000, ts, blob: None, versioning: Default::default() });
     restore.bucket("big", &bucket).await.unwrap();
     for i in 0..count {
         let record = ObjectRecord {
@@ -51,6 +52,7 @@ async fn main() {
                 replicas: vec![Replica { volume: "none".into(), subvolume: 0 }],
             },
             tags_blob: None,
+            version: Default::default(),
         };
         let key = format!("dir{}/obj{i:08}", i % 100);
         restore.object("big", &key, &ObjectEntry::Live(Box::new(record))).await.unwrap();

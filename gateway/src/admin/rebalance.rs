@@ -211,7 +211,7 @@ fn entry_blobs(entry: &ObjectEntry) -> Blobs {
             };
             data.into_iter().chain(record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0, tags.ts))).collect()
         }
-        ObjectEntry::Deleted { ts, blob } => vec![(blob.clone(), 0, *ts)],
+        ObjectEntry::Deleted { ts, blob, .. } => vec![(blob.clone(), 0, *ts)],
     }
 }
 

@@ -72,11 +72,13 @@ pub enum Table {
     Gateways,
     /// Blobs being written, by any gateway of a shared index.
     InFlight,
+    /// Noncurrent versions of objects, by bucket, key and newest first.
+    Versions,
 }
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 14] = [
         Table::Buckets,
         Table::Objects,
         Table::Uploads,
@@ -90,6 +92,7 @@ impl Table {
         Table::Unlogged,
         Table::Gateways,
         Table::InFlight,
+        Table::Versions,
     ];
 
     /// Its name in the engine (column family, table name).
@@ -108,6 +111,7 @@ impl Table {
             Table::Unlogged => "unlogged",
             Table::Gateways => "gateways",
             Table::InFlight => "in_flight",
+            Table::Versions => "versions",
         }
     }
 }

@@ -10,7 +10,7 @@
 //! entries are filed under the empty key), since until then its deletion blob is what keeps
 //! a rebuild from bringing the bucket back.
 
-use super::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, Replica, decode, encode};
+use super::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, Replica, Versioning, decode, encode};
 use super::{Index, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
@@ -94,7 +94,8 @@ impl Index {
                     if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
                         self.queue_gc(tx, name, BUCKET_KEY, deletion, 0)?;
                     }
-                    let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()) };
+                    let record =
+                        BucketRecord { created_ms, ts, blob: Some(blob.clone()), versioning: Versioning::Unversioned };
                     self.consume_claim(tx, &blob.id).await?;
                     write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
                     self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;

@@ -259,6 +259,7 @@ mod on_postgres {
             parts: vec![],
             blob: BlobRef { id: blob.into(), replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] },
             tags_blob: None,
+            version: Default::default(),
         }))
     }
 

@@ -36,7 +36,7 @@ impl Tombstone {
     /// The entry as a tombstone, if it is one written before `before_ts`.
     pub fn written_before((bucket, key, entry): KeyedEntry, before_ts: u64) -> Option<Tombstone> {
         match entry {
-            ObjectEntry::Deleted { ts, blob } if ts < before_ts => Some(Tombstone { bucket, key, ts, blob }),
+            ObjectEntry::Deleted { ts, blob, .. } if ts < before_ts => Some(Tombstone { bucket, key, ts, blob }),
             _ => None,
         }
     }
@@ -385,6 +385,7 @@ mod tests {
             let entry = ObjectEntry::Deleted {
                 ts: 10,
                 blob: BlobRef { id, replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] },
+                version: Default::default(),
             };
             index.commit_object("b", &format!("k{i}"), &entry, None).await.unwrap();
         }
@@ -434,7 +435,7 @@ mod tests {
     }
 
     fn deleted(ts: u64, id: &str) -> ObjectEntry {
-        ObjectEntry::Deleted { ts, blob: BlobRef { id: id.into(), replicas: vec![] } }
+        ObjectEntry::Deleted { ts, blob: BlobRef { id: id.into(), replicas: vec![] }, version: Default::default() }
     }
 
     /// The version a tombstone deleted may still be on a volume (its delete failed); while it

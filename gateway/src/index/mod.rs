@@ -32,6 +32,7 @@ mod repair;
 mod restore;
 mod tags;
 mod unlogged;
+mod versions;
 
 pub use self::buckets::{BUCKET_KEY, BucketTombstone, BucketUsage};
 pub use self::forget::Forgotten;
@@ -42,6 +43,7 @@ pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
 pub use self::unlogged::Unlogged;
+pub use self::versions::{NULL_VERSION, version_id};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -302,9 +304,7 @@ impl Index {
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
     ) -> Result<u64> {
-        if self.bucket_in(tx, bucket).await?.is_none() {
-            return Err(Error::NoSuchBucket);
-        }
+        let Some(bucket_record) = self.bucket_in(tx, bucket).await? else { return Err(Error::NoSuchBucket) };
         let current: Option<ObjectEntry> = read_in(tx, Table::Objects, &object_key(bucket, key)).await?;
         if let Some(condition) = condition {
             let live = current.clone().and_then(ObjectEntry::live);
@@ -313,9 +313,8 @@ impl Index {
         let order = self.next_ts().max(current.as_ref().map_or(0, |c| c.newest_ts() + 1));
         let mut entry = entry.clone();
         entry.set_ts(order);
-        for (blob, bytes) in current.as_ref().map(ObjectEntry::blobs_with_bytes).unwrap_or_default() {
-            self.queue_gc(tx, bucket, key, blob, bytes)?;
-        }
+        let version = self.retire_current(tx, (bucket, key), bucket_record.versioning, current.as_ref()).await?;
+        entry.set_version(version);
         self.consume_claim(tx, &entry.main_blob().id).await?;
         self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
         self.stage_unlogged(tx, entry.main_blob(), order)?;
@@ -555,6 +554,7 @@ mod tests {
             parts: vec![],
             blob: BlobRef { id: id.into(), replicas: vec![] },
             tags_blob: None,
+            version: Default::default(),
         }))
     }
 
@@ -596,9 +596,14 @@ mod tests {
         assert!(unlogged.iter().any(|u| u.blob.id == "late" && u.order == second), "{unlogged:?}");
         let third = index.commit_object("b", "k", &record(11, "newer"), None).await.unwrap();
         assert!(third > second);
-        let queued: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
-        assert_eq!(queued, ["new", "late"]);
-        let deleted = ObjectEntry::Deleted { ts: 12, blob: BlobRef { id: "tomb".into(), replicas: vec![] } };
+        let mut queued: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
+        queued.sort();
+        assert_eq!(queued, ["late", "new"]);
+        let deleted = ObjectEntry::Deleted {
+            ts: 12,
+            blob: BlobRef { id: "tomb".into(), replicas: vec![] },
+            version: Default::default(),
+        };
         let fourth = index.commit_object("b", "k", &deleted, None).await.unwrap();
         assert!(fourth > third);
         assert!(index.object("b", "k").await.unwrap().is_none());
@@ -725,7 +730,11 @@ mod tests {
     async fn deleted_keys_are_hidden_and_empty_bucket_can_go() {
         let (_dir, index) = index_with(&["k"]).await;
         assert!(matches!(index.test_delete_bucket("b").await, Err(Error::BucketNotEmpty)));
-        let deleted = ObjectEntry::Deleted { ts: 100, blob: BlobRef { id: "t".into(), replicas: vec![] } };
+        let deleted = ObjectEntry::Deleted {
+            ts: 100,
+            blob: BlobRef { id: "t".into(), replicas: vec![] },
+            version: Default::default(),
+        };
         index.commit_object("b", "k", &deleted, None).await.unwrap();
         assert!(index.list_objects("b", "", None, None, 10).await.unwrap().items.is_empty());
         index.test_delete_bucket("b").await.unwrap();

@@ -349,6 +349,7 @@ mod tests {
             parts,
             blob: BlobRef { id: "manifest".into(), replicas: vec![] },
             tags_blob: None,
+            version: Default::default(),
         }))
     }
 

@@ -122,8 +122,11 @@ mod tests {
             index.commit_object("b", key, &super::super::tests::record(10, &format!("v{i}")), None).await.unwrap();
             // Every third key deleted again: a tombstone, and the old version queued for GC.
             if i % 3 == 0 {
-                let tombstone =
-                    ObjectEntry::Deleted { ts: 20, blob: BlobRef { id: format!("t{i}"), replicas: vec![] } };
+                let tombstone = ObjectEntry::Deleted {
+                    ts: 20,
+                    blob: BlobRef { id: format!("t{i}"), replicas: vec![] },
+                    version: Default::default(),
+                };
                 index.commit_object("b", key, &tombstone, None).await.unwrap();
             }
         }

@@ -9,9 +9,9 @@
 //! which decode as those defaults (postcard ignores what follows a complete value); a record
 //! with the current version byte must decode exactly. A newer version byte is refused.
 //!
-//! Version 2 appended nothing: it marks the records written once this rule held (the
-//! membership had already gained `removed` under version 1, which is what made records
-//! written before that unreadable).
+//! Version 2 appended S3 versioning (`BucketRecord::versioning`, `ObjectRecord::version`,
+//! `ObjectEntry::Deleted::version`). Version 1 records had grown once before the rule (the
+//! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
@@ -59,6 +59,34 @@ pub struct BucketRecord {
     /// is empty. `None` only for a bucket a rebuild recreated from its objects alone,
     /// because no bucket blob of it was found.
     pub blob: Option<BlobRef>,
+    /// S3 versioning (appended: see the module docs).
+    pub versioning: Versioning,
+}
+
+/// A bucket's S3 versioning state. Once enabled it can be suspended, never undone.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Versioning {
+    /// Never enabled: a write replaces the key's entry.
+    #[default]
+    Unversioned,
+    /// Every write adds a version; the one it replaces becomes noncurrent.
+    Enabled,
+    /// Writes replace the key's `null` version; versions with ids stay.
+    Suspended,
+}
+
+/// Which version of its key an entry is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Version {
+    /// Written while the bucket was never versioned: the `null` version of a live record; for
+    /// a deletion, a tombstone, which is no version at all.
+    #[default]
+    Unversioned,
+    /// Written while versioning was suspended: the `null` version (for a deletion, a delete
+    /// marker whose id is `null`).
+    Null,
+    /// Written while versioning was enabled: a version whose id is its commit order.
+    Id,
 }
 
 /// What the buckets column family holds for a name: the bucket, or the record of its
@@ -175,6 +203,8 @@ pub struct ObjectRecord {
     /// The tags blob of the last PutObjectTagging or DeleteObjectTagging of this version,
     /// which carries `tags` to a rebuild; `None` while the tags are those of the write.
     pub tags_blob: Option<TagsBlob>,
+    /// Which version of the key this is (appended: see the module docs).
+    pub version: Version,
 }
 
 impl ObjectRecord {
@@ -264,12 +294,14 @@ pub struct CompletedUpload {
 pub enum ObjectEntry {
     /// A readable object.
     Live(Box<ObjectRecord>),
-    /// Deleted at `ts`; `blob` is the tombstone blob written to the volumes.
+    /// Deleted at `ts`; `blob` is the tombstone (or delete marker) blob written to the volumes.
     Deleted {
         /// Delete timestamp.
         ts: u64,
         /// The tombstone blob.
         blob: BlobRef,
+        /// A tombstone (`Unversioned`) or a delete marker (appended: see the module docs).
+        version: Version,
     },
 }
 
@@ -455,6 +487,7 @@ mod tests {
             parts: vec![],
             blob: BlobRef { id: "00".repeat(16), replicas: vec![Replica { volume: "v".into(), subvolume: 1 }] },
             tags_blob: None,
+            version: Default::default(),
         }));
         let bytes = encode(&entry).unwrap();
         assert_eq!(bytes[0], RECORD_VERSION);

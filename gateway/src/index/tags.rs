@@ -82,6 +82,7 @@ mod tests {
             parts: vec![],
             blob: blob(id),
             tags_blob: None,
+            version: Default::default(),
         }))
     }
 
@@ -136,7 +137,7 @@ mod tests {
         assert_eq!(index.object("b", "k").await.unwrap().unwrap().tags, tags("written"));
         assert!(queued(&index).await.contains(&"t3".to_string()));
 
-        let deleted = ObjectEntry::Deleted { ts: 60, blob: blob("tomb") };
+        let deleted = ObjectEntry::Deleted { ts: 60, blob: blob("tomb"), version: Default::default() };
         index.commit_object("b", "k", &deleted, None).await.unwrap();
         assert!(matches!(index.set_tags("b", "k", "v2", tags("gone"), change(70, "t4")).await, Err(Error::NoSuchKey)));
         assert!(queued(&index).await.contains(&"t4".to_string()));

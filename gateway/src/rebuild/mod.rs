@@ -32,8 +32,8 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::Restore;
 use crate::index::records::{
-    BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob,
-    VolumeRecord,
+    BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob, Version,
+    Versioning, VolumeRecord,
 };
 use crate::volume_client::{Commit, ListedBlob, VolumeClient};
 
@@ -610,7 +610,7 @@ async fn restore_newest(
     let mut entry = match found.meta.kind {
         BlobKind::Tombstone => {
             report.tombstones += 1;
-            ObjectEntry::Deleted { ts: found.meta.ts, blob }
+            ObjectEntry::Deleted { ts: found.meta.ts, blob, version: Version::Unversioned }
         }
         BlobKind::Object => ObjectEntry::Live(Box::new(record(&found, blob, found.md5.clone(), found.size, vec![]))),
         BlobKind::Manifest => match manifest_record(context, &found, blob).await {
@@ -757,7 +757,12 @@ fn bucket_entry(
     let blob_ref = |id: &String| BlobRef { id: id.clone(), replicas: blobs[id].replicas.clone() };
     let live = |id: &String, for_objects: bool| {
         let meta = &blobs[id].meta;
-        let record = BucketRecord { created_ms: meta.modified_ms, ts: meta.ts, blob: Some(blob_ref(id)) };
+        let record = BucketRecord {
+            created_ms: meta.modified_ms,
+            ts: meta.ts,
+            blob: Some(blob_ref(id)),
+            versioning: Versioning::Unversioned,
+        };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(id.clone()), for_objects }
     };
     if let Some(first) = of_kind(BlobKind::Bucket).filter(|id| blobs[*id].meta.ts > deleted_at).min_by_key(ts) {
@@ -767,7 +772,12 @@ fn bucket_entry(
         return Some(match of_kind(BlobKind::Bucket).max_by_key(ts) {
             Some(newest) => live(newest, true),
             None => RestoredBucket {
-                entry: BucketEntry::Live(BucketRecord { created_ms: oldest_object_ms, ts: 0, blob: None }),
+                entry: BucketEntry::Live(BucketRecord {
+                    created_ms: oldest_object_ms,
+                    ts: 0,
+                    blob: None,
+                    versioning: Versioning::Unversioned,
+                }),
                 keep: None,
                 for_objects: true,
             },
@@ -793,6 +803,7 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
         parts,
         blob,
         tags_blob: None,
+        version: Version::Unversioned,
     }
 }
 
@@ -967,7 +978,7 @@ mod tests {
 
     fn live(created_ms: u64, ts: u64, id: Option<&str>) -> BucketEntry {
         let blob = id.map(|id| BlobRef { id: id.into(), replicas: vec![] });
-        BucketEntry::Live(BucketRecord { created_ms, ts, blob })
+        BucketEntry::Live(BucketRecord { created_ms, ts, blob, versioning: Default::default() })
     }
 
     #[test]

@@ -125,6 +125,7 @@ mod tests {
             parts: vec![],
             blob: BlobRef { id: "x".into(), replicas: vec![] },
             tags_blob: None,
+            version: Default::default(),
         }
     }
 

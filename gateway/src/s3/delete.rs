@@ -12,7 +12,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::Gateway;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::records::ObjectEntry;
+use crate::index::records::{ObjectEntry, Version};
 use crate::time::now_ms;
 
 /// S3 caps DeleteObjects at 1000 keys per request.
@@ -34,7 +34,8 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
     let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
     // `stored` keeps the tombstone blob hidden from GC until it is committed.
     let stored = super::write::store(gw, &meta, Some(0), None, None, empty).await?;
-    let entry = ObjectEntry::Deleted { ts, blob: stored.blob.clone() };
+    // Tombstone or delete marker: the commit decides by the bucket's versioning.
+    let entry = ObjectEntry::Deleted { ts, blob: stored.blob.clone(), version: Version::Unversioned };
     gw.commit_object(bucket, key, entry, None).await?;
     Ok(())
 }

@@ -15,7 +15,7 @@ use super::write::{self, new_id};
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
 use crate::checksum::{self, Algorithm, Checksum, ChecksumType as ChecksumKind, Expected, PartDigest};
 use crate::error::Error;
-use crate::index::records::{ObjectEntry, ObjectRecord, PartRecord, UploadRecord};
+use crate::index::records::{ObjectEntry, ObjectRecord, PartRecord, UploadRecord, Version};
 use crate::time::{now_ms, timestamp_from_ms};
 
 /// S3's part numbers.
@@ -348,6 +348,7 @@ pub(super) async fn complete_multipart_upload(
         parts: chosen,
         blob: stored_manifest.blob,
         tags_blob: None,
+        version: Version::Unversioned,
     };
     let entry = ObjectEntry::Live(Box::new(record));
     match gw.complete_upload(&bucket, &key, &upload_id, entry, condition).await {

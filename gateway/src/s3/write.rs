@@ -14,7 +14,7 @@ use crate::checksum::{Algorithm, Checksum, ChecksumType, Expected};
 use crate::error::{Error, Result};
 use crate::in_flight::InFlightGuard;
 use crate::index::WriteCondition;
-use crate::index::records::{BlobRef, ObjectRecord};
+use crate::index::records::{BlobRef, ObjectRecord, Version};
 use crate::replicated::{self, BodyChecks};
 
 /// Largest single PUT (and part) S3 accepts: 5 GiB.
@@ -60,6 +60,8 @@ impl Stored {
             parts: Vec::new(),
             blob: self.blob.clone(),
             tags_blob: None,
+            // The commit decides by the bucket's versioning.
+            version: Version::Unversioned,
         }
     }
 }

@@ -27,7 +27,7 @@ use crate::error::{Error, Result};
 /// Memory for cached index blocks, shared by every table: enough for the hot part of a large
 /// index without letting the gateway grow with it.
 const BLOCK_CACHE_BYTES: usize = 64 << 20;
-/// Memtables of all tables together: without a cap each of the thirteen could grow to 128 MiB
+/// Memtables of all tables together: without a cap each of the fourteen could grow to 128 MiB
 /// (two of RocksDB's default 64 MiB buffers), so a burst of writes (a rebuild, an import) would
 /// grow the process with what it wrote.
 const WRITE_BUFFER_BYTES: usize = 64 << 20;

@@ -1,0 +1,398 @@
+//! S3 versioning in the index (see docs/design.md, "Versioned schema"). The `objects` table
+//! keeps each key's current entry, so reads and listings of current objects cost what they
+//! did; noncurrent versions go to the `versions` table under the key, newest first. A
+//! version's id is its commit order (the timestamp its commit took), in hex; the `null`
+//! version is the one written while the bucket was unversioned or suspended.
+//!
+//! What a commit does with the entry it replaces depends on the bucket: never versioned — it
+//! goes to GC (as before versioning); enabled — it becomes noncurrent (a tombstone, which is
+//! no version, still goes to GC); suspended — versions with ids become noncurrent, while the
+//! key's `null` version, current or not, goes to GC, since the new entry is the `null` version.
+
+use super::records::{ObjectEntry, Version, Versioning, decode};
+use super::{Index, object_key, prefix_end, read_in, write_in};
+use crate::engine::{Table, Transaction};
+use crate::error::{Error, Result};
+use crate::in_transaction;
+
+/// The id S3 gives the `null` version.
+pub const NULL_VERSION: &str = "null";
+/// Noncurrent versions read per scan while looking for a key's `null` version.
+const VERSIONS_PAGE: usize = 100;
+
+/// The version of its key `entry` is, as S3 names it: `None` for a tombstone (no version).
+pub fn version_id(entry: &ObjectEntry) -> Option<String> {
+    match (entry, entry.version()) {
+        (_, Version::Id) => Some(format!("{:016x}", entry.ts())),
+        (ObjectEntry::Deleted { .. }, Version::Unversioned) => None,
+        (_, Version::Null | Version::Unversioned) => Some(NULL_VERSION.to_string()),
+    }
+}
+
+/// Whether `entry` is its key's `null` version.
+fn is_null_version(entry: &ObjectEntry) -> bool {
+    version_id(entry).is_some_and(|id| id == NULL_VERSION)
+}
+
+/// The commit order a version id names (`None`: not one of ours, so no such version).
+fn order_of(version_id: &str) -> Option<u64> {
+    (version_id.len() == 16 && version_id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()))
+        .then(|| u64::from_str_radix(version_id, 16).ok())
+        .flatten()
+}
+
+/// Where noncurrent versions of `bucket`/`key` are: the key, escaped so that no other key's
+/// versions fall under it (a zero byte in the key becomes 0x00 0xFF), then 0x00 0x00; keys
+/// still sort as they do in `objects`.
+fn versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bucket.len() + key.len() + 3);
+    out.extend_from_slice(bucket.as_bytes());
+    out.push(0);
+    for &byte in key.as_bytes() {
+        out.push(byte);
+        if byte == 0 {
+            out.push(0xFF);
+        }
+    }
+    out.extend_from_slice(&[0, 0]);
+    out
+}
+
+/// The noncurrent version of `bucket`/`key` committed in `order`: newest first under the key.
+fn version_key(bucket: &str, key: &str, order: u64) -> Vec<u8> {
+    let mut out = versions_prefix(bucket, key);
+    out.extend_from_slice(&(!order).to_be_bytes());
+    out
+}
+
+impl ObjectEntry {
+    /// Which version of its key the entry is.
+    pub fn version(&self) -> Version {
+        match self {
+            ObjectEntry::Live(record) => record.version,
+            ObjectEntry::Deleted { version, .. } => *version,
+        }
+    }
+
+    /// Sets which version of its key the entry is.
+    pub fn set_version(&mut self, to: Version) {
+        match self {
+            ObjectEntry::Live(record) => record.version = to,
+            ObjectEntry::Deleted { version, .. } => *version = to,
+        }
+    }
+}
+
+impl Versioning {
+    /// The version a write committed under this state is.
+    fn version_written(self) -> Version {
+        match self {
+            Versioning::Unversioned => Version::Unversioned,
+            Versioning::Enabled => Version::Id,
+            Versioning::Suspended => Version::Null,
+        }
+    }
+}
+
+impl Index {
+    /// Sets `bucket`'s versioning. A bucket once versioned cannot go back to unversioned
+    /// (S3 answers that request with `IllegalVersioningConfigurationException`).
+    pub async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+        in_transaction!(self.engine, tx, {
+            let Some(mut record) = self.bucket_in(tx, bucket).await? else { return Ok(Err(Error::NoSuchBucket)) };
+            if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned {
+                return Ok(Err(Error::InvalidRequest("a versioned bucket can only be suspended".into())));
+            }
+            record.versioning = versioning;
+            write_in(tx, Table::Buckets, bucket.as_bytes(), &super::records::BucketEntry::Live(record))?;
+            Ok(Ok(()))
+        })?
+    }
+
+    /// Adds to `tx` what becomes of `current`, the entry of `bucket`/`key` a commit under
+    /// `versioning` replaces (see the module docs), and returns the version the new entry is.
+    pub(super) async fn retire_current(
+        &self,
+        tx: &mut dyn Transaction,
+        (bucket, key): (&str, &str),
+        versioning: Versioning,
+        current: Option<&ObjectEntry>,
+    ) -> Result<Version> {
+        if let Some(current) = current {
+            let keep = match versioning {
+                Versioning::Unversioned => false,
+                Versioning::Enabled => version_id(current).is_some(),
+                Versioning::Suspended => current.version() == Version::Id,
+            };
+            if keep {
+                write_in(tx, Table::Versions, &version_key(bucket, key, current.ts()), current)?;
+            } else {
+                for (blob, bytes) in current.blobs_with_bytes() {
+                    self.queue_gc(tx, bucket, key, blob, bytes)?;
+                }
+            }
+        }
+        if versioning == Versioning::Suspended {
+            self.drop_noncurrent_null(tx, bucket, key).await?;
+        }
+        Ok(versioning.version_written())
+    }
+
+    /// Adds to `tx` the removal of the noncurrent `null` version of `bucket`/`key`, if there
+    /// is one (its blobs go to GC). There is at most one; finding it reads every noncurrent
+    /// version of the key.
+    async fn drop_noncurrent_null(&self, tx: &mut dyn Transaction, bucket: &str, key: &str) -> Result<()> {
+        let prefix = versions_prefix(bucket, key);
+        let end = prefix_end(&prefix);
+        let mut from = prefix.clone();
+        loop {
+            let rows = tx.scan(Table::Versions, &from, end.as_deref(), VERSIONS_PAGE).await?;
+            for (at, value) in &rows {
+                let entry: ObjectEntry = decode(value)?;
+                if is_null_version(&entry) {
+                    tx.delete(Table::Versions, at);
+                    for (blob, bytes) in entry.blobs_with_bytes() {
+                        self.queue_gc(tx, bucket, key, blob, bytes)?;
+                    }
+                    return Ok(());
+                }
+            }
+            match rows.last() {
+                Some((last, _)) if rows.len() == VERSIONS_PAGE => from = [last.as_slice(), &[0]].concat(),
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// The version `wanted` (a version id) of `bucket`/`key`, current or noncurrent (a delete marker is
+    /// a version; a tombstone is none).
+    pub async fn object_version(&self, bucket: &str, key: &str, wanted: &str) -> Result<Option<ObjectEntry>> {
+        let mut tx = self.engine.begin().await?;
+        let tx = tx.as_mut();
+        if let Some(current) = read_in::<ObjectEntry>(tx, Table::Objects, &object_key(bucket, key)).await?
+            && version_id(&current).as_deref() == Some(wanted)
+        {
+            return Ok(Some(current));
+        }
+        if wanted == NULL_VERSION {
+            let prefix = versions_prefix(bucket, key);
+            let end = prefix_end(&prefix);
+            let mut from = prefix.clone();
+            loop {
+                let rows = tx.scan(Table::Versions, &from, end.as_deref(), VERSIONS_PAGE).await?;
+                for (_, value) in &rows {
+                    let entry: ObjectEntry = decode(value)?;
+                    if is_null_version(&entry) {
+                        return Ok(Some(entry));
+                    }
+                }
+                match rows.last() {
+                    Some((last, _)) if rows.len() == VERSIONS_PAGE => from = [last.as_slice(), &[0]].concat(),
+                    _ => return Ok(None),
+                }
+            }
+        }
+        let Some(order) = order_of(wanted) else { return Ok(None) };
+        read_in(tx, Table::Versions, &version_key(bucket, key, order)).await
+    }
+
+    /// Up to `max` noncurrent versions of `bucket`/`key`, newest first, strictly older than
+    /// the version committed in `before` when given.
+    pub async fn noncurrent_versions(
+        &self,
+        bucket: &str,
+        key: &str,
+        before: Option<u64>,
+        max: usize,
+    ) -> Result<Vec<ObjectEntry>> {
+        let prefix = versions_prefix(bucket, key);
+        let end = prefix_end(&prefix);
+        let from = match before {
+            Some(order) => [version_key(bucket, key, order).as_slice(), &[0]].concat(),
+            None => prefix,
+        };
+        let rows = self.engine.scan(Table::Versions, &from, end.as_deref(), max).await?;
+        rows.iter().map(|(_, value)| decode(value)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::engine::postgres::PostgresEngine;
+    use crate::engine::postgres::test_postgres::TestPostgres;
+    use crate::index::GatewayRecord;
+    use crate::index::records::{BlobRef, ObjectRecord};
+
+    fn live(id: &str) -> ObjectEntry {
+        ObjectEntry::Live(Box::new(ObjectRecord {
+            ts: 1,
+            modified_ms: 1,
+            size: 3,
+            etag: "e".into(),
+            sha256: String::new(),
+            headers: Default::default(),
+            user_meta: vec![],
+            tags: vec![],
+            checksum: None,
+            parts: vec![],
+            blob: BlobRef { id: id.into(), replicas: vec![] },
+            tags_blob: None,
+            version: Version::Unversioned,
+        }))
+    }
+
+    fn marker(id: &str) -> ObjectEntry {
+        ObjectEntry::Deleted { ts: 1, blob: BlobRef { id: id.into(), replicas: vec![] }, version: Version::Unversioned }
+    }
+
+    fn blob_of(entry: &ObjectEntry) -> &str {
+        &entry.main_blob().id
+    }
+
+    async fn queued(index: &Index) -> Vec<String> {
+        let mut ids: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
+        ids.sort();
+        ids
+    }
+
+    async fn versions(index: &Index, key: &str) -> Vec<(String, String)> {
+        let current = index.object_entry("b", key).await.unwrap();
+        let noncurrent = index.noncurrent_versions("b", key, None, 100).await.unwrap();
+        current
+            .iter()
+            .chain(&noncurrent)
+            .filter_map(|entry| Some((blob_of(entry).to_string(), version_id(entry)?)))
+            .collect()
+    }
+
+    async fn commit(index: &Index, key: &str, entry: ObjectEntry) -> String {
+        if index.engine().shared() {
+            // A shared index commits only blobs a live gateway claimed.
+            index.claim(blob_of(&entry), "c", "t").await.unwrap();
+        }
+        let order = index.commit_object("b", key, &entry, None).await.unwrap();
+        format!("{order:016x}")
+    }
+
+    /// Runs `test` on a fresh index with bucket `b`, on RocksDB and then on PostgreSQL.
+    async fn with_index(who: &str, test: impl AsyncFn(&Index)) {
+        let dir = tempfile::tempdir().unwrap();
+        let rocks = Index::open(dir.path()).await.unwrap();
+        rocks.test_create_bucket("b").await.unwrap();
+        test(&rocks).await;
+        let Some(server) = TestPostgres::start(who) else { return };
+        let engine = PostgresEngine::connect(&server.create_database()).await.unwrap();
+        let pg = Index::with_engine(Arc::new(engine)).await.unwrap();
+        let gateway = GatewayRecord {
+            id: "t".into(),
+            s3_address: String::new(),
+            admin_address: String::new(),
+            started_ms: 0,
+            beats: 0,
+            beat_ms: 0,
+        };
+        pg.register_gateway(&gateway).await.unwrap();
+        pg.claim("bucket-blob", "c", "t").await.unwrap();
+        pg.create_bucket("b", pg.next_ts(), 1, &BlobRef { id: "bucket-blob".into(), replicas: vec![] }).await.unwrap();
+        test(&pg).await;
+    }
+
+    /// Unversioned, then enabled, then suspended, then enabled again: each write keeps or
+    /// drops what it replaces as S3 does, on both engines.
+    #[tokio::test]
+    async fn writes_keep_or_replace_versions_by_the_buckets_state() {
+        with_index("writes_keep_or_replace_versions", async |index: &Index| {
+            // Never versioned: an overwrite replaces, a delete leaves a tombstone (no version).
+            commit(index, "k", live("u1")).await;
+            commit(index, "k", live("u2")).await;
+            assert_eq!(versions(index, "k").await, [("u2".into(), "null".into())]);
+            assert_eq!(queued(index).await, ["u1"]);
+            commit(index, "gone", live("g1")).await;
+            commit(index, "gone", marker("tomb")).await;
+            assert!(versions(index, "gone").await.is_empty(), "a tombstone is no version");
+
+            assert!(index.set_versioning("b", Versioning::Unversioned).await.is_ok(), "still never versioned");
+            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            assert!(matches!(index.set_versioning("b", Versioning::Unversioned).await, Err(Error::InvalidRequest(_))));
+            assert!(matches!(index.set_versioning("nope", Versioning::Enabled).await, Err(Error::NoSuchBucket)));
+
+            // Enabled: every write is a version with an id; the null version stays noncurrent.
+            let v3 = commit(index, "k", live("v3")).await;
+            let v4 = commit(index, "k", live("v4")).await;
+            let m5 = commit(index, "k", marker("m5")).await;
+            assert_eq!(
+                versions(index, "k").await,
+                [
+                    ("m5".into(), m5.clone()),
+                    ("v4".into(), v4.clone()),
+                    ("v3".into(), v3.clone()),
+                    ("u2".into(), "null".into())
+                ]
+            );
+            assert!(index.object("b", "k").await.unwrap().is_none(), "a delete marker is current");
+            // The tombstone written while unversioned is replaced, not kept.
+            let g = commit(index, "gone", live("g2")).await;
+            assert_eq!(versions(index, "gone").await, [("g2".into(), g)]);
+            assert_eq!(queued(index).await, ["g1", "tomb", "u1"]);
+
+            // Suspended: the write is the null version and the old null version goes.
+            index.set_versioning("b", Versioning::Suspended).await.unwrap();
+            commit(index, "k", live("n6")).await;
+            assert_eq!(
+                versions(index, "k").await,
+                [
+                    ("n6".into(), "null".into()),
+                    ("m5".into(), m5.clone()),
+                    ("v4".into(), v4.clone()),
+                    ("v3".into(), v3.clone())
+                ]
+            );
+            assert_eq!(queued(index).await, ["g1", "tomb", "u1", "u2"]);
+            commit(index, "k", marker("n7")).await;
+            assert_eq!(versions(index, "k").await[0], ("n7".into(), "null".into()), "a null delete marker");
+            assert_eq!(queued(index).await, ["g1", "n6", "tomb", "u1", "u2"], "it replaced the null version");
+
+            // Enabled again: the null marker becomes noncurrent, and reads find every version.
+            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            let v8 = commit(index, "k", live("v8")).await;
+            assert_eq!(versions(index, "k").await.len(), 5);
+            for (blob, id) in [("v8", &v8), ("n7", &"null".to_string()), ("m5", &m5), ("v3", &v3)] {
+                let found = index.object_version("b", "k", id).await.unwrap().unwrap();
+                assert_eq!(blob_of(&found), blob);
+            }
+            assert!(index.object_version("b", "k", "00000000000000ff").await.unwrap().is_none());
+            assert!(index.object_version("b", "k", "not-an-id").await.unwrap().is_none());
+            assert!(index.object_version("b", "k", &v8.to_uppercase()).await.unwrap().is_none());
+            // Noncurrent versions page from a version on.
+            let order = u64::from_str_radix(&m5, 16).unwrap();
+            let older = index.noncurrent_versions("b", "k", Some(order), 10).await.unwrap();
+            assert_eq!(older.iter().map(blob_of).collect::<Vec<_>>(), ["v4", "v3"]);
+            // Current listings see only current objects.
+            let listed = index.list_objects("b", "", None, None, 10).await.unwrap();
+            assert_eq!(listed.items.len(), 2, "{:?}", listed.items);
+        })
+        .await;
+    }
+
+    /// A key whose name extends another's, or holds a zero byte, keeps its versions apart.
+    #[tokio::test]
+    async fn versions_of_keys_that_share_a_prefix_stay_apart() {
+        with_index("versions_of_keys_that_share_a_prefix", async |index: &Index| {
+            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            for key in ["a", "a\u{0}", "a\u{0}b", "ab"] {
+                commit(index, key, live(&format!("{key}-1"))).await;
+                commit(index, key, live(&format!("{key}-2"))).await;
+            }
+            for key in ["a", "a\u{0}", "a\u{0}b", "ab"] {
+                let noncurrent = index.noncurrent_versions("b", key, None, 10).await.unwrap();
+                assert_eq!(noncurrent.iter().map(blob_of).collect::<Vec<_>>(), [format!("{key}-1")], "{key:?}");
+            }
+        })
+        .await;
+    }
+}
