@@ -52,6 +52,8 @@ fn split_key(raw: &[u8]) -> Option<(String, String)> {
 enum Kind<'a> {
     /// Object entries: repairs for blobs left short.
     Objects,
+    /// Noncurrent versions: the same.
+    Versions,
     /// Bucket entries: repairs for bucket blobs left short.
     Buckets,
     /// Parts of uploads in progress (upload id → bucket and key): repairs.
@@ -64,6 +66,7 @@ impl Kind<'_> {
     fn table(&self) -> Table {
         match self {
             Kind::Objects => Table::Objects,
+            Kind::Versions => Table::Versions,
             Kind::Buckets => Table::Buckets,
             Kind::Parts(_) => Table::Parts,
             Kind::Gc => Table::Gc,
@@ -76,6 +79,7 @@ impl Index {
     pub async fn forget_volume(&self, volume_id: &str) -> Result<Forgotten> {
         let mut report = Forgotten::default();
         self.rewrite::<ObjectEntry>(Kind::Objects, volume_id, &mut report).await?;
+        self.rewrite::<ObjectEntry>(Kind::Versions, volume_id, &mut report).await?;
         self.rewrite::<BucketEntry>(Kind::Buckets, volume_id, &mut report).await?;
         let mut uploads: HashMap<String, (String, String)> = HashMap::new();
         for (raw, _) in self.scan_all(Table::Uploads, b"", None).await? {
@@ -177,6 +181,7 @@ impl Index {
             .collect();
         let owner = match kind {
             Kind::Objects => split_key(raw).map(|(bucket, key)| (bucket, key, None)),
+            Kind::Versions => super::versions::split_version_key(raw).map(|(bucket, key, _)| (bucket, key, None)),
             Kind::Buckets => Some((String::from_utf8_lossy(raw).into_owned(), BUCKET_KEY.to_string(), None)),
             Kind::Parts(uploads) => {
                 let upload_id =

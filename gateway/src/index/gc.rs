@@ -4,7 +4,8 @@
 use std::collections::{HashMap, HashSet};
 
 use super::pages::{KeyedEntry, Pages};
-use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, decode, encode};
+use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, Version, decode, encode};
+use super::repair::Which;
 use super::{Index, object_key, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::Result;
@@ -33,10 +34,14 @@ pub struct Tombstone {
 }
 
 impl Tombstone {
-    /// The entry as a tombstone, if it is one written before `before_ts`.
+    /// The entry as a tombstone, if it is one written before `before_ts`. A delete marker
+    /// (a deletion in a versioned bucket) is a version a client can see and ask for, not a
+    /// tombstone: it stays.
     pub fn written_before((bucket, key, entry): KeyedEntry, before_ts: u64) -> Option<Tombstone> {
         match entry {
-            ObjectEntry::Deleted { ts, blob, .. } if ts < before_ts => Some(Tombstone { bucket, key, ts, blob }),
+            ObjectEntry::Deleted { ts, blob, version: Version::Unversioned } if ts < before_ts => {
+                Some(Tombstone { bucket, key, ts, blob })
+            }
             _ => None,
         }
     }
@@ -204,7 +209,8 @@ impl Index {
     }
 
     /// Every blob copy (id, volume id, subvolume) with its id in `slice` that a record still
-    /// needs: object versions (with parts, manifests and tags blobs), tombstones, bucket blobs
+    /// needs: object versions, current and noncurrent (with parts, manifests and tags blobs),
+    /// tombstones and delete markers, bucket blobs
     /// (of buckets and of deleted buckets' entries), parts of uploads in progress, and queued
     /// blobs (they go by the queue, after their grace period, never as orphans). A copy of a
     /// live blob at a place no record names (left by an interrupted rebalance) is not needed.
@@ -243,6 +249,15 @@ impl Index {
                 return Ok(true);
             }
         }
+        // Noncurrent versions are as live as current ones.
+        let mut versions = self.pages(Table::Versions, b"", None);
+        while let Some(page) = versions.next_page().await? {
+            for (_, value) in page {
+                if decode::<ObjectEntry>(&value)?.blobs().into_iter().any(&mut visit) {
+                    return Ok(true);
+                }
+            }
+        }
         for (table, blob_of) in [
             (Table::Buckets, bucket_blob as fn(&[u8]) -> Result<Option<BlobRef>>),
             (Table::Parts, |value: &[u8]| Ok(Some(decode::<PartRecord>(value)?.blob))),
@@ -260,9 +275,9 @@ impl Index {
         Ok(false)
     }
 
-    /// Points blob `blob_id` of the key's current entry (of the bucket's entry for the empty
-    /// key) at `replicas`, if the entry still uses that blob (a newer write may have replaced
-    /// it); whether it did.
+    /// Points blob `blob_id` of the key's entry that uses it, current or noncurrent (of the
+    /// bucket's entry for the empty key), at `replicas`, if one still does (a newer write may
+    /// have replaced it); whether one did.
     pub async fn move_blob(
         &self,
         bucket: &str,
@@ -275,7 +290,14 @@ impl Index {
         }
         in_transaction!(self.engine, tx, {
             let at = object_key(bucket, key);
-            let Some(mut entry) = read_in::<ObjectEntry>(tx, Table::Objects, &at).await? else { return Ok(false) };
+            let current = read_in::<ObjectEntry>(tx, Table::Objects, &at).await?;
+            let (table, at, mut entry) = match current.filter(|e| Which::of(e, blob_id).is_some()) {
+                Some(entry) => (Table::Objects, at, entry),
+                None => match Self::noncurrent_using(tx, bucket, key, blob_id).await? {
+                    Some((at, entry)) => (Table::Versions, at, entry),
+                    None => return Ok(false),
+                },
+            };
             let target = match &mut entry {
                 ObjectEntry::Live(record) => {
                     if record.blob.id == blob_id {
@@ -292,7 +314,7 @@ impl Index {
             blob.replicas = replicas.to_vec();
             // The new copies were claimed while rebalance made them (see `consume_claim`).
             self.consume_claim(tx, blob_id).await?;
-            tx.put(Table::Objects, &at, &encode(&entry)?);
+            tx.put(table, &at, &encode(&entry)?);
             Ok(true)
         })
     }
@@ -335,7 +357,7 @@ impl Index {
             }
             let at = object_key(&tombstone.bucket, &tombstone.key);
             match read_in::<ObjectEntry>(tx, Table::Objects, &at).await? {
-                Some(ObjectEntry::Deleted { ts, .. }) if ts == tombstone.ts => {
+                Some(ObjectEntry::Deleted { ts, version: Version::Unversioned, .. }) if ts == tombstone.ts => {
                     tx.delete(Table::Objects, &at);
                     Ok(true)
                 }

@@ -150,7 +150,7 @@ impl Index {
             }
             match found {
                 None => {}
-                Some(Located::Object { bucket_key, entry, .. }) => write_in(tx, Table::Objects, &bucket_key, &entry)?,
+                Some(Located::Object { table, at, entry, .. }) => write_in(tx, table, &at, &entry)?,
                 Some(Located::Part { part_key, part }) => write_in(tx, Table::Parts, &part_key, &part)?,
                 Some(Located::Bucket { name, entry }) => write_in(tx, Table::Buckets, name.as_bytes(), &entry)?,
             }
@@ -159,8 +159,8 @@ impl Index {
     }
 
     /// Where the record using a blob under repair is: the key's entry (its blob, a part, its
-    /// tags blob, or its tombstone), else a part of the upload in progress; for the empty
-    /// key, the bucket's entry.
+    /// tags blob, or its tombstone), else one of its noncurrent versions, else a part of the
+    /// upload in progress; for the empty key, the bucket's entry.
     async fn locate(tx: &mut dyn Transaction, blob_id: &str, entry: &RepairEntry) -> Result<Option<Located>> {
         if entry.key == BUCKET_KEY {
             let found = read_in::<BucketEntry>(tx, Table::Buckets, entry.bucket.as_bytes())
@@ -168,19 +168,15 @@ impl Index {
                 .filter(|b| b.blob().is_some_and(|b| b.id == blob_id));
             return Ok(found.map(|bucket| Located::Bucket { name: entry.bucket.clone(), entry: bucket }));
         }
-        let bucket_key = object_key(&entry.bucket, &entry.key);
-        if let Some(object) = read_in::<ObjectEntry>(tx, Table::Objects, &bucket_key).await? {
-            let which = match &object {
-                ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
-                ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
-                    Some(Which::Tags)
-                }
-                ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
-                ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
-            };
-            if let Some(which) = which {
-                return Ok(Some(Located::Object { bucket_key, entry: object, which }));
-            }
+        let at = object_key(&entry.bucket, &entry.key);
+        if let Some(object) = read_in::<ObjectEntry>(tx, Table::Objects, &at).await?
+            && let Some(which) = Which::of(&object, blob_id)
+        {
+            return Ok(Some(Located::Object { table: Table::Objects, at, entry: object, which }));
+        }
+        if let Some((at, object)) = Self::noncurrent_using(tx, &entry.bucket, &entry.key, blob_id).await? {
+            let which = Which::of(&object, blob_id).unwrap_or(Which::Main);
+            return Ok(Some(Located::Object { table: Table::Versions, at, entry: object, which }));
         }
         let Some(upload_id) = &entry.upload_id else { return Ok(None) };
         for (part_key, value) in super::multipart::parts_in(tx, upload_id).await? {
@@ -195,7 +191,7 @@ impl Index {
 
 /// Which blob of an object entry.
 #[derive(Debug, Clone, Copy)]
-enum Which {
+pub(super) enum Which {
     /// The entry's own blob (data, manifest or tombstone).
     Main,
     /// The blob of its part at this position.
@@ -204,11 +200,25 @@ enum Which {
     Tags,
 }
 
+impl Which {
+    /// Which blob of `entry` blob `blob_id` is, if it is one of its blobs.
+    pub(super) fn of(entry: &ObjectEntry, blob_id: &str) -> Option<Which> {
+        match entry {
+            ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
+            ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
+                Some(Which::Tags)
+            }
+            ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
+            ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
+        }
+    }
+}
+
 /// A record that uses a blob under repair.
 #[derive(Debug)]
 enum Located {
-    /// A key's entry.
-    Object { bucket_key: Vec<u8>, entry: ObjectEntry, which: Which },
+    /// A key's entry, current (in `objects`) or noncurrent (in `versions`), at `at`.
+    Object { table: Table, at: Vec<u8>, entry: ObjectEntry, which: Which },
     /// A part of an upload in progress.
     Part { part_key: Vec<u8>, part: PartRecord },
     /// A bucket's entry (its creation or deletion blob; `locate` found it has one).

@@ -58,11 +58,54 @@ fn versions_prefix(bucket: &str, key: &str) -> Vec<u8> {
     out
 }
 
+/// Bucket, key and commit order of a `versions` table key (the inverse of [`version_key`]).
+pub(super) fn split_version_key(raw: &[u8]) -> Option<(String, String, u64)> {
+    let split = raw.iter().position(|b| *b == 0)?;
+    let (rest, order_bytes) = raw.split_last_chunk::<8>()?;
+    let escaped = rest.get(split + 1..)?.strip_suffix(&[0, 0])?;
+    let mut key = Vec::with_capacity(escaped.len());
+    let mut bytes = escaped.iter();
+    while let Some(&byte) = bytes.next() {
+        key.push(byte);
+        if byte == 0 && bytes.next() != Some(&0xFF) {
+            return None;
+        }
+    }
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Some((text(&raw[..split]), text(&key), !u64::from_be_bytes(*order_bytes)))
+}
+
 /// The noncurrent version of `bucket`/`key` committed in `order`: newest first under the key.
 fn version_key(bucket: &str, key: &str, order: u64) -> Vec<u8> {
     let mut out = versions_prefix(bucket, key);
     out.extend_from_slice(&(!order).to_be_bytes());
     out
+}
+
+/// The newest noncurrent version of `bucket`/`key` that `wanted` accepts, with its row key, as
+/// `tx` sees it: reads the key's noncurrent versions, a page at a time, until one is found.
+async fn find_noncurrent(
+    tx: &mut dyn Transaction,
+    bucket: &str,
+    key: &str,
+    wanted: impl Fn(&ObjectEntry) -> bool,
+) -> Result<Option<(Vec<u8>, ObjectEntry)>> {
+    let prefix = versions_prefix(bucket, key);
+    let end = prefix_end(&prefix);
+    let mut from = prefix;
+    loop {
+        let rows = tx.scan(Table::Versions, &from, end.as_deref(), VERSIONS_PAGE).await?;
+        for (at, value) in &rows {
+            let entry: ObjectEntry = decode(value)?;
+            if wanted(&entry) {
+                return Ok(Some((at.clone(), entry)));
+            }
+        }
+        match rows.last() {
+            Some((last, _)) if rows.len() == VERSIONS_PAGE => from = [last.as_slice(), &[0]].concat(),
+            _ => return Ok(None),
+        }
+    }
 }
 
 impl ObjectEntry {
@@ -142,26 +185,13 @@ impl Index {
     /// is one (its blobs go to GC). There is at most one; finding it reads every noncurrent
     /// version of the key.
     async fn drop_noncurrent_null(&self, tx: &mut dyn Transaction, bucket: &str, key: &str) -> Result<()> {
-        let prefix = versions_prefix(bucket, key);
-        let end = prefix_end(&prefix);
-        let mut from = prefix.clone();
-        loop {
-            let rows = tx.scan(Table::Versions, &from, end.as_deref(), VERSIONS_PAGE).await?;
-            for (at, value) in &rows {
-                let entry: ObjectEntry = decode(value)?;
-                if is_null_version(&entry) {
-                    tx.delete(Table::Versions, at);
-                    for (blob, bytes) in entry.blobs_with_bytes() {
-                        self.queue_gc(tx, bucket, key, blob, bytes)?;
-                    }
-                    return Ok(());
-                }
-            }
-            match rows.last() {
-                Some((last, _)) if rows.len() == VERSIONS_PAGE => from = [last.as_slice(), &[0]].concat(),
-                _ => return Ok(()),
+        if let Some((at, entry)) = find_noncurrent(tx, bucket, key, is_null_version).await? {
+            tx.delete(Table::Versions, &at);
+            for (blob, bytes) in entry.blobs_with_bytes() {
+                self.queue_gc(tx, bucket, key, blob, bytes)?;
             }
         }
+        Ok(())
     }
 
     /// The version `wanted` (a version id) of `bucket`/`key`, current or noncurrent (a delete marker is
@@ -175,25 +205,21 @@ impl Index {
             return Ok(Some(current));
         }
         if wanted == NULL_VERSION {
-            let prefix = versions_prefix(bucket, key);
-            let end = prefix_end(&prefix);
-            let mut from = prefix.clone();
-            loop {
-                let rows = tx.scan(Table::Versions, &from, end.as_deref(), VERSIONS_PAGE).await?;
-                for (_, value) in &rows {
-                    let entry: ObjectEntry = decode(value)?;
-                    if is_null_version(&entry) {
-                        return Ok(Some(entry));
-                    }
-                }
-                match rows.last() {
-                    Some((last, _)) if rows.len() == VERSIONS_PAGE => from = [last.as_slice(), &[0]].concat(),
-                    _ => return Ok(None),
-                }
-            }
+            return Ok(find_noncurrent(tx, bucket, key, is_null_version).await?.map(|(_, entry)| entry));
         }
         let Some(order) = order_of(wanted) else { return Ok(None) };
         read_in(tx, Table::Versions, &version_key(bucket, key, order)).await
+    }
+
+    /// The noncurrent version of `bucket`/`key` that uses blob `blob_id`, with its row key,
+    /// as `tx` sees it.
+    pub(super) async fn noncurrent_using(
+        tx: &mut dyn Transaction,
+        bucket: &str,
+        key: &str,
+        blob_id: &str,
+    ) -> Result<Option<(Vec<u8>, ObjectEntry)>> {
+        find_noncurrent(tx, bucket, key, |entry| entry.blobs().iter().any(|b| b.id == blob_id)).await
     }
 
     /// Up to `max` noncurrent versions of `bucket`/`key`, newest first, strictly older than
@@ -226,7 +252,8 @@ mod tests {
     use crate::engine::postgres::PostgresEngine;
     use crate::engine::postgres::test_postgres::TestPostgres;
     use crate::index::GatewayRecord;
-    use crate::index::records::{BlobRef, ObjectRecord};
+    use crate::index::IdSlice;
+    use crate::index::records::{BlobRef, ObjectRecord, Replica};
 
     fn live(id: &str) -> ObjectEntry {
         ObjectEntry::Live(Box::new(ObjectRecord {
@@ -240,7 +267,7 @@ mod tests {
             tags: vec![],
             checksum: None,
             parts: vec![],
-            blob: BlobRef { id: id.into(), replicas: vec![] },
+            blob: BlobRef { id: id.into(), replicas: vec![Replica { volume: format!("vol-{id}"), subvolume: 0 }] },
             tags_blob: None,
             version: Version::Unversioned,
         }))
@@ -379,6 +406,15 @@ mod tests {
         .await;
     }
 
+    #[test]
+    fn version_keys_split_back_into_bucket_key_and_order() {
+        for key in ["k", "", "a\u{0}b", "\u{0}", "dir/ünï"] {
+            let raw = version_key("bucket", key, 1234);
+            assert_eq!(split_version_key(&raw), Some(("bucket".into(), key.into(), 1234)), "{key:?}");
+        }
+        assert_eq!(split_version_key(b"short"), None);
+    }
+
     /// A key whose name extends another's, or holds a zero byte, keeps its versions apart.
     #[tokio::test]
     async fn versions_of_keys_that_share_a_prefix_stay_apart() {
@@ -392,6 +428,66 @@ mod tests {
                 let noncurrent = index.noncurrent_versions("b", key, None, 10).await.unwrap();
                 assert_eq!(noncurrent.iter().map(blob_of).collect::<Vec<_>>(), [format!("{key}-1")], "{key:?}");
             }
+        })
+        .await;
+    }
+
+    /// GC's view: a noncurrent version's blobs are referenced (never orphans), the volumes
+    /// they are on are in use, and a delete marker is no tombstone to drop.
+    #[tokio::test]
+    async fn noncurrent_versions_and_delete_markers_are_kept_from_gc() {
+        with_index("noncurrent_versions_are_kept_from_gc", async |index: &Index| {
+            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            commit(index, "k", live("old")).await;
+            commit(index, "k", marker("gone")).await;
+            let copies = index.referenced_copies(&IdSlice::default()).await.unwrap();
+            assert!(copies.contains("old", "vol-old", 0), "the noncurrent version's copy is needed");
+            assert!(index.volume_in_use("vol-old").await.unwrap());
+            assert!(!index.volume_in_use("vol-none").await.unwrap());
+            assert!(index.tombstones_before(u64::MAX).await.unwrap().is_empty(), "a delete marker stays");
+            assert!(queued(index).await.is_empty(), "nothing of the key is garbage");
+        })
+        .await;
+    }
+
+    /// Rebalance, `volume remove --force` and the repairer find a noncurrent version's blob:
+    /// its copies are moved, forgotten and repaired like a current one's, and its id, order
+    /// and version id stay.
+    #[tokio::test]
+    async fn noncurrent_versions_are_moved_forgotten_and_repaired() {
+        with_index("noncurrent_versions_are_moved_forgotten_and_repaired", async |index: &Index| {
+            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            let old = commit(index, "k", live("old")).await;
+            commit(index, "k", live("new")).await;
+            let at = |volume: &str| Replica { volume: volume.into(), subvolume: 0 };
+            let moved = [at("v1"), at("v2")];
+            if index.engine().shared() {
+                index.claim("old", "c", "t").await.unwrap();
+            }
+            assert!(index.move_blob("b", "k", "old", &moved).await.unwrap());
+            let noncurrent = index.object_version("b", "k", &old).await.unwrap().unwrap();
+            assert_eq!(noncurrent.main_blob().replicas, moved);
+            assert_eq!(version_id(&noncurrent), Some(old.clone()), "still the same version");
+            assert!(!index.move_blob("b", "k", "nothing", &moved).await.unwrap());
+
+            index.set_replica_target(2);
+            let forgotten = index.forget_volume("v2").await.unwrap();
+            assert_eq!((forgotten.copies, forgotten.repairs, forgotten.lost), (1, 1, 0));
+            let noncurrent = index.object_version("b", "k", &old).await.unwrap().unwrap();
+            assert_eq!(noncurrent.main_blob().replicas, [at("v1")]);
+
+            let repairs = index.repairs(None, 10).await.unwrap();
+            let (_, entry) = repairs.iter().find(|(id, _)| id == "old").unwrap();
+            let (blob, order) = index.repair_blob("old", entry).await.unwrap().unwrap();
+            assert_eq!((blob.replicas, format!("{order:016x}")), (vec![at("v1")], old.clone()), "copies log the order");
+            if index.engine().shared() {
+                index.claim("old", "c", "t").await.unwrap();
+            }
+            let copies = index.add_copies("old", entry, &[at("v3")], &[]).await.unwrap();
+            assert_eq!(copies, Some(vec![at("v1"), at("v3")]));
+            let noncurrent = index.object_version("b", "k", &old).await.unwrap().unwrap();
+            assert_eq!(noncurrent.main_blob().replicas, [at("v1"), at("v3")]);
+            assert!(index.repairs(None, 10).await.unwrap().is_empty(), "whole again");
         })
         .await;
     }
