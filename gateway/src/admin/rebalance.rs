@@ -347,30 +347,27 @@ impl RebalanceJob {
     ) -> Result<()> {
         let targets: Vec<Replica> =
             self.cluster.ring_place(&bucket, &key, self.replicas)?.into_iter().map(|(r, _)| r).collect();
-        let wanted: HashSet<&Replica> = targets.iter().collect();
         let mut misplaced = false;
-        for (blob, size, order) in blobs {
-            let have: HashSet<&Replica> = blob.replicas.iter().collect();
-            if have == wanted {
-                continue;
+        for blob in blobs {
+            misplaced |= self.place_blob(&bucket, &key, blob, &targets, started).await;
+        }
+        if key != BUCKET_KEY {
+            // The key's noncurrent versions belong where its current one does.
+            let mut noncurrent = self.index.noncurrent_pages(&bucket, &key);
+            loop {
+                match noncurrent.next_page().await {
+                    Ok(Some(versions)) => {
+                        for blob in versions.iter().flat_map(entry_blobs) {
+                            misplaced |= self.place_blob(&bucket, &key, blob, &targets, started).await;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(err) => {
+                        self.slot.failed(&err);
+                        break;
+                    }
+                }
             }
-            misplaced = true;
-            if self.dry_run {
-                self.slot.update(|p| {
-                    p.blobs_moved += 1;
-                    p.bytes_moved += size;
-                });
-                continue;
-            }
-            match self.move_blob(&bucket, &key, &blob, order, &targets).await {
-                Ok(true) => self.slot.update(|p| {
-                    p.blobs_moved += 1;
-                    p.bytes_moved += size;
-                }),
-                Ok(false) => self.slot.update(|p| p.skipped_changed += 1),
-                Err(err) => self.slot.failed(&err),
-            }
-            self.pace(started).await;
         }
         let count = |p: &mut RebalanceProgress| {
             p.entries_done += 1;
@@ -385,6 +382,38 @@ impl RebalanceJob {
             None => self.slot.update(count),
         }
         Ok(())
+    }
+
+    /// Moves one blob of `bucket`/`key` (with its size and commit order) to `targets` unless it
+    /// is there (in a dry run, counts it); whether it was misplaced.
+    async fn place_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        (blob, size, order): (BlobRef, u64, u64),
+        targets: &[Replica],
+        started: Instant,
+    ) -> bool {
+        if blob.replicas.iter().collect::<HashSet<_>>() == targets.iter().collect::<HashSet<_>>() {
+            return false;
+        }
+        if self.dry_run {
+            self.slot.update(|p| {
+                p.blobs_moved += 1;
+                p.bytes_moved += size;
+            });
+            return true;
+        }
+        match self.move_blob(bucket, key, &blob, order, targets).await {
+            Ok(true) => self.slot.update(|p| {
+                p.blobs_moved += 1;
+                p.bytes_moved += size;
+            }),
+            Ok(false) => self.slot.update(|p| p.skipped_changed += 1),
+            Err(err) => self.slot.failed(&err),
+        }
+        self.pace(started).await;
+        true
     }
 
     /// Whether `blob` of `bucket`/`key` is anywhere but where the ring places it.

@@ -22,7 +22,7 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::index::records::{BlobRef, ObjectEntry, Replica};
+use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, Replica};
 use crate::volume_client::VolumeClient;
 
 /// Problems listed in the progress (the counters count them all).
@@ -153,17 +153,16 @@ impl VerifyJob {
         let mut pages = self.index.object_pages(after);
         while let Some(page) = pages.next_page().await? {
             for (bucket, key, entry) in page {
-                let Some(record) = entry.live() else { continue };
-                // The data blobs with their digests, sizes and commit orders (what a repaired
-                // copy logs): the blob itself, or every part (not logged: 0).
-                let blobs: Vec<(&BlobRef, &str, u64, u64)> = if record.parts.is_empty() {
-                    vec![(&record.blob, record.sha256.as_str(), record.size, record.ts)]
-                } else {
-                    record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size, 0)).collect()
-                };
-                for (blob, sha256, size, order) in blobs {
-                    self.check_blob(&bucket, &key, blob, (sha256, size), order).await;
+                // Noncurrent versions hold data as much as current ones (a key whose current
+                // version is a delete marker may have many).
+                let mut noncurrent = self.index.noncurrent_pages(&bucket, &key);
+                while let Some(versions) = noncurrent.next_page().await? {
+                    for record in versions.into_iter().filter_map(ObjectEntry::live) {
+                        self.check_record(&bucket, &key, &record).await;
+                    }
                 }
+                let Some(record) = entry.live() else { continue };
+                self.check_record(&bucket, &key, &record).await;
                 done += 1;
                 let checkpoint = VerifyCheckpoint { after: Some((bucket.clone(), key.clone())), done };
                 // Objects written since the count make the walk longer than the total.
@@ -174,6 +173,21 @@ impl VerifyJob {
             }
         }
         Ok(())
+    }
+
+    /// Checks (and with `repair`, mends) the data blobs of one version: the blob itself, or
+    /// every part.
+    async fn check_record(&self, bucket: &str, key: &str, record: &ObjectRecord) {
+        // With their digests, sizes and commit orders (what a repaired copy logs; parts are
+        // not logged: 0).
+        let blobs: Vec<(&BlobRef, &str, u64, u64)> = if record.parts.is_empty() {
+            vec![(&record.blob, record.sha256.as_str(), record.size, record.ts)]
+        } else {
+            record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size, 0)).collect()
+        };
+        for (blob, sha256, size, order) in blobs {
+            self.check_blob(bucket, key, blob, (sha256, size), order).await;
+        }
     }
 
     async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, (sha256, size): (&str, u64), order: u64) {

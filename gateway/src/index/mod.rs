@@ -43,7 +43,7 @@ pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
 pub use self::unlogged::Unlogged;
-pub use self::versions::{NULL_VERSION, version_id};
+pub use self::versions::{NULL_VERSION, NoncurrentPages, version_id};
 
 use std::collections::BTreeMap;
 use std::path::Path;

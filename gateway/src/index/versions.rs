@@ -137,7 +137,36 @@ impl Versioning {
     }
 }
 
+/// A walk over the noncurrent versions of one key, newest first, a page at a time (see
+/// [`Index::noncurrent_pages`]).
+pub struct NoncurrentPages<'a> {
+    index: &'a Index,
+    bucket: String,
+    key: String,
+    before: Option<u64>,
+    finished: bool,
+}
+
+impl NoncurrentPages<'_> {
+    /// The next page, or `None` once the walk is over.
+    pub async fn next_page(&mut self) -> Result<Option<Vec<ObjectEntry>>> {
+        if self.finished {
+            return Ok(None);
+        }
+        let page = self.index.noncurrent_versions(&self.bucket, &self.key, self.before, VERSIONS_PAGE).await?;
+        self.finished = page.len() < VERSIONS_PAGE;
+        self.before = page.last().map(ObjectEntry::ts);
+        Ok(Some(page).filter(|page| !page.is_empty()))
+    }
+}
+
 impl Index {
+    /// The noncurrent versions of `bucket`/`key`, newest first, a page at a time, so that a
+    /// job holds one page whatever the number of versions.
+    pub fn noncurrent_pages(&self, bucket: &str, key: &str) -> NoncurrentPages<'_> {
+        NoncurrentPages { index: self, bucket: bucket.into(), key: key.into(), before: None, finished: false }
+    }
+
     /// Sets `bucket`'s versioning. A bucket once versioned cannot go back to unversioned
     /// (S3 answers that request with `IllegalVersioningConfigurationException`).
     pub async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
