@@ -16,17 +16,28 @@ use std::sync::Arc;
 
 use crate::cluster::Cluster;
 use crate::index::Index;
-use crate::index::records::BlobRef;
+use crate::index::records::{BlobRef, CommitOrder};
 use crate::volume_client::{Commit, VolumeClient};
 
-/// Appends `blob`'s id with its commit `order` (the timestamp the index keeps with it) to the
-/// commit log of every volume holding a copy; once all have it, drops its unlogged mark.
+/// The commit-log record of `blob_id` committed as `commit` says.
+pub fn record(blob_id: &str, commit: CommitOrder) -> Commit {
+    Commit { id: blob_id.to_string(), order: commit.order, kind: commit.version.code() }
+}
+
+/// Appends `blob`'s id with its commit order and version (what the index keeps with it) to
+/// the commit log of every volume holding a copy; once all have it, drops its unlogged mark.
 /// Whether every log has it now.
-pub async fn log(index: &Arc<Index>, cluster: &Cluster, volumes: &VolumeClient, blob: &BlobRef, order: u64) -> bool {
+pub async fn log(
+    index: &Arc<Index>,
+    cluster: &Cluster,
+    volumes: &VolumeClient,
+    blob: &BlobRef,
+    commit: CommitOrder,
+) -> bool {
     let appends = blob.replicas.iter().map(|replica| async move {
         // A volume no longer in the cluster (removed for good) has no log to keep.
         let Some(url) = cluster.url_of(&replica.volume) else { return Some(()) };
-        let commit = Commit { id: blob.id.clone(), order };
+        let commit = record(&blob.id, commit);
         match volumes.append_commit(&url, replica.subvolume, commit).await {
             Ok(()) => Some(()),
             Err(err) => {

@@ -28,10 +28,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::cluster::Cluster;
+use crate::commit_log::record;
 use crate::error::{Error, Result};
 use crate::in_flight::InFlight;
 use crate::index::Index;
-use crate::index::records::{RepairEntry, Replica};
+use crate::index::records::{CommitOrder, RepairEntry, Replica};
 use crate::volume_client::VolumeClient;
 
 /// Pause between two walks of the queue.
@@ -148,7 +149,7 @@ impl Repairer {
     /// One walk over the whole queue, after logging the commits requests left unlogged.
     async fn round(&self, shutdown: &CancellationToken) -> Result<()> {
         for unlogged in self.index.unlogged(PAGE).await? {
-            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &unlogged.blob, unlogged.order).await;
+            crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &unlogged.blob, unlogged.commit).await;
         }
         let mut after: Option<String> = None;
         let mut queued = 0;
@@ -184,7 +185,7 @@ impl Repairer {
         let (id, e) = (blob_id.to_string(), entry.clone());
         let blob = self.index.repair_blob(&id, &e).await?;
         let missing = blob.as_ref().map_or(0, |(b, _)| target.saturating_sub(b.replicas.len()));
-        let Some((blob, order)) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
+        let Some((blob, commit)) = blob.filter(|_| missing > 0 || !entry.damaged.is_empty()) else {
             // No longer used, or already whole: the entry goes.
             let (id, e) = (blob_id.to_string(), entry.clone());
             self.index.add_copies(&id, &e, &[], &[]).await?;
@@ -192,9 +193,9 @@ impl Repairer {
         };
         let _in_flight = self.in_flight.register(blob_id).await?;
         let mut last_error = None;
-        let rewritten = self.rewrite_damaged((blob_id, order), &blob.replicas, &entry.damaged, &mut last_error).await;
+        let rewritten = self.rewrite_damaged((blob_id, commit), &blob.replicas, &entry.damaged, &mut last_error).await;
         let added = if missing > 0 {
-            self.add_missing((blob_id, order), entry, &blob.replicas, missing, &mut last_error).await
+            self.add_missing((blob_id, commit), entry, &blob.replicas, missing, &mut last_error).await
         } else {
             Vec::new()
         };
@@ -223,10 +224,10 @@ impl Repairer {
     /// Has each damaged copy checked by its volume and rewrites those that are corrupt or
     /// gone from a good copy. Returns the copies now known whole (rewritten, or found fine);
     /// a copy on a volume that is down, or with no good source yet, waits for the next round.
-    /// New copies log the blob's commit `order`.
+    /// New copies log the blob's `commit`.
     async fn rewrite_damaged(
         &self,
-        (blob_id, order): (&str, u64),
+        (blob_id, commit): (&str, CommitOrder),
         replicas: &[Replica],
         damaged: &[Replica],
         last_error: &mut Option<Error>,
@@ -257,7 +258,11 @@ impl Repairer {
                 }
             }
             for (source, from) in self.sources(replicas, Some(replica)) {
-                match self.volumes.copy(&source, from.subvolume, &url, replica.subvolume, blob_id, order).await {
+                match self
+                    .volumes
+                    .copy(&source, from.subvolume, &url, replica.subvolume, &record(blob_id, commit))
+                    .await
+                {
                     Ok(_) => {
                         tracing::info!(blob = %blob_id, from = %source, to = %url, "damaged copy rewritten");
                         whole.push(replica.clone());
@@ -270,11 +275,11 @@ impl Repairer {
         whole
     }
 
-    /// Copies the blob onto `missing` more healthy volumes, logging its commit `order` there;
+    /// Copies the blob onto `missing` more healthy volumes, logging its `commit` there;
     /// returns the new copies.
     async fn add_missing(
         &self,
-        (blob_id, order): (&str, u64),
+        (blob_id, commit): (&str, CommitOrder),
         entry: &RepairEntry,
         replicas: &[Replica],
         missing: usize,
@@ -286,7 +291,8 @@ impl Repairer {
         let mut added = Vec::new();
         for (replica, url) in targets {
             for (source, from) in &sources {
-                match self.volumes.copy(source, from.subvolume, &url, replica.subvolume, blob_id, order).await {
+                match self.volumes.copy(source, from.subvolume, &url, replica.subvolume, &record(blob_id, commit)).await
+                {
                     Ok(_) => {
                         added.push(replica.clone());
                         break;

@@ -341,19 +341,18 @@ impl VolumeClient {
         }
     }
 
-    /// Copies blob `id` from one volume to another (same id, same metadata), volume to volume
-    /// through this client, and logs its commit there with `order` (see `commit_log`; 0 when
-    /// the caller does not know it); returns what the target wrote, which the caller checks.
-    #[allow(clippy::too_many_arguments)]
+    /// Copies the blob `commit` names from one volume to another (same id, same metadata),
+    /// volume to volume through this client, and logs `commit` there (see `commit_log`);
+    /// returns what the target wrote, which the caller checks.
     pub async fn copy(
         &self,
         from: &str,
         from_subvolume: u32,
         to: &str,
         to_subvolume: u32,
-        id: &str,
-        order: u64,
+        commit: &Commit,
     ) -> Result<WriteReceipt> {
+        let id = commit.id.as_str();
         let head = self
             .head(from, from_subvolume, id)
             .await?
@@ -365,7 +364,7 @@ impl VolumeClient {
         }
         // Only committed blobs are copied (repair, rebalance, verify): the copy carries that
         // proof to its new volume, which may outlive the old ones.
-        self.append_commits(to, to_subvolume, &[Commit { id: id.to_string(), order }]).await?;
+        self.append_commits(to, to_subvolume, std::slice::from_ref(commit)).await?;
         Ok(receipt)
     }
 
@@ -408,7 +407,7 @@ impl VolumeClient {
         let page: CommitPage = self.json(base, "COMMITS", self.http.get(url)).await?;
         // A volume from before commit orders sends ids only.
         let commits = if page.commits.is_empty() {
-            page.ids.into_iter().map(|id| Commit { id, order: 0 }).collect()
+            page.ids.into_iter().map(|id| Commit { id, order: 0, kind: 0 }).collect()
         } else {
             page.commits
         };

@@ -1,11 +1,13 @@
 //! The commit log of a subvolume: the ids of blobs whose writes the gateway committed, each
-//! with its commit order, so that a rebuild of a lost index can tell a committed blob from one
-//! that reached the disk but whose commit never happened (a crash in between, a conditional
-//! write that lost), and order the versions of a key as their commits were ordered (the last
-//! write to *complete* wins, not the last to start).
+//! with its commit order and kind, so that a rebuild of a lost index can tell a committed blob
+//! from one that reached the disk but whose commit never happened (a crash in between, a
+//! conditional write that lost), order the versions of a key as their commits were ordered
+//! (the last write to *complete* wins, not the last to start), and know what each commit made
+//! of its blob (the kind is the gateway's: which version of its key it became; opaque here).
 //!
 //! ```text
-//! commit-order.log = record*   record = blob id (16 bytes) | order (u64 LE) | crc32c of both (u32 LE)
+//! commit-order.log = record*   record = blob id (16 bytes) | order (u64 LE) | kind (u8)
+//!                                       | crc32c of the rest (u32 LE)
 //! commits.log      = record*   record = blob id (16 bytes) | crc32c of the id (u32 LE)
 //! ```
 //!
@@ -37,14 +39,15 @@ pub const FILE_NAME: &str = "commit-order.log";
 pub const LEGACY_FILE_NAME: &str = "commits.log";
 const ID_BYTES: usize = BLOB_ID_LEN / 2;
 /// Bytes of one record.
-pub const RECORD_LEN: u64 = ID_BYTES as u64 + 8 + 4;
+pub const RECORD_LEN: u64 = ID_BYTES as u64 + 8 + 1 + 4;
 /// Bytes of one record of the first format.
 const LEGACY_RECORD_LEN: u64 = ID_BYTES as u64 + 4;
 /// Largest number of ids one append or one read may carry.
 pub const MAX_IDS: usize = 10_000;
 
-/// One committed blob: its id (hex) and the order of its commit among the versions of its
-/// key (the gateway's commit timestamp; 0 when not known).
+/// One committed blob: its id (hex), the order of its commit among the versions of its key
+/// (the gateway's commit timestamp; 0 when not known) and its kind (the gateway's; 0 when not
+/// given).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Commit {
     /// Blob id, hex.
@@ -52,6 +55,9 @@ pub struct Commit {
     /// Commit order; 0: not known.
     #[serde(default)]
     pub order: u64,
+    /// What the commit made of the blob, as the gateway counts; 0 when not given.
+    #[serde(default)]
+    pub kind: u8,
 }
 
 type Record = [u8; RECORD_LEN as usize - 4];
@@ -146,7 +152,8 @@ fn record(commit: &Commit) -> Result<Record> {
     }
     let mut raw = [0u8; RECORD_LEN as usize - 4];
     hex::decode_to_slice(id, &mut raw[..ID_BYTES]).map_err(|e| Error::BadRequest(e.to_string()))?;
-    raw[ID_BYTES..].copy_from_slice(&commit.order.to_le_bytes());
+    raw[ID_BYTES..ID_BYTES + 8].copy_from_slice(&commit.order.to_le_bytes());
+    raw[ID_BYTES + 8] = commit.kind;
     Ok(raw)
 }
 
@@ -199,9 +206,10 @@ fn read_records(path: &Path, record_len: u64, from: u64, limit: usize) -> Result
             tracing::warn!(path = %path.display(), record = from + i as u64, "commit log record fails its CRC; skipped");
             continue;
         }
-        let (id, order) = covered.split_at(ID_BYTES);
-        let order = order.try_into().map(u64::from_le_bytes).unwrap_or(0);
-        commits.push(Commit { id: hex::encode(id), order });
+        let (id, rest) = covered.split_at(ID_BYTES);
+        let order = rest.get(..8).and_then(|o| o.try_into().ok()).map_or(0, u64::from_le_bytes);
+        let kind = rest.get(8).copied().unwrap_or(0);
+        commits.push(Commit { id: hex::encode(id), order, kind });
     }
     let next = from + count;
     Ok((commits, (next < records).then_some(next)))
@@ -216,7 +224,7 @@ mod tests {
     }
 
     fn commit(n: u8) -> Commit {
-        Commit { id: id(n), order: 1000 + u64::from(n) }
+        Commit { id: id(n), order: 1000 + u64::from(n), kind: n % 3 }
     }
 
     #[tokio::test]
@@ -229,7 +237,7 @@ mod tests {
             for append in futures::future::join_all(appends).await {
                 append.unwrap();
             }
-            assert!(log.append(&[Commit { id: "nothex".into(), order: 1 }]).await.is_err());
+            assert!(log.append(&[Commit { id: "nothex".into(), order: 1, kind: 0 }]).await.is_err());
         }
         let path = dir.path().join(FILE_NAME);
         let mut file = OpenOptions::new().append(true).open(&path).unwrap();
@@ -275,7 +283,7 @@ mod tests {
         std::fs::write(dir.path().join(LEGACY_FILE_NAME), &old).unwrap();
         let log = CommitLog::open(dir.path()).unwrap();
         log.append(&[commit(4), commit(5)]).await.unwrap();
-        let unordered = |n| Commit { id: id(n), order: 0 };
+        let unordered = |n| Commit { id: id(n), order: 0, kind: 0 };
         let (page, next) = log.read(0, 2).await.unwrap();
         assert_eq!(page, [unordered(1), unordered(2)]);
         let (page, next) = log.read(next.unwrap(), 2).await.unwrap();

@@ -10,9 +10,9 @@
 //!                          → {"size","sha256"}
 //! DELETE /blob/{sv}/{id}   → 204, or 404
 //! GET    /list/{sv}?after=ID&limit=N → {"blobs":[…], "next": ID|null}
-//! POST   /commits/{sv}     body = [{"id", "order"}, …] (or ["id", …], order not known)
+//! POST   /commits/{sv}     body = [{"id", "order", "kind"}, …] (or ["id", …]: neither known)
 //!                          → 204 once they are durably in the commit log
-//! GET    /commits/{sv}?from=N&limit=M → {"commits":[{"id","order"}…], "ids":[…], "next": N|null}
+//! GET    /commits/{sv}?from=N&limit=M → {"commits":[{"id","order","kind"}…], "ids":[…], "next": N|null}
 //!                          (records in log order; `ids` repeats the ids for older gateways)
 //! GET    /stats            → {"volume_id", "subvolumes":[{"index","free_bytes","total_bytes"}],
 //!                             "gateway_seen_ms_ago"?}
@@ -331,8 +331,8 @@ impl Api {
 
     async fn append_commits(&self, sv: usize, req: Request<Incoming>) -> Result<Response<Body>> {
         let log = self.store.commit_log(sv)?;
-        // `{"id":"<32 hex>","order":<u64>}` and a comma: well under this.
-        let limit = crate::commit_log::MAX_IDS * 80 + 2;
+        // `{"id":"<32 hex>","order":<u64>,"kind":<u8>}` and a comma: well under this.
+        let limit = crate::commit_log::MAX_IDS * 96 + 2;
         let body = http_body_util::Limited::new(req.into_body(), limit)
             .collect()
             .await
@@ -374,7 +374,7 @@ impl From<Appended> for Commit {
     fn from(appended: Appended) -> Self {
         match appended {
             Appended::Ordered(commit) => commit,
-            Appended::Id(id) => Commit { id, order: 0 },
+            Appended::Id(id) => Commit { id, order: 0, kind: 0 },
         }
     }
 }

@@ -36,7 +36,7 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::in_flight::InFlight;
-use crate::index::records::{BlobRef, BucketEntry, ObjectEntry, Replica};
+use crate::index::records::{BlobRef, BucketEntry, CommitOrder, ObjectEntry, Replica};
 use crate::index::{BUCKET_KEY, Index};
 use crate::volume_client::VolumeClient;
 
@@ -46,8 +46,8 @@ const CONCURRENCY: usize = 8;
 
 /// The blobs of one key's entry (or of a bucket), each with the bytes moving it costs.
 /// Blobs of an entry, each with its data bytes and its commit order (what its copies log:
-/// the timestamp the index keeps with it; 0 for parts, which are not logged).
-type Blobs = Vec<(BlobRef, u64, u64)>;
+/// what the index keeps with it; order 0 for parts, which are not logged).
+type Blobs = Vec<(BlobRef, u64, CommitOrder)>;
 
 /// The blob of every part of every upload in progress, with the upload's bucket and key.
 async fn upload_parts(index: &Index) -> Result<Vec<(String, String, BlobRef)>> {
@@ -202,16 +202,18 @@ struct Census {
 fn entry_blobs(entry: &ObjectEntry) -> Blobs {
     match entry {
         ObjectEntry::Live(record) => {
+            let own = CommitOrder::of(entry);
             let data: Blobs = if record.parts.is_empty() {
-                vec![(record.blob.clone(), record.size, record.ts)]
+                vec![(record.blob.clone(), record.size, own)]
             } else {
-                std::iter::once((record.blob.clone(), 0, record.ts))
-                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size, 0)))
+                std::iter::once((record.blob.clone(), 0, own))
+                    .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size, CommitOrder::plain(0))))
                     .collect()
             };
-            data.into_iter().chain(record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0, tags.ts))).collect()
+            let tags = record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0, CommitOrder::plain(tags.ts)));
+            data.into_iter().chain(tags).collect()
         }
-        ObjectEntry::Deleted { ts, blob, .. } => vec![(blob.clone(), 0, *ts)],
+        ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0, CommitOrder::of(entry))],
     }
 }
 
@@ -326,7 +328,11 @@ impl RebalanceJob {
                 let after = after.clone();
                 let entries = buckets.into_iter().filter_map(move |(name, entry)| {
                     let position = (1, name, BUCKET_KEY.to_string());
-                    let blobs = entry.blob().map(|blob| (blob.clone(), 0, entry.ts())).into_iter().collect();
+                    let blobs = entry
+                        .blob()
+                        .map(|blob| (blob.clone(), 0, CommitOrder::plain(entry.ts())))
+                        .into_iter()
+                        .collect();
                     after.as_ref().is_none_or(|after| position > *after).then_some(Ok((position, blobs)))
                 });
                 futures::stream::iter(entries)
@@ -390,7 +396,7 @@ impl RebalanceJob {
         &self,
         bucket: &str,
         key: &str,
-        (blob, size, order): (BlobRef, u64, u64),
+        (blob, size, commit): (BlobRef, u64, CommitOrder),
         targets: &[Replica],
         started: Instant,
     ) -> bool {
@@ -404,7 +410,7 @@ impl RebalanceJob {
             });
             return true;
         }
-        match self.move_blob(bucket, key, &blob, order, targets).await {
+        match self.move_blob(bucket, key, &blob, commit, targets).await {
             Ok(true) => self.slot.update(|p| {
                 p.blobs_moved += 1;
                 p.bytes_moved += size;
@@ -438,25 +444,27 @@ impl RebalanceJob {
         self.cluster.url_of(&replica.volume).ok_or_else(|| Error::Volume(format!("unknown volume {}", replica.volume)))
     }
 
-    /// Copies `blob` (committed in `order`) onto `targets` it is not on yet, switches the record, deletes the copies
-    /// the ring no longer wants. `false` if the object changed meanwhile.
+    /// Copies `blob` (committed as `commit` says) onto `targets` it is not on yet, switches
+    /// the record, deletes the copies the ring no longer wants. `false` if the object changed
+    /// meanwhile.
     async fn move_blob(
         &self,
         bucket: &str,
         key: &str,
         blob: &BlobRef,
-        order: u64,
+        commit: CommitOrder,
         targets: &[Replica],
     ) -> Result<bool> {
         // The new copies are in no record until the switch: hide them from GC until then.
         let _in_flight = self.in_flight.register(&blob.id).await?;
+        let record = crate::commit_log::record(&blob.id, commit);
         for target in targets.iter().filter(|t| !blob.replicas.contains(t)) {
             let to = self.url(target)?;
             let mut copied = false;
             let mut last_error = None;
             for source in &blob.replicas {
                 let from = self.url(source)?;
-                match self.volumes.copy(&from, source.subvolume, &to, target.subvolume, &blob.id, order).await {
+                match self.volumes.copy(&from, source.subvolume, &to, target.subvolume, &record).await {
                     Ok(_) => {
                         copied = true;
                         break;

@@ -22,7 +22,8 @@ use super::{AdminApi, Failure, json, read_json};
 use crate::cluster::Cluster;
 use crate::error::{Error, Result};
 use crate::index::Index;
-use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, Replica};
+use crate::index::records::{BlobRef, CommitOrder, ObjectEntry, ObjectRecord, Replica};
+use crate::volume_client::Commit;
 use crate::volume_client::VolumeClient;
 
 /// Problems listed in the progress (the counters count them all).
@@ -180,17 +181,29 @@ impl VerifyJob {
     async fn check_record(&self, bucket: &str, key: &str, record: &ObjectRecord) {
         // With their digests, sizes and commit orders (what a repaired copy logs; parts are
         // not logged: 0).
-        let blobs: Vec<(&BlobRef, &str, u64, u64)> = if record.parts.is_empty() {
-            vec![(&record.blob, record.sha256.as_str(), record.size, record.ts)]
+        let blobs: Vec<(&BlobRef, &str, u64, CommitOrder)> = if record.parts.is_empty() {
+            vec![(
+                &record.blob,
+                record.sha256.as_str(),
+                record.size,
+                CommitOrder { order: record.ts, version: record.version },
+            )]
         } else {
-            record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size, 0)).collect()
+            record.parts.iter().map(|p| (&p.blob, p.sha256.as_str(), p.size, CommitOrder::plain(0))).collect()
         };
-        for (blob, sha256, size, order) in blobs {
-            self.check_blob(bucket, key, blob, (sha256, size), order).await;
+        for (blob, sha256, size, commit) in blobs {
+            self.check_blob(bucket, key, blob, (sha256, size), commit).await;
         }
     }
 
-    async fn check_blob(&self, bucket: &str, key: &str, blob: &BlobRef, (sha256, size): (&str, u64), order: u64) {
+    async fn check_blob(
+        &self,
+        bucket: &str,
+        key: &str,
+        blob: &BlobRef,
+        (sha256, size): (&str, u64),
+        commit: CommitOrder,
+    ) {
         let mut health = Vec::with_capacity(blob.replicas.len());
         for replica in &blob.replicas {
             match self.check_replica(replica, &blob.id, sha256, size).await {
@@ -204,7 +217,9 @@ impl VerifyJob {
             let mut problem = format!("{bucket}/{key} blob {} on {}/{}: {what}", blob.id, bad.volume, bad.subvolume);
             if self.repair {
                 let outcome = match good {
-                    Some(good) => self.copy_replica(good, bad, &blob.id, sha256, order).await,
+                    Some(good) => {
+                        self.copy_replica(good, bad, sha256, &crate::commit_log::record(&blob.id, commit)).await
+                    }
                     None => Err(Error::Volume("no good copy left".into())),
                 };
                 match outcome {
@@ -260,9 +275,9 @@ impl VerifyJob {
         Health::Corrupt
     }
 
-    async fn copy_replica(&self, from: &Replica, to: &Replica, id: &str, sha256: &str, order: u64) -> Result<()> {
-        let (source, target) = (self.url(from)?, self.url(to)?);
-        let receipt = self.volumes.copy(&source, from.subvolume, &target, to.subvolume, id, order).await?;
+    async fn copy_replica(&self, from: &Replica, to: &Replica, sha256: &str, commit: &Commit) -> Result<()> {
+        let (source, target, id) = (self.url(from)?, self.url(to)?, &commit.id);
+        let receipt = self.volumes.copy(&source, from.subvolume, &target, to.subvolume, commit).await?;
         if receipt.sha256 != sha256 {
             return Err(Error::Volume(format!("repaired copy of {id} on {target} does not match")));
         }

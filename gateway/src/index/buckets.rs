@@ -10,7 +10,9 @@
 //! entries are filed under the empty key), since until then its deletion blob is what keeps
 //! a rebuild from bringing the bucket back.
 
-use super::records::{BlobRef, BucketEntry, BucketRecord, ObjectEntry, Replica, Versioning, decode, encode};
+use super::records::{
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, ObjectEntry, Replica, Versioning, decode, encode,
+};
 use super::{Index, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
@@ -99,7 +101,7 @@ impl Index {
                     self.consume_claim(tx, &blob.id).await?;
                     write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
                     self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
-                    self.stage_unlogged(tx, blob, ts)?;
+                    self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
                     Ok(true)
                 }
             };
@@ -170,7 +172,7 @@ impl Index {
                         self.consume_claim(tx, &blob.id).await?;
                         write_in(tx, Table::Buckets, name.as_bytes(), &entry)?;
                         self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
-                        self.stage_unlogged(tx, blob, ts)?;
+                        self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
                         Ok(())
                     }
                     Err(err) => Err(err),

@@ -53,7 +53,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use self::records::{BlobRef, Membership, ObjectEntry, ObjectRecord, decode, encode};
+use self::records::{BlobRef, CommitOrder, Membership, ObjectEntry, ObjectRecord, decode, encode};
 #[cfg(doc)]
 use self::records::{BucketEntry, CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::engine::rocks::RocksEngine;
@@ -267,7 +267,7 @@ impl Index {
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<u64> {
+    ) -> Result<CommitOrder> {
         in_transaction!(self.engine, tx, {
             match self.stage_object(tx, bucket, key, entry, condition).await {
                 Err(refusal @ (Error::PreconditionFailed | Error::NoSuchKey)) => {
@@ -303,7 +303,7 @@ impl Index {
         key: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<u64> {
+    ) -> Result<CommitOrder> {
         let Some(bucket_record) = self.bucket_in(tx, bucket).await? else { return Err(Error::NoSuchBucket) };
         let current: Option<ObjectEntry> = read_in(tx, Table::Objects, &object_key(bucket, key)).await?;
         if let Some(condition) = condition {
@@ -315,6 +315,7 @@ impl Index {
         entry.set_ts(order);
         let version = self.retire_current(tx, (bucket, key), bucket_record.versioning, current.as_ref()).await?;
         entry.set_version(version);
+        let order = CommitOrder { order, version };
         self.consume_claim(tx, &entry.main_blob().id).await?;
         self.queue_repairs(tx, bucket, key, None, entry.blobs()).await?;
         self.stage_unlogged(tx, entry.main_blob(), order)?;
@@ -589,13 +590,13 @@ mod tests {
         let first = index.commit_object("b", "k", &record(10, "new"), None).await.unwrap();
         // Started before "new" (an older timestamp), completed after it: it wins.
         let second = index.commit_object("b", "k", &record(5, "late"), None).await.unwrap();
-        assert!(second > first, "{second} after {first}");
+        assert!(second.order > first.order, "{second:?} after {first:?}");
         let current = index.object("b", "k").await.unwrap().unwrap();
-        assert_eq!((current.blob.id.as_str(), current.ts), ("late", second));
+        assert_eq!((current.blob.id.as_str(), current.ts), ("late", second.order));
         let unlogged = index.unlogged(10).await.unwrap();
-        assert!(unlogged.iter().any(|u| u.blob.id == "late" && u.order == second), "{unlogged:?}");
+        assert!(unlogged.iter().any(|u| u.blob.id == "late" && u.commit == second), "{unlogged:?}");
         let third = index.commit_object("b", "k", &record(11, "newer"), None).await.unwrap();
-        assert!(third > second);
+        assert!(third.order > second.order);
         let mut queued: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
         queued.sort();
         assert_eq!(queued, ["late", "new"]);
@@ -605,7 +606,7 @@ mod tests {
             version: Default::default(),
         };
         let fourth = index.commit_object("b", "k", &deleted, None).await.unwrap();
-        assert!(fourth > third);
+        assert!(fourth.order > third.order);
         assert!(index.object("b", "k").await.unwrap().is_none());
         assert!(matches!(index.commit_object("nope", "k", &record(1, "x"), None).await, Err(Error::NoSuchBucket)));
     }

@@ -117,7 +117,7 @@ impl Index {
         upload_id: &str,
         entry: &ObjectEntry,
         condition: Option<&WriteCondition>,
-    ) -> Result<u64> {
+    ) -> Result<super::records::CommitOrder> {
         let record = match entry {
             ObjectEntry::Live(record) => record,
             ObjectEntry::Deleted { .. } => return Err(Error::Index("completing an upload into a tombstone".into())),

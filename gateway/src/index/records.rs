@@ -75,6 +75,29 @@ pub enum Versioning {
     Suspended,
 }
 
+/// Where a commit put its blob among the versions of its key: its commit order (the
+/// timestamp the index keeps with it) and which version it became. The volumes' commit logs
+/// keep both with the blob's id, for a rebuild.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitOrder {
+    /// Commit order (0: not known).
+    pub order: u64,
+    /// Which version of its key the blob became.
+    pub version: Version,
+}
+
+impl CommitOrder {
+    /// The commit order of `entry`'s own blobs.
+    pub fn of(entry: &ObjectEntry) -> Self {
+        Self { order: entry.ts(), version: entry.version() }
+    }
+
+    /// A commit that is no object version (a bucket blob, a tags change, a part), at `order`.
+    pub fn plain(order: u64) -> Self {
+        Self { order, version: Version::Unversioned }
+    }
+}
+
 /// Which version of its key an entry is.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Version {
@@ -87,6 +110,26 @@ pub enum Version {
     Null,
     /// Written while versioning was enabled: a version whose id is its commit order.
     Id,
+}
+
+impl Version {
+    /// The byte the volumes' commit logs keep for it.
+    pub fn code(self) -> u8 {
+        match self {
+            Version::Unversioned => 0,
+            Version::Null => 1,
+            Version::Id => 2,
+        }
+    }
+
+    /// The version a commit log's byte names (unknown bytes, and 0: `Unversioned`).
+    pub fn from_code(code: u8) -> Self {
+        match code {
+            1 => Version::Null,
+            2 => Version::Id,
+            _ => Version::Unversioned,
+        }
+    }
 }
 
 /// What the buckets column family holds for a name: the bucket, or the record of its

@@ -7,7 +7,7 @@
 use std::sync::atomic::Ordering;
 
 use super::buckets::BUCKET_KEY;
-use super::records::{BlobRef, BucketEntry, ObjectEntry, PartRecord, RepairEntry, Replica, decode};
+use super::records::{BlobRef, BucketEntry, CommitOrder, ObjectEntry, PartRecord, RepairEntry, Replica, decode};
 use super::{Index, object_key, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::Result;
@@ -100,7 +100,7 @@ impl Index {
 
     /// The blob a repair is for, with its current copies and its commit order (what its new
     /// copies log), if a record still uses it.
-    pub async fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<(BlobRef, u64)>> {
+    pub async fn repair_blob(&self, blob_id: &str, entry: &RepairEntry) -> Result<Option<(BlobRef, CommitOrder)>> {
         // Read only: the transaction is dropped without a commit.
         let mut tx = self.engine.begin().await?;
         Ok(Self::locate(tx.as_mut(), blob_id, entry).await?.and_then(|mut found| {
@@ -226,16 +226,16 @@ enum Located {
 }
 
 impl Located {
-    /// The commit order of the blob under repair: the timestamp the record keeps with it
-    /// (0 for parts, which are not logged).
-    fn order(&self) -> u64 {
+    /// The commit order of the blob under repair: what the record keeps with it (order 0
+    /// for parts, which are not logged).
+    fn order(&self) -> CommitOrder {
         match self {
             Located::Object { entry: ObjectEntry::Live(record), which: Which::Tags, .. } => {
-                record.tags_blob.as_ref().map_or(0, |t| t.ts)
+                CommitOrder::plain(record.tags_blob.as_ref().map_or(0, |t| t.ts))
             }
-            Located::Object { which: Which::Part(_), .. } | Located::Part { .. } => 0,
-            Located::Object { entry, .. } => entry.ts(),
-            Located::Bucket { entry, .. } => entry.ts(),
+            Located::Object { which: Which::Part(_), .. } | Located::Part { .. } => CommitOrder::plain(0),
+            Located::Object { entry, .. } => CommitOrder::of(entry),
+            Located::Bucket { entry, .. } => CommitOrder::plain(entry.ts()),
         }
     }
 

@@ -39,7 +39,7 @@ impl Index {
                     self.queue_repairs(tx, bucket, key, None, [&change.blob]).await?;
                     // Committed: it goes into the volumes' commit logs, which is what a
                     // rebuild trusts.
-                    self.stage_unlogged(tx, &change.blob, change.ts)?;
+                    self.stage_unlogged(tx, &change.blob, super::records::CommitOrder::plain(change.ts))?;
                     record.tags = tags.clone();
                     record.tags_blob = Some(change.clone());
                     write_in(tx, Table::Objects, &at, &ObjectEntry::Live(record))?;

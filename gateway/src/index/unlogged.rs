@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::records::{BlobRef, decode};
+use super::records::{BlobRef, CommitOrder, decode};
 use super::{Index, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::Result;
@@ -24,21 +24,21 @@ pub(super) type Clears = crate::batch::Batcher<(), String, bool>;
 pub struct Unlogged {
     /// The blob.
     pub blob: BlobRef,
-    /// Its commit order (0 for marks written before orders were kept, which hold the bare
-    /// blob).
-    pub order: u64,
+    /// Its commit order (order 0 for marks written before orders were kept, which hold the
+    /// bare blob).
+    pub commit: CommitOrder,
 }
 
 impl Unlogged {
     fn decode(value: &[u8]) -> Result<Self> {
-        decode(value).or_else(|_| Ok(Self { blob: decode(value)?, order: 0 }))
+        decode(value).or_else(|_| Ok(Self { blob: decode(value)?, commit: CommitOrder::plain(0) }))
     }
 }
 
 impl Index {
-    /// Adds to `tx` that `blob` is committed, in `order`, but not yet logged.
-    pub(super) fn stage_unlogged(&self, tx: &mut dyn Transaction, blob: &BlobRef, order: u64) -> Result<()> {
-        write_in(tx, Table::Unlogged, blob.id.as_bytes(), &Unlogged { blob: blob.clone(), order })
+    /// Adds to `tx` that `blob` is committed, as `commit` says, but not yet logged.
+    pub(super) fn stage_unlogged(&self, tx: &mut dyn Transaction, blob: &BlobRef, commit: CommitOrder) -> Result<()> {
+        write_in(tx, Table::Unlogged, blob.id.as_bytes(), &Unlogged { blob: blob.clone(), commit })
     }
 
     /// Up to `max` committed blobs not yet in the commit logs.
@@ -91,9 +91,10 @@ mod tests {
     fn marks_without_an_order_still_read() {
         let blob = BlobRef { id: "ab".repeat(16), replicas: vec![Replica { volume: "v1".into(), subvolume: 2 }] };
         let old = encode(&blob).unwrap();
-        assert_eq!(Unlogged::decode(&old).unwrap(), Unlogged { blob: blob.clone(), order: 0 });
-        let new = encode(&Unlogged { blob: blob.clone(), order: 77 }).unwrap();
-        assert_eq!(Unlogged::decode(&new).unwrap(), Unlogged { blob, order: 77 });
+        assert_eq!(Unlogged::decode(&old).unwrap(), Unlogged { blob: blob.clone(), commit: CommitOrder::plain(0) });
+        let commit = CommitOrder { order: 77, version: crate::index::records::Version::Id };
+        let new = encode(&Unlogged { blob: blob.clone(), commit }).unwrap();
+        assert_eq!(Unlogged::decode(&new).unwrap(), Unlogged { blob, commit });
         assert!(Unlogged::decode(&[1, 0xff]).is_err());
     }
 }

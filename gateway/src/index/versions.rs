@@ -331,8 +331,8 @@ mod tests {
             // A shared index commits only blobs a live gateway claimed.
             index.claim(blob_of(&entry), "c", "t").await.unwrap();
         }
-        let order = index.commit_object("b", key, &entry, None).await.unwrap();
-        format!("{order:016x}")
+        let commit = index.commit_object("b", key, &entry, None).await.unwrap();
+        format!("{:016x}", commit.order)
     }
 
     /// Runs `test` on a fresh index with bucket `b`, on RocksDB and then on PostgreSQL.
@@ -507,8 +507,9 @@ mod tests {
 
             let repairs = index.repairs(None, 10).await.unwrap();
             let (_, entry) = repairs.iter().find(|(id, _)| id == "old").unwrap();
-            let (blob, order) = index.repair_blob("old", entry).await.unwrap().unwrap();
-            assert_eq!((blob.replicas, format!("{order:016x}")), (vec![at("v1")], old.clone()), "copies log the order");
+            let (blob, commit) = index.repair_blob("old", entry).await.unwrap().unwrap();
+            assert_eq!((blob.replicas, format!("{:016x}", commit.order)), (vec![at("v1")], old.clone()));
+            assert_eq!(commit.version, Version::Id, "copies log the commit");
             if index.engine().shared() {
                 index.claim("old", "c", "t").await.unwrap();
             }

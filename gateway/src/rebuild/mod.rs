@@ -32,8 +32,8 @@ use crate::error::{Error, Result};
 use crate::index::Index;
 use crate::index::Restore;
 use crate::index::records::{
-    BlobRef, BucketEntry, BucketRecord, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica, TagsBlob, Version,
-    Versioning, VolumeRecord,
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica,
+    TagsBlob, Version, Versioning, VolumeRecord,
 };
 use crate::volume_client::{Commit, ListedBlob, VolumeClient};
 
@@ -441,30 +441,48 @@ async fn record_listed(
     Ok(max_ts)
 }
 
-/// Records a page of a commit log: each id with the highest commit order seen for it (a copy
-/// made without knowing the order logs 0; logs from before orders say nothing either).
+/// Records a page of a commit log: each id with the commit of highest order seen for it (a
+/// copy made without knowing the order logs 0; logs from before orders say nothing either).
 /// Returns the highest order in the page.
 async fn record_commits(scratch: &Scratch, commits: Vec<Commit>) -> Result<u64> {
-    let mut orders: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    let mut newest: BTreeMap<Vec<u8>, CommitOrder> = BTreeMap::new();
     for commit in commits {
-        let order = orders.entry(commit.id.into_bytes()).or_default();
-        *order = (*order).max(commit.order);
+        let logged = CommitOrder { order: commit.order, version: Version::from_code(commit.kind) };
+        let kept = newest.entry(commit.id.into_bytes()).or_insert(logged);
+        if logged.order > kept.order {
+            *kept = logged;
+        }
     }
-    let known = scratch.get_all(Space::Committed, orders.keys().cloned().collect()).await?;
-    let mut writes = Vec::with_capacity(orders.len());
+    let known = scratch.get_all(Space::Committed, newest.keys().cloned().collect()).await?;
+    let mut writes = Vec::with_capacity(newest.len());
     let mut highest = 0;
-    for ((id, order), known) in orders.into_iter().zip(known) {
-        let order = order.max(known.as_deref().map_or(0, committed_order));
-        highest = highest.max(order);
-        writes.push((id, order.to_be_bytes().to_vec()));
+    for ((id, commit), known) in newest.into_iter().zip(known) {
+        let commit = match known.as_deref().map(scratch_commit) {
+            Some(known) if known.order > commit.order => known,
+            _ => commit,
+        };
+        highest = highest.max(commit.order);
+        writes.push((id, scratch_bytes(commit).to_vec()));
     }
     scratch.put_all(Space::Committed, writes).await?;
     Ok(highest)
 }
 
-/// A commit order as the scratch space keeps it (empty or short: 0, not known).
-fn committed_order(value: &[u8]) -> u64 {
-    value.try_into().map_or(0, u64::from_be_bytes)
+/// A commit as the scratch space keeps it: the order (big-endian, so keys sort by it) and the
+/// version's byte.
+fn scratch_bytes(commit: CommitOrder) -> [u8; 9] {
+    let mut bytes = [0; 9];
+    bytes[..8].copy_from_slice(&commit.order.to_be_bytes());
+    bytes[8] = commit.version.code();
+    bytes
+}
+
+/// The commit [`scratch_bytes`] wrote (anything shorter: order 0, not known).
+fn scratch_commit(bytes: &[u8]) -> CommitOrder {
+    CommitOrder {
+        order: bytes.get(..8).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes),
+        version: Version::from_code(bytes.get(8).copied().unwrap_or(0)),
+    }
 }
 
 /// Queues the blob `id` for GC: it lost to a newer one.
@@ -497,11 +515,11 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             };
             // Versions of a key are ordered as their commits were (the blob's own timestamp,
             // from when its write started, only where no log says).
-            let ts = match committed_order(&committed) {
-                0 => found.meta.ts,
-                order => order,
+            let mut commit = scratch_commit(&committed);
+            if commit.order == 0 {
+                commit.order = found.meta.ts;
             }
-            .to_be_bytes();
+            let ts = commit.order.to_be_bytes();
             let meta = &found.meta;
             match meta.kind {
                 BlobKind::Part => {} // looked up by id later, through their manifests
@@ -517,9 +535,8 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
                     buckets.push((key_of(&[meta.bucket.as_bytes(), &id]), id))
                 }
                 BlobKind::Object | BlobKind::Tombstone | BlobKind::Manifest => {
-                    let key =
-                        [key_of(&[meta.bucket.as_bytes(), meta.key.as_bytes()]), ts.to_vec(), id.clone()].concat();
-                    versions.push((key, id));
+                    let group = key_of(&[meta.bucket.as_bytes(), meta.key.as_bytes()]);
+                    versions.push(([group, scratch_bytes(commit).to_vec(), id.clone()].concat(), id));
                 }
             }
         }
@@ -547,19 +564,18 @@ async fn restore_objects(
     let scratch = context.scratch;
     let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
     // The newest version seen so far of the key being walked, with the key's group prefix and
-    // the version's commit order.
-    let mut leader: Option<(Vec<u8>, u64, String, Found)> = None;
+    // the version's commit.
+    let mut leader: Option<(Vec<u8>, CommitOrder, String, Found)> = None;
     let mut walk = scratch.walk(Space::Versions, Vec::new());
     loop {
         let page = walk.page().await?;
         let done = page.is_empty();
-        // A version's key: its group (bucket and key), its commit order, its id.
-        let groups: Vec<(Vec<u8>, u64)> = page
+        // A version's key: its group (bucket and key), its commit, its id.
+        let groups: Vec<(Vec<u8>, CommitOrder)> = page
             .iter()
             .map(|(key, _)| {
                 let group = prefix_of(key, 2);
-                let order = key.get(group.len()..group.len() + 8).map_or(0, committed_order);
-                (group.to_vec(), order)
+                (group.to_vec(), key.get(group.len()..).map_or(CommitOrder::plain(0), scratch_commit))
             })
             .collect();
         let found = found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await?;
@@ -596,13 +612,13 @@ async fn restore_objects(
 }
 
 /// Restores `found`, the newest version of its key, with its commit order as its timestamp
-/// (as the index had it).
+/// and the version it became (as the index had them).
 async fn restore_newest(
     context: &Manifests<'_>,
     restore: &mut Restore<'_>,
     report: &mut RebuildReport,
     with_objects: &mut BTreeMap<String, u64>,
-    (id, order): (String, u64),
+    (id, commit): (String, CommitOrder),
     found: Found,
 ) -> Result<()> {
     let (bucket, key) = (&found.meta.bucket, &found.meta.key);
@@ -634,7 +650,8 @@ async fn restore_newest(
         let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
         *oldest = (*oldest).min(found.meta.modified_ms);
     }
-    entry.set_ts(order);
+    entry.set_ts(commit.order);
+    entry.set_version(commit.version);
     restore.object(bucket, key, &entry).await
 }
 
@@ -862,6 +879,19 @@ async fn manifest_record(context: &Manifests<'_>, found: &Found, blob: BlobRef) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Commits keep their order and version through the scratch space, sort by order, and
+    /// anything short (a scratch entry of an older format) reads as not known.
+    #[test]
+    fn commits_round_trip_through_the_scratch_space_in_order() {
+        let older = CommitOrder { order: 5, version: Version::Id };
+        let newer = CommitOrder { order: 0x1_0000, version: Version::Null };
+        assert_eq!(scratch_commit(&scratch_bytes(older)), older);
+        assert_eq!(scratch_commit(&scratch_bytes(newer)), newer);
+        assert!(scratch_bytes(older) < scratch_bytes(newer));
+        assert_eq!(scratch_commit(&[]), CommitOrder::plain(0));
+        assert_eq!(scratch_commit(&5u64.to_be_bytes()), CommitOrder::plain(5));
+    }
 
     fn member(id: &str, weight: f64, zone: Option<&str>) -> volumed::membership::Member {
         let url = format!("http://{id}");

@@ -10,6 +10,7 @@ use super::write::{self, Stored};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
 use crate::index::BUCKET_KEY;
+use crate::index::records::CommitOrder;
 use crate::time::{now_ms, timestamp_from_ms};
 
 /// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
@@ -78,7 +79,7 @@ pub(super) async fn create_bucket(
     if !gw.index.create_bucket(&name, ts, created_ms, &blob).await? {
         return Err(already_owned());
     }
-    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, ts).await;
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
     tracing::info!(%bucket, "bucket created");
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
 }
@@ -118,7 +119,7 @@ pub(super) async fn delete_bucket(
     // A refusal here (objects or uploads arrived meanwhile) leaves the deletion blob on the
     // volumes until GC, but never in a commit log, so no rebuild trusts it.
     gw.index.delete_bucket(&name, ts, &blob).await?;
-    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, ts).await;
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
     tracing::info!(%bucket, "bucket deleted");
     Ok(S3Response::new(DeleteBucketOutput {}))
 }

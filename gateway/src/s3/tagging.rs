@@ -10,7 +10,7 @@ use super::object::lookup;
 use super::write::{self, check_tags};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::index::Committed;
-use crate::index::records::TagsBlob;
+use crate::index::records::{CommitOrder, TagsBlob};
 use crate::time::now_ms;
 
 fn check_version(version_id: Option<&str>) -> S3Result<()> {
@@ -47,7 +47,7 @@ async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, 
     let change = TagsBlob { ts, blob: stored.blob.clone() };
     let committed = gw.index.set_tags(&bucket, &key, &version, tags, change).await?;
     if committed == Committed::Current {
-        crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, ts).await;
+        crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
     }
     // Registered in flight until here, so GC cannot take the blob for an orphan before the
     // record references it.
