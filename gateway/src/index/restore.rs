@@ -39,6 +39,12 @@ impl Restore<'_> {
         self.push(Restored::Put(Table::Objects, object_key(bucket, key), encode(entry)?)).await
     }
 
+    /// Stores a noncurrent version as found on the volumes.
+    pub async fn noncurrent(&mut self, bucket: &str, key: &str, entry: &ObjectEntry) -> Result<()> {
+        let at = super::versions::version_key(bucket, key, entry.ts());
+        self.push(Restored::Put(Table::Versions, at, encode(entry)?)).await
+    }
+
     /// Stores a bucket entry as found on the volumes.
     pub async fn bucket(&mut self, name: &str, entry: &BucketEntry) -> Result<()> {
         self.push(Restored::Put(Table::Buckets, name.as_bytes().to_vec(), encode(entry)?)).await

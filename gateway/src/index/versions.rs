@@ -76,7 +76,7 @@ pub(super) fn split_version_key(raw: &[u8]) -> Option<(String, String, u64)> {
 }
 
 /// The noncurrent version of `bucket`/`key` committed in `order`: newest first under the key.
-fn version_key(bucket: &str, key: &str, order: u64) -> Vec<u8> {
+pub(super) fn version_key(bucket: &str, key: &str, order: u64) -> Vec<u8> {
     let mut out = versions_prefix(bucket, key);
     out.extend_from_slice(&(!order).to_be_bytes());
     out

@@ -79,6 +79,9 @@ pub struct RebuildReport {
     pub tags: u64,
     /// Live objects recreated.
     pub objects: u64,
+    /// Noncurrent versions restored (of buckets that had versioning).
+    #[serde(default)]
+    pub noncurrent_versions: u64,
     /// Keys that stay deleted.
     pub tombstones: u64,
     /// Blobs queued for GC (older versions, unreadable metadata is skipped instead).
@@ -553,9 +556,78 @@ struct Manifests<'a> {
     scratch: &'a Scratch,
 }
 
-/// Restores each key's newest version and queues the older ones for GC; a live version takes
-/// the tags of the newest tags blob naming it, and every other tags blob is queued for GC.
-/// Returns, for each bucket holding live objects, the oldest object's time.
+/// A committed version found on the volumes: its id, its commit, its blob.
+type FoundVersion = (String, CommitOrder, Found);
+
+/// Whether a found version is its key's `null` version (a tombstone is no version at all).
+fn is_null(version: &FoundVersion) -> bool {
+    match version.1.version {
+        Version::Null => true,
+        Version::Unversioned => version.2.meta.kind != BlobKind::Tombstone,
+        Version::Id => false,
+    }
+}
+
+/// What a rebuild makes of a version found on the volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Fate {
+    /// Its key's current version.
+    Current,
+    /// A noncurrent version of its key.
+    Noncurrent,
+    /// Superseded for good: queued for GC.
+    Garbage,
+}
+
+/// The versions of the key being walked that are still to be placed: the newest so far
+/// (current, unless a newer one comes), and the newest `null` version older than it. Holds
+/// two versions whatever the number of versions of the key.
+#[derive(Default)]
+struct KeyVersions {
+    group: Vec<u8>,
+    newest: Option<FoundVersion>,
+    older_null: Option<FoundVersion>,
+}
+
+impl KeyVersions {
+    /// Takes the key's next version (newer than every one before); returns what becomes of
+    /// the versions that settles, as the commit that wrote it decided: a write without a
+    /// version id (the bucket unversioned or suspended) replaced the key's `null` version and
+    /// any tombstone; a write with one kept every version. So the version it supersedes becomes
+    /// noncurrent if it has an id; if it is the `null` version under a write with an id, it
+    /// waits (a later write without an id would still replace it); anything else is garbage.
+    fn push(&mut self, version: FoundVersion) -> Vec<(FoundVersion, Fate)> {
+        let replaces_null = version.1.version != Version::Id;
+        let mut settled = Vec::new();
+        if replaces_null && let Some(null) = self.older_null.take() {
+            settled.push((null, Fate::Garbage));
+        }
+        if let Some(older) = self.newest.replace(version) {
+            if older.1.version == Version::Id {
+                settled.push((older, Fate::Noncurrent));
+            } else if is_null(&older) && !replaces_null {
+                self.older_null = Some(older);
+            } else {
+                settled.push((older, Fate::Garbage));
+            }
+        }
+        settled
+    }
+
+    /// The rest, once the key has no more versions: the newest is current, and a `null`
+    /// version still waiting stays noncurrent (only writes with ids came after it).
+    fn finish(self) -> Vec<(FoundVersion, Fate)> {
+        let Some(newest) = self.newest else { return Vec::new() };
+        let older_null = self.older_null.map(|null| (null, Fate::Noncurrent));
+        older_null.into_iter().chain(std::iter::once((newest, Fate::Current))).collect()
+    }
+}
+
+/// Restores each key as the index had it: the newest version current; the versions written
+/// with versioning on, and the newest `null` version, noncurrent; the rest (older `null`
+/// versions, tombstones) queued for GC. A live version takes the tags of the newest tags blob
+/// naming it, and every other tags blob is queued for GC. Returns, for each bucket holding
+/// versions, the oldest one's time.
 async fn restore_objects(
     context: &Manifests<'_>,
     restore: &mut Restore<'_>,
@@ -563,14 +635,12 @@ async fn restore_objects(
 ) -> Result<BTreeMap<String, u64>> {
     let scratch = context.scratch;
     let mut with_objects: BTreeMap<String, u64> = BTreeMap::new();
-    // The newest version seen so far of the key being walked, with the key's group prefix and
-    // the version's commit.
-    let mut leader: Option<(Vec<u8>, CommitOrder, String, Found)> = None;
+    let mut key = KeyVersions::default();
     let mut walk = scratch.walk(Space::Versions, Vec::new());
     loop {
         let page = walk.page().await?;
         let done = page.is_empty();
-        // A version's key: its group (bucket and key), its commit, its id.
+        // A version's key: its group (bucket and key), its commit, its id; oldest first.
         let groups: Vec<(Vec<u8>, CommitOrder)> = page
             .iter()
             .map(|(key, _)| {
@@ -579,22 +649,15 @@ async fn restore_objects(
             })
             .collect();
         let found = found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await?;
-        for ((group, order), (id, found)) in groups.into_iter().zip(found) {
-            match leader.take() {
-                Some((previous, _, older, older_found)) if previous == group => {
-                    queue_gc(restore, report, &older, &older_found).await?;
-                }
-                Some((_, order, id, found)) => {
-                    restore_newest(context, restore, report, &mut with_objects, (id, order), found).await?;
-                }
-                None => {}
+        for ((group, commit), (id, found)) in groups.into_iter().zip(found) {
+            if group != key.group {
+                let done_key = std::mem::replace(&mut key, KeyVersions { group, ..KeyVersions::default() });
+                place(context, restore, report, &mut with_objects, done_key.finish()).await?;
             }
-            leader = Some((group, order, id, found));
+            place(context, restore, report, &mut with_objects, key.push((id, commit, found))).await?;
         }
         if done {
-            if let Some((_, order, id, found)) = leader.take() {
-                restore_newest(context, restore, report, &mut with_objects, (id, order), found).await?;
-            }
+            place(context, restore, report, &mut with_objects, std::mem::take(&mut key).finish()).await?;
             break;
         }
     }
@@ -611,21 +674,39 @@ async fn restore_objects(
     }
 }
 
-/// Restores `found`, the newest version of its key, with its commit order as its timestamp
-/// and the version it became (as the index had them).
-async fn restore_newest(
+/// Restores or queues for GC versions whose fate is settled.
+async fn place(
     context: &Manifests<'_>,
     restore: &mut Restore<'_>,
     report: &mut RebuildReport,
     with_objects: &mut BTreeMap<String, u64>,
-    (id, commit): (String, CommitOrder),
-    found: Found,
+    settled: Vec<(FoundVersion, Fate)>,
+) -> Result<()> {
+    for (version, fate) in settled {
+        match fate {
+            Fate::Current => restore_version(context, restore, report, with_objects, version, true).await?,
+            Fate::Noncurrent => restore_version(context, restore, report, with_objects, version, false).await?,
+            Fate::Garbage => queue_gc(restore, report, &version.0, &version.2).await?,
+        }
+    }
+    Ok(())
+}
+
+/// Restores `found` as its key's current version or a noncurrent one, with its commit order
+/// as its timestamp and the version it became (as the index had them).
+async fn restore_version(
+    context: &Manifests<'_>,
+    restore: &mut Restore<'_>,
+    report: &mut RebuildReport,
+    with_objects: &mut BTreeMap<String, u64>,
+    (id, commit, found): FoundVersion,
+    current: bool,
 ) -> Result<()> {
     let (bucket, key) = (&found.meta.bucket, &found.meta.key);
     let blob = found.blob_ref(&id);
     let mut entry = match found.meta.kind {
         BlobKind::Tombstone => {
-            report.tombstones += 1;
+            report.tombstones += u64::from(current);
             ObjectEntry::Deleted { ts: found.meta.ts, blob, version: Version::Unversioned }
         }
         BlobKind::Object => ObjectEntry::Live(Box::new(record(&found, blob, found.md5.clone(), found.size, vec![]))),
@@ -646,13 +727,20 @@ async fn restore_newest(
             record.tags_blob = Some(TagsBlob { ts: tags.meta.ts, blob: tags.blob_ref(&tags_id) });
             report.tags += 1;
         }
-        report.objects += 1;
+        if current {
+            report.objects += 1;
+        }
         let oldest = with_objects.entry(bucket.clone()).or_insert(found.meta.modified_ms);
         *oldest = (*oldest).min(found.meta.modified_ms);
     }
     entry.set_ts(commit.order);
     entry.set_version(commit.version);
-    restore.object(bucket, key, &entry).await
+    if current {
+        restore.object(bucket, key, &entry).await
+    } else {
+        report.noncurrent_versions += 1;
+        restore.noncurrent(bucket, key, &entry).await
+    }
 }
 
 /// Takes the tags blobs naming `version` out of the scratch space: returns the newest, and
@@ -879,6 +967,69 @@ async fn manifest_record(context: &Manifests<'_>, found: &Found, blob: BlobRef) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn found_version(kind: BlobKind, id: &str, version: Version) -> FoundVersion {
+        let meta = BlobMeta::new(kind, "b", "k", 1, 1);
+        let found = Found { meta, size: 0, sha256: String::new(), md5: String::new(), replicas: vec![] };
+        (id.to_string(), CommitOrder { order: 1, version }, found)
+    }
+
+    /// What a rebuild makes of each version of a key, oldest first, as the index made it: a
+    /// version with an id stays, the newest `null` version stays, tombstones and older `null`
+    /// versions go, the newest is current.
+    #[test]
+    fn versions_of_a_key_are_placed_as_the_index_had_them() {
+        use Fate::{Current, Garbage, Noncurrent};
+        let place = |versions: Vec<FoundVersion>| {
+            let mut key = KeyVersions::default();
+            let mut fates: Vec<(String, Fate)> = Vec::new();
+            for version in versions {
+                fates.extend(key.push(version).into_iter().map(|(v, fate)| (v.0, fate)));
+            }
+            fates.extend(key.finish().into_iter().map(|(v, fate)| (v.0, fate)));
+            fates.sort();
+            fates
+        };
+        let object = |id, version| found_version(BlobKind::Object, id, version);
+        let deletion = |id, version| found_version(BlobKind::Tombstone, id, version);
+        let expect = |pairs: &[(&str, Fate)]| {
+            let mut pairs: Vec<(String, Fate)> = pairs.iter().map(|(id, fate)| (id.to_string(), *fate)).collect();
+            pairs.sort();
+            pairs
+        };
+        // Never versioned: only the newest stays.
+        let unversioned = vec![object("u1", Version::Unversioned), object("u2", Version::Unversioned)];
+        assert_eq!(place(unversioned), expect(&[("u1", Garbage), ("u2", Current)]));
+        let deleted = vec![object("u1", Version::Unversioned), deletion("t", Version::Unversioned)];
+        assert_eq!(place(deleted), expect(&[("u1", Garbage), ("t", Current)]));
+        // Enabled after a null version, a tombstone in between.
+        let enabled = vec![
+            object("u1", Version::Unversioned),
+            deletion("t", Version::Unversioned),
+            object("u2", Version::Unversioned),
+            object("v1", Version::Id),
+            deletion("m1", Version::Id),
+        ];
+        assert_eq!(
+            place(enabled),
+            expect(&[("u1", Garbage), ("t", Garbage), ("u2", Noncurrent), ("v1", Noncurrent), ("m1", Current)])
+        );
+        // Suspended: each null write replaces the null version; the versions with ids stay.
+        let suspended = vec![
+            object("u1", Version::Unversioned),
+            object("v1", Version::Id),
+            object("n1", Version::Null),
+            object("v2", Version::Id),
+            deletion("n2", Version::Null),
+        ];
+        assert_eq!(
+            place(suspended),
+            expect(&[("u1", Garbage), ("v1", Noncurrent), ("n1", Garbage), ("v2", Noncurrent), ("n2", Current)])
+        );
+        // A null version under newer versions with ids stays noncurrent.
+        let kept = vec![object("n1", Version::Null), object("v1", Version::Id), object("v2", Version::Id)];
+        assert_eq!(place(kept), expect(&[("n1", Noncurrent), ("v1", Noncurrent), ("v2", Current)]));
+    }
 
     /// Commits keep their order and version through the scratch space, sort by order, and
     /// anything short (a scratch entry of an older format) reads as not known.
