@@ -27,7 +27,8 @@ pub enum BlobKind {
     /// wins is its tag set after a rebuild.
     Tags,
     /// No bytes: bucket `bucket` was created (`key` is empty; `modified_ms` is the creation
-    /// time). Lets a rebuild restore empty buckets.
+    /// time), or its configuration changed (`versioning`; the same creation time). Lets a
+    /// rebuild restore empty buckets, as they were last configured.
     Bucket,
     /// No bytes: bucket `bucket` was deleted at `ts` (`key` is empty). A rebuild restores a
     /// bucket only if a creation is newer than its newest deletion.
@@ -74,6 +75,10 @@ pub struct BlobMeta {
     /// tags apply to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// A bucket blob's versioning state (written again with each change of it, so that a
+    /// rebuild restores the newest); `None` for a bucket that never had versioning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub versioning: Option<crate::index::records::Versioning>,
 }
 
 impl BlobMeta {
@@ -95,6 +100,7 @@ impl BlobMeta {
             upload_id: None,
             part_number: None,
             version: None,
+            versioning: None,
         }
     }
 

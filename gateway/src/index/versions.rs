@@ -9,7 +9,8 @@
 //! no version, still goes to GC); suspended — versions with ids become noncurrent, while the
 //! key's `null` version, current or not, goes to GC, since the new entry is the `null` version.
 
-use super::records::{ObjectEntry, Version, Versioning, decode};
+use super::BUCKET_KEY;
+use super::records::{BlobRef, BucketEntry, CommitOrder, ObjectEntry, Version, Versioning, decode};
 use super::{Index, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
@@ -167,18 +168,51 @@ impl Index {
         NoncurrentPages { index: self, bucket: bucket.into(), key: key.into(), before: None, finished: false }
     }
 
-    /// Sets `bucket`'s versioning. A bucket once versioned cannot go back to unversioned
-    /// (S3 answers that request with `IllegalVersioningConfigurationException`).
-    pub async fn set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+    /// Sets `bucket`'s versioning, which `blob` carries to the volumes: a bucket blob written
+    /// at `ts` with the new state and the bucket's creation time. It becomes the bucket's blob
+    /// (the one it replaces goes to GC), so a rebuild restores the newest state. A bucket once
+    /// versioned cannot go back to unversioned (S3 answers that with
+    /// `IllegalVersioningConfigurationException`). On any refusal `blob` goes to GC.
+    pub async fn set_versioning(&self, bucket: &str, versioning: Versioning, ts: u64, blob: &BlobRef) -> Result<()> {
         in_transaction!(self.engine, tx, {
-            let Some(mut record) = self.bucket_in(tx, bucket).await? else { return Ok(Err(Error::NoSuchBucket)) };
-            if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned {
-                return Ok(Err(Error::InvalidRequest("a versioned bucket can only be suspended".into())));
+            let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, bucket.as_bytes()).await? {
+                Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
+                Some(BucketEntry::Live(record))
+                    if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned =>
+                {
+                    Err(Error::InvalidRequest("a versioned bucket can only be suspended".into()))
+                }
+                Some(BucketEntry::Live(mut record)) => {
+                    if let Some(old) = record.blob.replace(blob.clone()) {
+                        self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
+                    }
+                    record.ts = ts;
+                    record.versioning = versioning;
+                    self.consume_claim(tx, &blob.id).await?;
+                    write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
+                    self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
+                    self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
+                    Ok(())
+                }
+                _ => Err(Error::NoSuchBucket),
+            };
+            if outcome.is_err() {
+                self.queue_gc(tx, bucket, BUCKET_KEY, blob, 0)?;
             }
-            record.versioning = versioning;
-            write_in(tx, Table::Buckets, bucket.as_bytes(), &super::records::BucketEntry::Live(record))?;
-            Ok(Ok(()))
+            Ok(outcome)
         })?
+    }
+
+    /// Test shorthand: sets `bucket`'s versioning with a made-up bucket blob (claimed first on
+    /// a shared index, by the gateway `t` the tests register).
+    #[cfg(test)]
+    pub(crate) async fn test_set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+        let ts = self.next_ts();
+        let blob = BlobRef { id: format!("versioning-{bucket}-{ts}"), replicas: vec![] };
+        if self.engine.shared() {
+            self.claim(&blob.id, "c", "t").await?;
+        }
+        self.set_versioning(bucket, versioning, ts, &blob).await
     }
 
     /// Adds to `tx` what becomes of `current`, the entry of `bucket`/`key` a commit under
@@ -310,8 +344,10 @@ mod tests {
         &entry.main_blob().id
     }
 
+    /// The object blobs in the GC queue (bucket blobs left out).
     async fn queued(index: &Index) -> Vec<String> {
-        let mut ids: Vec<String> = index.gc_queue().await.unwrap().into_iter().map(|g| g.blob.id).collect();
+        let queue = index.gc_queue().await.unwrap();
+        let mut ids: Vec<String> = queue.into_iter().filter(|g| g.key != BUCKET_KEY).map(|g| g.blob.id).collect();
         ids.sort();
         ids
     }
@@ -372,10 +408,13 @@ mod tests {
             commit(index, "gone", marker("tomb")).await;
             assert!(versions(index, "gone").await.is_empty(), "a tombstone is no version");
 
-            assert!(index.set_versioning("b", Versioning::Unversioned).await.is_ok(), "still never versioned");
-            index.set_versioning("b", Versioning::Enabled).await.unwrap();
-            assert!(matches!(index.set_versioning("b", Versioning::Unversioned).await, Err(Error::InvalidRequest(_))));
-            assert!(matches!(index.set_versioning("nope", Versioning::Enabled).await, Err(Error::NoSuchBucket)));
+            assert!(index.test_set_versioning("b", Versioning::Unversioned).await.is_ok(), "still never versioned");
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
+            assert!(matches!(
+                index.test_set_versioning("b", Versioning::Unversioned).await,
+                Err(Error::InvalidRequest(_))
+            ));
+            assert!(matches!(index.test_set_versioning("nope", Versioning::Enabled).await, Err(Error::NoSuchBucket)));
 
             // Enabled: every write is a version with an id; the null version stays noncurrent.
             let v3 = commit(index, "k", live("v3")).await;
@@ -397,7 +436,7 @@ mod tests {
             assert_eq!(queued(index).await, ["g1", "tomb", "u1"]);
 
             // Suspended: the write is the null version and the old null version goes.
-            index.set_versioning("b", Versioning::Suspended).await.unwrap();
+            index.test_set_versioning("b", Versioning::Suspended).await.unwrap();
             commit(index, "k", live("n6")).await;
             assert_eq!(
                 versions(index, "k").await,
@@ -414,7 +453,7 @@ mod tests {
             assert_eq!(queued(index).await, ["g1", "n6", "tomb", "u1", "u2"], "it replaced the null version");
 
             // Enabled again: the null marker becomes noncurrent, and reads find every version.
-            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
             let v8 = commit(index, "k", live("v8")).await;
             assert_eq!(versions(index, "k").await.len(), 5);
             for (blob, id) in [("v8", &v8), ("n7", &"null".to_string()), ("m5", &m5), ("v3", &v3)] {
@@ -424,6 +463,21 @@ mod tests {
             assert!(index.object_version("b", "k", "00000000000000ff").await.unwrap().is_none());
             assert!(index.object_version("b", "k", "not-an-id").await.unwrap().is_none());
             assert!(index.object_version("b", "k", &v8.to_uppercase()).await.unwrap().is_none());
+            // Each change of the state replaced the bucket's blob (five went to GC: the creation
+            // blob, three replaced ones, and the refused change's own), and the current one
+            // carries the state.
+            let bucket_blobs: Vec<String> = index
+                .gc_queue()
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|g| g.bucket == "b" && g.key == BUCKET_KEY)
+                .map(|g| g.blob.id)
+                .collect();
+            let record = index.bucket("b").await.unwrap().unwrap();
+            assert_eq!(record.versioning, Versioning::Enabled);
+            assert_eq!(bucket_blobs.len(), 5, "{bucket_blobs:?}");
+            assert!(!bucket_blobs.contains(&record.blob.unwrap().id));
             // Noncurrent versions page from a version on.
             let order = u64::from_str_radix(&m5, 16).unwrap();
             let older = index.noncurrent_versions("b", "k", Some(order), 10).await.unwrap();
@@ -448,7 +502,7 @@ mod tests {
     #[tokio::test]
     async fn versions_of_keys_that_share_a_prefix_stay_apart() {
         with_index("versions_of_keys_that_share_a_prefix", async |index: &Index| {
-            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
             for key in ["a", "a\u{0}", "a\u{0}b", "ab"] {
                 commit(index, key, live(&format!("{key}-1"))).await;
                 commit(index, key, live(&format!("{key}-2"))).await;
@@ -466,7 +520,7 @@ mod tests {
     #[tokio::test]
     async fn noncurrent_versions_and_delete_markers_are_kept_from_gc() {
         with_index("noncurrent_versions_are_kept_from_gc", async |index: &Index| {
-            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
             commit(index, "k", live("old")).await;
             commit(index, "k", marker("gone")).await;
             let copies = index.referenced_copies(&IdSlice::default()).await.unwrap();
@@ -485,7 +539,7 @@ mod tests {
     #[tokio::test]
     async fn noncurrent_versions_are_moved_forgotten_and_repaired() {
         with_index("noncurrent_versions_are_moved_forgotten_and_repaired", async |index: &Index| {
-            index.set_versioning("b", Versioning::Enabled).await.unwrap();
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
             let old = commit(index, "k", live("old")).await;
             commit(index, "k", live("new")).await;
             let at = |volume: &str| Replica { volume: volume.into(), subvolume: 0 };

@@ -860,22 +860,24 @@ fn bucket_entry(
     let newest_deletion = of_kind(BlobKind::BucketDeleted).max_by_key(ts);
     let deleted_at = newest_deletion.map_or(0, |id| blobs[id].meta.ts);
     let blob_ref = |id: &String| BlobRef { id: id.clone(), replicas: blobs[id].replicas.clone() };
-    let live = |id: &String, for_objects: bool| {
-        let meta = &blobs[id].meta;
+    // Dated by `first`, as configured by `newest`, which the entry keeps.
+    let live = |first: &String, newest: &String, for_objects: bool| {
+        let meta = &blobs[newest].meta;
         let record = BucketRecord {
-            created_ms: meta.modified_ms,
+            created_ms: blobs[first].meta.modified_ms,
             ts: meta.ts,
-            blob: Some(blob_ref(id)),
-            versioning: Versioning::Unversioned,
+            blob: Some(blob_ref(newest)),
+            versioning: meta.versioning.unwrap_or_default(),
         };
-        RestoredBucket { entry: BucketEntry::Live(record), keep: Some(id.clone()), for_objects }
+        RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };
-    if let Some(first) = of_kind(BlobKind::Bucket).filter(|id| blobs[*id].meta.ts > deleted_at).min_by_key(ts) {
-        return Some(live(first, false));
+    let since_deletion = || of_kind(BlobKind::Bucket).filter(|id| blobs[*id].meta.ts > deleted_at);
+    if let (Some(first), Some(newest)) = (since_deletion().min_by_key(ts), since_deletion().max_by_key(ts)) {
+        return Some(live(first, newest, false));
     }
     if let Some(oldest_object_ms) = oldest_object_ms {
         return Some(match of_kind(BlobKind::Bucket).max_by_key(ts) {
-            Some(newest) => live(newest, true),
+            Some(newest) => live(newest, newest, true),
             None => RestoredBucket {
                 entry: BucketEntry::Live(BucketRecord {
                     created_ms: oldest_object_ms,
@@ -1164,11 +1166,17 @@ mod tests {
 
     #[test]
     fn the_newest_bucket_operation_wins_and_the_first_creation_dates_the_bucket() {
-        // Created, then a CreateBucket that found it existing: the first creation's date.
-        assert_eq!(
-            restore(&[("c1", 10, 1000), ("c2", 20, 2000)], None),
-            Some((live(1000, 10, Some("c1")), Some("c1".into()), false))
-        );
+        // Created, then configured: dated by the creation, as the newest blob says, which it keeps.
+        let (ids, mut found) = blobs(&[("c1", 10, 1000), ("c2", 20, 1000)]);
+        found.get_mut("c2").unwrap().meta.versioning = Some(Versioning::Suspended);
+        let restored = bucket_entry(&ids, &found, None).unwrap();
+        let configured = BucketRecord {
+            created_ms: 1000,
+            ts: 20,
+            blob: Some(BlobRef { id: "c2".into(), replicas: vec![] }),
+            versioning: Versioning::Suspended,
+        };
+        assert_eq!((restored.entry, restored.keep), (BucketEntry::Live(configured), Some("c2".into())));
         // Deleted: stays deleted, keeping the deletion blob.
         let deleted = BucketEntry::Deleted { ts: 20, blob: BlobRef { id: "d1".into(), replicas: vec![] } };
         assert_eq!(restore(&[("c1", 10, 1000), ("d1", 20, 0)], None), Some((deleted, Some("d1".into()), false)));
