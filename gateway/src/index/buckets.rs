@@ -53,7 +53,8 @@ impl Index {
     }
 
     /// The timestamp for a bucket operation on `name` starting now: newer than its current
-    /// entry (see [`Index::object_write_ts`]).
+    /// entry, read from the index first, so that an operation that starts after another was
+    /// acknowledged, on any gateway, is ordered after it whatever the clocks say.
     pub async fn bucket_write_ts(&self, name: &str) -> Result<u64> {
         self.bucket_entry(name).await?;
         Ok(self.next_ts())

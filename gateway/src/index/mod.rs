@@ -214,8 +214,9 @@ impl Index {
     }
 
     /// A fresh write timestamp: wall-clock microseconds, but strictly greater than any handed
-    /// out or seen before by this process (see [`Index::object_write_ts`] for what orders
-    /// writes across gateways).
+    /// out or seen before by this process. Object commits take theirs in the transaction, after
+    /// the entry they replace (see [`Index::stage_object`]); bucket operations read the entry
+    /// first ([`Index::bucket_write_ts`]).
     pub fn next_ts(&self) -> u64 {
         let now = now_us();
         let previous = self.clock.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| Some(now.max(last + 1)));
@@ -228,16 +229,6 @@ impl Index {
     /// wall time, but never behind anything seen).
     fn observe(&self, ts: u64) {
         self.clock.fetch_max(ts, Ordering::SeqCst);
-    }
-
-    /// The timestamp for a write of `bucket`/`key` starting now: newer than the key's current
-    /// entry (and its tags), read from the index first. This is what makes newest-wins right
-    /// across gateways whose wall clocks disagree: a write that starts after another one was
-    /// acknowledged, on any gateway, reads it and is ordered after it. (Writes that overlap
-    /// may land in either order, as they may on S3.)
-    pub async fn object_write_ts(&self, bucket: &str, key: &str) -> Result<u64> {
-        self.object_entry(bucket, key).await?;
-        Ok(self.next_ts())
     }
 
     // ---- objects ----
@@ -655,10 +646,11 @@ mod tests {
             index.clock.store(far_future, Ordering::SeqCst);
             index.commit_object("b", "k", &record(far_future, "x"), None).await.unwrap();
         }
-        // A write reads the entry it replaces first, so its timestamp is newer whatever the
-        // clock says after the restart.
+        // A commit is ordered after the entry it replaces whatever the clock says after the
+        // restart, and the clock moves past what it read.
         let index = Index::open(dir.path()).await.unwrap();
-        let a = index.object_write_ts("b", "k").await.unwrap();
+        let a = index.commit_object("b", "k", &record(1, "y"), None).await.unwrap().order;
+        index.object_entry("b", "k").await.unwrap();
         let b = index.next_ts();
         assert!(a > far_future && b > a);
     }

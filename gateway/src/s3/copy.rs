@@ -83,7 +83,8 @@ pub(super) async fn copy_object(
     let expected = copy_checksum(input.checksum_algorithm.as_ref(), &source)?;
     let algorithm = expected.as_ref().map(|e| e.algorithm);
 
-    let ts = gw.index.object_write_ts(&input.bucket, &input.key).await?;
+    // When the write started; the commit takes the version's order (`Index::stage_object`).
+    let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let meta = BlobMeta {
         headers,

@@ -319,7 +319,8 @@ pub(super) async fn complete_multipart_upload(
         None => None,
     };
 
-    let ts = gw.index.object_write_ts(&bucket, &key).await?;
+    // When the write started; the commit takes the version's order (`Index::stage_object`).
+    let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let etag = multipart_etag(&chosen);
     let meta = BlobMeta {

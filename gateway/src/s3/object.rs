@@ -92,7 +92,8 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let body = body_or_empty(input.body);
     let size = body.remaining_length().exact().map(|n| n as u64);
 
-    let ts = gw.index.object_write_ts(&bucket, &key).await?;
+    // When the write started; the commit takes the version's order (`Index::stage_object`).
+    let ts = gw.index.next_ts();
     let modified_ms = now_ms();
     let meta = BlobMeta {
         headers: system_headers!(input),
