@@ -1,5 +1,6 @@
 //! aws cli against a cluster of real processes: the everyday commands, a 100 MB multipart
-//! copy, sync of a 300-file tree both ways, conditional put, checksums, presigned URLs.
+//! copy, sync of a 300-file tree both ways, conditional put, checksums, presigned URLs, the
+//! versioning walk through `s3api`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -130,4 +131,57 @@ fn s3api_conditional_put_checksums_and_presign() {
     let fetched = Command::new(curl).args(["-sS", "--fail", url.trim()]).output().unwrap();
     assert!(fetched.status.success(), "{fetched:?}");
     assert_eq!(fetched.stdout, b"conditional body");
+}
+
+/// The versioning walk: enable, two versions, list them, read the first by id, delete (a
+/// marker), list the marker, undelete by deleting the marker.
+#[test]
+fn s3api_versioning_walk() {
+    let Some((_cluster, work, aws)) = setup() else { return };
+    let json = |args: &[&str]| -> serde_json::Value { serde_json::from_str(&aws.run(args)).unwrap() };
+    aws.run(&["s3", "mb", "s3://vers"]);
+    aws.run(&["s3api", "put-bucket-versioning", "--bucket", "vers", "--versioning-configuration", "Status=Enabled"]);
+    let status = json(&["s3api", "get-bucket-versioning", "--bucket", "vers"]);
+    assert_eq!(status["Status"], "Enabled");
+    let mut ids = Vec::new();
+    for content in ["first", "second"] {
+        let file = work.path().join(content);
+        std::fs::write(&file, content).unwrap();
+        let put = json(&["s3api", "put-object", "--bucket", "vers", "--key", "doc", "--body", file.to_str().unwrap()]);
+        ids.push(put["VersionId"].as_str().expect("a version id").to_string());
+    }
+    let listed = json(&["s3api", "list-object-versions", "--bucket", "vers"]);
+    let versions = listed["Versions"].as_array().unwrap();
+    let listed_ids: Vec<&str> = versions.iter().map(|v| v["VersionId"].as_str().unwrap()).collect();
+    assert_eq!(listed_ids, [ids[1].as_str(), ids[0].as_str()], "newest first");
+    assert_eq!(versions[0]["IsLatest"], true);
+    assert_eq!(versions[1]["IsLatest"], false);
+
+    let out = work.path().join("out");
+    let got = json(&[
+        "s3api",
+        "get-object",
+        "--bucket",
+        "vers",
+        "--key",
+        "doc",
+        "--version-id",
+        &ids[0],
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(got["VersionId"].as_str(), Some(ids[0].as_str()));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "first");
+
+    let deleted = json(&["s3api", "delete-object", "--bucket", "vers", "--key", "doc"]);
+    assert_eq!(deleted["DeleteMarker"], true);
+    let marker = deleted["VersionId"].as_str().unwrap().to_string();
+    assert!(aws.run(&["s3", "ls", "s3://vers/"]).trim().is_empty(), "the marker hides the key");
+    let listed = json(&["s3api", "list-object-versions", "--bucket", "vers"]);
+    assert_eq!(listed["DeleteMarkers"][0]["VersionId"].as_str(), Some(marker.as_str()));
+    assert_eq!(listed["DeleteMarkers"][0]["IsLatest"], true);
+    assert_eq!(listed["Versions"].as_array().unwrap().len(), 2);
+
+    aws.run(&["s3api", "delete-object", "--bucket", "vers", "--key", "doc", "--version-id", &marker]);
+    aws.run(&["s3", "cp", "s3://vers/doc", out.to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "second", "undeleted");
 }

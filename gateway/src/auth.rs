@@ -160,7 +160,7 @@ impl S3Access for AccessPolicy {
         }
         // Only a client allowed to make the request gets this far; nothing has read the body.
         crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())?;
-        crate::unsupported::refuse_unsupported(cx.uri().query(), cx.headers())
+        crate::unsupported::refuse_unsupported(cx.headers())
     }
 }
 

@@ -33,6 +33,9 @@ pub enum BlobKind {
     /// No bytes: bucket `bucket` was deleted at `ts` (`key` is empty). A rebuild restores a
     /// bucket only if a creation is newer than its newest deletion.
     BucketDeleted,
+    /// No bytes: the version of `bucket`/`key` whose blob id is `version` was deleted by id
+    /// (DeleteObject with a version id). A rebuild treats that version as garbage.
+    VersionDeleted,
 }
 
 /// The metadata JSON stored with a blob.
@@ -72,7 +75,7 @@ pub struct BlobMeta {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_number: Option<u32>,
     /// A tags blob's version: the blob id of the data (or manifest) blob of the version its
-    /// tags apply to.
+    /// tags apply to; a version deletion's: the blob id of the version deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// A bucket blob's versioning state (written again with each change of it, so that a

@@ -1,5 +1,4 @@
-//! Features Cairn does not have, refused loudly instead of silently ignored: object versions
-//! (buckets are never versioned), server-side encryption of any kind (Cairn does not encrypt
+//! Features Cairn does not have, refused loudly instead of silently ignored: server-side encryption of any kind (Cairn does not encrypt
 //! at rest; an SSE-C upload answered 200 would claim an encryption that never happened),
 //! object lock, and ACLs other than the owner's full control. Checked for every request once it is authenticated and authorized
 //! (`auth::AccessPolicy`), before any handler runs or any body is read.
@@ -7,10 +6,9 @@
 use http::HeaderMap;
 use s3s::{S3Result, s3_error};
 
-/// Refuses what Cairn does not do, for an authenticated and authorized request: a version
-/// other than the current one, server-side encryption of any kind, and object lock.
-pub fn refuse_unsupported(query: Option<&str>, headers: &HeaderMap) -> S3Result<()> {
-    check_version_query(query)?;
+/// Refuses what Cairn does not do, for an authenticated and authorized request: server-side
+/// encryption of any kind, object lock, and ACLs.
+pub fn refuse_unsupported(headers: &HeaderMap) -> S3Result<()> {
     refuse_unsupported_headers(headers)?;
     refuse_acls(headers)
 }
@@ -29,30 +27,6 @@ fn refuse_acls(headers: &HeaderMap) -> S3Result<()> {
         }
     }
     Ok(())
-}
-
-/// Buckets are never versioned, so the only version of an object is the current one, which
-/// S3 names `null`.
-fn check_version_query(query: Option<&str>) -> S3Result<()> {
-    let version_ids = query
-        .unwrap_or_default()
-        .split('&')
-        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-        .filter(|(name, _)| *name == "versionId")
-        .map(|(_, value)| percent_encoding::percent_decode_str(value).decode_utf8_lossy());
-    for version_id in version_ids {
-        check_version_id(&version_id)?;
-    }
-    Ok(())
-}
-
-/// A version id names the current version only if it is `null`.
-pub fn check_version_id(version_id: &str) -> S3Result<()> {
-    match version_id {
-        "null" => Ok(()),
-        "" => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
-        _ => Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
-    }
 }
 
 /// The feature a request header asks for that Cairn does not implement, if any.
@@ -89,17 +63,6 @@ mod tests {
     use s3s::S3ErrorCode;
 
     use super::*;
-
-    #[test]
-    fn only_the_null_version_exists() {
-        assert!(check_version_query(None).is_ok());
-        assert!(check_version_query(Some("versionId=null&tagging")).is_ok());
-        assert!(check_version_query(Some("version-id-marker=abc")).is_ok());
-        let err = check_version_query(Some("tagging&versionId=3HL4kqtJlcpXroDTDmJ%2BrmSpXd3dIbrHY")).unwrap_err();
-        assert_eq!(err.code(), &S3ErrorCode::NoSuchVersion);
-        let err = check_version_query(Some("versionId=")).unwrap_err();
-        assert_eq!(err.code(), &S3ErrorCode::InvalidArgument);
-    }
 
     #[test]
     fn encryption_and_object_lock_headers_are_not_implemented() {

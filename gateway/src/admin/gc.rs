@@ -352,10 +352,12 @@ impl GcJob {
                 p.bucket_tombstones = 0;
             });
         }
-        let mut pages = self.index.object_pages(None);
-        while let Some(page) = pages.next_page().await? {
-            for tombstone in page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)) {
-                self.drop_tombstone(tombstone).await?;
+        // Tombstones are current entries; records of versions deleted by id, noncurrent rows.
+        for mut pages in [self.index.object_pages(None), self.index.version_pages()] {
+            while let Some(page) = pages.next_page().await? {
+                for tombstone in page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)) {
+                    self.drop_tombstone(tombstone).await?;
+                }
             }
         }
         let tombstones = self.index.bucket_tombstones_before(before_ts).await?;

@@ -10,10 +10,8 @@
 //! entries are filed under the empty key), since until then its deletion blob is what keeps
 //! a rebuild from bringing the bucket back.
 
-use super::records::{
-    BlobRef, BucketEntry, BucketRecord, CommitOrder, ObjectEntry, Replica, Versioning, decode, encode,
-};
-use super::{Index, object_key, prefix_end, read_in, write_in};
+use super::records::{BlobRef, BucketEntry, BucketRecord, CommitOrder, Replica, Versioning, decode, encode};
+use super::{Index, object_key, prefix_end, read_in, version_id, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
@@ -127,23 +125,26 @@ impl Index {
         if read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await?.and_then(BucketEntry::live).is_none() {
             return Err(Error::NoSuchBucket);
         }
-        // Tombstones do not count: scan past them to the first live object, if any.
+        // Every version counts, current or not, delete markers too (S3 refuses a bucket that
+        // holds any); tombstones and removal records do not: scan past them.
         let scope = object_key(name, "");
         let end = prefix_end(&scope);
-        let mut from = scope.clone();
-        loop {
-            let rows = tx.scan(Table::Objects, &from, end.as_deref(), 100).await?;
-            for (_, value) in &rows {
-                if matches!(decode(value)?, ObjectEntry::Live(_)) {
-                    return Err(Error::BucketNotEmpty);
+        for table in [Table::Objects, Table::Versions] {
+            let mut from = scope.clone();
+            loop {
+                let rows = tx.scan(table, &from, end.as_deref(), 100).await?;
+                for (_, value) in &rows {
+                    if version_id(&decode(value)?).is_some() {
+                        return Err(Error::BucketNotEmpty);
+                    }
                 }
-            }
-            match rows.last() {
-                Some((last, _)) if rows.len() == 100 => {
-                    from = last.clone();
-                    from.push(0);
+                match rows.last() {
+                    Some((last, _)) if rows.len() == 100 => {
+                        from = last.clone();
+                        from.push(0);
+                    }
+                    _ => break,
                 }
-                _ => break,
             }
         }
         if Self::has_uploads_in(tx, name).await? {

@@ -6,6 +6,7 @@ use std::collections::{HashMap, HashSet};
 use super::pages::{KeyedEntry, Pages};
 use super::records::{BlobRef, BucketEntry, GcEntry, ObjectEntry, PartRecord, Version, decode, encode};
 use super::repair::Which;
+use super::versions::version_key;
 use super::{Index, object_key, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::Result;
@@ -31,16 +32,22 @@ pub struct Tombstone {
     pub ts: u64,
     /// The tombstone blob on the volumes.
     pub blob: BlobRef,
+    /// Whether it is the record of a version deleted by id, among the key's noncurrent rows
+    /// (else the key's current entry).
+    pub removal: bool,
 }
 
 impl Tombstone {
-    /// The entry as a tombstone, if it is one written before `before_ts`. A delete marker
-    /// (a deletion in a versioned bucket) is a version a client can see and ask for, not a
-    /// tombstone: it stays.
+    /// The entry as a tombstone, if it is one written before `before_ts`: a tombstone (the
+    /// current entry) or the record of a version deleted by id (a noncurrent row). A delete
+    /// marker (a deletion in a versioned bucket) is a version a client can see and ask for,
+    /// not a tombstone: it stays.
     pub fn written_before((bucket, key, entry): KeyedEntry, before_ts: u64) -> Option<Tombstone> {
         match entry {
-            ObjectEntry::Deleted { ts, blob, version: Version::Unversioned } if ts < before_ts => {
-                Some(Tombstone { bucket, key, ts, blob })
+            ObjectEntry::Deleted { ts, blob, version: version @ (Version::Unversioned | Version::Removed) }
+                if ts < before_ts =>
+            {
+                Some(Tombstone { bucket, key, ts, blob, removal: version == Version::Removed })
             }
             _ => None,
         }
@@ -324,12 +331,14 @@ impl Index {
         self.for_each_blob(|blob| blob.replicas.iter().any(|r| r.volume == volume_id)).await
     }
 
-    /// Tombstones written before `before_ts` (all at once: for tests).
+    /// Tombstones and removal records written before `before_ts` (all at once: for tests).
     #[cfg(test)]
     pub(crate) async fn tombstones_before(&self, before_ts: u64) -> Result<Vec<Tombstone>> {
-        let (mut pages, mut out) = (self.object_pages(None), Vec::new());
-        while let Some(page) = pages.next_page().await? {
-            out.extend(page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)));
+        let mut out = Vec::new();
+        for mut pages in [self.object_pages(None), self.version_pages()] {
+            while let Some(page) = pages.next_page().await? {
+                out.extend(page.into_iter().filter_map(|entry| Tombstone::written_before(entry, before_ts)));
+            }
         }
         Ok(out)
     }
@@ -355,10 +364,15 @@ impl Index {
             if Self::gc_queued_for(tx, &tombstone.bucket, &tombstone.key).await? {
                 return Ok(false);
             }
-            let at = object_key(&tombstone.bucket, &tombstone.key);
-            match read_in::<ObjectEntry>(tx, Table::Objects, &at).await? {
-                Some(ObjectEntry::Deleted { ts, version: Version::Unversioned, .. }) if ts == tombstone.ts => {
-                    tx.delete(Table::Objects, &at);
+            let (table, at, kind) = match tombstone.removal {
+                false => (Table::Objects, object_key(&tombstone.bucket, &tombstone.key), Version::Unversioned),
+                true => {
+                    (Table::Versions, version_key(&tombstone.bucket, &tombstone.key, tombstone.ts), Version::Removed)
+                }
+            };
+            match read_in::<ObjectEntry>(tx, table, &at).await? {
+                Some(ObjectEntry::Deleted { ts, version, .. }) if ts == tombstone.ts && version == kind => {
+                    tx.delete(table, &at);
                     Ok(true)
                 }
                 _ => Ok(false),

@@ -43,7 +43,7 @@ pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
 pub use self::unlogged::Unlogged;
-pub use self::versions::{NULL_VERSION, NoncurrentPages, version_id};
+pub use self::versions::{NULL_VERSION, NoncurrentPages, VersionItem, VersionPage, version_id};
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -53,7 +53,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 
-use self::records::{BlobRef, CommitOrder, Membership, ObjectEntry, ObjectRecord, decode, encode};
+use self::records::{BlobRef, CommitOrder, Membership, ObjectEntry, ObjectRecord, Versioning, decode, encode};
 #[cfg(doc)]
 use self::records::{BucketEntry, CompletedUpload, KeyRecord, PartRecord, RepairEntry, UploadRecord};
 use crate::engine::rocks::RocksEngine;
@@ -99,6 +99,8 @@ pub enum Committed {
 pub enum ListItem {
     /// An object and its record.
     Object(String, Box<ObjectRecord>),
+    /// A key whose current version is a delete marker (only in listings of versions).
+    Marker(String, ObjectEntry),
     /// A common prefix (everything up to and including the delimiter).
     Prefix(String),
 }
@@ -301,7 +303,11 @@ impl Index {
             let live = current.clone().and_then(ObjectEntry::live);
             condition_holds(condition, live.as_ref())?;
         }
-        let order = self.next_ts().max(current.as_ref().map_or(0, |c| c.newest_ts() + 1));
+        let order = match bucket_record.versioning {
+            // Nothing but the current entry: no noncurrent rows to look past.
+            Versioning::Unversioned => self.next_ts().max(current.as_ref().map_or(0, |c| c.newest_ts() + 1)),
+            _ => self.next_order(tx, bucket, key, current.as_ref()).await?,
+        };
         let mut entry = entry.clone();
         entry.set_ts(order);
         let version = self.retire_current(tx, (bucket, key), bucket_record.versioning, current.as_ref()).await?;
@@ -355,6 +361,20 @@ impl Index {
         after: Option<&str>,
         max: usize,
     ) -> Result<ListPage> {
+        self.list_current(bucket, prefix, delimiter, after, max, false).await
+    }
+
+    /// [`Index::list_objects`], with keys whose current version is a delete marker too when
+    /// `markers` (as [`ListItem::Marker`]).
+    pub(super) async fn list_current(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        after: Option<&str>,
+        max: usize,
+        markers: bool,
+    ) -> Result<ListPage> {
         let delimiter = delimiter.filter(|d| !d.is_empty());
         let scope = object_key(bucket, prefix);
         let mut scope_end = scope.clone();
@@ -405,13 +425,16 @@ impl Index {
                     page.items.push(ListItem::Prefix(common));
                     continue 'scans;
                 }
-                if let ObjectEntry::Live(record) = decode(value)? {
-                    if page.items.len() == max {
-                        page.truncated = true;
-                        break 'scans;
-                    }
-                    page.items.push(ListItem::Object(key, record));
+                let item = match decode(value)? {
+                    ObjectEntry::Live(record) => ListItem::Object(key, record),
+                    marker if markers && version_id(&marker).is_some() => ListItem::Marker(key, marker),
+                    ObjectEntry::Deleted { .. } => continue,
+                };
+                if page.items.len() == max {
+                    page.truncated = true;
+                    break 'scans;
                 }
+                page.items.push(item);
             }
             match next {
                 Some(last) if !exhausted => {
@@ -554,7 +577,7 @@ mod tests {
         page.items
             .iter()
             .map(|item| match item {
-                ListItem::Object(key, _) => key.clone(),
+                ListItem::Object(key, _) | ListItem::Marker(key, _) => key.clone(),
                 ListItem::Prefix(prefix) => format!("P:{prefix}"),
             })
             .collect()

@@ -38,16 +38,20 @@ impl Pages<'_> {
 /// An object entry with its bucket and key.
 pub type KeyedEntry = (String, String, ObjectEntry);
 
-/// A walk over the `objects` table that decodes each page.
-pub struct ObjectPages<'a>(Pages<'a>);
+/// A walk over the `objects` table (or the `versions` table) that decodes each page.
+pub struct ObjectPages<'a> {
+    rows: Pages<'a>,
+    /// Bucket and key of a row key.
+    split: fn(&[u8]) -> Option<(String, String)>,
+}
 
 impl ObjectPages<'_> {
     /// The next page of entries (live and tombstones) in key order, or `None` once the walk is over.
     pub async fn next_page(&mut self) -> Result<Option<Vec<KeyedEntry>>> {
-        let Some(rows) = self.0.next_page().await? else { return Ok(None) };
+        let Some(rows) = self.rows.next_page().await? else { return Ok(None) };
         let mut entries = Vec::with_capacity(rows.len());
         for (raw_key, value) in rows {
-            if let Some((bucket, key)) = split_object_key(&raw_key) {
+            if let Some((bucket, key)) = (self.split)(&raw_key) {
                 entries.push((bucket, key, decode(&value)?));
             }
         }
@@ -100,7 +104,14 @@ impl Index {
             }
             None => Vec::new(),
         };
-        ObjectPages(self.pages(Table::Objects, &start, None))
+        ObjectPages { rows: self.pages(Table::Objects, &start, None), split: split_object_key }
+    }
+
+    /// A page-by-page walk over every noncurrent row (versions and removal records), by
+    /// bucket and key, newest first per key.
+    pub fn version_pages(&self) -> ObjectPages<'_> {
+        let split = |raw: &[u8]| super::versions::split_version_key(raw).map(|(bucket, key, _)| (bucket, key));
+        ObjectPages { rows: self.pages(Table::Versions, b"", None), split }
     }
 }
 

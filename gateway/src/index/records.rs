@@ -110,6 +110,10 @@ pub enum Version {
     Null,
     /// Written while versioning was enabled: a version whose id is its commit order.
     Id,
+    /// No version: the record, among a key's noncurrent versions, that one of them was
+    /// deleted by id. Its blob is the deletion blob, which keeps a rebuild from bringing the
+    /// version back; GC drops it once no blob of the key is queued (as a tombstone).
+    Removed,
 }
 
 impl Version {
@@ -119,6 +123,7 @@ impl Version {
             Version::Unversioned => 0,
             Version::Null => 1,
             Version::Id => 2,
+            Version::Removed => 3,
         }
     }
 
@@ -127,6 +132,7 @@ impl Version {
         match code {
             1 => Version::Null,
             2 => Version::Id,
+            3 => Version::Removed,
             _ => Version::Unversioned,
         }
     }

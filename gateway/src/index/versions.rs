@@ -11,7 +11,7 @@
 
 use super::BUCKET_KEY;
 use super::records::{BlobRef, BucketEntry, CommitOrder, ObjectEntry, Version, Versioning, decode};
-use super::{Index, object_key, prefix_end, read_in, write_in};
+use super::{Index, ListItem, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
@@ -25,9 +25,16 @@ const VERSIONS_PAGE: usize = 100;
 pub fn version_id(entry: &ObjectEntry) -> Option<String> {
     match (entry, entry.version()) {
         (_, Version::Id) => Some(format!("{:016x}", entry.ts())),
+        (_, Version::Removed) => None,
         (ObjectEntry::Deleted { .. }, Version::Unversioned) => None,
         (_, Version::Null | Version::Unversioned) => Some(NULL_VERSION.to_string()),
     }
+}
+
+/// Whether `entry` is a version (a live one or a delete marker; tombstones and removal
+/// records are none).
+fn is_version(entry: &ObjectEntry) -> bool {
+    version_id(entry).is_some()
 }
 
 /// Whether `entry` is its key's `null` version.
@@ -109,6 +116,39 @@ async fn find_noncurrent(
     }
 }
 
+/// One version in a listing of versions.
+#[derive(Debug, Clone)]
+pub struct VersionItem {
+    /// Its key.
+    pub key: String,
+    /// The version: a live record or a delete marker.
+    pub entry: ObjectEntry,
+    /// Whether it is its key's current version.
+    pub latest: bool,
+}
+
+/// A page of a listing of versions: versions (newest first per key) and common prefixes, in
+/// key order.
+#[derive(Debug, Default)]
+pub struct VersionPage {
+    /// Versions, or common prefixes (`Err`).
+    pub items: Vec<std::result::Result<VersionItem, String>>,
+    /// Whether more items follow the last one.
+    pub truncated: bool,
+}
+
+impl VersionPage {
+    /// Adds `item` unless the page holds `max` already (then it is truncated); whether it did.
+    fn push(&mut self, item: std::result::Result<VersionItem, String>, max: usize) -> bool {
+        if self.items.len() >= max {
+            self.truncated = true;
+            return false;
+        }
+        self.items.push(item);
+        true
+    }
+}
+
 impl ObjectEntry {
     /// Which version of its key the entry is.
     pub fn version(&self) -> Version {
@@ -123,6 +163,18 @@ impl ObjectEntry {
         match self {
             ObjectEntry::Live(record) => record.version = to,
             ObjectEntry::Deleted { version, .. } => *version = to,
+        }
+    }
+}
+
+impl CommitOrder {
+    /// The id of the version the commit wrote, as `x-amz-version-id` gives it: none for a
+    /// write to a bucket that never had versioning.
+    pub fn version_id(&self) -> Option<String> {
+        match self.version {
+            Version::Id => Some(format!("{:016x}", self.order)),
+            Version::Null => Some(NULL_VERSION.to_string()),
+            Version::Unversioned | Version::Removed => None,
         }
     }
 }
@@ -271,7 +323,181 @@ impl Index {
             return Ok(find_noncurrent(tx, bucket, key, is_null_version).await?.map(|(_, entry)| entry));
         }
         let Some(order) = order_of(wanted) else { return Ok(None) };
-        read_in(tx, Table::Versions, &version_key(bucket, key, order)).await
+        Ok(read_in(tx, Table::Versions, &version_key(bucket, key, order)).await?.filter(is_version))
+    }
+
+    /// Deletes version `wanted` of `bucket`/`key` for good, with `removal`: a deletion blob,
+    /// written before the call, that names the version's blob so that a rebuild does not bring
+    /// the version back. When the version was current, the newest noncurrent one becomes
+    /// current. The version's blobs go to GC; `removal` is kept among the key's noncurrent
+    /// rows as a [`Version::Removed`] record until GC has deleted them. Returns the version
+    /// deleted and the removal's commit (to log), or `None` when there is no such version
+    /// (`removal` then goes to GC). One transaction.
+    pub async fn delete_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        wanted: &str,
+        removal: &BlobRef,
+    ) -> Result<Option<(ObjectEntry, CommitOrder)>> {
+        in_transaction!(self.engine, tx, {
+            if self.bucket_in(tx, bucket).await?.is_none() {
+                return Ok(Err(Error::NoSuchBucket));
+            }
+            let at = object_key(bucket, key);
+            let current: Option<ObjectEntry> = read_in(tx, Table::Objects, &at).await?;
+            let order = self.next_order(tx, bucket, key, current.as_ref()).await?;
+            let removed = match current {
+                Some(current) if version_id(&current).as_deref() == Some(wanted) => {
+                    match find_noncurrent(tx, bucket, key, is_version).await? {
+                        Some((promoted_at, promoted)) => {
+                            tx.delete(Table::Versions, &promoted_at);
+                            write_in(tx, Table::Objects, &at, &promoted)?;
+                        }
+                        None => tx.delete(Table::Objects, &at),
+                    }
+                    Some(current)
+                }
+                _ => {
+                    let found = if wanted == NULL_VERSION {
+                        find_noncurrent(tx, bucket, key, is_null_version).await?
+                    } else {
+                        match order_of(wanted) {
+                            Some(order) => {
+                                let row = version_key(bucket, key, order);
+                                read_in::<ObjectEntry>(tx, Table::Versions, &row)
+                                    .await?
+                                    .filter(is_version)
+                                    .map(|entry| (row, entry))
+                            }
+                            None => None,
+                        }
+                    };
+                    found.map(|(row, entry)| {
+                        tx.delete(Table::Versions, &row);
+                        entry
+                    })
+                }
+            };
+            let Some(removed) = removed else {
+                self.queue_gc(tx, bucket, key, removal, 0)?;
+                return Ok(Ok(None));
+            };
+            for (blob, bytes) in removed.blobs_with_bytes() {
+                self.queue_gc(tx, bucket, key, blob, bytes)?;
+            }
+            let commit = CommitOrder { order, version: Version::Removed };
+            let record = ObjectEntry::Deleted { ts: order, blob: removal.clone(), version: Version::Removed };
+            self.consume_claim(tx, &removal.id).await?;
+            self.queue_repairs(tx, bucket, key, None, [removal]).await?;
+            self.stage_unlogged(tx, removal, commit)?;
+            write_in(tx, Table::Versions, &version_key(bucket, key, order), &record)?;
+            Ok(Ok(Some((removed, commit))))
+        })?
+    }
+
+    /// The commit order of the next commit to `bucket`/`key`, whose current entry is
+    /// `current`: the clock, but after everything the key holds, so that orders (and version
+    /// ids) grow per key whichever gateway commits. Noncurrent rows count too: after the
+    /// current version was deleted, the newest row may be newer than the current entry.
+    pub(super) async fn next_order(
+        &self,
+        tx: &mut dyn Transaction,
+        bucket: &str,
+        key: &str,
+        current: Option<&ObjectEntry>,
+    ) -> Result<u64> {
+        let prefix = versions_prefix(bucket, key);
+        let end = prefix_end(&prefix);
+        let newest_row = tx.scan(Table::Versions, &prefix, end.as_deref(), 1).await?;
+        let newest_noncurrent = match newest_row.first() {
+            Some((_, value)) => decode::<ObjectEntry>(value)?.newest_ts(),
+            None => 0,
+        };
+        let newest = current.map_or(0, ObjectEntry::newest_ts).max(newest_noncurrent);
+        Ok(self.next_ts().max(newest + 1))
+    }
+
+    /// Lists the versions of `bucket`'s keys under `prefix` (ListObjectVersions): each key's
+    /// current version, then its noncurrent ones, newest first; keys that contain `delimiter`
+    /// past the prefix rolled into common prefixes. Starts after key `key_marker`, or with
+    /// `version_marker` after that version of it. Up to `max` items; a key's versions are
+    /// read a page at a time.
+    pub async fn list_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        (key_marker, version_marker): (Option<&str>, Option<&str>),
+        max: usize,
+    ) -> Result<VersionPage> {
+        let mut page = VersionPage::default();
+        if max == 0 {
+            return Ok(page);
+        }
+        let mut after = key_marker.map(str::to_string);
+        if let (Some(key), Some(version)) = (key_marker, version_marker)
+            && key.starts_with(prefix)
+            && !delimiter.is_some_and(|d| !d.is_empty() && key[prefix.len()..].contains(d))
+            && let Some(marked) = self.object_version(bucket, key, version).await?
+            && !self.push_noncurrent(&mut page, bucket, key, Some(marked.ts()), max).await?
+        {
+            return Ok(page);
+        }
+        loop {
+            // At least one key, so that a full page learns whether anything follows.
+            let room = max.saturating_sub(page.items.len()).max(1);
+            let keys = self.list_current(bucket, prefix, delimiter, after.as_deref(), room, true).await?;
+            for item in keys.items {
+                let (key, entry) = match item {
+                    ListItem::Prefix(common) => {
+                        if !page.push(Err(common.clone()), max) {
+                            return Ok(page);
+                        }
+                        after = Some(common);
+                        continue;
+                    }
+                    ListItem::Object(key, record) => (key, ObjectEntry::Live(record)),
+                    ListItem::Marker(key, entry) => (key, entry),
+                };
+                if !page.push(Ok(VersionItem { key: key.clone(), entry, latest: true }), max)
+                    || !self.push_noncurrent(&mut page, bucket, &key, None, max).await?
+                {
+                    return Ok(page);
+                }
+                after = Some(key);
+            }
+            if !keys.truncated {
+                return Ok(page);
+            }
+        }
+    }
+
+    /// Adds the noncurrent versions of `bucket`/`key` older than `before` (all when `None`) to
+    /// `page`, up to `max` items; whether all fit.
+    async fn push_noncurrent(
+        &self,
+        page: &mut VersionPage,
+        bucket: &str,
+        key: &str,
+        before: Option<u64>,
+        max: usize,
+    ) -> Result<bool> {
+        let mut before = before;
+        loop {
+            let rows = self.noncurrent_versions(bucket, key, before, VERSIONS_PAGE).await?;
+            for entry in &rows {
+                if is_version(entry)
+                    && !page.push(Ok(VersionItem { key: key.to_string(), entry: entry.clone(), latest: false }), max)
+                {
+                    return Ok(false);
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == VERSIONS_PAGE => before = Some(last.ts()),
+                _ => return Ok(true),
+            }
+        }
     }
 
     /// The noncurrent version of `bucket`/`key` that uses blob `blob_id`, with its row key,
@@ -314,9 +540,8 @@ mod tests {
     use super::*;
     use crate::engine::postgres::PostgresEngine;
     use crate::engine::postgres::test_postgres::TestPostgres;
-    use crate::index::GatewayRecord;
-    use crate::index::IdSlice;
     use crate::index::records::{BlobRef, ObjectRecord, Replica};
+    use crate::index::{GatewayRecord, IdSlice, Tombstone};
 
     fn live(id: &str) -> ObjectEntry {
         ObjectEntry::Live(Box::new(ObjectRecord {
@@ -485,6 +710,141 @@ mod tests {
             // Current listings see only current objects.
             let listed = index.list_objects("b", "", None, None, 10).await.unwrap();
             assert_eq!(listed.items.len(), 2, "{:?}", listed.items);
+        })
+        .await;
+    }
+
+    /// Deletes version `id` of `k` with removal blob `removal`, as S3's DeleteObject with a
+    /// version id does: the version's blob, or `None` if there was no such version.
+    async fn delete_version(index: &Index, key: &str, id: &str, removal: &str) -> Option<String> {
+        if index.engine().shared() {
+            index.claim(removal, "c", "t").await.unwrap();
+        }
+        let removal = BlobRef { id: removal.into(), replicas: vec![] };
+        let deleted = index.delete_version("b", key, id, &removal).await.unwrap();
+        deleted.map(|(entry, commit)| {
+            assert_eq!(commit.version, Version::Removed);
+            blob_of(&entry).to_string()
+        })
+    }
+
+    /// A version deleted by id is gone for good: its blobs go to GC, the next newest becomes
+    /// current if it was, and a removal record stays (as a tombstone does) until GC has
+    /// deleted the blobs; later writes are ordered after it.
+    #[tokio::test]
+    async fn versions_deleted_by_id_go_and_the_next_newest_becomes_current() {
+        with_index("versions_deleted_by_id", async |index: &Index| {
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
+            let v1 = commit(index, "k", live("v1")).await;
+            let v2 = commit(index, "k", live("v2")).await;
+            let m3 = commit(index, "k", marker("m3")).await;
+            assert!(matches!(index.test_delete_bucket("b").await, Err(Error::BucketNotEmpty)));
+
+            // The current delete marker: v2 is current again.
+            assert_eq!(delete_version(index, "k", &m3, "d1").await.as_deref(), Some("m3"));
+            assert_eq!(index.object("b", "k").await.unwrap().unwrap().blob.id, "v2");
+            assert_eq!(versions(index, "k").await, [("v2".into(), v2.clone()), ("v1".into(), v1.clone())]);
+            // A noncurrent one; then one that is gone already, and one that never was.
+            assert_eq!(delete_version(index, "k", &v1, "d2").await.as_deref(), Some("v1"));
+            assert_eq!(delete_version(index, "k", &v1, "d3").await, None);
+            assert_eq!(delete_version(index, "k", "null", "d4").await, None);
+            assert_eq!(versions(index, "k").await, [("v2".into(), v2.clone())]);
+            assert_eq!(queued(index).await, ["d3", "d4", "m3", "v1"]);
+            // The last one: the key has no version left and lists nowhere.
+            assert_eq!(delete_version(index, "k", &v2, "d5").await.as_deref(), Some("v2"));
+            assert!(index.object_entry("b", "k").await.unwrap().is_none());
+            let listed = index.list_versions("b", "", None, (None, None), 10).await.unwrap();
+            assert!(listed.items.is_empty(), "{listed:?}");
+            // A bucket left with removal records only may go.
+            index.check_bucket_deletable("b").await.unwrap();
+
+            // A new version is ordered after every removal.
+            let v6 = commit(index, "k", live("v6")).await;
+            assert!(v6 > v2, "{v6} after {v2}");
+
+            // Removal records are dropped like tombstones, once nothing of the key is queued.
+            let removals: Vec<Tombstone> =
+                index.tombstones_before(u64::MAX).await.unwrap().into_iter().filter(|t| t.removal).collect();
+            let mut named: Vec<&str> = removals.iter().map(|t| t.blob.id.as_str()).collect();
+            named.sort();
+            assert_eq!(named, ["d1", "d2", "d5"]);
+            assert!(!index.drop_tombstone(&removals[0]).await.unwrap(), "the versions' blobs are queued");
+            for queued in index.gc_due_all(u64::MAX).await.unwrap().into_iter().filter(|q| q.entry.key == "k") {
+                index.gc_remove(&queued.queue_key).await.unwrap();
+            }
+            for removal in &removals {
+                assert!(index.drop_tombstone(removal).await.unwrap());
+            }
+            assert_eq!(versions(index, "k").await, [("v6".into(), v6)]);
+        })
+        .await;
+    }
+
+    /// ListObjectVersions' view: every key's current version then its noncurrent ones, delete
+    /// markers included, paged by key and version markers, with prefixes and delimiters.
+    #[tokio::test]
+    async fn versions_list_newest_first_per_key_and_page_anywhere() {
+        with_index("versions_list", async |index: &Index| {
+            commit(index, "a", live("a0")).await;
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
+            let a1 = commit(index, "a", live("a1")).await;
+            let a2 = commit(index, "a", marker("a2")).await;
+            commit(index, "d/x", live("dx1")).await;
+            commit(index, "d/y", live("dy1")).await;
+            let z1 = commit(index, "z", live("z1")).await;
+            let z2 = commit(index, "z", live("z2")).await;
+            let removed = commit(index, "z", live("z3")).await;
+            delete_version(index, "z", &removed, "rz").await.unwrap();
+
+            let describe = |page: &VersionPage| -> Vec<String> {
+                page.items
+                    .iter()
+                    .map(|item| match item {
+                        Ok(v) => format!("{}:{}{}", v.key, blob_of(&v.entry), if v.latest { "*" } else { "" }),
+                        Err(prefix) => format!("P:{prefix}"),
+                    })
+                    .collect()
+            };
+            let all = index.list_versions("b", "", None, (None, None), 100).await.unwrap();
+            assert_eq!(describe(&all), ["a:a2*", "a:a1", "a:a0", "d/x:dx1*", "d/y:dy1*", "z:z2*", "z:z1"]);
+            assert!(!all.truncated);
+            let rolled = index.list_versions("b", "", Some("/"), (None, None), 100).await.unwrap();
+            assert_eq!(describe(&rolled), ["a:a2*", "a:a1", "a:a0", "P:d/", "z:z2*", "z:z1"]);
+            let prefixed = index.list_versions("b", "d/", None, (None, None), 100).await.unwrap();
+            assert_eq!(describe(&prefixed), ["d/x:dx1*", "d/y:dy1*"]);
+
+            // One item a page, resuming from each page's last item, sees everything once.
+            let mut seen = Vec::new();
+            let mut marker: (Option<String>, Option<String>) = (None, None);
+            loop {
+                let page = index
+                    .list_versions("b", "", Some("/"), (marker.0.as_deref(), marker.1.as_deref()), 2)
+                    .await
+                    .unwrap();
+                seen.extend(describe(&page));
+                if !page.truncated {
+                    break;
+                }
+                marker = match page.items.last().unwrap() {
+                    Ok(v) => (Some(v.key.clone()), version_id(&v.entry)),
+                    Err(prefix) => (Some(prefix.clone()), None),
+                };
+            }
+            assert_eq!(seen, describe(&rolled));
+            // Markers in the middle of a key's versions.
+            let after_a1 = index.list_versions("b", "", None, (Some("a"), Some(&a1)), 2).await.unwrap();
+            assert_eq!(describe(&after_a1), ["a:a0", "d/x:dx1*"]);
+            assert!(after_a1.truncated);
+            let after_a2 = index.list_versions("b", "", None, (Some("a"), Some(&a2)), 1).await.unwrap();
+            assert_eq!(describe(&after_a2), ["a:a1"]);
+            let after_null = index.list_versions("b", "", None, (Some("a"), Some("null")), 10).await.unwrap();
+            assert_eq!(describe(&after_null)[0], "d/x:dx1*");
+            let after_z1 = index.list_versions("b", "", None, (Some("z"), Some(&z1)), 10).await.unwrap();
+            assert!(after_z1.items.is_empty() && !after_z1.truncated);
+            let after_z2 = index.list_versions("b", "", None, (Some("z"), Some(&z2)), 1).await.unwrap();
+            assert_eq!((describe(&after_z2), after_z2.truncated), (vec!["z:z1".to_string()], false));
+            let none = index.list_versions("b", "", None, (None, None), 0).await.unwrap();
+            assert!(none.items.is_empty());
         })
         .await;
     }

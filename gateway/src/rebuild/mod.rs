@@ -84,6 +84,9 @@ pub struct RebuildReport {
     pub noncurrent_versions: u64,
     /// Keys that stay deleted.
     pub tombstones: u64,
+    /// Versions deleted by id whose deletion is kept (until GC has deleted the version).
+    #[serde(default)]
+    pub removals: u64,
     /// Blobs queued for GC (older versions, unreadable metadata is skipped instead).
     pub queued: u64,
     /// Blobs whose metadata could not be read, and manifests missing parts.
@@ -506,7 +509,7 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             return Ok(());
         }
         let committed = scratch.get_all(Space::Committed, page.iter().map(|(id, _)| id.clone()).collect()).await?;
-        let (mut versions, mut tags, mut buckets) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut versions, mut tags, mut buckets, mut removals) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for ((id, found), committed) in page.into_iter().zip(committed) {
             let found = decode_found(&found)?;
             if found.meta.kind == BlobKind::Part {
@@ -537,6 +540,26 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
                 BlobKind::Bucket | BlobKind::BucketDeleted => {
                     buckets.push((key_of(&[meta.bucket.as_bytes(), &id]), id))
                 }
+                BlobKind::VersionDeleted => {
+                    let id = String::from_utf8_lossy(&id).into_owned();
+                    match &meta.version {
+                        Some(version) => {
+                            // Kept, as the index kept it, until GC has deleted the version.
+                            let record = ObjectEntry::Deleted {
+                                ts: commit.order,
+                                blob: found.blob_ref(&id),
+                                version: Version::Removed,
+                            };
+                            restore.noncurrent(&meta.bucket, &meta.key, &record).await?;
+                            report.removals += 1;
+                            removals.push((version.as_bytes().to_vec(), id.into_bytes()));
+                        }
+                        None => {
+                            tracing::warn!(blob = %id, "version deletion names no version; queued for gc");
+                            queue_gc(restore, report, &id, &found).await?;
+                        }
+                    }
+                }
                 BlobKind::Object | BlobKind::Tombstone | BlobKind::Manifest => {
                     let group = key_of(&[meta.bucket.as_bytes(), meta.key.as_bytes()]);
                     versions.push(([group, scratch_bytes(commit).to_vec(), id.clone()].concat(), id));
@@ -546,6 +569,7 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
         scratch.put_all(Space::Versions, versions).await?;
         scratch.put_all(Space::Tags, tags).await?;
         scratch.put_all(Space::Buckets, buckets).await?;
+        scratch.put_all(Space::Removals, removals).await?;
     }
 }
 
@@ -564,7 +588,7 @@ fn is_null(version: &FoundVersion) -> bool {
     match version.1.version {
         Version::Null => true,
         Version::Unversioned => version.2.meta.kind != BlobKind::Tombstone,
-        Version::Id => false,
+        Version::Id | Version::Removed => false,
     }
 }
 
@@ -580,31 +604,38 @@ enum Fate {
 }
 
 /// The versions of the key being walked that are still to be placed: the newest so far
-/// (current, unless a newer one comes), and the newest `null` version older than it. Holds
-/// two versions whatever the number of versions of the key.
+/// (current, unless a newer one comes), the newest `null` version older than it, and the newest
+/// version with an id settled noncurrent (current after all if every newer one was deleted by
+/// id). Holds three versions whatever the number of versions of the key.
 #[derive(Default)]
 struct KeyVersions {
     group: Vec<u8>,
-    newest: Option<FoundVersion>,
+    /// With whether it was deleted by id.
+    newest: Option<(FoundVersion, bool)>,
     older_null: Option<FoundVersion>,
+    standby: Option<FoundVersion>,
 }
 
 impl KeyVersions {
-    /// Takes the key's next version (newer than every one before); returns what becomes of
-    /// the versions that settles, as the commit that wrote it decided: a write without a
-    /// version id (the bucket unversioned or suspended) replaced the key's `null` version and
-    /// any tombstone; a write with one kept every version. So the version it supersedes becomes
-    /// noncurrent if it has an id; if it is the `null` version under a write with an id, it
-    /// waits (a later write without an id would still replace it); anything else is garbage.
-    fn push(&mut self, version: FoundVersion) -> Vec<(FoundVersion, Fate)> {
+    /// Takes the key's next version (newer than every one before), `removed` if it was deleted
+    /// by id later; returns what becomes of the versions that settles, as the commit that
+    /// wrote it decided: a write without a version id (the bucket unversioned or suspended)
+    /// replaced the key's `null` version and any tombstone; a write with one kept every
+    /// version. So the version it supersedes becomes noncurrent if it has an id; if it is the
+    /// `null` version under a write with an id, it waits (a later write without an id would
+    /// still replace it); anything else is garbage. A version deleted by id is garbage
+    /// whatever it would have become, but its write still replaced what it replaced.
+    fn push(&mut self, version: FoundVersion, removed: bool) -> Vec<(FoundVersion, Fate)> {
         let replaces_null = version.1.version != Version::Id;
         let mut settled = Vec::new();
         if replaces_null && let Some(null) = self.older_null.take() {
             settled.push((null, Fate::Garbage));
         }
-        if let Some(older) = self.newest.replace(version) {
-            if older.1.version == Version::Id {
-                settled.push((older, Fate::Noncurrent));
+        if let Some((older, older_removed)) = self.newest.replace((version, removed)) {
+            if older_removed {
+                settled.push((older, Fate::Garbage));
+            } else if older.1.version == Version::Id {
+                settled.extend(self.standby.replace(older).map(|standby| (standby, Fate::Noncurrent)));
             } else if is_null(&older) && !replaces_null {
                 self.older_null = Some(older);
             } else {
@@ -614,12 +645,23 @@ impl KeyVersions {
         settled
     }
 
-    /// The rest, once the key has no more versions: the newest is current, and a `null`
-    /// version still waiting stays noncurrent (only writes with ids came after it).
+    /// The rest, once the key has no more versions: the newest is current, and the versions
+    /// still waiting stay noncurrent. If the newest was deleted by id, the newest of those
+    /// is current instead (the index promoted it).
     fn finish(self) -> Vec<(FoundVersion, Fate)> {
-        let Some(newest) = self.newest else { return Vec::new() };
-        let older_null = self.older_null.map(|null| (null, Fate::Noncurrent));
-        older_null.into_iter().chain(std::iter::once((newest, Fate::Current))).collect()
+        let Some((newest, newest_removed)) = self.newest else { return Vec::new() };
+        let mut waiting: Vec<FoundVersion> = self.older_null.into_iter().chain(self.standby).collect();
+        waiting.sort_by_key(|version| version.1.order);
+        let mut settled: Vec<(FoundVersion, Fate)> = Vec::new();
+        if newest_removed {
+            settled.push((newest, Fate::Garbage));
+        } else {
+            waiting.push(newest);
+        }
+        let current = waiting.pop();
+        settled.extend(waiting.into_iter().map(|version| (version, Fate::Noncurrent)));
+        settled.extend(current.map(|version| (version, Fate::Current)));
+        settled
     }
 }
 
@@ -648,13 +690,16 @@ async fn restore_objects(
                 (group.to_vec(), key.get(group.len()..).map_or(CommitOrder::plain(0), scratch_commit))
             })
             .collect();
-        let found = found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await?;
-        for ((group, commit), (id, found)) in groups.into_iter().zip(found) {
+        let ids: Vec<Vec<u8>> = page.into_iter().map(|(_, id)| id).collect();
+        let removals = scratch.get_all(Space::Removals, ids.clone()).await?;
+        let found = found_all(scratch, ids).await?;
+        for (((group, commit), (id, found)), removal) in groups.into_iter().zip(found).zip(removals) {
             if group != key.group {
                 let done_key = std::mem::replace(&mut key, KeyVersions { group, ..KeyVersions::default() });
                 place(context, restore, report, &mut with_objects, done_key.finish()).await?;
             }
-            place(context, restore, report, &mut with_objects, key.push((id, commit, found))).await?;
+            let settled = key.push((id, commit, found), removal.is_some());
+            place(context, restore, report, &mut with_objects, settled).await?;
         }
         if done {
             place(context, restore, report, &mut with_objects, std::mem::take(&mut key).finish()).await?;
@@ -718,7 +763,9 @@ async fn restore_version(
                 return Ok(());
             }
         },
-        BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted => return Ok(()),
+        BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted | BlobKind::VersionDeleted => {
+            return Ok(());
+        }
     };
     if let ObjectEntry::Live(record) = &mut entry {
         // Tags changed after the write: the newest tags blob naming this version.
@@ -985,8 +1032,11 @@ mod tests {
         let place = |versions: Vec<FoundVersion>| {
             let mut key = KeyVersions::default();
             let mut fates: Vec<(String, Fate)> = Vec::new();
-            for version in versions {
-                fates.extend(key.push(version).into_iter().map(|(v, fate)| (v.0, fate)));
+            for (order, mut version) in versions.into_iter().enumerate() {
+                // Commit orders grow; an id starting with `x` names a version deleted by id.
+                version.1.order = order as u64 + 1;
+                let removed = version.0.starts_with('x');
+                fates.extend(key.push(version, removed).into_iter().map(|(v, fate)| (v.0, fate)));
             }
             fates.extend(key.finish().into_iter().map(|(v, fate)| (v.0, fate)));
             fates.sort();
@@ -1031,6 +1081,29 @@ mod tests {
         // A null version under newer versions with ids stays noncurrent.
         let kept = vec![object("n1", Version::Null), object("v1", Version::Id), object("v2", Version::Id)];
         assert_eq!(place(kept), expect(&[("n1", Noncurrent), ("v1", Noncurrent), ("v2", Current)]));
+
+        // Deleted by id: garbage, and when the newest, the newest left is current.
+        let newest_deleted = vec![object("v1", Version::Id), object("v2", Version::Id), object("x3", Version::Id)];
+        assert_eq!(place(newest_deleted), expect(&[("v1", Noncurrent), ("v2", Current), ("x3", Garbage)]));
+        let null_promoted = vec![object("v1", Version::Id), object("n1", Version::Null), object("xv2", Version::Id)];
+        assert_eq!(place(null_promoted), expect(&[("v1", Noncurrent), ("n1", Current), ("xv2", Garbage)]));
+        let id_promoted = vec![object("n1", Version::Null), object("v1", Version::Id), object("x2", Version::Id)];
+        assert_eq!(place(id_promoted), expect(&[("n1", Noncurrent), ("v1", Current), ("x2", Garbage)]));
+        let marker_promoted = vec![object("v1", Version::Id), deletion("m1", Version::Id), object("x2", Version::Id)];
+        assert_eq!(place(marker_promoted), expect(&[("v1", Noncurrent), ("m1", Current), ("x2", Garbage)]));
+        let all_deleted = vec![object("x1", Version::Id), object("x2", Version::Id)];
+        assert_eq!(place(all_deleted), expect(&[("x1", Garbage), ("x2", Garbage)]));
+        // A deleted null version written while suspended still replaced the null before it.
+        let replaced = vec![
+            object("n0", Version::Unversioned),
+            object("v1", Version::Id),
+            object("xn", Version::Null),
+            object("v2", Version::Id),
+        ];
+        assert_eq!(place(replaced), expect(&[("n0", Garbage), ("v1", Noncurrent), ("xn", Garbage), ("v2", Current)]));
+        // Deleted in the middle: the others as before.
+        let middle = vec![object("v1", Version::Id), object("xm", Version::Id), object("v3", Version::Id)];
+        assert_eq!(place(middle), expect(&[("v1", Noncurrent), ("xm", Garbage), ("v3", Current)]));
     }
 
     /// Commits keep their order and version through the scratch space, sort by order, and

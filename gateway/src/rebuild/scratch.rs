@@ -30,10 +30,13 @@ pub(super) enum Space {
     Tags,
     /// (bucket, id) → id: the bucket blobs of each bucket.
     Buckets,
+    /// Blob id → id of the committed version deletion naming it: versions deleted by id.
+    Removals,
 }
 
 impl Space {
-    const ALL: [Space; 5] = [Space::Found, Space::Committed, Space::Versions, Space::Tags, Space::Buckets];
+    const ALL: [Space; 6] =
+        [Space::Found, Space::Committed, Space::Versions, Space::Tags, Space::Buckets, Space::Removals];
 
     fn name(self) -> &'static str {
         match self {
@@ -42,6 +45,7 @@ impl Space {
             Space::Versions => "versions",
             Space::Tags => "tags",
             Space::Buckets => "buckets",
+            Space::Removals => "removals",
         }
     }
 }

@@ -10,7 +10,7 @@ use super::write::{self, Stored};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
 use crate::index::BUCKET_KEY;
-use crate::index::records::CommitOrder;
+use crate::index::records::{CommitOrder, Versioning};
 use crate::time::{now_ms, timestamp_from_ms};
 
 /// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
@@ -89,9 +89,12 @@ pub(super) async fn create_bucket(
 /// knows the bucket exists, even empty, or was deleted. `modified_ms` is the bucket's
 /// creation time for a creation blob.
 async fn store_bucket_blob(gw: &Gateway, kind: BlobKind, bucket: &str, ts: u64, modified_ms: u64) -> Result<Stored> {
-    let meta = BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms);
+    store_bucket_meta(gw, &BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms)).await
+}
+
+async fn store_bucket_meta(gw: &Gateway, meta: &BlobMeta) -> Result<Stored> {
     let empty = futures::stream::empty::<std::result::Result<bytes::Bytes, std::io::Error>>();
-    write::store(gw, &meta, Some(0), None, None, empty).await
+    write::store(gw, meta, Some(0), None, None, empty).await
 }
 
 pub(super) async fn head_bucket(
@@ -136,13 +139,52 @@ pub(super) async fn get_bucket_location(
     Ok(S3Response::new(GetBucketLocationOutput { location_constraint: location }))
 }
 
-/// Buckets are never versioned: the status is absent, as for a bucket that never was.
+/// The status is absent for a bucket that never had versioning.
 pub(super) async fn get_bucket_versioning(
     gw: &Gateway,
     req: S3Request<GetBucketVersioningInput>,
 ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
-    if gw.index.bucket(&req.input.bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
+    let Some(record) = gw.index.bucket(&req.input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let status = match record.versioning {
+        Versioning::Unversioned => None,
+        Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+        Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+    };
+    Ok(S3Response::new(GetBucketVersioningOutput { status, ..Default::default() }))
+}
+
+/// Enables or suspends versioning. The new state goes to the volumes first, in a bucket blob
+/// that replaces the bucket's (see `Index::set_versioning`), so a rebuild restores it.
+pub(super) async fn put_bucket_versioning(
+    gw: &Gateway,
+    req: S3Request<PutBucketVersioningInput>,
+) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+    let input = req.input;
+    let illegal = || {
+        s3_error!(
+            IllegalVersioningConfigurationException,
+            "The Versioning element must be specified as Enabled or Suspended"
+        )
+    };
+    let configuration = input.versioning_configuration;
+    if configuration.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) || input.mfa.is_some() {
+        return Err(s3_error!(NotImplemented, "Cairn does not implement MFA delete"));
     }
-    Ok(S3Response::new(GetBucketVersioningOutput::default()))
+    let versioning = match configuration.status.as_ref().map(BucketVersioningStatus::as_str) {
+        Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+        Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+        _ => return Err(illegal()),
+    };
+    let bucket = input.bucket;
+    let Some(record) = gw.index.bucket(&bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let ts = gw.index.bucket_write_ts(&bucket).await?;
+    let meta = BlobMeta {
+        versioning: Some(versioning),
+        ..BlobMeta::new(BlobKind::Bucket, &bucket, BUCKET_KEY, ts, record.created_ms)
+    };
+    let stored = store_bucket_meta(gw, &meta).await?;
+    gw.index.set_versioning(&bucket, versioning, ts, &stored.blob).await?;
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
+    tracing::info!(%bucket, ?versioning, "bucket versioning changed");
+    Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

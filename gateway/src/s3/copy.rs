@@ -6,7 +6,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::conditions::{check_copy_source, copy_source_preconditions};
-use super::object::{algorithm_from_dto, checksum_fields, lookup, open_object, system_headers};
+use super::object::{algorithm_from_dto, checksum_fields, lookup_version, open_object, system_headers};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::checksum::{Claimed, Expected};
@@ -14,14 +14,10 @@ use crate::error::Error;
 use crate::index::records::{ObjectEntry, ObjectRecord};
 use crate::time::{now_ms, timestamp_from_ms};
 
-fn source_of(copy_source: &CopySource) -> S3Result<(&str, &str)> {
+/// Bucket, key and version (if named) of a copy source.
+fn source_of(copy_source: &CopySource) -> S3Result<(&str, &str, Option<&str>)> {
     match copy_source {
-        CopySource::Bucket { bucket, key, version_id } => {
-            if version_id.as_deref().is_some_and(|v| v != "null") {
-                return Err(s3_error!(NoSuchVersion, "The specified version does not exist."));
-            }
-            Ok((bucket, key))
-        }
+        CopySource::Bucket { bucket, key, version_id } => Ok((bucket, key, version_id.as_deref())),
         _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
     }
 }
@@ -51,8 +47,8 @@ pub(super) async fn copy_object(
 ) -> S3Result<S3Response<CopyObjectOutput>> {
     let input = req.input;
     super::object::check_storage_class(input.storage_class.as_ref())?;
-    let (src_bucket, src_key) = source_of(&input.copy_source)?;
-    let source = lookup(gw, src_bucket, src_key).await?;
+    let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
+    let (source, source_version_id) = lookup_version(gw, src_bucket, src_key, src_version).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
     if gw.index.bucket(&input.bucket).await?.is_none() {
         return Err(Error::NoSuchBucket.into());
@@ -97,7 +93,7 @@ pub(super) async fn copy_object(
     let record = stored.record(meta, algorithm);
     let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
-    gw.commit_object(&input.bucket, &input.key, entry, None).await?;
+    let version_id = gw.commit_object(&input.bucket, &input.key, entry, None).await?;
 
     let mut result = CopyObjectResult {
         e_tag: Some(ETag::Strong(etag)),
@@ -108,7 +104,12 @@ pub(super) async fn copy_object(
         result.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
         checksum_fields!(result, checksum.algorithm, Some(checksum.value));
     }
-    Ok(S3Response::new(CopyObjectOutput { copy_object_result: Some(result), ..Default::default() }))
+    Ok(S3Response::new(CopyObjectOutput {
+        copy_object_result: Some(result),
+        version_id,
+        copy_source_version_id: source_version_id,
+        ..Default::default()
+    }))
 }
 
 /// Parses `x-amz-copy-source-range: bytes=first-last` against the source size: a value not of
@@ -140,8 +141,8 @@ pub(super) async fn upload_part_copy(
     let input = req.input;
     let number = super::multipart::check_part_number(input.part_number)?;
     let upload = super::multipart::require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
-    let (src_bucket, src_key) = source_of(&input.copy_source)?;
-    let source = lookup(gw, src_bucket, src_key).await?;
+    let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
+    let (source, source_version_id) = lookup_version(gw, src_bucket, src_key, src_version).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
     let (start, end) = copy_range(input.copy_source_range.as_deref(), source.size)?;
     if end - start > write::MAX_PUT_SIZE {
@@ -161,7 +162,11 @@ pub(super) async fn upload_part_copy(
     if let Some(algorithm) = algorithm {
         checksum_fields!(result, algorithm, part.checksum);
     }
-    Ok(S3Response::new(UploadPartCopyOutput { copy_part_result: Some(result), ..Default::default() }))
+    Ok(S3Response::new(UploadPartCopyOutput {
+        copy_part_result: Some(result),
+        copy_source_version_id: source_version_id,
+        ..Default::default()
+    }))
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
-//! DeleteObject and DeleteObjects: unlink with a tombstone, reclaim later. DeleteObjects unlinks
-//! its keys 32 at a time.
+//! DeleteObject and DeleteObjects: unlink with a tombstone (a delete marker in a versioned
+//! bucket), or delete a version by id; reclaim later. DeleteObjects deletes its keys 32 at a
+//! time.
 //!
-//! A delete writes tombstone blobs to the key's replicas first (so a rebuild from the volumes
-//! sees the delete and never resurrects the key), then commits a tombstone entry in the index
-//! with one synced batch that also queues the old version's blobs for GC.
+//! A delete writes a blob to the key's replicas first — a tombstone or marker, or a version
+//! deletion naming the version deleted — so that a rebuild from the volumes sees the delete
+//! and never resurrects anything, then commits in the index with one synced batch that also
+//! queues what became garbage for GC.
 
 use futures::StreamExt as _;
 use s3s::dto::*;
@@ -12,7 +14,8 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 use super::Gateway;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::records::{ObjectEntry, Version};
+use crate::index::NULL_VERSION;
+use crate::index::records::{ObjectEntry, Version, Versioning};
 use crate::time::now_ms;
 
 /// S3 caps DeleteObjects at 1000 keys per request.
@@ -21,31 +24,91 @@ const MAX_DELETE_KEYS: usize = 1000;
 /// share the index's group commits, instead of a round trip and an fsync each, one after another.
 const DELETES_AT_ONCE: usize = 32;
 
-/// Unlinks `key`; deleting a key that does not exist succeeds and changes nothing.
-async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<()> {
-    match gw.index.object_entry(bucket, key).await? {
-        Some(ObjectEntry::Live(_)) => {}
-        Some(ObjectEntry::Deleted { .. }) => return Ok(()),
-        None if gw.index.bucket(bucket).await?.is_none() => return Err(Error::NoSuchBucket),
-        None => return Ok(()),
+/// What a deletion did, as S3 reports it.
+#[derive(Debug, Default)]
+struct Deleted {
+    /// The version written (a delete marker) or deleted by id.
+    version_id: Option<String>,
+    /// Whether that version is a delete marker.
+    marker: bool,
+}
+
+/// Writes an empty blob of `meta` to the key's replicas; `stored` keeps it hidden from GC
+/// until it is committed.
+async fn store_empty(gw: &Gateway, meta: &BlobMeta) -> Result<super::write::Stored> {
+    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
+    super::write::store(gw, meta, Some(0), None, None, empty).await
+}
+
+/// Deletes `key` without a version id. In a bucket that never had versioning, it unlinks the
+/// key with a tombstone (deleting a key that does not exist succeeds and changes nothing);
+/// in a versioned one, it always writes a delete marker, as S3 does.
+async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<Deleted> {
+    let Some(bucket_record) = gw.index.bucket(bucket).await? else { return Err(Error::NoSuchBucket) };
+    if bucket_record.versioning == Versioning::Unversioned
+        && !matches!(gw.index.object_entry(bucket, key).await?, Some(ObjectEntry::Live(_)))
+    {
+        return Ok(Deleted::default());
     }
     let ts = gw.index.next_ts();
-    let meta = BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms());
-    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-    // `stored` keeps the tombstone blob hidden from GC until it is committed.
-    let stored = super::write::store(gw, &meta, Some(0), None, None, empty).await?;
+    let stored = store_empty(gw, &BlobMeta::new(BlobKind::Tombstone, bucket, key, ts, now_ms())).await?;
     // Tombstone or delete marker: the commit decides by the bucket's versioning.
     let entry = ObjectEntry::Deleted { ts, blob: stored.blob.clone(), version: Version::Unversioned };
-    gw.commit_object(bucket, key, entry, None).await?;
-    Ok(())
+    let version_id = gw.commit_object(bucket, key, entry, None).await?;
+    Ok(Deleted { marker: version_id.is_some(), version_id })
+}
+
+/// Deletes version `version_id` of `key` for good (see `Index::delete_version`): a version
+/// deletion blob naming the version's blob goes to the key's replicas first, so that a
+/// rebuild does not bring the version back. Deleting a version that does not exist succeeds
+/// and changes nothing. In a bucket that never had versioning, `null` is the current object.
+async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str) -> S3Result<Deleted> {
+    let Some(bucket_record) = gw.index.bucket(bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let version_id = super::object::check_version_id(version_id)?;
+    if bucket_record.versioning == Versioning::Unversioned && version_id == NULL_VERSION {
+        unlink(gw, bucket, key).await?;
+        return Ok(Deleted { version_id: Some(NULL_VERSION.into()), marker: false });
+    }
+    let Some(version) = gw.index.object_version(bucket, key, version_id).await? else {
+        return Ok(Deleted { version_id: Some(version_id.to_string()), marker: false });
+    };
+    let ts = gw.index.next_ts();
+    let meta = BlobMeta {
+        version: Some(version.main_blob().id.clone()),
+        ..BlobMeta::new(BlobKind::VersionDeleted, bucket, key, ts, now_ms())
+    };
+    let stored = store_empty(gw, &meta).await?;
+    let removed = gw.index.delete_version(bucket, key, version_id, &stored.blob).await?;
+    let marker = match removed {
+        Some((removed, commit)) => {
+            crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, commit).await;
+            matches!(removed, ObjectEntry::Deleted { .. })
+        }
+        // Deleted meanwhile by another request.
+        None => matches!(version, ObjectEntry::Deleted { .. }),
+    };
+    Ok(Deleted { version_id: Some(version_id.to_string()), marker })
+}
+
+/// DeleteObject or one key of DeleteObjects.
+async fn delete(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Deleted> {
+    match version_id {
+        Some(version_id) => delete_version(gw, bucket, key, version_id).await,
+        None => Ok(unlink(gw, bucket, key).await?),
+    }
 }
 
 pub(super) async fn delete_object(
     gw: &Gateway,
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
-    unlink(gw, &req.input.bucket, &req.input.key).await?;
-    Ok(S3Response::new(DeleteObjectOutput::default()))
+    let input = req.input;
+    let deleted = delete(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    Ok(S3Response::new(DeleteObjectOutput {
+        delete_marker: deleted.marker.then_some(true),
+        version_id: deleted.version_id,
+        ..Default::default()
+    }))
 }
 
 pub(super) async fn delete_objects(
@@ -66,11 +129,7 @@ pub(super) async fn delete_objects(
     let bucket = &input.bucket;
     let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
         .map(|object| async move {
-            // Buckets are never versioned: only the `null` version exists.
-            let result = match object.version_id.as_deref().map_or(Ok(()), crate::unsupported::check_version_id) {
-                Ok(()) => unlink(gw, bucket, &object.key).await.map_err(s3s::S3Error::from),
-                Err(err) => Err(err),
-            };
+            let result = delete(gw, bucket, &object.key, object.version_id.as_deref()).await;
             (object, result)
         })
         .buffered(DELETES_AT_ONCE)
@@ -80,8 +139,14 @@ pub(super) async fn delete_objects(
     let mut errors = Vec::new();
     for (object, result) in outcomes {
         match result {
-            Ok(()) if quiet => {}
-            Ok(()) => deleted.push(DeletedObject { key: Some(object.key), ..Default::default() }),
+            Ok(_) if quiet => {}
+            Ok(done) => deleted.push(DeletedObject {
+                key: Some(object.key),
+                version_id: object.version_id,
+                delete_marker: done.marker.then_some(true),
+                // A marker written now, or deleted by id.
+                delete_marker_version_id: done.version_id.filter(|_| done.marker),
+            }),
             Err(err) => {
                 errors.push(s3s::dto::Error {
                     code: Some(err.code().as_str().to_string()),

@@ -1,5 +1,6 @@
-//! ListObjects (v1), ListObjectsV2 and ListObjectVersions over the index's ordered scan.
-//! Buckets are never versioned, so every object is its own latest version, id `null`.
+//! ListObjects (v1), ListObjectsV2 and ListObjectVersions over the index's ordered scans:
+//! listings of objects read current entries only; listings of versions add each key's
+//! noncurrent versions from the `versions` table.
 
 use base64::Engine as _;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
@@ -8,6 +9,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use crate::error::Error;
+use crate::index::records::ObjectEntry;
 use crate::index::{ListItem, ListPage};
 use crate::time::timestamp_from_ms;
 
@@ -47,7 +49,7 @@ impl Listing {
                     owner: owner.then(Gateway::owner),
                     ..Default::default()
                 }),
-                ListItem::Prefix(_) => None,
+                ListItem::Prefix(_) | ListItem::Marker(..) => None,
             })
             .collect()
     }
@@ -58,7 +60,7 @@ impl Listing {
             .iter()
             .filter_map(|item| match item {
                 ListItem::Prefix(prefix) => Some(CommonPrefix { prefix: Some(self.encode(prefix)) }),
-                ListItem::Object(..) => None,
+                ListItem::Object(..) | ListItem::Marker(..) => None,
             })
             .collect()
     }
@@ -66,7 +68,7 @@ impl Listing {
     /// The last item returned: where the next page starts (exclusive).
     fn last(&self) -> Option<&str> {
         self.page.items.last().map(|item| match item {
-            ListItem::Object(key, _) => key.as_str(),
+            ListItem::Object(key, _) | ListItem::Marker(key, _) => key.as_str(),
             ListItem::Prefix(prefix) => prefix.as_str(),
         })
     }
@@ -81,6 +83,21 @@ async fn list(
     max_keys: Option<i32>,
     encoding: Option<&EncodingType>,
 ) -> S3Result<Listing> {
+    let (max_keys, url_encode) = listing_options(max_keys, encoding)?;
+    if gw.index.bucket(bucket).await?.is_none() {
+        return Err(Error::NoSuchBucket.into());
+    }
+    let max = usize::try_from(max_keys).unwrap_or(0);
+    let mut page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
+    // Asked for no keys, S3 says the listing is not truncated, whatever the bucket holds.
+    if max == 0 {
+        page.truncated = false;
+    }
+    Ok(Listing { page, max_keys, url_encode })
+}
+
+/// `max-keys` (capped at 1000) and whether keys are URL-encoded, as a listing asks for them.
+fn listing_options(max_keys: Option<i32>, encoding: Option<&EncodingType>) -> S3Result<(i32, bool)> {
     let max_keys = max_keys.unwrap_or(DEFAULT_MAX_KEYS);
     if max_keys < 0 {
         return Err(s3_error!(InvalidArgument, "max-keys cannot be negative"));
@@ -90,16 +107,7 @@ async fn list(
         Some(EncodingType::URL) => true,
         Some(other) => return Err(s3_error!(InvalidArgument, "Invalid Encoding Method specified in Request: {other}")),
     };
-    if gw.index.bucket(bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
-    let max = usize::try_from(max_keys.min(DEFAULT_MAX_KEYS)).unwrap_or(0);
-    let mut page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
-    // Asked for no keys, S3 says the listing is not truncated, whatever the bucket holds.
-    if max == 0 {
-        page.truncated = false;
-    }
-    Ok(Listing { page, max_keys: max_keys.min(DEFAULT_MAX_KEYS), url_encode })
+    Ok((max_keys.min(DEFAULT_MAX_KEYS), url_encode))
 }
 
 pub(super) async fn list_objects(
@@ -178,40 +186,69 @@ pub(super) async fn list_object_versions(
     let input = req.input;
     let prefix = input.prefix.clone().unwrap_or_default();
     let delimiter = input.delimiter.as_deref().filter(|d| !d.is_empty());
-    // With one version per key, a version-id marker of `null` means "after this key" too.
-    let after = input.key_marker.as_deref().filter(|m| !m.is_empty());
-    let listing =
-        list(gw, &input.bucket, &prefix, delimiter, after, input.max_keys, input.encoding_type.as_ref()).await?;
-    let versions = listing
-        .contents(true)
-        .into_iter()
-        .map(|object| ObjectVersion {
-            key: object.key,
-            size: object.size,
-            e_tag: object.e_tag,
-            last_modified: object.last_modified,
-            owner: object.owner,
-            is_latest: Some(true),
-            version_id: Some("null".into()),
-            storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
-            ..Default::default()
-        })
-        .collect();
-    let next_key_marker = if listing.page.truncated { listing.last().map(|m| listing.encode(m)) } else { None };
+    let key_marker = input.key_marker.as_deref().filter(|m| !m.is_empty());
+    let version_marker = input.version_id_marker.as_deref().filter(|m| !m.is_empty());
+    if version_marker.is_some() && key_marker.is_none() {
+        return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
+    }
+    let (max_keys, url_encode) = listing_options(input.max_keys, input.encoding_type.as_ref())?;
+    if gw.index.bucket(&input.bucket).await?.is_none() {
+        return Err(Error::NoSuchBucket.into());
+    }
+    let max = usize::try_from(max_keys).unwrap_or(0);
+    let page = gw.index.list_versions(&input.bucket, &prefix, delimiter, (key_marker, version_marker), max).await?;
+    let encode = |s: &str| if url_encode { self::url_encode(s) } else { s.to_string() };
+    let (mut versions, mut delete_markers, mut common_prefixes) = (Vec::new(), Vec::new(), Vec::new());
+    for item in &page.items {
+        let item = match item {
+            Ok(item) => item,
+            Err(prefix) => {
+                common_prefixes.push(CommonPrefix { prefix: Some(encode(prefix)) });
+                continue;
+            }
+        };
+        let version_id = crate::index::version_id(&item.entry);
+        match &item.entry {
+            ObjectEntry::Live(record) => versions.push(ObjectVersion {
+                key: Some(encode(&item.key)),
+                version_id,
+                is_latest: Some(item.latest),
+                size: Some(i64::try_from(record.size).unwrap_or(i64::MAX)),
+                e_tag: Some(ETag::Strong(record.etag.clone())),
+                last_modified: Some(timestamp_from_ms(record.modified_ms)),
+                owner: Some(Gateway::owner()),
+                storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                ..Default::default()
+            }),
+            ObjectEntry::Deleted { ts, .. } => delete_markers.push(DeleteMarkerEntry {
+                key: Some(encode(&item.key)),
+                version_id,
+                is_latest: Some(item.latest),
+                // The commit order is wall-clock microseconds.
+                last_modified: Some(timestamp_from_ms(ts / 1000)),
+                owner: Some(Gateway::owner()),
+            }),
+        }
+    }
+    let (next_key_marker, next_version_id_marker) = match page.items.last().filter(|_| page.truncated) {
+        Some(Ok(item)) => (Some(encode(&item.key)), crate::index::version_id(&item.entry)),
+        Some(Err(prefix)) => (Some(encode(prefix)), None),
+        None => (None, None),
+    };
     Ok(S3Response::new(ListObjectVersionsOutput {
         name: Some(input.bucket),
-        prefix: Some(listing.encode(&prefix)),
+        prefix: Some(encode(&prefix)),
         // An empty delimiter is no delimiter, and S3 does not echo it.
-        delimiter: delimiter.map(|d| listing.encode(d)),
-        key_marker: input.key_marker.as_deref().map(|m| listing.encode(m)),
-        version_id_marker: input.version_id_marker,
-        max_keys: Some(listing.max_keys),
-        is_truncated: Some(listing.page.truncated),
+        delimiter: delimiter.map(encode),
+        key_marker: Some(input.key_marker.as_deref().map(encode).unwrap_or_default()),
+        version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+        max_keys: Some(max_keys),
+        is_truncated: Some(page.truncated),
         versions: Some(versions),
-        delete_markers: Some(Vec::new()),
-        common_prefixes: Some(listing.common_prefixes()),
-        next_version_id_marker: next_key_marker.as_ref().map(|_| "null".to_string()),
+        delete_markers: Some(delete_markers),
+        common_prefixes: Some(common_prefixes),
         next_key_marker,
+        next_version_id_marker,
         encoding_type: input.encoding_type,
         ..Default::default()
     }))

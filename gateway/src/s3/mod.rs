@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bucket.rs      ListBuckets, CreateBucket, HeadBucket, DeleteBucket, GetBucketLocation,
-//!                GetBucketVersioning
+//!                Get/PutBucketVersioning
 //! object.rs      PutObject, GetObject, HeadObject, GetObjectAttributes
 //! multipart.rs   Create/Complete/AbortMultipartUpload, UploadPart, ListParts,
 //!                ListMultipartUploads
@@ -62,19 +62,20 @@ impl Gateway {
     }
 
     /// Commits `entry` as the key's version (see `Index::commit_object`) and logs its blob on
-    /// its volumes before the client hears of it.
+    /// its volumes before the client hears of it. Returns the version id to answer with
+    /// (`x-amz-version-id`; none in a bucket that never had versioning).
     pub(crate) async fn commit_object(
         &self,
         bucket: &str,
         key: &str,
         entry: ObjectEntry,
         condition: Option<WriteCondition>,
-    ) -> crate::Result<()> {
+    ) -> crate::Result<Option<String>> {
         let blob = entry.main_blob().clone();
         let (bucket, key) = (bucket.to_string(), key.to_string());
         let order = self.index.commit_object(&bucket, &key, &entry, condition.as_ref()).await?;
         crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob, order).await;
-        Ok(())
+        Ok(order.version_id())
     }
 
     /// Completes a multipart upload (see `Index::complete_upload`) and logs its manifest.
@@ -85,12 +86,12 @@ impl Gateway {
         upload_id: &str,
         entry: ObjectEntry,
         condition: Option<WriteCondition>,
-    ) -> crate::Result<()> {
+    ) -> crate::Result<Option<String>> {
         let blob = entry.main_blob().clone();
         let (b, k, u) = (bucket.to_string(), key.to_string(), upload_id.to_string());
         let order = self.index.complete_upload(&b, &k, &u, &entry, condition.as_ref()).await?;
         crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob, order).await;
-        Ok(())
+        Ok(order.version_id())
     }
 
     pub(crate) fn owner() -> Owner {
@@ -159,6 +160,14 @@ impl S3 for Gateway {
         req: S3Request<GetBucketVersioningInput>,
     ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
         bucket::get_bucket_versioning(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        bucket::put_bucket_versioning(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]

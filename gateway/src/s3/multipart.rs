@@ -353,7 +353,10 @@ pub(super) async fn complete_multipart_upload(
     };
     let entry = ObjectEntry::Live(Box::new(record));
     match gw.complete_upload(&bucket, &key, &upload_id, entry, condition).await {
-        Ok(()) => Ok(S3Response::new(completed_output(&bucket, &key, etag, checksum))),
+        Ok(version_id) => Ok(S3Response::new(CompleteMultipartUploadOutput {
+            version_id,
+            ..completed_output(&bucket, &key, etag, checksum)
+        })),
         // A concurrent attempt at the same Complete won the commit; this one answers like it
         // (its manifest blob, never committed, is an orphan for GC).
         Err(Error::NoSuchUpload) => match already_completed(gw, &bucket, &key, &upload_id).await? {

@@ -11,7 +11,7 @@ use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::checksum::{Algorithm, Checksum, Expected};
 use crate::error::Error;
-use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord};
+use crate::index::records::{BlobRef, ObjectEntry, ObjectRecord, Version};
 use crate::replicated::{self, ReadFor, Segment, Source};
 use crate::time::{now_ms, parse_http_date, timestamp_from_ms};
 
@@ -105,14 +105,79 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     let record = stored.record(meta, algorithm);
     let (etag, checksum) = (record.etag.clone(), record.checksum.clone());
     let entry = ObjectEntry::Live(Box::new(record));
-    gw.commit_object(&bucket, &key, entry, condition).await?;
+    let version_id = gw.commit_object(&bucket, &key, entry, condition).await?;
     tracing::debug!(size = stored.size, %etag, "object stored");
-    let mut output = PutObjectOutput { e_tag: Some(ETag::Strong(etag)), ..Default::default() };
+    let mut output = PutObjectOutput { e_tag: Some(ETag::Strong(etag)), version_id, ..Default::default() };
     if let Some(checksum) = checksum {
         output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
         checksum_fields!(output, checksum.algorithm, Some(checksum.value));
     }
     Ok(S3Response::new(output))
+}
+
+/// The version of `bucket`/`key` a request names (`versionId`; the current one without it),
+/// with the version id to answer with in `x-amz-version-id` (none for an object of a bucket
+/// that never had versioning). A delete marker is no object: `NoSuchKey` when it is current,
+/// `MethodNotAllowed` when asked for by id, either with `x-amz-delete-marker: true`.
+pub(super) async fn lookup_version(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(ObjectRecord, Option<String>)> {
+    let entry = match version_id {
+        None => gw.index.object_entry(bucket, key).await?,
+        Some(wanted) => match gw.index.object_version(bucket, key, check_version_id(wanted)?).await? {
+            Some(entry) => Some(entry),
+            None if gw.index.bucket(bucket).await?.is_none() => return Err(Error::NoSuchBucket.into()),
+            None => return Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
+        },
+    };
+    let marker_headers = |entry: &ObjectEntry| {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+        if let Some(id) = version_id_of(entry).and_then(|id| http::HeaderValue::from_str(&id).ok()) {
+            headers.insert("x-amz-version-id", id);
+        }
+        headers
+    };
+    let reported = match (version_id, &entry) {
+        (Some(asked), _) => Some(asked.to_string()),
+        (None, entry) => entry.as_ref().and_then(version_id_of),
+    };
+    match entry {
+        Some(ObjectEntry::Live(record)) => Ok((*record, reported)),
+        Some(marker) if version_id.is_some() => {
+            let mut err = s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.");
+            let mut headers = marker_headers(&marker);
+            let date = crate::time::http_date(&timestamp_from_ms(marker.ts() / 1000));
+            if let Some(date) = date.and_then(|d| http::HeaderValue::from_str(&d).ok()) {
+                headers.insert(http::header::LAST_MODIFIED, date);
+            }
+            err.set_headers(headers);
+            Err(err)
+        }
+        Some(marker) if version_id_of(&marker).is_some() => {
+            let mut err = s3s::S3Error::from(Error::NoSuchKey);
+            err.set_headers(marker_headers(&marker));
+            Err(err)
+        }
+        _ => Err(lookup(gw, bucket, key).await.err().unwrap_or(Error::NoSuchKey).into()),
+    }
+}
+
+/// The id `x-amz-version-id` gives `entry`: none for what a bucket that never had versioning
+/// wrote.
+pub(super) fn version_id_of(entry: &ObjectEntry) -> Option<String> {
+    (entry.version() != Version::Unversioned).then(|| crate::index::version_id(entry)).flatten()
+}
+
+/// A `versionId` as given, unless empty (S3's error for that).
+pub(super) fn check_version_id(version_id: &str) -> S3Result<&str> {
+    match version_id {
+        "" => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
+        id => Ok(id),
+    }
 }
 
 /// The live record of `bucket`/`key`, or `NoSuchKey` / `NoSuchBucket`.
@@ -271,11 +336,12 @@ macro_rules! object_output {
 
 pub(super) async fn get_object(gw: &Gateway, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key).await?;
+    let (record, version_id) = lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
     let stream = open_object(gw, &input.bucket, &input.key, &record, plan.start, plan.end).await?;
-    let mut output = object_output!(GetObjectOutput, record, plan, { body: Some(StreamingBlob::wrap(stream)) });
+    let body = Some(StreamingBlob::wrap(stream));
+    let mut output = object_output!(GetObjectOutput, record, plan, { body: body, version_id: version_id });
     // Presigned URLs may ask for different response headers.
     if input.response_content_type.is_some() {
         output.content_type = input.response_content_type;
@@ -309,10 +375,10 @@ pub(super) async fn head_object(
     req: S3Request<HeadObjectInput>,
 ) -> S3Result<S3Response<HeadObjectOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key).await?;
+    let (record, version_id) = lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     check_read(&record, &read_preconditions!(input))?;
     let plan = plan_read(&record, input.range.as_ref(), input.part_number, input.checksum_mode.as_ref())?;
-    let output = object_output!(HeadObjectOutput, record, plan, {});
+    let output = object_output!(HeadObjectOutput, record, plan, { version_id: version_id });
     let mut response = S3Response::new(output);
     // S3 sends it on HEAD as on GET, though its model (and so s3s's output) only has it on GET.
     if let Some(count) = tag_count(&record) {
@@ -326,13 +392,16 @@ pub(super) async fn get_object_attributes(
     req: S3Request<GetObjectAttributesInput>,
 ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
     let input = req.input;
-    let record = lookup(gw, &input.bucket, &input.key).await?;
+    let (record, version_id) = lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     // One header value may name several, comma-separated (boto3 and the CLI send them so);
     // s3s takes each header value as one.
     let wants =
         |name: &str| input.object_attributes.iter().flat_map(|a| a.as_str().split(',')).any(|a| a.trim() == name);
-    let mut output =
-        GetObjectAttributesOutput { last_modified: Some(timestamp_from_ms(record.modified_ms)), ..Default::default() };
+    let mut output = GetObjectAttributesOutput {
+        last_modified: Some(timestamp_from_ms(record.modified_ms)),
+        version_id,
+        ..Default::default()
+    };
     if wants(ObjectAttributes::ETAG) {
         output.e_tag = Some(ETag::Strong(record.etag.clone()));
     }

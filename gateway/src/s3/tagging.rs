@@ -6,36 +6,40 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
-use super::object::lookup;
+use super::object::lookup_version;
 use super::write::{self, check_tags};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::index::Committed;
 use crate::index::records::{CommitOrder, TagsBlob};
 use crate::time::now_ms;
 
-fn check_version(version_id: Option<&str>) -> S3Result<()> {
-    match version_id {
-        Some(v) if v != "null" => Err(s3_error!(NoSuchVersion, "The specified version does not exist.")),
-        _ => Ok(()),
-    }
-}
-
 pub(super) async fn get_object_tagging(
     gw: &Gateway,
     req: S3Request<GetObjectTaggingInput>,
 ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
-    let record = lookup(gw, &input.bucket, &input.key).await?;
+    let (record, version_id) = lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
     let tag_set = record.tags.into_iter().map(|(key, value)| Tag { key: Some(key), value: Some(value) }).collect();
-    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id: None }))
+    Ok(S3Response::new(GetObjectTaggingOutput { tag_set, version_id }))
 }
 
 /// Writes the new tag set to the volumes as a tags blob naming the current version, commits
 /// it (see `index/tags.rs`), and logs it in the volumes' commit logs. A change that lost to an overwrite or a newer change
 /// is ordered before it, as a rebuild orders it, and still succeeds.
-async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, String)>) -> S3Result<()> {
-    let version = lookup(gw, &bucket, &key).await?.blob.id;
+///
+/// Only the current version's tags change (a noncurrent version named by id is refused as not
+/// implemented). Returns the version id to answer with.
+async fn set_tags(
+    gw: &Gateway,
+    (bucket, key, version_id): (String, String, Option<String>),
+    tags: Vec<(String, String)>,
+) -> S3Result<Option<String>> {
+    let named = version_id.is_some();
+    let (record, version_id) = lookup_version(gw, &bucket, &key, version_id.as_deref()).await?;
+    let version = record.blob.id;
+    if named && gw.index.object(&bucket, &key).await?.is_none_or(|current| current.blob.id != version) {
+        return Err(s3_error!(NotImplemented, "Cairn changes the tags of an object's current version only"));
+    }
     let ts = gw.index.next_ts();
     let meta = BlobMeta {
         tags: tags.clone(),
@@ -52,7 +56,7 @@ async fn set_tags(gw: &Gateway, bucket: String, key: String, tags: Vec<(String, 
     // Registered in flight until here, so GC cannot take the blob for an orphan before the
     // record references it.
     drop(stored);
-    Ok(())
+    Ok(version_id)
 }
 
 pub(super) async fn put_object_tagging(
@@ -60,7 +64,6 @@ pub(super) async fn put_object_tagging(
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
     let tags: Vec<(String, String)> = input
         .tagging
         .tag_set
@@ -68,8 +71,8 @@ pub(super) async fn put_object_tagging(
         .map(|tag| (tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
         .collect();
     check_tags(&tags)?;
-    set_tags(gw, input.bucket, input.key, tags).await?;
-    Ok(S3Response::new(PutObjectTaggingOutput::default()))
+    let version_id = set_tags(gw, (input.bucket, input.key, input.version_id), tags).await?;
+    Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
 }
 
 pub(super) async fn delete_object_tagging(
@@ -77,7 +80,6 @@ pub(super) async fn delete_object_tagging(
     req: S3Request<DeleteObjectTaggingInput>,
 ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
     let input = req.input;
-    check_version(input.version_id.as_deref())?;
-    set_tags(gw, input.bucket, input.key, Vec::new()).await?;
-    Ok(S3Response::with_status(DeleteObjectTaggingOutput::default(), http::StatusCode::NO_CONTENT))
+    let version_id = set_tags(gw, (input.bucket, input.key, input.version_id), Vec::new()).await?;
+    Ok(S3Response::with_status(DeleteObjectTaggingOutput { version_id }, http::StatusCode::NO_CONTENT))
 }
