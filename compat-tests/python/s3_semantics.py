@@ -1,5 +1,5 @@
-"""Small S3 semantics that real clients and compatibility suites check, through boto3 (run by
-tests/s3_semantics.rs).
+"""Small S3 semantics that real clients and compatibility suites check, and the versioning
+walk, through boto3 (run by tests/s3_semantics.rs).
 
 Usage: s3_semantics.py. Endpoint and key come from CAIRN_ENDPOINT and AWS_* variables.
 Exits non-zero, with the failing assertion, on any failure.
@@ -100,7 +100,58 @@ def main():
     only_size = s3.get_object_attributes(Bucket="sem", Key="five", ObjectAttributes=["ObjectSize"])
     assert only_size["ObjectSize"] == 5 and "ETag" not in only_size, only_size
 
+    versioning(s3)
     print("s3 semantics passed")
+
+
+def versioning(s3):
+    """The versioning walk through boto3: versions, delete markers, deletes by id, suspension."""
+    s3.create_bucket(Bucket="vers")
+    assert "Status" not in s3.get_bucket_versioning(Bucket="vers")
+    s3.put_bucket_versioning(Bucket="vers", VersioningConfiguration={"Status": "Enabled"})
+    assert s3.get_bucket_versioning(Bucket="vers")["Status"] == "Enabled"
+    first = s3.put_object(Bucket="vers", Key="k", Body=b"one")["VersionId"]
+    second = s3.put_object(Bucket="vers", Key="k", Body=b"two")["VersionId"]
+    assert first != second
+    assert s3.get_object(Bucket="vers", Key="k", VersionId=first)["Body"].read() == b"one"
+    got = s3.get_object(Bucket="vers", Key="k")
+    assert got["VersionId"] == second and got["Body"].read() == b"two", got
+
+    marker = s3.delete_object(Bucket="vers", Key="k")
+    assert marker["DeleteMarker"] is True, marker
+    assert error_of(lambda: s3.head_object(Bucket="vers", Key="k")) == ("404", 404)
+    try:
+        s3.get_object(Bucket="vers", Key="k")
+        raise AssertionError("a delete marker is current")
+    except botocore.exceptions.ClientError as err:
+        headers = err.response["ResponseMetadata"]["HTTPHeaders"]
+        assert headers.get("x-amz-delete-marker") == "true", headers
+    assert error_of(lambda: s3.get_object(Bucket="vers", Key="k", VersionId=marker["VersionId"])) == (
+        "MethodNotAllowed",
+        405,
+    )
+    listed = s3.list_object_versions(Bucket="vers")
+    assert [v["VersionId"] for v in listed["Versions"]] == [second, first], listed
+    assert [m["IsLatest"] for m in listed["DeleteMarkers"]] == [True], listed
+
+    # Deleting the marker by id brings the object back; DeleteObjects deletes versions by id.
+    s3.delete_object(Bucket="vers", Key="k", VersionId=marker["VersionId"])
+    assert s3.get_object(Bucket="vers", Key="k")["Body"].read() == b"two"
+    result = s3.delete_objects(
+        Bucket="vers", Delete={"Objects": [{"Key": "k", "VersionId": first}, {"Key": "k", "VersionId": second}]}
+    )
+    assert len(result["Deleted"]) == 2 and "Errors" not in result, result
+    assert "Versions" not in s3.list_object_versions(Bucket="vers")
+
+    # Suspended: the null version, replaced by each write.
+    s3.put_bucket_versioning(Bucket="vers", VersioningConfiguration={"Status": "Suspended"})
+    assert s3.put_object(Bucket="vers", Key="s", Body=b"a")["VersionId"] == "null"
+    assert s3.put_object(Bucket="vers", Key="s", Body=b"b")["VersionId"] == "null"
+    versions = s3.list_object_versions(Bucket="vers")["Versions"]
+    assert [(v["VersionId"], v["IsLatest"]) for v in versions] == [("null", True)], versions
+    assert error_of(
+        lambda: s3.put_bucket_versioning(Bucket="vers", VersioningConfiguration={"Status": "Off"})
+    ) == ("IllegalVersioningConfigurationException", 400)
 
 
 if __name__ == "__main__":

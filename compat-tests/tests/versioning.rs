@@ -123,13 +123,17 @@ async fn versions_delete_markers_and_version_ids_work_as_on_s3() {
     let tagging = Tagging::builder().tag_set(Tag::builder().key("t").value("2").build().unwrap()).build().unwrap();
     let tagged = s3.put_object_tagging().bucket("bkt").key("k").version_id(&v2).tagging(tagging).send().await.unwrap();
     assert_eq!(tagged.version_id(), Some(v2.as_str()));
-    // Not yet for a noncurrent version: refused loudly, never ignored.
-    let tagging = Tagging::builder().tag_set(Tag::builder().key("t").value("1").build().unwrap()).build().unwrap();
-    let err = s3.put_object_tagging().bucket("bkt").key("k").version_id(&v1).tagging(tagging).send().await;
-    assert_eq!(refusal(err.unwrap_err()).0.as_deref(), Some("NotImplemented"));
     let tags = s3.get_object_tagging().bucket("bkt").key("k").version_id(&v2).send().await.unwrap();
     assert_eq!(tags.tag_set().len(), 1);
     assert!(s3.get_object_tagging().bucket("bkt").key("k").version_id(&v1).send().await.unwrap().tag_set().is_empty());
+    // A noncurrent version's tags change too, and only its own.
+    let tagging = Tagging::builder().tag_set(Tag::builder().key("t").value("1").build().unwrap()).build().unwrap();
+    s3.put_object_tagging().bucket("bkt").key("k").version_id(&v1).tagging(tagging).send().await.unwrap();
+    let tags = s3.get_object_tagging().bucket("bkt").key("k").version_id(&v1).send().await.unwrap();
+    assert_eq!(tags.tag_set()[0].value(), "1");
+    let tags = s3.get_object_tagging().bucket("bkt").key("k").send().await.unwrap();
+    assert_eq!(tags.tag_set()[0].value(), "2", "the current version keeps its own");
+    s3.delete_object_tagging().bucket("bkt").key("k").version_id("null").send().await.unwrap();
     let copied =
         s3.copy_object().bucket("bkt").key("copy").copy_source(format!("bkt/k?versionId={v1}")).send().await.unwrap();
     assert_eq!(copied.copy_source_version_id(), Some(v1.as_str()));
@@ -276,11 +280,15 @@ async fn a_rebuild_lists_the_same_versions() {
     s3.delete_object().bucket("bkt").key("a").version_id(&a1).send().await.unwrap();
     set_versioning(&s3, "bkt", BucketVersioningStatus::Suspended).await;
     put(&s3, "bkt", "k2", "null-now").await;
+    // Tags changed on a noncurrent version travel with it.
+    let tagging = Tagging::builder().tag_set(Tag::builder().key("old").value("yes").build().unwrap()).build().unwrap();
+    s3.put_object_tagging().bucket("bkt").key("a").version_id("null").tagging(tagging).send().await.unwrap();
     let before = list_versions(&s3, "bkt", 1000).await;
     assert_eq!(before.len(), 7, "{before:?}");
     assert_eq!(body(&s3, "bkt", "a", None).await, "a2");
 
     let bodies = every_body(&s3, &before).await;
+    assert!(bodies.contains(&"a@null=a0 [\"old=yes\"]".to_string()), "{bodies:?}");
 
     // Rebuilt with the deleted versions' blobs still on the volumes (GC has not run): they
     // stay deleted, and everything else comes back.
@@ -318,13 +326,16 @@ fn rebuild(cluster: &mut TestCluster, name: &str) {
     cluster.start_gateway();
 }
 
-/// The body of every version (not marker) of `listed` (as [`list_versions`] gives them).
+/// The body and tags of every version (not marker) of `listed` (as [`list_versions`] gives
+/// them).
 async fn every_body(s3: &Client, listed: &[String]) -> Vec<String> {
     let mut out = Vec::new();
     for line in listed.iter().filter(|line| !line.ends_with(":M")) {
         let mut fields = line.split(':');
         let (key, id) = (fields.next().unwrap(), fields.next().unwrap());
-        out.push(format!("{key}@{id}={}", body(s3, "bkt", key, Some(id)).await));
+        let tagging = s3.get_object_tagging().bucket("bkt").key(key).version_id(id).send().await.unwrap();
+        let tags: Vec<String> = tagging.tag_set().iter().map(|t| format!("{}={}", t.key(), t.value())).collect();
+        out.push(format!("{key}@{id}={} {tags:?}", body(s3, "bkt", key, Some(id)).await));
     }
     out
 }

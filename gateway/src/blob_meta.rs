@@ -36,6 +36,10 @@ pub enum BlobKind {
     /// No bytes: the version of `bucket`/`key` whose blob id is `version` was deleted by id
     /// (DeleteObject with a version id). A rebuild treats that version as garbage.
     VersionDeleted,
+    /// No bytes: the object lock (`lock`) of the version whose blob id is `version`, as
+    /// changed at `ts` (PutObjectRetention, PutObjectLegalHold); the newest one of the version
+    /// is its lock after a rebuild, as for tags.
+    Lock,
 }
 
 /// The metadata JSON stored with a blob.
@@ -74,14 +78,20 @@ pub struct BlobMeta {
     /// A part's number.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub part_number: Option<u32>,
-    /// A tags blob's version: the blob id of the data (or manifest) blob of the version its
-    /// tags apply to; a version deletion's: the blob id of the version deleted.
+    /// A tags or lock blob's version: the blob id of the data (or manifest) blob of the version
+    /// its change applies to; a version deletion's: the blob id of the version deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
     /// A bucket blob's versioning state (written again with each change of it, so that a
     /// rebuild restores the newest); `None` for a bucket that never had versioning.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub versioning: Option<crate::index::records::Versioning>,
+    /// An object's lock as written, or a lock blob's as changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<crate::index::records::Lock>,
+    /// A bucket blob's object lock configuration, once enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_lock: Option<crate::index::records::ObjectLockConfig>,
 }
 
 impl BlobMeta {
@@ -104,6 +114,8 @@ impl BlobMeta {
             part_number: None,
             version: None,
             versioning: None,
+            lock: None,
+            object_lock: None,
         }
     }
 

@@ -58,6 +58,13 @@ pub enum Error {
     /// The client's body stream failed or ended early.
     #[error("the request body ended before it was complete: {0}")]
     IncompleteBody(String),
+    /// Object lock forbids it: the reason says which lock holds.
+    #[error("Access Denied because object protected by object lock: {0}")]
+    ObjectLocked(String),
+    /// The bucket's configuration forbids the change (object lock forbids suspending
+    /// versioning).
+    #[error("{0}")]
+    InvalidBucketState(String),
     /// The client's upload body paused for longer than the gateway waits.
     #[error("Your socket connection to the server was not read from or written to within the timeout period.")]
     RequestTimeout,
@@ -126,6 +133,8 @@ impl From<Error> for S3Error {
             Error::NotModified => S3ErrorCode::NotModified,
             Error::InvalidRequest(_) => S3ErrorCode::InvalidRequest,
             Error::InvalidTag(_) => S3ErrorCode::InvalidTag,
+            Error::ObjectLocked(_) => S3ErrorCode::AccessDenied,
+            Error::InvalidBucketState(_) => S3ErrorCode::InvalidBucketState,
             Error::NotImplemented(_) => S3ErrorCode::NotImplemented,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
             Error::RequestTimeout => S3ErrorCode::RequestTimeout,

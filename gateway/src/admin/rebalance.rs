@@ -197,7 +197,7 @@ struct Census {
     left: u64,
 }
 
-/// The blobs of an object entry with their sizes (manifests, tombstones and tags blobs
+/// The blobs of an object entry with their sizes (manifests, tombstones, tags and lock blobs
 /// count 0 bytes) and commit orders.
 fn entry_blobs(entry: &ObjectEntry) -> Blobs {
     match entry {
@@ -210,8 +210,9 @@ fn entry_blobs(entry: &ObjectEntry) -> Blobs {
                     .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size, CommitOrder::plain(0))))
                     .collect()
             };
-            let tags = record.tags_blob.as_ref().map(|tags| (tags.blob.clone(), 0, CommitOrder::plain(tags.ts)));
-            data.into_iter().chain(tags).collect()
+            let changes = [&record.tags_blob, &record.lock_blob].into_iter().flatten();
+            let changes = changes.map(|change| (change.blob.clone(), 0, CommitOrder::plain(change.ts)));
+            data.into_iter().chain(changes).collect()
         }
         ObjectEntry::Deleted { blob, .. } => vec![(blob.clone(), 0, CommitOrder::of(entry))],
     }

@@ -85,6 +85,22 @@ impl Index {
     /// blob queued for GC) if it already exists. `OperationAborted` if a deletion newer than
     /// `ts` has committed meanwhile.
     pub async fn create_bucket(&self, name: &str, ts: u64, created_ms: u64, blob: &BlobRef) -> Result<bool> {
+        let record = BucketRecord {
+            created_ms,
+            ts,
+            blob: Some(blob.clone()),
+            versioning: Versioning::Unversioned,
+            object_lock: None,
+        };
+        self.create_bucket_as(name, record).await
+    }
+
+    /// [`Index::create_bucket`] with the bucket's configuration at creation: `record`, whose
+    /// `ts` and `blob` are the creation's.
+    pub(super) async fn create_bucket_as(&self, name: &str, record: BucketRecord) -> Result<bool> {
+        let ts = record.ts;
+        let Some(blob) = record.blob.clone() else { return Err(Error::Index("a new bucket needs its blob".into())) };
+        let blob = &blob;
         in_transaction!(self.engine, tx, {
             let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await? {
                 Some(BucketEntry::Live(_)) => Ok(false),
@@ -95,10 +111,8 @@ impl Index {
                     if let Some(BucketEntry::Deleted { blob: deletion, .. }) = &current {
                         self.queue_gc(tx, name, BUCKET_KEY, deletion, 0)?;
                     }
-                    let record =
-                        BucketRecord { created_ms, ts, blob: Some(blob.clone()), versioning: Versioning::Unversioned };
                     self.consume_claim(tx, &blob.id).await?;
-                    write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record))?;
+                    write_in(tx, Table::Buckets, name.as_bytes(), &BucketEntry::Live(record.clone()))?;
                     self.queue_repairs(tx, name, BUCKET_KEY, None, [blob]).await?;
                     self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
                     Ok(true)

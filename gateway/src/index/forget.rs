@@ -225,6 +225,7 @@ impl Blobs for ObjectEntry {
             ObjectEntry::Live(record) => std::iter::once(&mut record.blob)
                 .chain(record.parts.iter_mut().map(|p| &mut p.blob))
                 .chain(record.tags_blob.as_mut().map(|t| &mut t.blob))
+                .chain(record.lock_blob.as_mut().map(|l| &mut l.blob))
                 .collect(),
             ObjectEntry::Deleted { blob, .. } => vec![blob],
         }

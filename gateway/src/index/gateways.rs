@@ -260,6 +260,8 @@ mod on_postgres {
             blob: BlobRef { id: blob.into(), replicas: vec![Replica { volume: "v".into(), subvolume: 0 }] },
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }))
     }
 

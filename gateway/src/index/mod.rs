@@ -25,6 +25,7 @@ mod gateways;
 mod gc;
 mod jobs;
 mod keys;
+mod lock;
 mod multipart;
 mod pages;
 pub mod records;
@@ -570,6 +571,8 @@ mod tests {
             blob: BlobRef { id: id.into(), replicas: vec![] },
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }))
     }
 

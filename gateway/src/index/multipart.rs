@@ -350,6 +350,8 @@ mod tests {
             blob: BlobRef { id: "manifest".into(), replicas: vec![] },
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }))
     }
 

@@ -10,7 +10,8 @@
 //! with the current version byte must decode exactly. A newer version byte is refused.
 //!
 //! Version 2 appended S3 versioning (`BucketRecord::versioning`, `ObjectRecord::version`,
-//! `ObjectEntry::Deleted::version`). Version 1 records had grown once before the rule (the
+//! `ObjectEntry::Deleted::version`); version 3 object lock (`BucketRecord::object_lock`,
+//! `ObjectRecord::lock`, `ObjectRecord::lock_blob`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -18,7 +19,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
-const RECORD_VERSION: u8 = 2;
+const RECORD_VERSION: u8 = 3;
 /// The oldest version byte this code reads.
 const FIRST_RECORD_VERSION: u8 = 1;
 /// Zero bytes appended to a record that ends early: one per field appended since it was
@@ -61,6 +62,84 @@ pub struct BucketRecord {
     pub blob: Option<BlobRef>,
     /// S3 versioning (appended: see the module docs).
     pub versioning: Versioning,
+    /// Object lock, once enabled (appended).
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+/// A bucket's object lock configuration. Once enabled, object lock cannot be turned off, and
+/// the bucket's versioning cannot be suspended.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectLockConfig {
+    /// The retention a new version gets when its write names none.
+    pub default_retention: Option<DefaultRetention>,
+}
+
+/// A bucket's default retention: a mode and a period (days or years, as S3 takes it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultRetention {
+    /// How strongly.
+    pub mode: LockMode,
+    /// Days, or 0 when given in years.
+    pub days: u32,
+    /// Years, or 0 when given in days.
+    pub years: u32,
+}
+
+impl DefaultRetention {
+    /// Until when a version written at `written_ms` is retained (a year counted as 365 days).
+    pub fn until_ms(&self, written_ms: u64) -> u64 {
+        let days = u64::from(self.days) + 365 * u64::from(self.years);
+        written_ms.saturating_add(days * 24 * 3600 * 1000)
+    }
+}
+
+/// How strongly a retention protects a version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LockMode {
+    /// Keys allowed to bypass governance retention may delete the version, shorten or remove
+    /// the retention.
+    Governance,
+    /// Nobody may delete the version before the date, nor shorten or remove the retention.
+    Compliance,
+}
+
+/// Until when, and how strongly, a version is protected from deletion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retention {
+    /// How strongly.
+    pub mode: LockMode,
+    /// Until when, unix milliseconds.
+    pub until_ms: u64,
+}
+
+/// A version's object lock: its retention and legal hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lock {
+    /// Retention, if any (it protects only until its date).
+    pub retention: Option<Retention>,
+    /// A legal hold protects until it is removed.
+    pub legal_hold: bool,
+}
+
+impl Lock {
+    /// Why the version may not be deleted at `now_ms`, or `None` when it may: a legal hold,
+    /// COMPLIANCE retention, or GOVERNANCE retention unless `bypass_governance`.
+    pub fn forbids_deletion(&self, now_ms: u64, bypass_governance: bool) -> Option<String> {
+        if self.legal_hold {
+            return Some("the version is under a legal hold".into());
+        }
+        match self.retention {
+            Some(Retention { mode, until_ms }) if until_ms > now_ms => match mode {
+                LockMode::Compliance => Some(format!("the version is under COMPLIANCE retention until {until_ms} ms")),
+                LockMode::Governance if !bypass_governance => {
+                    Some(format!("the version is under GOVERNANCE retention until {until_ms} ms"))
+                }
+                LockMode::Governance => None,
+            },
+            _ => None,
+        }
+    }
 }
 
 /// A bucket's S3 versioning state. Once enabled it can be suspended, never undone.
@@ -254,15 +333,21 @@ pub struct ObjectRecord {
     pub tags_blob: Option<TagsBlob>,
     /// Which version of the key this is (appended: see the module docs).
     pub version: Version,
+    /// Object lock: retention and legal hold (appended).
+    pub lock: Lock,
+    /// The lock blob of the last PutObjectRetention or PutObjectLegalHold of this version,
+    /// which carries `lock` to a rebuild; `None` while the lock is that of the write (appended).
+    pub lock_blob: Option<TagsBlob>,
 }
 
 impl ObjectRecord {
-    /// Every blob the version uses: its blob, its parts for a multipart object, and its
-    /// tags blob.
+    /// Every blob the version uses: its blob, its parts for a multipart object, its tags blob
+    /// and its lock blob.
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
         std::iter::once(&self.blob)
             .chain(self.parts.iter().map(|p| &p.blob))
             .chain(self.tags_blob.as_ref().map(|t| &t.blob))
+            .chain(self.lock_blob.as_ref().map(|l| &l.blob))
     }
 
     /// [`Self::blobs`], each with the object bytes it holds (a multipart object's bytes are in
@@ -272,12 +357,14 @@ impl ObjectRecord {
         std::iter::once((&self.blob, own))
             .chain(self.parts.iter().map(|p| (&p.blob, p.size)))
             .chain(self.tags_blob.as_ref().map(|t| (&t.blob, 0)))
+            .chain(self.lock_blob.as_ref().map(|l| (&l.blob, 0)))
     }
 }
 
 /// A tags blob (kind `tags`, no data): the tag set of one version as changed after its
-/// write, so that a rebuild restores it. It names the version by its blob id; `ts` orders
-/// changes of the same version.
+/// write, so that a rebuild restores it; or a lock blob (kind `lock`): its retention and legal
+/// hold as changed. It names the version by its blob id; `ts` orders changes of the same
+/// version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TagsBlob {
     /// When the change was made (gateway clock).
@@ -371,10 +458,12 @@ impl ObjectEntry {
         }
     }
 
-    /// The newest timestamp the entry carries: its write's, or a later tag change's.
+    /// The newest timestamp the entry carries: its write's, or a later tag or lock change's.
     pub fn newest_ts(&self) -> u64 {
         match self {
-            ObjectEntry::Live(record) => record.tags_blob.as_ref().map_or(record.ts, |tags| tags.ts.max(record.ts)),
+            ObjectEntry::Live(record) => {
+                [&record.tags_blob, &record.lock_blob].into_iter().flatten().map(|c| c.ts).fold(record.ts, u64::max)
+            }
             ObjectEntry::Deleted { ts, .. } => *ts,
         }
     }
@@ -537,10 +626,16 @@ mod tests {
             blob: BlobRef { id: "00".repeat(16), replicas: vec![Replica { volume: "v".into(), subvolume: 1 }] },
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }));
         let bytes = encode(&entry).unwrap();
         assert_eq!(bytes[0], RECORD_VERSION);
         assert_eq!(decode::<ObjectEntry>(&bytes).unwrap(), entry);
+        // As version 2 wrote it: without the lock and lock blob (three zero bytes) at the end.
+        let mut version_2 = bytes[..bytes.len() - 3].to_vec();
+        version_2[0] = 2;
+        assert_eq!(decode::<ObjectEntry>(&version_2).unwrap(), entry);
         let mut future = bytes.clone();
         future[0] = 99;
         assert!(decode::<ObjectEntry>(&future).is_err());

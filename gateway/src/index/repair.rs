@@ -198,6 +198,8 @@ pub(super) enum Which {
     Part(usize),
     /// Its tags blob.
     Tags,
+    /// Its lock blob.
+    Lock,
 }
 
 impl Which {
@@ -207,6 +209,9 @@ impl Which {
             ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
             ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
                 Some(Which::Tags)
+            }
+            ObjectEntry::Live(record) if record.lock_blob.as_ref().is_some_and(|l| l.blob.id == blob_id) => {
+                Some(Which::Lock)
             }
             ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
             ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
@@ -233,6 +238,9 @@ impl Located {
             Located::Object { entry: ObjectEntry::Live(record), which: Which::Tags, .. } => {
                 CommitOrder::plain(record.tags_blob.as_ref().map_or(0, |t| t.ts))
             }
+            Located::Object { entry: ObjectEntry::Live(record), which: Which::Lock, .. } => {
+                CommitOrder::plain(record.lock_blob.as_ref().map_or(0, |l| l.ts))
+            }
             Located::Object { which: Which::Part(_), .. } | Located::Part { .. } => CommitOrder::plain(0),
             Located::Object { entry, .. } => CommitOrder::of(entry),
             Located::Bucket { entry, .. } => CommitOrder::plain(entry.ts()),
@@ -247,6 +255,7 @@ impl Located {
             Located::Object { entry: ObjectEntry::Live(record), which, .. } => match *which {
                 Which::Part(i) if i < record.parts.len() => Some(&mut record.parts[i].blob),
                 Which::Tags => record.tags_blob.as_mut().map(|t| &mut t.blob),
+                Which::Lock => record.lock_blob.as_mut().map(|l| &mut l.blob),
                 _ => Some(&mut record.blob),
             },
             Located::Part { part, .. } => Some(&mut part.blob),

@@ -6,17 +6,37 @@
 
 use super::records::{ObjectEntry, TagsBlob};
 use super::{Committed, Index, object_key, read_in, write_in};
-use crate::engine::Table;
+use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
 
 impl Index {
-    /// Sets the tags of the key's version whose blob is `version` to `tags`, recorded on the
-    /// volumes by `change`. If that version is no longer current (overwritten or deleted
-    /// since the caller looked), or a newer tag change of it has committed, the change loses:
-    /// it is ordered before what replaced it, as a rebuild will order it, and its blob goes
-    /// to the GC queue. `NoSuchKey` only if the key has no live version at all. One
-    /// transaction.
+    /// Where the version of `bucket`/`key` whose blob is `version` is, as `tx` sees it: current,
+    /// or a noncurrent row. When it is in neither, the key's current entry (whatever it is)
+    /// with its place, or `None`.
+    pub(super) async fn version_by_blob(
+        tx: &mut dyn Transaction,
+        bucket: &str,
+        key: &str,
+        version: &str,
+    ) -> Result<(Table, Vec<u8>, Option<ObjectEntry>)> {
+        let at = object_key(bucket, key);
+        let current = read_in::<ObjectEntry>(tx, Table::Objects, &at).await?;
+        if current.as_ref().is_none_or(|entry| entry.main_blob().id != version)
+            && let Some((at, entry)) = Self::noncurrent_using(tx, bucket, key, version).await?
+            && entry.main_blob().id == version
+        {
+            return Ok((Table::Versions, at, Some(entry)));
+        }
+        Ok((Table::Objects, at, current))
+    }
+
+    /// Sets the tags of the key's version whose blob is `version` (current or noncurrent) to
+    /// `tags`, recorded on the volumes by `change`. If that version is gone (overwritten in a
+    /// bucket without versioning, or deleted, since the caller looked), or a newer tag change
+    /// of it has committed, the change loses: it is ordered before what replaced it, as a
+    /// rebuild will order it, and its blob goes to the GC queue. `NoSuchKey` only if the key
+    /// has no live version at all. One transaction.
     pub async fn set_tags(
         &self,
         bucket: &str,
@@ -26,9 +46,9 @@ impl Index {
         change: TagsBlob,
     ) -> Result<Committed> {
         in_transaction!(self.engine, tx, {
-            let at = object_key(bucket, key);
+            let (table, at, entry) = Self::version_by_blob(tx, bucket, key, version).await?;
             // A refusal still commits: the blob it wrote goes to the GC queue.
-            let outcome = match read_in::<ObjectEntry>(tx, Table::Objects, &at).await? {
+            let outcome = match entry {
                 Some(ObjectEntry::Live(mut record))
                     if record.blob.id == version && record.tags_blob.as_ref().is_none_or(|t| t.ts < change.ts) =>
                 {
@@ -42,7 +62,7 @@ impl Index {
                     self.stage_unlogged(tx, &change.blob, super::records::CommitOrder::plain(change.ts))?;
                     record.tags = tags.clone();
                     record.tags_blob = Some(change.clone());
-                    write_in(tx, Table::Objects, &at, &ObjectEntry::Live(record))?;
+                    write_in(tx, table, &at, &ObjectEntry::Live(record))?;
                     Ok(Committed::Current)
                 }
                 Some(ObjectEntry::Live(_)) => {
@@ -83,6 +103,8 @@ mod tests {
             blob: blob(id),
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }))
     }
 

@@ -37,6 +37,14 @@ fn is_version(entry: &ObjectEntry) -> bool {
     version_id(entry).is_some()
 }
 
+/// Why object lock forbids deleting `entry` now, if it does (delete markers are never locked).
+fn locked(entry: &ObjectEntry, bypass_governance: bool) -> Option<String> {
+    match entry {
+        ObjectEntry::Live(record) => record.lock.forbids_deletion(crate::time::now_ms(), bypass_governance),
+        ObjectEntry::Deleted { .. } => None,
+    }
+}
+
 /// Whether `entry` is its key's `null` version.
 fn is_null_version(entry: &ObjectEntry) -> bool {
     version_id(entry).is_some_and(|id| id == NULL_VERSION)
@@ -224,28 +232,53 @@ impl Index {
     /// at `ts` with the new state and the bucket's creation time. It becomes the bucket's blob
     /// (the one it replaces goes to GC), so a rebuild restores the newest state. A bucket once
     /// versioned cannot go back to unversioned (S3 answers that with
-    /// `IllegalVersioningConfigurationException`). On any refusal `blob` goes to GC.
+    /// `IllegalVersioningConfigurationException`), nor one with object lock be suspended. On
+    /// any refusal `blob` goes to GC.
     pub async fn set_versioning(&self, bucket: &str, versioning: Versioning, ts: u64, blob: &BlobRef) -> Result<()> {
+        self.reconfigure_bucket(bucket, ts, blob, |record| {
+            if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned {
+                return Err(Error::InvalidRequest("a versioned bucket can only be suspended".into()));
+            }
+            if record.object_lock.is_some() && versioning != Versioning::Enabled {
+                return Err(Error::InvalidBucketState(
+                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+                        .into(),
+                ));
+            }
+            record.versioning = versioning;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Changes `bucket`'s record with `change`, in one transaction with making `blob` — a
+    /// bucket blob written at `ts` that carries the changed configuration — the bucket's blob
+    /// (the one it replaces goes to GC), so that a rebuild restores the newest configuration.
+    /// On any refusal (by `change`, or a newer bucket operation) `blob` goes to GC.
+    pub(super) async fn reconfigure_bucket(
+        &self,
+        bucket: &str,
+        ts: u64,
+        blob: &BlobRef,
+        change: impl Fn(&mut super::records::BucketRecord) -> Result<()> + Send + Sync,
+    ) -> Result<()> {
         in_transaction!(self.engine, tx, {
             let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, bucket.as_bytes()).await? {
                 Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
-                Some(BucketEntry::Live(record))
-                    if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned =>
-                {
-                    Err(Error::InvalidRequest("a versioned bucket can only be suspended".into()))
-                }
-                Some(BucketEntry::Live(mut record)) => {
-                    if let Some(old) = record.blob.replace(blob.clone()) {
-                        self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
+                Some(BucketEntry::Live(mut record)) => match change(&mut record) {
+                    Ok(()) => {
+                        if let Some(old) = record.blob.replace(blob.clone()) {
+                            self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
+                        }
+                        record.ts = ts;
+                        self.consume_claim(tx, &blob.id).await?;
+                        write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
+                        self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
+                        self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
+                        Ok(())
                     }
-                    record.ts = ts;
-                    record.versioning = versioning;
-                    self.consume_claim(tx, &blob.id).await?;
-                    write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
-                    self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
-                    self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
-                    Ok(())
-                }
+                    Err(refused) => Err(refused),
+                },
                 _ => Err(Error::NoSuchBucket),
             };
             if outcome.is_err() {
@@ -284,6 +317,10 @@ impl Index {
             };
             if keep {
                 write_in(tx, Table::Versions, &version_key(bucket, key, current.ts()), current)?;
+            } else if let Some(why) = locked(current, false) {
+                // Never reached while lock-enabled buckets cannot be suspended; held here too,
+                // below every caller.
+                return Err(Error::ObjectLocked(why));
             } else {
                 for (blob, bytes) in current.blobs_with_bytes() {
                     self.queue_gc(tx, bucket, key, blob, bytes)?;
@@ -332,13 +369,15 @@ impl Index {
     /// current. The version's blobs go to GC; `removal` is kept among the key's noncurrent
     /// rows as a [`Version::Removed`] record until GC has deleted them. Returns the version
     /// deleted and the removal's commit (to log), or `None` when there is no such version
-    /// (`removal` then goes to GC). One transaction.
+    /// (`removal` then goes to GC). A version object lock protects is not deleted
+    /// (`ObjectLocked`; GOVERNANCE retention yields to `bypass_governance`). One transaction.
     pub async fn delete_version(
         &self,
         bucket: &str,
         key: &str,
         wanted: &str,
         removal: &BlobRef,
+        bypass_governance: bool,
     ) -> Result<Option<(ObjectEntry, CommitOrder)>> {
         in_transaction!(self.engine, tx, {
             if self.bucket_in(tx, bucket).await?.is_none() {
@@ -347,19 +386,11 @@ impl Index {
             let at = object_key(bucket, key);
             let current: Option<ObjectEntry> = read_in(tx, Table::Objects, &at).await?;
             let order = self.next_order(tx, bucket, key, current.as_ref()).await?;
-            let removed = match current {
-                Some(current) if version_id(&current).as_deref() == Some(wanted) => {
-                    match find_noncurrent(tx, bucket, key, is_version).await? {
-                        Some((promoted_at, promoted)) => {
-                            tx.delete(Table::Versions, &promoted_at);
-                            write_in(tx, Table::Objects, &at, &promoted)?;
-                        }
-                        None => tx.delete(Table::Objects, &at),
-                    }
-                    Some(current)
-                }
+            // Where the version is: current (`None`), or this noncurrent row.
+            let found = match current {
+                Some(current) if version_id(&current).as_deref() == Some(wanted) => Some((None, current)),
                 _ => {
-                    let found = if wanted == NULL_VERSION {
+                    let row = if wanted == NULL_VERSION {
                         find_noncurrent(tx, bucket, key, is_null_version).await?
                     } else {
                         match order_of(wanted) {
@@ -373,16 +404,24 @@ impl Index {
                             None => None,
                         }
                     };
-                    found.map(|(row, entry)| {
-                        tx.delete(Table::Versions, &row);
-                        entry
-                    })
+                    row.map(|(row, entry)| (Some(row), entry))
                 }
             };
-            let Some(removed) = removed else {
+            let refusal = found.as_ref().and_then(|(_, entry)| locked(entry, bypass_governance));
+            let Some((row, removed)) = found.filter(|_| refusal.is_none()) else {
                 self.queue_gc(tx, bucket, key, removal, 0)?;
-                return Ok(Ok(None));
+                return Ok(refusal.map_or(Ok(None), |why| Err(Error::ObjectLocked(why))));
             };
+            match row {
+                Some(row) => tx.delete(Table::Versions, &row),
+                None => match find_noncurrent(tx, bucket, key, is_version).await? {
+                    Some((promoted_at, promoted)) => {
+                        tx.delete(Table::Versions, &promoted_at);
+                        write_in(tx, Table::Objects, &at, &promoted)?;
+                    }
+                    None => tx.delete(Table::Objects, &at),
+                },
+            }
             for (blob, bytes) in removed.blobs_with_bytes() {
                 self.queue_gc(tx, bucket, key, blob, bytes)?;
             }
@@ -558,6 +597,8 @@ mod tests {
             blob: BlobRef { id: id.into(), replicas: vec![Replica { volume: format!("vol-{id}"), subvolume: 0 }] },
             tags_blob: None,
             version: Version::Unversioned,
+            lock: Default::default(),
+            lock_blob: None,
         }))
     }
 
@@ -721,7 +762,7 @@ mod tests {
             index.claim(removal, "c", "t").await.unwrap();
         }
         let removal = BlobRef { id: removal.into(), replicas: vec![] };
-        let deleted = index.delete_version("b", key, id, &removal).await.unwrap();
+        let deleted = index.delete_version("b", key, id, &removal, false).await.unwrap();
         deleted.map(|(entry, commit)| {
             assert_eq!(commit.version, Version::Removed);
             blob_of(&entry).to_string()
@@ -776,6 +817,85 @@ mod tests {
                 assert!(index.drop_tombstone(removal).await.unwrap());
             }
             assert_eq!(versions(index, "k").await, [("v6".into(), v6)]);
+        })
+        .await;
+    }
+
+    /// A locked version is deleted by no path: not by id (COMPLIANCE even with the bypass),
+    /// not by a change that would weaken its lock; the bucket cannot be suspended; a legal
+    /// hold holds until lifted. Every refused blob goes to GC.
+    #[tokio::test]
+    async fn locked_versions_stay_whatever_asks() {
+        use crate::index::Committed;
+        use crate::index::records::{Lock, LockMode, ObjectLockConfig, Retention, TagsBlob};
+        with_index("locked_versions_stay", async |index: &Index| {
+            let far = crate::time::now_ms() + 3_600_000;
+            let blob = |id: &str| BlobRef { id: id.into(), replicas: vec![] };
+            let claimed = async |id: &str| {
+                if index.engine().shared() {
+                    index.claim(id, "c", "t").await.unwrap();
+                }
+                blob(id)
+            };
+            let lock_blob = claimed("config").await;
+            let refused = index.set_object_lock("b", ObjectLockConfig::default(), index.next_ts(), &lock_blob).await;
+            assert!(matches!(refused, Err(Error::InvalidBucketState(_))), "versioning first: {refused:?}");
+            index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
+            let lock_blob = claimed("config2").await;
+            index.set_object_lock("b", ObjectLockConfig::default(), index.next_ts(), &lock_blob).await.unwrap();
+            let suspend = index.test_set_versioning("b", Versioning::Suspended).await;
+            assert!(matches!(suspend, Err(Error::InvalidBucketState(_))), "{suspend:?}");
+            // Created with object lock: versioned from the start.
+            let creation = claimed("locked-bucket").await;
+            let config = ObjectLockConfig::default();
+            assert!(index.create_locked_bucket("lb", index.next_ts(), 1, &creation, config.clone()).await.unwrap());
+            let record = index.bucket("lb").await.unwrap().unwrap();
+            assert_eq!((record.versioning, record.object_lock), (Versioning::Enabled, Some(config)));
+
+            let locked = |id: &str, lock: Lock| {
+                let mut entry = live(id);
+                if let ObjectEntry::Live(record) = &mut entry {
+                    record.lock = lock;
+                }
+                entry
+            };
+            let retained = |mode| Lock { retention: Some(Retention { mode, until_ms: far }), legal_hold: false };
+            let compliance = commit(index, "k", locked("c1", retained(LockMode::Compliance))).await;
+            let governance = commit(index, "k", locked("g1", retained(LockMode::Governance))).await;
+            let free = commit(index, "k", live("f1")).await;
+            let delete = async |id: &str, removal: &str, bypass: bool| {
+                let removal = claimed(removal).await;
+                index.delete_version("b", "k", id, &removal, bypass).await
+            };
+            for bypass in [false, true] {
+                let refused = delete(&compliance, &format!("r-c-{bypass}"), bypass).await;
+                assert!(matches!(&refused, Err(Error::ObjectLocked(why)) if why.contains("COMPLIANCE")), "{refused:?}");
+            }
+            assert!(matches!(delete(&governance, "r-g", false).await, Err(Error::ObjectLocked(_))));
+            assert!(delete(&governance, "r-g2", true).await.unwrap().is_some(), "bypassed");
+            assert!(delete(&free, "r-f", false).await.unwrap().is_some());
+            assert_eq!(index.object("b", "k").await.unwrap().unwrap().blob.id, "c1", "still there");
+
+            // Changes: a legal hold comes and goes; COMPLIANCE is never weakened; a stale
+            // change (another got in first) is refused.
+            let change = async |id: &str| TagsBlob { ts: index.next_ts(), blob: claimed(id).await };
+            let held = Lock { legal_hold: true, ..retained(LockMode::Compliance) };
+            let set = async |expected: Lock, new: Lock, id: &str| {
+                let change = change(id).await;
+                index.set_lock(("b", "k", "c1"), expected, new, &change, true, crate::time::now_ms()).await
+            };
+            assert_eq!(set(retained(LockMode::Compliance), held, "l1").await.unwrap(), Committed::Current);
+            assert!(matches!(set(retained(LockMode::Compliance), held, "l2").await, Err(Error::OperationAborted)));
+            let weaker = Lock { retention: None, legal_hold: true };
+            assert!(matches!(set(held, weaker, "l3").await, Err(Error::ObjectLocked(_))));
+            let record = index.object("b", "k").await.unwrap().unwrap();
+            assert_eq!((record.lock, record.lock_blob.unwrap().blob.id), (held, "l1".to_string()));
+            // The bucket may not go while it has versions; refused blobs went to GC.
+            assert!(matches!(index.test_delete_bucket("b").await, Err(Error::BucketNotEmpty)));
+            let queued = queued(index).await;
+            for refused in ["r-c-false", "r-c-true", "r-g", "l2", "l3"] {
+                assert!(queued.contains(&refused.to_string()), "{refused} in {queued:?}");
+            }
         })
         .await;
     }

@@ -509,7 +509,8 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             return Ok(());
         }
         let committed = scratch.get_all(Space::Committed, page.iter().map(|(id, _)| id.clone()).collect()).await?;
-        let (mut versions, mut tags, mut buckets, mut removals) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let (mut versions, mut tags, mut locks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut buckets, mut removals) = (Vec::new(), Vec::new());
         for ((id, found), committed) in page.into_iter().zip(committed) {
             let found = decode_found(&found)?;
             if found.meta.kind == BlobKind::Part {
@@ -529,11 +530,14 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             let meta = &found.meta;
             match meta.kind {
                 BlobKind::Part => {} // looked up by id later, through their manifests
-                BlobKind::Tags => match &meta.version {
-                    Some(version) => tags.push(([key_of(&[version.as_bytes()]), ts.to_vec(), id.clone()].concat(), id)),
+                BlobKind::Tags | BlobKind::Lock => match &meta.version {
+                    Some(version) => {
+                        let filed = ([key_of(&[version.as_bytes()]), ts.to_vec(), id.clone()].concat(), id);
+                        if meta.kind == BlobKind::Tags { tags.push(filed) } else { locks.push(filed) }
+                    }
                     None => {
                         let id = String::from_utf8_lossy(&id).into_owned();
-                        tracing::warn!(blob = %id, "tags blob names no version; queued for gc");
+                        tracing::warn!(blob = %id, kind = ?meta.kind, "change blob names no version; queued for gc");
                         queue_gc(restore, report, &id, &found).await?;
                     }
                 },
@@ -568,6 +572,7 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
         }
         scratch.put_all(Space::Versions, versions).await?;
         scratch.put_all(Space::Tags, tags).await?;
+        scratch.put_all(Space::Locks, locks).await?;
         scratch.put_all(Space::Buckets, buckets).await?;
         scratch.put_all(Space::Removals, removals).await?;
     }
@@ -706,17 +711,21 @@ async fn restore_objects(
             break;
         }
     }
-    // Tags blobs no live version took: of versions that lost, or whose manifest was unusable.
-    let mut walk = scratch.walk(Space::Tags, Vec::new());
-    loop {
-        let page = walk.page().await?;
-        if page.is_empty() {
-            return Ok(with_objects);
-        }
-        for (id, found) in found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await? {
-            queue_gc(restore, report, &id, &found).await?;
+    // Tags and lock blobs no live version took: of versions that lost, or whose manifest was
+    // unusable.
+    for space in [Space::Tags, Space::Locks] {
+        let mut walk = scratch.walk(space, Vec::new());
+        loop {
+            let page = walk.page().await?;
+            if page.is_empty() {
+                break;
+            }
+            for (id, found) in found_all(scratch, page.into_iter().map(|(_, id)| id).collect()).await? {
+                queue_gc(restore, report, &id, &found).await?;
+            }
         }
     }
+    Ok(with_objects)
 }
 
 /// Restores or queues for GC versions whose fate is settled.
@@ -763,16 +772,24 @@ async fn restore_version(
                 return Ok(());
             }
         },
-        BlobKind::Part | BlobKind::Tags | BlobKind::Bucket | BlobKind::BucketDeleted | BlobKind::VersionDeleted => {
-            return Ok(());
-        }
+        BlobKind::Part
+        | BlobKind::Tags
+        | BlobKind::Lock
+        | BlobKind::Bucket
+        | BlobKind::BucketDeleted
+        | BlobKind::VersionDeleted => return Ok(()),
     };
     if let ObjectEntry::Live(record) = &mut entry {
         // Tags changed after the write: the newest tags blob naming this version.
-        if let Some((tags_id, tags)) = take_tags(context.scratch, restore, report, &id).await? {
+        if let Some((tags_id, tags)) = take_newest(context.scratch, restore, report, Space::Tags, &id).await? {
             record.tags = tags.meta.tags.clone();
             record.tags_blob = Some(TagsBlob { ts: tags.meta.ts, blob: tags.blob_ref(&tags_id) });
             report.tags += 1;
+        }
+        // Its lock changed after the write: the newest lock blob naming it.
+        if let Some((lock_id, lock)) = take_newest(context.scratch, restore, report, Space::Locks, &id).await? {
+            record.lock = lock.meta.lock.unwrap_or_default();
+            record.lock_blob = Some(TagsBlob { ts: lock.meta.ts, blob: lock.blob_ref(&lock_id) });
         }
         if current {
             report.objects += 1;
@@ -790,16 +807,17 @@ async fn restore_version(
     }
 }
 
-/// Takes the tags blobs naming `version` out of the scratch space: returns the newest, and
-/// queues the others for GC.
-async fn take_tags(
+/// Takes the change blobs (tags or lock blobs, by `space`) naming `version` out of the scratch
+/// space: returns the newest, and queues the others for GC.
+async fn take_newest(
     scratch: &Scratch,
     restore: &mut Restore<'_>,
     report: &mut RebuildReport,
+    space: Space,
     version: &str,
 ) -> Result<Option<(String, Found)>> {
     let mut newest = None;
-    let mut walk = scratch.walk(Space::Tags, key_of(&[version.as_bytes()]));
+    let mut walk = scratch.walk(space, key_of(&[version.as_bytes()]));
     loop {
         let page = walk.page().await?;
         if page.is_empty() {
@@ -811,7 +829,7 @@ async fn take_tags(
                 queue_gc(restore, report, &older, &older_found).await?;
             }
         }
-        scratch.delete_all(Space::Tags, keys).await?;
+        scratch.delete_all(space, keys).await?;
     }
 }
 
@@ -915,6 +933,7 @@ fn bucket_entry(
             ts: meta.ts,
             blob: Some(blob_ref(newest)),
             versioning: meta.versioning.unwrap_or_default(),
+            object_lock: meta.object_lock.clone(),
         };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };
@@ -931,6 +950,7 @@ fn bucket_entry(
                     ts: 0,
                     blob: None,
                     versioning: Versioning::Unversioned,
+                    object_lock: None,
                 }),
                 keep: None,
                 for_objects: true,
@@ -958,6 +978,8 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
         blob,
         tags_blob: None,
         version: Version::Unversioned,
+        lock: meta.lock.unwrap_or_default(),
+        lock_blob: None,
     }
 }
 
@@ -1234,20 +1256,29 @@ mod tests {
 
     fn live(created_ms: u64, ts: u64, id: Option<&str>) -> BucketEntry {
         let blob = id.map(|id| BlobRef { id: id.into(), replicas: vec![] });
-        BucketEntry::Live(BucketRecord { created_ms, ts, blob, versioning: Default::default() })
+        BucketEntry::Live(BucketRecord { created_ms, ts, blob, versioning: Default::default(), object_lock: None })
     }
 
     #[test]
     fn the_newest_bucket_operation_wins_and_the_first_creation_dates_the_bucket() {
         // Created, then configured: dated by the creation, as the newest blob says, which it keeps.
         let (ids, mut found) = blobs(&[("c1", 10, 1000), ("c2", 20, 1000)]);
-        found.get_mut("c2").unwrap().meta.versioning = Some(Versioning::Suspended);
+        let lock = crate::index::records::ObjectLockConfig {
+            default_retention: Some(crate::index::records::DefaultRetention {
+                mode: crate::index::records::LockMode::Compliance,
+                days: 3,
+                years: 0,
+            }),
+        };
+        found.get_mut("c2").unwrap().meta.versioning = Some(Versioning::Enabled);
+        found.get_mut("c2").unwrap().meta.object_lock = Some(lock.clone());
         let restored = bucket_entry(&ids, &found, None).unwrap();
         let configured = BucketRecord {
             created_ms: 1000,
             ts: 20,
             blob: Some(BlobRef { id: "c2".into(), replicas: vec![] }),
-            versioning: Versioning::Suspended,
+            versioning: Versioning::Enabled,
+            object_lock: Some(lock),
         };
         assert_eq!((restored.entry, restored.keep), (BucketEntry::Live(configured), Some("c2".into())));
         // Deleted: stays deleted, keeping the deletion blob.

@@ -32,11 +32,13 @@ pub(super) enum Space {
     Buckets,
     /// Blob id → id of the committed version deletion naming it: versions deleted by id.
     Removals,
+    /// (version, timestamp, id) → id: the lock blobs naming each version, oldest first.
+    Locks,
 }
 
 impl Space {
-    const ALL: [Space; 6] =
-        [Space::Found, Space::Committed, Space::Versions, Space::Tags, Space::Buckets, Space::Removals];
+    const ALL: [Space; 7] =
+        [Space::Found, Space::Committed, Space::Versions, Space::Tags, Space::Buckets, Space::Removals, Space::Locks];
 
     fn name(self) -> &'static str {
         match self {
@@ -46,6 +48,7 @@ impl Space {
             Space::Tags => "tags",
             Space::Buckets => "buckets",
             Space::Removals => "removals",
+            Space::Locks => "locks",
         }
     }
 }

@@ -126,6 +126,8 @@ mod tests {
             blob: BlobRef { id: "x".into(), replicas: vec![] },
             tags_blob: None,
             version: Default::default(),
+            lock: Default::default(),
+            lock_blob: None,
         }
     }
 

@@ -78,7 +78,7 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str)
         ..BlobMeta::new(BlobKind::VersionDeleted, bucket, key, ts, now_ms())
     };
     let stored = store_empty(gw, &meta).await?;
-    let removed = gw.index.delete_version(bucket, key, version_id, &stored.blob).await?;
+    let removed = gw.index.delete_version(bucket, key, version_id, &stored.blob, false).await?;
     let marker = match removed {
         Some((removed, commit)) => {
             crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, commit).await;

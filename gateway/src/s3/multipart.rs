@@ -350,6 +350,8 @@ pub(super) async fn complete_multipart_upload(
         blob: stored_manifest.blob,
         tags_blob: None,
         version: Version::Unversioned,
+        lock: Default::default(),
+        lock_blob: None,
     };
     let entry = ObjectEntry::Live(Box::new(record));
     match gw.complete_upload(&bucket, &key, &upload_id, entry, condition).await {

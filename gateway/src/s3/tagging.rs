@@ -3,7 +3,7 @@
 //! rewrites the record (same version, same data blobs, the new tags blob).
 
 use s3s::dto::*;
-use s3s::{S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Request, S3Response, S3Result};
 
 use super::Gateway;
 use super::object::lookup_version;
@@ -26,20 +26,15 @@ pub(super) async fn get_object_tagging(
 /// Writes the new tag set to the volumes as a tags blob naming the current version, commits
 /// it (see `index/tags.rs`), and logs it in the volumes' commit logs. A change that lost to an overwrite or a newer change
 /// is ordered before it, as a rebuild orders it, and still succeeds.
-///
-/// Only the current version's tags change (a noncurrent version named by id is refused as not
-/// implemented). Returns the version id to answer with.
+/// The version is the current one, or the one `versionId` names. Returns the version id to
+/// answer with.
 async fn set_tags(
     gw: &Gateway,
     (bucket, key, version_id): (String, String, Option<String>),
     tags: Vec<(String, String)>,
 ) -> S3Result<Option<String>> {
-    let named = version_id.is_some();
     let (record, version_id) = lookup_version(gw, &bucket, &key, version_id.as_deref()).await?;
     let version = record.blob.id;
-    if named && gw.index.object(&bucket, &key).await?.is_none_or(|current| current.blob.id != version) {
-        return Err(s3_error!(NotImplemented, "Cairn changes the tags of an object's current version only"));
-    }
     let ts = gw.index.next_ts();
     let meta = BlobMeta {
         tags: tags.clone(),

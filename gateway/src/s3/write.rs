@@ -62,6 +62,9 @@ impl Stored {
             tags_blob: None,
             // The commit decides by the bucket's versioning.
             version: Version::Unversioned,
+            // As written with the blob, so that a rebuild restores it.
+            lock: meta.lock.unwrap_or_default(),
+            lock_blob: None,
         }
     }
 }
