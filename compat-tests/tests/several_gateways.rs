@@ -310,3 +310,38 @@ async fn a_gateway_reaped_while_frozen_never_commits_what_gc_took_and_stops() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A gateway whose shared index stops answering refuses writes in bounded time with a 503 the
+/// SDKs retry (within the pool's 10 s connect timeout, before a byte reaches the volumes: a
+/// membership not confirmed for 3 s is never written by), and takes writes again as soon as
+/// the index answers.
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_wait_for_a_frozen_index_and_fail_in_bounded_time() {
+    let Some(postgres) = TestPostgres::start("several_gateways frozen index") else { return };
+    let url = postgres.create_database();
+    let cluster = TestCluster::start_with(3, 2, &["--index", &url]);
+    let s3 = cluster.client_without_retries(Duration::from_secs(20));
+    s3.create_bucket().bucket("frozen").send().await.unwrap();
+    s3.put_object().bucket("frozen").key("before").body(b"1".to_vec().into()).send().await.unwrap();
+    let blobs = cluster.blob_files().len();
+
+    postgres.freeze();
+    // Past MEMBERSHIP_STALE_AFTER (3 s) without a heartbeat reaching the index.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let started = Instant::now();
+    let refused = s3.put_object().bucket("frozen").key("during").body(b"2".to_vec().into()).send().await;
+    let waited = started.elapsed();
+    let err = refused.expect_err("a write while the index is frozen");
+    assert_eq!(err.raw_response().map(|r| r.status().as_u16()), Some(503), "{err:?}");
+    assert!(waited < Duration::from_secs(15), "refused in bounded time, not {waited:?}");
+    assert_eq!(cluster.blob_files().len(), blobs, "nothing reached the volumes");
+
+    postgres.thaw();
+    eventually(Duration::from_secs(15), "a write after the index thawed", || {
+        let s3 = s3.clone();
+        async move { s3.put_object().bucket("frozen").key("after").body(b"3".to_vec().into()).send().await.is_ok() }
+    })
+    .await;
+    assert_eq!(body(&s3, "frozen", "after").await, b"3");
+    assert_eq!(keys(&s3, "frozen").await, ["after", "before"]);
+}

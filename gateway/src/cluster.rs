@@ -5,6 +5,7 @@
 //! writes the membership to the volumes; a volume that holds another cluster's membership
 //! is never joined.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -30,8 +31,17 @@ pub struct Cluster {
     cluster_id: Arc<str>,
     /// Woken on every change, for the task that pushes the membership to the volumes.
     changed: Arc<tokio::sync::Notify>,
-    /// When the membership was last read from the index (unix ms).
-    fresh_at: Arc<std::sync::atomic::AtomicU64>,
+    /// When the membership was last read from the index, and the read a write may ask for.
+    freshness: Arc<Freshness>,
+}
+
+/// When the membership was last confirmed from the index (unix ms), and at most one read on
+/// behalf of writes that found it too old.
+#[derive(Debug)]
+struct Freshness {
+    at: AtomicU64,
+    confirming: AtomicBool,
+    confirmed: tokio::sync::Notify,
 }
 
 /// The membership and its epoch, always replaced together.
@@ -141,7 +151,11 @@ impl Cluster {
             updating: Arc::new(tokio::sync::Mutex::new(())),
             cluster_id: cluster_id.into(),
             changed: Arc::new(tokio::sync::Notify::new()),
-            fresh_at: Arc::new(std::sync::atomic::AtomicU64::new(crate::time::now_ms())),
+            freshness: Arc::new(Freshness {
+                at: AtomicU64::new(crate::time::now_ms()),
+                confirming: AtomicBool::new(false),
+                confirmed: tokio::sync::Notify::new(),
+            }),
         };
         Ok((cluster, unjoined))
     }
@@ -220,9 +234,11 @@ impl Cluster {
     /// Takes the stored membership when another gateway changed it (its epoch moved on), and
     /// wakes the push to the volumes. Returns whether it changed.
     pub async fn refresh(&self, index: &Index) -> Result<bool> {
+        // As of when it was asked for: the read may wait behind a busy index.
+        let asked_at = crate::time::now_ms();
         let _updating = self.updating.lock().await;
         let (membership, epoch) = index.membership_with_epoch().await?;
-        self.fresh_at.store(crate::time::now_ms(), std::sync::atomic::Ordering::Relaxed);
+        self.freshness.at.fetch_max(asked_at, Ordering::Relaxed);
         if epoch == self.current().epoch {
             return Ok(false);
         }
@@ -242,7 +258,41 @@ impl Cluster {
     /// Milliseconds since the membership was last confirmed from the index (at the join, or
     /// by [`Cluster::refresh`]).
     pub fn staleness_ms(&self) -> u64 {
-        crate::time::now_ms().saturating_sub(self.fresh_at.load(std::sync::atomic::Ordering::Relaxed))
+        crate::time::now_ms().saturating_sub(self.freshness.at.load(Ordering::Relaxed))
+    }
+
+    /// Makes sure the membership was confirmed from the index at most `max_age` ago. When the
+    /// heartbeat has fallen behind (a busy index queues its reads behind the requests'), one
+    /// read is made now on behalf of every waiting write, so that a busy index delays writes
+    /// instead of failing them; an index that does not answer within `wait` fails them.
+    pub async fn confirm_within(&self, index: &Arc<Index>, max_age: Duration, wait: Duration) -> Result<()> {
+        let max_ms = max_age.as_millis() as u64;
+        let confirmed = self.freshness.confirmed.notified();
+        tokio::pin!(confirmed);
+        // Registered before the check, so a read that ends in between still wakes this one.
+        confirmed.as_mut().enable();
+        if self.staleness_ms() <= max_ms {
+            return Ok(());
+        }
+        if !self.freshness.confirming.swap(true, Ordering::AcqRel) {
+            let (cluster, index) = (self.clone(), Arc::clone(index));
+            tokio::spawn(async move {
+                match tokio::time::timeout(wait, cluster.refresh(&index)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(err)) => tracing::warn!(%err, "membership not read for a write"),
+                    Err(_) => tracing::warn!("membership not read for a write within {wait:?}"),
+                }
+                cluster.freshness.confirming.store(false, Ordering::Release);
+                cluster.freshness.confirmed.notify_waiters();
+            });
+        }
+        // The read is bounded by `wait`; so is this, in case another caller's read never ends.
+        let _ = tokio::time::timeout(wait + Duration::from_millis(100), confirmed).await;
+        let stale_ms = self.staleness_ms();
+        if stale_ms > max_ms {
+            return Err(Error::Unavailable(format!("membership not confirmed from the index for {stale_ms} ms")));
+        }
+        Ok(())
     }
 
     fn current(&self) -> Current {

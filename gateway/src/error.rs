@@ -89,6 +89,10 @@ pub enum Error {
     /// RocksDB or record encoding failure.
     #[error("index: {0}")]
     Index(String),
+    /// The index server cannot be reached or did not answer in time (nothing was changed, or
+    /// the statement was a read): the client should retry.
+    #[error("index unavailable: {0}")]
+    IndexUnavailable(String),
     /// This gateway's claim on a blob it wrote is gone: peers took the gateway for dead
     /// (its heartbeats stopped) and GC may have collected the blob, so it must not commit.
     #[error("in-flight claim on blob {0} lost: the other gateways took this one for dead")]
@@ -138,7 +142,7 @@ impl From<Error> for S3Error {
             Error::NotImplemented(_) => S3ErrorCode::NotImplemented,
             Error::IncompleteBody(_) => S3ErrorCode::IncompleteBody,
             Error::RequestTimeout => S3ErrorCode::RequestTimeout,
-            Error::Unavailable(_) | Error::ClaimLost(_) => {
+            Error::Unavailable(_) | Error::IndexUnavailable(_) | Error::ClaimLost(_) => {
                 tracing::error!(%err, "request failed: unavailable");
                 return S3Error::with_message(S3ErrorCode::ServiceUnavailable, "Please reduce your request rate.");
             }

@@ -22,6 +22,9 @@ pub const DEAD_AFTER: Duration = Duration::from_secs(10);
 /// A shared-index gateway refuses writes when its membership was last confirmed from the
 /// index longer ago than this (the index is unreachable): another gateway may have changed it.
 pub const MEMBERSHIP_STALE_AFTER: Duration = Duration::from_secs(3);
+/// How long a write waits for the membership to be read for it, when its confirmation is
+/// older than [`MEMBERSHIP_STALE_AFTER`], before it is refused.
+pub const MEMBERSHIP_CONFIRM_WAIT: Duration = Duration::from_secs(10);
 
 /// This gateway, as registered.
 #[derive(Debug, Clone)]

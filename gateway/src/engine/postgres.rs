@@ -14,9 +14,10 @@
 //! at most [`CHUNK_ROWS`] rows or [`CHUNK_BYTES`] bytes each, pipelined, then `COMMIT`.
 //! SQLSTATE `40001` (serialization failure) or `40P01` (deadlock) from any statement or the
 //! commit is [`Error::Conflict`], which [`super::transaction`] runs again; any other failure is
-//! [`Error::Index`] with the server's message. A failure of the `COMMIT` itself that is not an
-//! answer from the server (the connection broke, the deadline passed) leaves the outcome
-//! unknown, and says so. Reads outside a transaction are single statements in the server's
+//! [`Error::Index`] with the server's message; no connection, or no answer within the deadline,
+//! is [`Error::IndexUnavailable`] (503 to S3 clients, which retry it). A failure of the
+//! `COMMIT` itself that is not an answer from the server (the connection broke, the deadline
+//! passed) leaves the outcome unknown, and says so. Reads outside a transaction are single statements in the server's
 //! default isolation (READ COMMITTED on PostgreSQL), so they see committed data only.
 //! Durability is the server's: a `COMMIT` that returned is flushed when `synchronous_commit`
 //! is on (the default).
@@ -254,6 +255,7 @@ impl PostgresEngine {
         };
         engine.set_up_schema().await.map_err(|err| match err {
             Error::Index(why) => Error::Index(format!("{target}: {why}")),
+            Error::IndexUnavailable(why) => Error::IndexUnavailable(format!("{target}: {why}")),
             other => other,
         })?;
         Ok(engine)
@@ -437,7 +439,7 @@ impl Conn {
             }
             Fault::Deadline(deadline) => {
                 self.broken = true;
-                Error::Index(format!("{what}: no answer from PostgreSQL within {deadline:?}"))
+                Error::IndexUnavailable(format!("{what}: no answer from PostgreSQL within {deadline:?}"))
             }
         }
     }
@@ -784,11 +786,11 @@ fn pg_error(what: &str, err: &tokio_postgres::Error) -> Error {
 
 fn pool_error(target: &str, err: PoolError) -> Error {
     match err {
-        PoolError::Backend(err) => Error::Index(format!("{target}: cannot connect: {}", describe(&err))),
+        PoolError::Backend(err) => Error::IndexUnavailable(format!("{target}: cannot connect: {}", describe(&err))),
         PoolError::PostCreateHook(HookError::Backend(err)) => {
-            Error::Index(format!("{target}: cannot set up a connection: {}", describe(&err)))
+            Error::IndexUnavailable(format!("{target}: cannot set up a connection: {}", describe(&err)))
         }
-        other => Error::Index(format!("{target}: no connection: {other}")),
+        other => Error::IndexUnavailable(format!("{target}: no connection: {other}")),
     }
 }
 
@@ -1020,7 +1022,7 @@ mod tests {
         let started = Instant::now();
         let err = engine.get(Table::Meta, b"x").await.unwrap_err();
         signal("-CONT");
-        assert!(matches!(&err, Error::Index(why) if why.contains("no answer")), "{err}");
+        assert!(matches!(&err, Error::IndexUnavailable(why) if why.contains("no answer")), "{err}");
         let waited = started.elapsed();
         assert!(waited >= DEADLINE_GRACE && waited < DEADLINE_GRACE + Duration::from_secs(10), "{waited:?}");
         let client = engine.pool.get().await.unwrap();

@@ -16,7 +16,7 @@
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// Where the Debian package puts the server binaries.
 const DEFAULT_BIN: &str = "/usr/lib/postgresql/15/bin";
@@ -33,6 +33,7 @@ pub struct TestPostgres {
     /// The OS user the server runs as, when it is not us (we are root).
     run_as: Option<&'static str>,
     databases: AtomicUsize,
+    frozen: AtomicBool,
 }
 
 impl TestPostgres {
@@ -67,7 +68,8 @@ impl TestPostgres {
         initdb.arg("-D").arg(&data).args(["-U", SUPERUSER, "--auth=trust", "--no-sync", "-E", "UTF8", "--locale=C"]);
         run(&mut initdb, "initdb");
 
-        let mut server = TestPostgres { dir, bin, port: 0, run_as, databases: AtomicUsize::new(0) };
+        let mut server =
+            TestPostgres { dir, bin, port: 0, run_as, databases: AtomicUsize::new(0), frozen: AtomicBool::new(false) };
         // Another process may take the free port before the server binds it: try a few.
         for attempt in 1..=5 {
             server.port = free_port();
@@ -125,6 +127,30 @@ impl TestPostgres {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Freezes the server (SIGSTOP to the postmaster and every backend): connections stay
+    /// open and queries wait, as on an overloaded or stalled database host.
+    pub fn freeze(&self) {
+        self.frozen.store(true, Ordering::Relaxed);
+        self.signal_all("-STOP");
+    }
+
+    /// Resumes a frozen server (SIGCONT).
+    pub fn thaw(&self) {
+        self.signal_all("-CONT");
+        self.frozen.store(false, Ordering::Relaxed);
+    }
+
+    fn signal_all(&self, signal: &str) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).expect("postmaster.pid");
+        let postmaster = pid_file.lines().next().expect("the postmaster's pid").trim().to_string();
+        // The backends (the server always has some: checkpointer, walwriter…) and the postmaster.
+        let children = run(Command::new("pgrep").args(["-P", &postmaster]), "pgrep");
+        let mut pids: Vec<String> =
+            String::from_utf8_lossy(&children.stdout).split_whitespace().map(String::from).collect();
+        pids.push(postmaster);
+        run(Command::new("kill").arg(signal).args(&pids), "kill");
+    }
+
     fn data(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -136,6 +162,10 @@ impl TestPostgres {
 
 impl Drop for TestPostgres {
     fn drop(&mut self) {
+        // A test that failed while the server was frozen would leave it unable to stop.
+        if self.frozen.load(Ordering::Relaxed) {
+            self.thaw();
+        }
         let mut stop = command(self.run_as, &self.bin.join("pg_ctl"));
         stop.arg("stop").args(["-m", "immediate", "-w", "-s"]).arg("-D").arg(self.data());
         match stop.stdin(Stdio::null()).output() {

@@ -88,9 +88,9 @@ where
     }
     // On a shared index another gateway may have changed the membership: never write by a
     // ring that may be older than what the index has held for a few seconds.
-    let stale_ms = gw.cluster.staleness_ms();
-    if gw.index.engine().shared() && stale_ms > crate::gateways::MEMBERSHIP_STALE_AFTER.as_millis() as u64 {
-        return Err(Error::Unavailable(format!("membership not confirmed from the index for {stale_ms} ms")));
+    if gw.index.engine().shared() {
+        use crate::gateways::{MEMBERSHIP_CONFIRM_WAIT, MEMBERSHIP_STALE_AFTER};
+        gw.cluster.confirm_within(&gw.index, MEMBERSHIP_STALE_AFTER, MEMBERSHIP_CONFIRM_WAIT).await?;
     }
     let targets = gw.place(&meta.bucket, &meta.key);
     let blob_id = new_id();
