@@ -398,8 +398,8 @@ fn assert_not_implemented<E>(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn encryption_and_object_lock_are_not_implemented() {
-    use aws_sdk_s3::types::{ObjectLockLegalHoldStatus, ObjectLockMode, ServerSideEncryption};
+async fn encryption_is_not_implemented() {
+    use aws_sdk_s3::types::ServerSideEncryption;
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
     s3.create_bucket().bucket("bkt").send().await.unwrap();
@@ -457,39 +457,12 @@ async fn encryption_and_object_lock_are_not_implemented() {
         .unwrap_err();
     assert_not_implemented(&err, "does not encrypt data at rest");
 
-    let err = s3
-        .put_object()
-        .bucket("bkt")
-        .key("locked")
-        .object_lock_mode(ObjectLockMode::Governance)
-        .object_lock_retain_until_date(aws_sdk_s3::primitives::DateTime::from_secs(4_000_000_000))
-        .body(body())
-        .send()
-        .await
-        .unwrap_err();
-    assert_not_implemented(&err, "object lock");
-    let err = s3
-        .put_object()
-        .bucket("bkt")
-        .key("locked")
-        .object_lock_legal_hold_status(ObjectLockLegalHoldStatus::On)
-        .body(body())
-        .send()
-        .await
-        .unwrap_err();
-    assert_not_implemented(&err, "object lock");
-    let err = s3.create_bucket().bucket("locked-bucket").object_lock_enabled_for_bucket(true).send().await.unwrap_err();
-    assert_not_implemented(&err, "object lock");
-    assert!(s3.head_bucket().bucket("locked-bucket").send().await.is_err(), "no bucket was created");
-    s3.create_bucket().bucket("unlocked-bucket").object_lock_enabled_for_bucket(false).send().await.unwrap();
-
-    for key in ["sse-c", "sse", "locked"] {
+    for key in ["sse-c", "sse"] {
         assert!(!exists(&s3, "bkt", key).await, "{key} was not stored");
     }
     let uploads = s3.list_multipart_uploads().bucket("bkt").send().await.unwrap();
     assert!(uploads.uploads().is_empty(), "no upload was created: {uploads:?}");
-    // The unlocked bucket's blob, two copies; the refusals wrote none.
-    assert_eq!(cluster.blob_files().len(), blobs + 2, "the refusals wrote no blob");
+    assert_eq!(cluster.blob_files().len(), blobs, "the refusals wrote no blob");
 }
 
 /// A SigV2 query-string-authenticated GET URL (`AWSAccessKeyId`, `Expires`, `Signature`).

@@ -56,7 +56,7 @@ enum Need {
 
 fn need_of(operation: &str) -> Need {
     match operation {
-        "CreateBucket" | "DeleteBucket" => Need::Owner,
+        "CreateBucket" | "DeleteBucket" | "PutObjectLockConfiguration" => Need::Owner,
         op if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => Need::Read,
         _ => Need::Write,
     }
@@ -68,6 +68,13 @@ fn allows(grants: &[Grant], bucket: &str, need: Need) -> bool {
         Need::Write => g.write || g.owner,
         Need::Owner => g.owner,
     })
+}
+
+/// Whether the request asks to bypass GOVERNANCE retention.
+fn bypasses_governance(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"true"))
 }
 
 /// The bucket of an `x-amz-copy-source` header (`bucket/key`, maybe `/`-led, URL-encoded).
@@ -104,6 +111,11 @@ impl AccessPolicy {
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
         };
         if !allows(&record.grants, bucket, need_of(operation)) {
+            return Err(denied());
+        }
+        // Bypassing GOVERNANCE retention is the bucket owner's (S3's
+        // s3:BypassGovernanceRetention permission).
+        if bypasses_governance(cx.headers()) && !allows(&record.grants, bucket, Need::Owner) {
             return Err(denied());
         }
         if let Some(source) = copy_source_bucket(cx.headers())

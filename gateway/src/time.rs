@@ -17,6 +17,19 @@ pub fn timestamp_from_ms(ms: u64) -> Timestamp {
     Timestamp::from(OffsetDateTime::from_unix_timestamp(seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH))
 }
 
+/// An S3 timestamp for unix milliseconds, milliseconds kept (object lock dates are compared
+/// to the millisecond: a date read back must be the date set).
+pub fn timestamp_from_ms_exact(ms: u64) -> Timestamp {
+    let nanos = i128::from(ms) * 1_000_000;
+    Timestamp::from(OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap_or(OffsetDateTime::UNIX_EPOCH))
+}
+
+/// Unix milliseconds of an S3 timestamp (0 before 1970).
+pub fn ms_from_timestamp(ts: &Timestamp) -> u64 {
+    let at = OffsetDateTime::from(ts.clone());
+    u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0)
+}
+
 /// Formats a timestamp as an HTTP date for storage.
 pub fn http_date(ts: &Timestamp) -> Option<String> {
     let mut out = Vec::new();

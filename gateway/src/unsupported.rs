@@ -1,13 +1,13 @@
 //! Features Cairn does not have, refused loudly instead of silently ignored: server-side encryption of any kind (Cairn does not encrypt
 //! at rest; an SSE-C upload answered 200 would claim an encryption that never happened),
-//! object lock, and ACLs other than the owner's full control. Checked for every request once it is authenticated and authorized
+//! and ACLs other than the owner's full control. Checked for every request once it is authenticated and authorized
 //! (`auth::AccessPolicy`), before any handler runs or any body is read.
 
 use http::HeaderMap;
 use s3s::{S3Result, s3_error};
 
 /// Refuses what Cairn does not do, for an authenticated and authorized request: server-side
-/// encryption of any kind, object lock, and ACLs.
+/// encryption of any kind, and ACLs.
 pub fn refuse_unsupported(headers: &HeaderMap) -> S3Result<()> {
     refuse_unsupported_headers(headers)?;
     refuse_acls(headers)
@@ -30,25 +30,21 @@ fn refuse_acls(headers: &HeaderMap) -> S3Result<()> {
 }
 
 /// The feature a request header asks for that Cairn does not implement, if any.
-fn unsupported_feature(name: &str, value: &[u8]) -> Option<&'static str> {
+fn unsupported_feature(name: &str) -> Option<&'static str> {
     if name.starts_with("x-amz-server-side-encryption-customer-")
         || name.starts_with("x-amz-copy-source-server-side-encryption-customer-")
     {
         Some("server-side encryption with customer-provided keys (SSE-C)")
     } else if name.starts_with("x-amz-server-side-encryption") {
         Some("server-side encryption (SSE-S3, SSE-KMS): Cairn does not encrypt data at rest")
-    } else if name.starts_with("x-amz-object-lock-")
-        || (name == "x-amz-bucket-object-lock-enabled" && value.trim_ascii().eq_ignore_ascii_case(b"true"))
-    {
-        Some("object lock")
     } else {
         None
     }
 }
 
 fn refuse_unsupported_headers(headers: &HeaderMap) -> S3Result<()> {
-    for (name, value) in headers {
-        if let Some(feature) = unsupported_feature(name.as_str(), value.as_bytes()) {
+    for name in headers.keys() {
+        if let Some(feature) = unsupported_feature(name.as_str()) {
             return Err(s3_error!(
                 NotImplemented,
                 "A header you provided implies functionality that is not implemented: {feature} ({name})"
@@ -65,7 +61,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn encryption_and_object_lock_headers_are_not_implemented() {
+    fn encryption_headers_are_not_implemented() {
         let refused = |name: &'static str, value: &'static str| {
             let headers: HeaderMap =
                 [(http::HeaderName::from_static(name), http::HeaderValue::from_static(value))].into_iter().collect();
@@ -84,16 +80,9 @@ mod tests {
             let (_, message) = refused(name, value).unwrap();
             assert!(message.unwrap().contains("does not encrypt data at rest"));
         }
-        for (name, value) in [
-            ("x-amz-object-lock-mode", "GOVERNANCE"),
-            ("x-amz-object-lock-retain-until-date", "2030-01-01T00:00:00Z"),
-            ("x-amz-object-lock-legal-hold", "ON"),
-            ("x-amz-bucket-object-lock-enabled", "True"),
-        ] {
-            let (_, message) = refused(name, value).unwrap();
-            assert!(message.unwrap().contains("object lock"), "{name}");
-        }
-        assert_eq!(refused("x-amz-bucket-object-lock-enabled", "false"), None);
+        // Object lock is implemented (s3/lock.rs).
+        assert_eq!(refused("x-amz-object-lock-mode", "GOVERNANCE"), None);
+        assert_eq!(refused("x-amz-bucket-object-lock-enabled", "true"), None);
         assert_eq!(refused("x-amz-meta-server-side-encryption", "AES256"), None);
     }
 }

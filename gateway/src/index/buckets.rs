@@ -10,7 +10,9 @@
 //! entries are filed under the empty key), since until then its deletion blob is what keeps
 //! a rebuild from bringing the bucket back.
 
-use super::records::{BlobRef, BucketEntry, BucketRecord, CommitOrder, Replica, Versioning, decode, encode};
+use super::records::{
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, ObjectLockConfig, Replica, Versioning, decode, encode,
+};
 use super::{Index, object_key, prefix_end, read_in, version_id, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
@@ -19,6 +21,48 @@ use crate::in_transaction;
 /// The key bucket blobs, and their GC queue and repair entries, are filed under: no object
 /// has it (S3 keys are at least one byte long).
 pub const BUCKET_KEY: &str = "";
+
+/// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BucketConfig {
+    /// S3 versioning.
+    pub versioning: Versioning,
+    /// Object lock, once enabled.
+    pub object_lock: Option<ObjectLockConfig>,
+}
+
+impl BucketConfig {
+    /// Why S3 refuses to change a bucket's configuration from this to `new`, if it does: a
+    /// versioned bucket never goes back to unversioned; object lock needs versioning enabled
+    /// first, keeps it enabled, and stays once enabled.
+    pub fn refuses(&self, new: &BucketConfig) -> Option<Error> {
+        if new.versioning == Versioning::Unversioned && self.versioning != Versioning::Unversioned {
+            return Some(Error::InvalidRequest("a versioned bucket can only be suspended".into()));
+        }
+        if self.object_lock.is_some() && new.versioning != Versioning::Enabled {
+            return Some(Error::InvalidBucketState(
+                "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
+                    .into(),
+            ));
+        }
+        if self.object_lock.is_some() && new.object_lock.is_none() {
+            return Some(Error::InvalidBucketState("Object Lock cannot be disabled once enabled".into()));
+        }
+        if self.object_lock.is_none() && new.object_lock.is_some() && self.versioning != Versioning::Enabled {
+            return Some(Error::InvalidBucketState(
+                "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
+            ));
+        }
+        None
+    }
+}
+
+impl BucketRecord {
+    /// The configuration its bucket blob carries.
+    pub fn config(&self) -> BucketConfig {
+        BucketConfig { versioning: self.versioning, object_lock: self.object_lock.clone() }
+    }
+}
 
 /// A deleted bucket's entry that may be dropped.
 #[derive(Debug, Clone)]
@@ -66,6 +110,51 @@ impl Index {
     /// The bucket's record as `tx` sees it.
     pub(super) async fn bucket_in(&self, tx: &mut dyn Transaction, name: &str) -> Result<Option<BucketRecord>> {
         Ok(read_in::<BucketEntry>(tx, Table::Buckets, name.as_bytes()).await?.and_then(BucketEntry::live))
+    }
+
+    /// Changes `bucket`'s configuration from `expected` (what the caller read) to `new`, which
+    /// `blob` — a bucket blob written at `ts` — carries to the volumes; in one transaction,
+    /// `blob` becomes the bucket's blob (the one it replaces goes to GC), so that a rebuild
+    /// restores the newest configuration. Refused, with `blob` going to GC: a change S3
+    /// refuses ([`BucketConfig::refuses`]); `OperationAborted` when another change or a newer
+    /// bucket operation got in first (the configuration is no longer `expected`, so `blob`
+    /// would not carry it whole); `NoSuchBucket`.
+    pub async fn configure_bucket(
+        &self,
+        bucket: &str,
+        expected: &BucketConfig,
+        new: &BucketConfig,
+        ts: u64,
+        blob: &BlobRef,
+    ) -> Result<()> {
+        in_transaction!(self.engine, tx, {
+            let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, bucket.as_bytes()).await? {
+                Some(BucketEntry::Live(record)) if record.ts > ts || record.config() != *expected => {
+                    Err(Error::OperationAborted)
+                }
+                Some(BucketEntry::Live(mut record)) => match expected.refuses(new) {
+                    Some(refused) => Err(refused),
+                    None => {
+                        if let Some(old) = record.blob.replace(blob.clone()) {
+                            self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
+                        }
+                        record.ts = ts;
+                        record.versioning = new.versioning;
+                        record.object_lock = new.object_lock.clone();
+                        self.consume_claim(tx, &blob.id).await?;
+                        write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
+                        self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
+                        self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
+                        Ok(())
+                    }
+                },
+                _ => Err(Error::NoSuchBucket),
+            };
+            if outcome.is_err() {
+                self.queue_gc(tx, bucket, BUCKET_KEY, blob, 0)?;
+            }
+            Ok(outcome)
+        })?
     }
 
     /// Every entry (live or deleted), by name.

@@ -4,7 +4,7 @@
 //! are), so that a rebuild restores the newest. What a lock forbids is refused here, below
 //! the S3 layer: changes that would weaken it (`Index::set_lock`), deleting the version
 //! (`Index::delete_version`), dropping it on a write (`Index::retire_current`), and suspending
-//! the bucket's versioning (`Index::set_versioning`).
+//! the bucket's versioning or removing its lock configuration (`BucketConfig::refuses`).
 
 use super::records::{
     BlobRef, BucketEntry, BucketRecord, CommitOrder, Lock, LockMode, ObjectEntry, ObjectLockConfig, Retention,
@@ -55,22 +55,6 @@ impl Index {
             object_lock: Some(config),
         };
         self.create_bucket_as(name, record).await
-    }
-
-    /// Enables object lock on `bucket`, or changes its default retention, with the bucket blob
-    /// `blob` written at `ts` carrying the configuration (see [`Index::reconfigure_bucket`]).
-    /// S3 enables it only on a bucket with versioning enabled (`InvalidBucketState` otherwise).
-    pub async fn set_object_lock(&self, bucket: &str, config: ObjectLockConfig, ts: u64, blob: &BlobRef) -> Result<()> {
-        self.reconfigure_bucket(bucket, ts, blob, |record| {
-            if record.versioning != Versioning::Enabled {
-                return Err(Error::InvalidBucketState(
-                    "Versioning must be 'Enabled' on the bucket to apply a Object Lock configuration".into(),
-                ));
-            }
-            record.object_lock = Some(config.clone());
-            Ok(())
-        })
-        .await
     }
 
     /// Changes the lock of the version of `bucket`/`key` whose blob is `version` from

@@ -35,7 +35,7 @@ mod tags;
 mod unlogged;
 mod versions;
 
-pub use self::buckets::{BUCKET_KEY, BucketTombstone, BucketUsage};
+pub use self::buckets::{BUCKET_KEY, BucketConfig, BucketTombstone, BucketUsage};
 pub use self::forget::Forgotten;
 pub use self::gateways::{GatewayRecord, claim_key, live_gateways};
 pub use self::gc::{IdSlice, QueuedBlob, ReferencedCopies, Tombstone};

@@ -11,7 +11,8 @@
 //!
 //! Version 2 appended S3 versioning (`BucketRecord::versioning`, `ObjectRecord::version`,
 //! `ObjectEntry::Deleted::version`); version 3 object lock (`BucketRecord::object_lock`,
-//! `ObjectRecord::lock`, `ObjectRecord::lock_blob`). Version 1 records had grown once before the rule (the
+//! `ObjectRecord::lock`, `ObjectRecord::lock_blob`); version 4 the lock of an upload's object
+//! (`UploadRecord::lock`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -19,7 +20,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
-const RECORD_VERSION: u8 = 3;
+const RECORD_VERSION: u8 = 4;
 /// The oldest version byte this code reads.
 const FIRST_RECORD_VERSION: u8 = 1;
 /// Zero bytes appended to a record that ends early: one per field appended since it was
@@ -405,6 +406,8 @@ pub struct UploadRecord {
     pub tags: Vec<(String, String)>,
     /// The checksum algorithm parts carry, and how the object's checksum is formed.
     pub checksum: Option<(Algorithm, ChecksumType)>,
+    /// The object lock of the object to be (appended).
+    pub lock: Lock,
 }
 
 /// A multipart upload that completed, remembered for a while (upload id → this) so that a

@@ -9,8 +9,7 @@
 //! no version, still goes to GC); suspended — versions with ids become noncurrent, while the
 //! key's `null` version, current or not, goes to GC, since the new entry is the `null` version.
 
-use super::BUCKET_KEY;
-use super::records::{BlobRef, BucketEntry, CommitOrder, ObjectEntry, Version, Versioning, decode};
+use super::records::{BlobRef, CommitOrder, ObjectEntry, Version, Versioning, decode};
 use super::{Index, ListItem, object_key, prefix_end, read_in, write_in};
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
@@ -228,76 +227,30 @@ impl Index {
         NoncurrentPages { index: self, bucket: bucket.into(), key: key.into(), before: None, finished: false }
     }
 
-    /// Sets `bucket`'s versioning, which `blob` carries to the volumes: a bucket blob written
-    /// at `ts` with the new state and the bucket's creation time. It becomes the bucket's blob
-    /// (the one it replaces goes to GC), so a rebuild restores the newest state. A bucket once
-    /// versioned cannot go back to unversioned (S3 answers that with
-    /// `IllegalVersioningConfigurationException`), nor one with object lock be suspended. On
-    /// any refusal `blob` goes to GC.
-    pub async fn set_versioning(&self, bucket: &str, versioning: Versioning, ts: u64, blob: &BlobRef) -> Result<()> {
-        self.reconfigure_bucket(bucket, ts, blob, |record| {
-            if versioning == Versioning::Unversioned && record.versioning != Versioning::Unversioned {
-                return Err(Error::InvalidRequest("a versioned bucket can only be suspended".into()));
-            }
-            if record.object_lock.is_some() && versioning != Versioning::Enabled {
-                return Err(Error::InvalidBucketState(
-                    "An Object Lock configuration is present on this bucket, so the versioning state cannot be changed."
-                        .into(),
-                ));
-            }
-            record.versioning = versioning;
-            Ok(())
-        })
-        .await
-    }
-
-    /// Changes `bucket`'s record with `change`, in one transaction with making `blob` — a
-    /// bucket blob written at `ts` that carries the changed configuration — the bucket's blob
-    /// (the one it replaces goes to GC), so that a rebuild restores the newest configuration.
-    /// On any refusal (by `change`, or a newer bucket operation) `blob` goes to GC.
-    pub(super) async fn reconfigure_bucket(
-        &self,
-        bucket: &str,
-        ts: u64,
-        blob: &BlobRef,
-        change: impl Fn(&mut super::records::BucketRecord) -> Result<()> + Send + Sync,
-    ) -> Result<()> {
-        in_transaction!(self.engine, tx, {
-            let outcome = match read_in::<BucketEntry>(tx, Table::Buckets, bucket.as_bytes()).await? {
-                Some(BucketEntry::Live(record)) if record.ts > ts => Err(Error::OperationAborted),
-                Some(BucketEntry::Live(mut record)) => match change(&mut record) {
-                    Ok(()) => {
-                        if let Some(old) = record.blob.replace(blob.clone()) {
-                            self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
-                        }
-                        record.ts = ts;
-                        self.consume_claim(tx, &blob.id).await?;
-                        write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
-                        self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
-                        self.stage_unlogged(tx, blob, CommitOrder::plain(ts))?;
-                        Ok(())
-                    }
-                    Err(refused) => Err(refused),
-                },
-                _ => Err(Error::NoSuchBucket),
-            };
-            if outcome.is_err() {
-                self.queue_gc(tx, bucket, BUCKET_KEY, blob, 0)?;
-            }
-            Ok(outcome)
-        })?
-    }
-
     /// Test shorthand: sets `bucket`'s versioning with a made-up bucket blob (claimed first on
     /// a shared index, by the gateway `t` the tests register).
     #[cfg(test)]
     pub(crate) async fn test_set_versioning(&self, bucket: &str, versioning: Versioning) -> Result<()> {
+        self.test_configure(bucket, |config| config.versioning = versioning).await
+    }
+
+    /// Test shorthand: changes `bucket`'s configuration with `change`, by a made-up bucket
+    /// blob (claimed first on a shared index, by the gateway `t` the tests register).
+    #[cfg(test)]
+    pub(crate) async fn test_configure(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut super::BucketConfig),
+    ) -> Result<()> {
+        let expected = self.bucket(bucket).await?.ok_or(Error::NoSuchBucket)?.config();
+        let mut new = expected.clone();
+        change(&mut new);
         let ts = self.next_ts();
-        let blob = BlobRef { id: format!("versioning-{bucket}-{ts}"), replicas: vec![] };
+        let blob = BlobRef { id: format!("config-{bucket}-{ts}"), replicas: vec![] };
         if self.engine.shared() {
             self.claim(&blob.id, "c", "t").await?;
         }
-        self.set_versioning(bucket, versioning, ts, &blob).await
+        self.configure_bucket(bucket, &expected, &new, ts, &blob).await
     }
 
     /// Adds to `tx` what becomes of `current`, the entry of `bucket`/`key` a commit under
@@ -579,6 +532,7 @@ mod tests {
     use super::*;
     use crate::engine::postgres::PostgresEngine;
     use crate::engine::postgres::test_postgres::TestPostgres;
+    use crate::index::BUCKET_KEY;
     use crate::index::records::{BlobRef, ObjectRecord, Replica};
     use crate::index::{GatewayRecord, IdSlice, Tombstone};
 
@@ -827,7 +781,7 @@ mod tests {
     #[tokio::test]
     async fn locked_versions_stay_whatever_asks() {
         use crate::index::Committed;
-        use crate::index::records::{Lock, LockMode, ObjectLockConfig, Retention, TagsBlob};
+        use crate::index::records::{DefaultRetention, Lock, LockMode, ObjectLockConfig, Retention, TagsBlob};
         with_index("locked_versions_stay", async |index: &Index| {
             let far = crate::time::now_ms() + 3_600_000;
             let blob = |id: &str| BlobRef { id: id.into(), replicas: vec![] };
@@ -837,14 +791,27 @@ mod tests {
                 }
                 blob(id)
             };
-            let lock_blob = claimed("config").await;
-            let refused = index.set_object_lock("b", ObjectLockConfig::default(), index.next_ts(), &lock_blob).await;
+            let enable_lock =
+                |config: &mut crate::index::BucketConfig| config.object_lock = Some(ObjectLockConfig::default());
+            let refused = index.test_configure("b", enable_lock).await;
             assert!(matches!(refused, Err(Error::InvalidBucketState(_))), "versioning first: {refused:?}");
             index.test_set_versioning("b", Versioning::Enabled).await.unwrap();
-            let lock_blob = claimed("config2").await;
-            index.set_object_lock("b", ObjectLockConfig::default(), index.next_ts(), &lock_blob).await.unwrap();
+            index.test_configure("b", enable_lock).await.unwrap();
             let suspend = index.test_set_versioning("b", Versioning::Suspended).await;
             assert!(matches!(suspend, Err(Error::InvalidBucketState(_))), "{suspend:?}");
+            let unlock = index.test_configure("b", |config| config.object_lock = None).await;
+            assert!(matches!(unlock, Err(Error::InvalidBucketState(_))), "{unlock:?}");
+            // A change made from a configuration read before another change is refused: its
+            // bucket blob would carry the older configuration.
+            let stale = index.bucket("b").await.unwrap().unwrap().config();
+            let retention = DefaultRetention { mode: LockMode::Governance, days: 1, years: 0 };
+            index
+                .test_configure("b", |c| c.object_lock = Some(ObjectLockConfig { default_retention: Some(retention) }))
+                .await
+                .unwrap();
+            let late = claimed("late").await;
+            let raced = index.configure_bucket("b", &stale, &stale, index.next_ts(), &late).await;
+            assert!(matches!(raced, Err(Error::OperationAborted)), "{raced:?}");
             // Created with object lock: versioned from the start.
             let creation = claimed("locked-bucket").await;
             let config = ObjectLockConfig::default();

@@ -9,8 +9,8 @@ use super::Gateway;
 use super::write::{self, Stored};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::BUCKET_KEY;
-use crate::index::records::{CommitOrder, Versioning};
+use crate::index::records::{CommitOrder, ObjectLockConfig, Versioning};
+use crate::index::{BUCKET_KEY, BucketConfig};
 use crate::time::{now_ms, timestamp_from_ms};
 
 /// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
@@ -74,9 +74,20 @@ pub(super) async fn create_bucket(
     }
     let ts = gw.index.bucket_write_ts(&bucket).await?;
     let created_ms = now_ms();
-    let stored = store_bucket_blob(gw, BlobKind::Bucket, &bucket, ts, created_ms).await?;
+    // Object lock enabled at creation turns versioning on, as on S3.
+    let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
+    let meta = BlobMeta {
+        versioning: locked.then_some(Versioning::Enabled),
+        object_lock: locked.then(ObjectLockConfig::default),
+        ..BlobMeta::new(BlobKind::Bucket, &bucket, BUCKET_KEY, ts, created_ms)
+    };
+    let stored = write::store_empty(gw, &meta).await?;
     let (name, blob) = (bucket.clone(), stored.blob.clone());
-    if !gw.index.create_bucket(&name, ts, created_ms, &blob).await? {
+    let created = match meta.object_lock {
+        Some(config) => gw.index.create_locked_bucket(&name, ts, created_ms, &blob, config).await?,
+        None => gw.index.create_bucket(&name, ts, created_ms, &blob).await?,
+    };
+    if !created {
         return Err(already_owned());
     }
     crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
@@ -89,12 +100,34 @@ pub(super) async fn create_bucket(
 /// knows the bucket exists, even empty, or was deleted. `modified_ms` is the bucket's
 /// creation time for a creation blob.
 async fn store_bucket_blob(gw: &Gateway, kind: BlobKind, bucket: &str, ts: u64, modified_ms: u64) -> Result<Stored> {
-    store_bucket_meta(gw, &BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms)).await
+    write::store_empty(gw, &BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms)).await
 }
 
-async fn store_bucket_meta(gw: &Gateway, meta: &BlobMeta) -> Result<Stored> {
-    let empty = futures::stream::empty::<std::result::Result<bytes::Bytes, std::io::Error>>();
-    write::store(gw, meta, Some(0), None, None, empty).await
+/// Changes `bucket`'s configuration (versioning, object lock) with `change`, which may refuse
+/// it. The whole new configuration goes to the volumes first, in a bucket blob that replaces
+/// the bucket's (see `Index::configure_bucket`), so that a rebuild restores it.
+pub(super) async fn reconfigure(
+    gw: &Gateway,
+    bucket: &str,
+    change: impl FnOnce(&mut BucketConfig) -> S3Result<()>,
+) -> S3Result<BucketConfig> {
+    let Some(record) = gw.index.bucket(bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let expected = record.config();
+    let mut new = expected.clone();
+    change(&mut new)?;
+    if let Some(refused) = expected.refuses(&new) {
+        return Err(refused.into());
+    }
+    let ts = gw.index.bucket_write_ts(bucket).await?;
+    let meta = BlobMeta {
+        versioning: (new.versioning != Versioning::Unversioned).then_some(new.versioning),
+        object_lock: new.object_lock.clone(),
+        ..BlobMeta::new(BlobKind::Bucket, bucket, BUCKET_KEY, ts, record.created_ms)
+    };
+    let stored = write::store_empty(gw, &meta).await?;
+    gw.index.configure_bucket(bucket, &expected, &new, ts, &stored.blob).await?;
+    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
+    Ok(new)
 }
 
 pub(super) async fn head_bucket(
@@ -153,8 +186,7 @@ pub(super) async fn get_bucket_versioning(
     Ok(S3Response::new(GetBucketVersioningOutput { status, ..Default::default() }))
 }
 
-/// Enables or suspends versioning. The new state goes to the volumes first, in a bucket blob
-/// that replaces the bucket's (see `Index::set_versioning`), so a rebuild restores it.
+/// Enables or suspends versioning (see [`reconfigure`]).
 pub(super) async fn put_bucket_versioning(
     gw: &Gateway,
     req: S3Request<PutBucketVersioningInput>,
@@ -176,15 +208,11 @@ pub(super) async fn put_bucket_versioning(
         _ => return Err(illegal()),
     };
     let bucket = input.bucket;
-    let Some(record) = gw.index.bucket(&bucket).await? else { return Err(Error::NoSuchBucket.into()) };
-    let ts = gw.index.bucket_write_ts(&bucket).await?;
-    let meta = BlobMeta {
-        versioning: Some(versioning),
-        ..BlobMeta::new(BlobKind::Bucket, &bucket, BUCKET_KEY, ts, record.created_ms)
-    };
-    let stored = store_bucket_meta(gw, &meta).await?;
-    gw.index.set_versioning(&bucket, versioning, ts, &stored.blob).await?;
-    crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
+    reconfigure(gw, &bucket, |config| {
+        config.versioning = versioning;
+        Ok(())
+    })
+    .await?;
     tracing::info!(%bucket, ?versioning, "bucket versioning changed");
     Ok(S3Response::new(PutBucketVersioningOutput {}))
 }

@@ -6,6 +6,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::conditions::{check_copy_source, copy_source_preconditions};
+use super::lock::{carried, lock_headers};
 use super::object::{algorithm_from_dto, checksum_fields, lookup_version, open_object, system_headers};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
@@ -45,14 +46,15 @@ pub(super) async fn copy_object(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
 ) -> S3Result<S3Response<CopyObjectOutput>> {
-    let input = req.input;
+    let mut input = req.input;
     super::object::check_storage_class(input.storage_class.as_ref())?;
+    let lock_headers = lock_headers!(input);
     let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
     let (source, source_version_id) = lookup_version(gw, src_bucket, src_key, src_version).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
-    if gw.index.bucket(&input.bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
+    let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    // The copy's own lock (or the bucket's default), never the source's, as on S3.
+    let lock = lock_headers.lock_for(&bucket_record, now_ms())?;
     let replace_meta =
         directive_is_replace(input.metadata_directive.as_ref().map(MetadataDirective::as_str), "metadata")?;
     let replace_tags = directive_is_replace(input.tagging_directive.as_ref().map(TaggingDirective::as_str), "tagging")?;
@@ -86,6 +88,7 @@ pub(super) async fn copy_object(
         headers,
         user_meta,
         tags,
+        lock: carried(lock),
         ..BlobMeta::new(BlobKind::Object, &input.bucket, &input.key, ts, modified_ms)
     };
     let body = open_object(gw, src_bucket, src_key, &source, 0, source.size).await?;

@@ -12,6 +12,7 @@ use s3s::dto::*;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::write::store_empty;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
 use crate::index::NULL_VERSION;
@@ -31,13 +32,6 @@ struct Deleted {
     version_id: Option<String>,
     /// Whether that version is a delete marker.
     marker: bool,
-}
-
-/// Writes an empty blob of `meta` to the key's replicas; `stored` keeps it hidden from GC
-/// until it is committed.
-async fn store_empty(gw: &Gateway, meta: &BlobMeta) -> Result<super::write::Stored> {
-    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-    super::write::store(gw, meta, Some(0), None, None, empty).await
 }
 
 /// Deletes `key` without a version id. In a bucket that never had versioning, it unlinks the
@@ -62,7 +56,7 @@ async fn unlink(gw: &Gateway, bucket: &str, key: &str) -> Result<Deleted> {
 /// deletion blob naming the version's blob goes to the key's replicas first, so that a
 /// rebuild does not bring the version back. Deleting a version that does not exist succeeds
 /// and changes nothing. In a bucket that never had versioning, `null` is the current object.
-async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str) -> S3Result<Deleted> {
+async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str, bypass: bool) -> S3Result<Deleted> {
     let Some(bucket_record) = gw.index.bucket(bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     let version_id = super::object::check_version_id(version_id)?;
     if bucket_record.versioning == Versioning::Unversioned && version_id == NULL_VERSION {
@@ -72,13 +66,19 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str)
     let Some(version) = gw.index.object_version(bucket, key, version_id).await? else {
         return Ok(Deleted { version_id: Some(version_id.to_string()), marker: false });
     };
+    // Refused early, before a blob is written; the index refuses it again when it commits.
+    if let ObjectEntry::Live(record) = &version
+        && let Some(why) = record.lock.forbids_deletion(now_ms(), bypass)
+    {
+        return Err(Error::ObjectLocked(why).into());
+    }
     let ts = gw.index.next_ts();
     let meta = BlobMeta {
         version: Some(version.main_blob().id.clone()),
         ..BlobMeta::new(BlobKind::VersionDeleted, bucket, key, ts, now_ms())
     };
     let stored = store_empty(gw, &meta).await?;
-    let removed = gw.index.delete_version(bucket, key, version_id, &stored.blob, false).await?;
+    let removed = gw.index.delete_version(bucket, key, version_id, &stored.blob, bypass).await?;
     let marker = match removed {
         Some((removed, commit)) => {
             crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, commit).await;
@@ -90,10 +90,10 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str)
     Ok(Deleted { version_id: Some(version_id.to_string()), marker })
 }
 
-/// DeleteObject or one key of DeleteObjects.
-async fn delete(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>) -> S3Result<Deleted> {
+/// DeleteObject or one key of DeleteObjects; `bypass` is `x-amz-bypass-governance-retention`.
+async fn delete(gw: &Gateway, bucket: &str, key: &str, version_id: Option<&str>, bypass: bool) -> S3Result<Deleted> {
     match version_id {
-        Some(version_id) => delete_version(gw, bucket, key, version_id).await,
+        Some(version_id) => delete_version(gw, bucket, key, version_id, bypass).await,
         None => Ok(unlink(gw, bucket, key).await?),
     }
 }
@@ -103,7 +103,8 @@ pub(super) async fn delete_object(
     req: S3Request<DeleteObjectInput>,
 ) -> S3Result<S3Response<DeleteObjectOutput>> {
     let input = req.input;
-    let deleted = delete(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
+    let deleted = delete(gw, &input.bucket, &input.key, input.version_id.as_deref(), bypass).await?;
     Ok(S3Response::new(DeleteObjectOutput {
         delete_marker: deleted.marker.then_some(true),
         version_id: deleted.version_id,
@@ -126,10 +127,11 @@ pub(super) async fn delete_objects(
         return Err(Error::NoSuchBucket.into());
     }
     let quiet = input.delete.quiet.unwrap_or(false);
+    let bypass = input.bypass_governance_retention.unwrap_or(false);
     let bucket = &input.bucket;
     let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
         .map(|object| async move {
-            let result = delete(gw, bucket, &object.key, object.version_id.as_deref()).await;
+            let result = delete(gw, bucket, &object.key, object.version_id.as_deref(), bypass).await;
             (object, result)
         })
         .buffered(DELETES_AT_ONCE)

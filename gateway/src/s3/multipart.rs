@@ -10,6 +10,7 @@ use s3s::stream::ByteStream as _;
 use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
+use super::lock::{carried, default_retention, lock_headers};
 use super::object::{algorithm_from_dto, checksum_algorithm_dto, checksum_fields, system_headers};
 use super::write::{self, new_id};
 use crate::blob_meta::{BlobKind, BlobMeta, Manifest};
@@ -29,8 +30,16 @@ pub(super) async fn create_multipart_upload(
     gw: &Gateway,
     req: S3Request<CreateMultipartUploadInput>,
 ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-    let input = req.input;
+    let mut input = req.input;
     super::object::check_storage_class(input.storage_class.as_ref())?;
+    let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let lock_headers = lock_headers!(input);
+    let mut lock = lock_headers.lock_for(&bucket_record, now_ms())?;
+    if lock_headers.mode.is_none() {
+        // None asked for: the bucket's default retention applies when the upload completes,
+        // counted from then.
+        lock.retention = None;
+    }
     let algorithm = input.checksum_algorithm.as_ref().map(algorithm_from_dto).transpose()?;
     let kind = input
         .checksum_type
@@ -60,6 +69,7 @@ pub(super) async fn create_multipart_upload(
         user_meta: write::user_meta(input.metadata)?,
         tags: write::tagging_header(input.tagging.as_deref())?,
         checksum,
+        lock,
     };
     let upload_id = new_id();
     let (bucket, key, id) = (input.bucket.clone(), input.key.clone(), upload_id.clone());
@@ -319,9 +329,14 @@ pub(super) async fn complete_multipart_upload(
         None => None,
     };
 
+    let Some(bucket_record) = gw.index.bucket(&bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     // When the write started; the commit takes the version's order (`Index::stage_object`).
     let ts = gw.index.next_ts();
     let modified_ms = now_ms();
+    let mut lock = upload.lock;
+    if lock.retention.is_none() {
+        lock.retention = default_retention(&bucket_record, modified_ms);
+    }
     let etag = multipart_etag(&chosen);
     let meta = BlobMeta {
         headers: upload.headers.clone(),
@@ -329,6 +344,7 @@ pub(super) async fn complete_multipart_upload(
         tags: upload.tags.clone(),
         etag: Some(etag.clone()),
         checksum: checksum.clone(),
+        lock: carried(lock),
         ..BlobMeta::new(BlobKind::Manifest, &bucket, &key, ts, modified_ms)
     };
     let manifest = Manifest::of(&upload_id, &chosen).to_json();
@@ -350,7 +366,7 @@ pub(super) async fn complete_multipart_upload(
         blob: stored_manifest.blob,
         tags_blob: None,
         version: Version::Unversioned,
-        lock: Default::default(),
+        lock,
         lock_blob: None,
     };
     let entry = ObjectEntry::Live(Box::new(record));

@@ -7,6 +7,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::conditions::{check_read, read_preconditions};
+use super::lock::{carried, lock_headers, lock_output};
 use super::write;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::checksum::{Algorithm, Checksum, Expected};
@@ -76,18 +77,24 @@ pub(super) fn body_or_empty(body: Option<StreamingBlob>) -> StreamingBlob {
 }
 
 pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-    let input = req.input;
+    let mut input = req.input;
     let (bucket, key) = (input.bucket, input.key);
-    if gw.index.bucket(&bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
+    let Some(bucket_record) = gw.index.bucket(&bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     check_storage_class(input.storage_class.as_ref())?;
+    let lock_headers = lock_headers!(input);
+    let lock = lock_headers.lock_for(&bucket_record, now_ms())?;
     let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(condition) = &condition {
         gw.index.check_condition(&bucket, &key, condition).await?;
     }
     let content_md5 = write::content_md5(input.content_md5.as_deref())?;
     let expected = Expected::from_request(&req.headers, req.trailing_headers.as_ref(), None)?;
+    if lock_headers.any() && content_md5.is_none() && expected.is_none() {
+        return Err(s3_error!(
+            InvalidRequest,
+            "Content-MD5 OR x-amz-checksum- HTTP header is required for Put Object requests with Object Lock parameters"
+        ));
+    }
     let algorithm = expected.as_ref().map(|e| e.algorithm);
     let body = body_or_empty(input.body);
     let size = body.remaining_length().exact().map(|n| n as u64);
@@ -99,6 +106,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
         headers: system_headers!(input),
         user_meta: write::user_meta(input.metadata)?,
         tags: write::tagging_header(input.tagging.as_deref())?,
+        lock: carried(lock),
         ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
     };
     let stored = write::store(gw, &meta, size, content_md5, expected, body).await?;
@@ -326,6 +334,8 @@ macro_rules! object_output {
             metadata: metadata(record),
             ..Default::default()
         };
+        (output.object_lock_mode, output.object_lock_retain_until_date, output.object_lock_legal_hold_status) =
+            lock_output(&record.lock);
         if let Some(checksum) = plan.checksum {
             output.checksum_type = Some(ChecksumType::from(checksum.kind.name().to_string()));
             checksum_fields!(output, checksum.algorithm, Some(checksum.value));

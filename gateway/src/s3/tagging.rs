@@ -41,8 +41,7 @@ async fn set_tags(
         version: Some(version.clone()),
         ..BlobMeta::new(BlobKind::Tags, &bucket, &key, ts, now_ms())
     };
-    let empty = futures::stream::empty::<Result<bytes::Bytes, std::io::Error>>();
-    let stored = write::store(gw, &meta, Some(0), None, None, empty).await?;
+    let stored = write::store_empty(gw, &meta).await?;
     let change = TagsBlob { ts, blob: stored.blob.clone() };
     let committed = gw.index.set_tags(&bucket, &key, &version, tags, change).await?;
     if committed == Committed::Current {

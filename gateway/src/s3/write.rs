@@ -69,6 +69,13 @@ impl Stored {
     }
 }
 
+/// Writes an empty blob of `meta` (a tombstone, a bucket, tags or lock change…) to the replicas
+/// of its key; the returned [`Stored`] keeps it hidden from GC until it is committed.
+pub(super) async fn store_empty(gw: &Gateway, meta: &BlobMeta) -> Result<Stored> {
+    let empty = futures::stream::empty::<std::result::Result<Bytes, std::io::Error>>();
+    store(gw, meta, Some(0), None, None, empty).await
+}
+
 /// Streams `body` into a new blob on the replicas the ring picks for `bucket`/`key`. Every
 /// digest is checked before the replicas commit, so a bad body leaves nothing behind.
 pub(super) async fn store<S, E>(
