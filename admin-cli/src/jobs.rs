@@ -1,10 +1,11 @@
-//! The background jobs a gateway runs for `cairn-admin`: gc, rebalance and verify, followed
-//! to the end with a progress line.
+//! The background jobs a gateway runs for `cairn-admin`: gc, rebalance, verify and
+//! lifecycle, followed to the end with a progress line.
 
 use std::time::Duration;
 
 use gateway::admin::gc::{GcProgress, GcRequest};
 use gateway::admin::jobs::Progress;
+use gateway::admin::lifecycle::LifecycleProgress;
 use gateway::admin::rebalance::{RebalanceProgress, RebalanceRequest};
 use gateway::admin::verify::{VerifyProgress, VerifyRequest};
 
@@ -42,6 +43,27 @@ pub(crate) fn gc_line(p: &GcProgress) -> String {
 pub(crate) async fn gc(api: &Api, grace: Duration, dry_run: bool, as_json: bool) -> Result<(), String> {
     let body = GcRequest { grace_secs: Some(grace.as_secs()), dry_run };
     run_job::<GcProgress>(api, "gc", &body, as_json, gc_line).await.map(drop)
+}
+
+pub(crate) fn lifecycle_line(p: &LifecycleProgress) -> String {
+    format!(
+        "lifecycle {}: buckets {}/{}  objects {}  expired {}  noncurrent deleted {}  markers removed {}  uploads aborted {}  kept by object lock {}  errors {}",
+        p.status.state,
+        p.buckets_done,
+        p.buckets,
+        p.objects_scanned,
+        p.expired,
+        p.noncurrent_deleted,
+        p.markers_removed,
+        p.uploads_aborted,
+        p.locked,
+        p.status.errors
+    ) + &owner_of(&p.status)
+}
+
+/// Applies every bucket's lifecycle rules now (the gateway also does once a lifecycle day).
+pub(crate) async fn lifecycle(api: &Api, as_json: bool) -> Result<(), String> {
+    run_job::<LifecycleProgress>(api, "lifecycle", &serde_json::json!({}), as_json, lifecycle_line).await.map(drop)
 }
 
 /// `1 bucket`, `2 buckets`.

@@ -97,6 +97,11 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Buckets' lifecycle rules.
+    Lifecycle {
+        #[command(subcommand)]
+        command: LifecycleCommand,
+    },
     /// Delete blobs of overwritten and deleted versions, aborted uploads and failed writes;
     /// abort multipart uploads older than the gateway's `--upload-ttl`.
     Gc {
@@ -107,6 +112,14 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum LifecycleCommand {
+    /// Apply every bucket's lifecycle rules now and follow the job to its end (the gateway
+    /// runs it by itself once a day): expire, delete noncurrent versions and lone delete
+    /// markers, abort old uploads; object lock keeps what it protects.
+    Run,
 }
 
 #[tokio::main]
@@ -137,6 +150,7 @@ async fn main() -> ExitCode {
         Command::Completions { .. } | Command::Rebuild { .. } | Command::Index { .. } => Ok(()),
         Command::Key { command } => keys::key(&api, command, cli.json).await,
         Command::Gc { grace, dry_run } => jobs::gc(&api, grace, dry_run, cli.json).await,
+        Command::Lifecycle { command: LifecycleCommand::Run } => jobs::lifecycle(&api, cli.json).await,
         Command::Verify { repair } => jobs::verify(&api, repair, cli.json).await,
         Command::Volume { command } => volumes::volume(&api, command, cli.json).await,
         Command::Rebalance { dry_run, rate } => jobs::rebalance(&api, dry_run, rate, cli.json).await,

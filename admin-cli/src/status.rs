@@ -3,7 +3,7 @@
 use gateway::admin::Status;
 
 use crate::api::{Api, parse};
-use crate::jobs::{gc_line, rebalance_line, verify_line};
+use crate::jobs::{gc_line, lifecycle_line, rebalance_line, verify_line};
 
 pub(crate) async fn status(api: &Api, json: bool) -> Result<(), String> {
     let body = api.get("/status").await?;
@@ -44,6 +44,7 @@ pub(crate) async fn status(api: &Api, json: bool) -> Result<(), String> {
         jobs.gc.as_ref().map(gc_line),
         jobs.verify.as_ref().map(verify_line),
         jobs.rebalance.as_ref().map(rebalance_line),
+        jobs.lifecycle.as_ref().map(lifecycle_line),
     ]
     .into_iter()
     .flatten()

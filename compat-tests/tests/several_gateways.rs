@@ -272,7 +272,11 @@ async fn a_gateway_reaped_while_frozen_never_commits_what_gc_took_and_stops() {
     // it after the other two have the blob — the window in which B is frozen.
     let mut cluster = TestCluster::start_with(3, 3, &["--index", &url]);
     let b = cluster.start_another_gateway();
-    let (a, b_client) = (cluster.client(), cluster.more_gateways[b].client());
+    // B's client does not retry: a retry is a new write (a new blob and claim), which B may
+    // acknowledge before its next heartbeat tells it it was reaped; the write under test is
+    // the first one.
+    let b_endpoint = cluster.more_gateways[b].endpoint();
+    let (a, b_client) = (cluster.client(), compat_tests::client_without_retries(&b_endpoint, Duration::from_secs(60)));
     a.create_bucket().bucket("fence").send().await.unwrap();
     let b_pid = cluster.more_gateways[b].proc.as_ref().unwrap().pid();
 

@@ -56,7 +56,12 @@ enum Need {
 
 fn need_of(operation: &str) -> Need {
     match operation {
-        "CreateBucket" | "DeleteBucket" | "PutObjectLockConfiguration" => Need::Owner,
+        // Lifecycle rules and object lock decide what may be deleted: the owner's to set.
+        "CreateBucket"
+        | "DeleteBucket"
+        | "PutObjectLockConfiguration"
+        | "PutBucketLifecycleConfiguration"
+        | "DeleteBucketLifecycle" => Need::Owner,
         op if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => Need::Read,
         _ => Need::Write,
     }

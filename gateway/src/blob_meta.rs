@@ -92,6 +92,9 @@ pub struct BlobMeta {
     /// A bucket blob's object lock configuration, once enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub object_lock: Option<crate::index::records::ObjectLockConfig>,
+    /// A bucket blob's lifecycle rules, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifecycle: Option<crate::index::records::Lifecycle>,
 }
 
 impl BlobMeta {
@@ -116,6 +119,7 @@ impl BlobMeta {
             versioning: None,
             lock: None,
             object_lock: None,
+            lifecycle: None,
         }
     }
 

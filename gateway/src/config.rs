@@ -91,6 +91,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CAIRN_UPLOAD_TTL", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration_or_seconds")]
     pub upload_ttl: Option<Duration>,
+    /// Test knob: the length of a lifecycle day in seconds, for lifecycle rules' days and for
+    /// how often the lifecycle job runs, so that tests need not wait for days [default: 86400].
+    #[arg(long, env = "CAIRN_LIFECYCLE_DAY_SECS")]
+    pub lifecycle_day_secs: Option<u64>,
     /// PEM certificate chain (leaf first) for HTTPS on the S3 listener; needs --tls-key.
     #[arg(long, env = "CAIRN_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -101,6 +105,8 @@ pub struct ServeArgs {
 
 /// Default `--upload-ttl`: a week, long enough for any upload that is still being worked on.
 pub const DEFAULT_UPLOAD_TTL: Duration = Duration::from_secs(7 * 86_400);
+/// A lifecycle day: a day (`--lifecycle-day-secs` shortens it for tests).
+pub const DEFAULT_LIFECYCLE_DAY: Duration = Duration::from_secs(86_400);
 
 /// A duration in the TOML file: `"36h"` as in flags, or a number of seconds.
 fn duration_or_seconds<'de, D: serde::Deserializer<'de>>(
@@ -173,6 +179,8 @@ pub struct Settings {
     pub domain: Option<String>,
     /// Age after which GC aborts an incomplete multipart upload.
     pub upload_ttl: Duration,
+    /// A lifecycle day (a day, but for tests).
+    pub lifecycle_day: Duration,
     /// Certificate chain and key files: the S3 listener speaks HTTPS.
     pub tls: Option<TlsFiles>,
 }
@@ -201,6 +209,7 @@ impl std::fmt::Debug for Settings {
             .field("region", &self.region)
             .field("domain", &self.domain)
             .field("upload_ttl", &self.upload_ttl)
+            .field("lifecycle_day", &self.lifecycle_day)
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
@@ -239,6 +248,9 @@ impl Settings {
             put("domain", domain.clone().into());
         }
         put("upload_ttl", humane(self.upload_ttl).into());
+        if self.lifecycle_day != DEFAULT_LIFECYCLE_DAY {
+            put("lifecycle_day_secs", i64::try_from(self.lifecycle_day.as_secs()).unwrap_or(i64::MAX).into());
+        }
         if let Some(tls) = &self.tls {
             put("tls_cert", tls.cert.display().to_string().into());
             put("tls_key", tls.key.display().to_string().into());
@@ -402,6 +414,11 @@ impl ServeArgs {
             region: self.region.or(file.region).unwrap_or_else(|| "us-east-1".into()),
             domain: self.domain.or(file.domain).map(|d| d.trim().trim_end_matches('.').to_ascii_lowercase()),
             upload_ttl: self.upload_ttl.or(file.upload_ttl).unwrap_or(DEFAULT_UPLOAD_TTL),
+            lifecycle_day: match self.lifecycle_day_secs.or(file.lifecycle_day_secs) {
+                Some(0) => return Err(Error::Config("--lifecycle-day-secs must be at least 1".into())),
+                Some(secs) => Duration::from_secs(secs),
+                None => DEFAULT_LIFECYCLE_DAY,
+            },
             tls: match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
                 (None, None) => None,

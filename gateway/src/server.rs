@@ -108,7 +108,7 @@ pub async fn run(
         in_flight: in_flight.clone(),
         damage,
     };
-    let mut builder = S3ServiceBuilder::new(gateway);
+    let mut builder = S3ServiceBuilder::new(gateway.clone());
     builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone(), index.clone()));
     builder.set_access(AccessPolicy::new(settings.access_key.clone(), index.clone()));
     if let Some(domain) = &settings.domain {
@@ -153,10 +153,12 @@ pub async fn run(
             settings.replicas,
         )
         .with_upload_ttl(settings.upload_ttl)
+        .with_lifecycle(gateway.clone(), settings.lifecycle_day)
         .with_write_quorum(settings.write_quorum)
         .with_instance(instance, repair_lease),
     );
     let job_watcher = tokio::spawn(admin.clone().watch_jobs(shutdown.clone()));
+    let lifecycle_scheduler = tokio::spawn(admin.clone().schedule_lifecycle(shutdown.clone()));
     let admin = hyper::service::service_fn(move |req| admin.clone().handle(req));
     let admin_shutdown = shutdown.clone();
     tracing::info!(addr = ?admin_listener.local_addr().ok(), "admin API serving");
@@ -180,6 +182,7 @@ pub async fn run(
         let _ = task.await;
     }
     let _ = job_watcher.await;
+    let _ = lifecycle_scheduler.await;
     // Only now: no probe names the gateway any more.
     crate::membership::leave(&cluster, &volumes, &gateway_name).await;
     presence.leave().await;

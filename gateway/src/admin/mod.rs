@@ -17,6 +17,8 @@
 //! GET    /jobs/verify            progress of the running or last verify
 //! POST   /jobs/rebalance         {"dry_run", "rate_mb_s"} → starts a rebalance
 //! GET    /jobs/rebalance         progress of the running or last rebalance
+//! POST   /jobs/lifecycle         → applies the buckets' lifecycle rules now (one at a time)
+//! GET    /jobs/lifecycle         progress of the running or last lifecycle job
 //! POST   /volumes                {"url", "zone", "weight"} → add (or update) a volume
 //! POST   /volumes/weight         {"url", "weight"} (0 drains)
 //! POST   /volumes/zone           {"url", "zone"} (null clears it)
@@ -28,6 +30,7 @@ mod gauges;
 pub mod gc;
 pub mod jobs;
 pub mod keys;
+pub mod lifecycle;
 pub mod probes;
 pub mod rebalance;
 pub mod verify;
@@ -63,6 +66,11 @@ pub struct AdminApi {
     pub(crate) gc: jobs::JobSlot<gc::GcProgress>,
     pub(crate) verify: jobs::JobSlot<verify::VerifyProgress>,
     pub(crate) rebalance: jobs::JobSlot<rebalance::RebalanceProgress>,
+    pub(crate) lifecycle: jobs::JobSlot<lifecycle::LifecycleProgress>,
+    /// The S3 gateway the lifecycle job deletes through, as S3 requests do.
+    pub(crate) gateway: Option<crate::s3::Gateway>,
+    /// How long a lifecycle day is, in ms (`--lifecycle-day-secs`).
+    pub(crate) lifecycle_day_ms: u64,
     pub(crate) replicas: usize,
     /// Volumes a write needs (for `/ready`).
     pub(crate) write_quorum: usize,
@@ -87,6 +95,9 @@ impl AdminApi {
             gc: jobs::JobSlot::new("gc", index.clone(), instance.clone()),
             verify: jobs::JobSlot::new("verify", index.clone(), instance.clone()),
             rebalance: jobs::JobSlot::new("rebalance", index.clone(), instance.clone()),
+            lifecycle: jobs::JobSlot::new("lifecycle", index.clone(), instance.clone()),
+            gateway: None,
+            lifecycle_day_ms: crate::config::DEFAULT_LIFECYCLE_DAY.as_millis() as u64,
             instance,
             repair_lease: jobs::RepairLease::default(),
             index,
@@ -107,6 +118,7 @@ impl AdminApi {
         self.gc = jobs::JobSlot::new("gc", self.index.clone(), instance.clone());
         self.verify = jobs::JobSlot::new("verify", self.index.clone(), instance.clone());
         self.rebalance = jobs::JobSlot::new("rebalance", self.index.clone(), instance.clone());
+        self.lifecycle = jobs::JobSlot::new("lifecycle", self.index.clone(), instance.clone());
         self.instance = instance;
         self.repair_lease = repair_lease;
         self
@@ -129,7 +141,23 @@ impl AdminApi {
         self.gc.release().await;
         self.verify.release().await;
         self.rebalance.release().await;
+        self.lifecycle.release().await;
         self.repair_lease.release(&self.index, &self.instance).await;
+    }
+
+    /// Once a lifecycle day until `shutdown`: starts the lifecycle job unless one started
+    /// within the last lifecycle day, here or on another gateway.
+    pub async fn schedule_lifecycle(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
+        let day = std::time::Duration::from_millis(self.lifecycle_day_ms);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(day) => {}
+                () = shutdown.cancelled() => return,
+            }
+            if let Err(err) = lifecycle::start_if_due(&self).await {
+                tracing::warn!(%err, "the lifecycle job did not start; trying again in a lifecycle day");
+            }
+        }
     }
 
     async fn watch_once(&self, observer: &mut jobs::Observer) -> crate::Result<()> {
@@ -152,6 +180,12 @@ impl AdminApi {
         {
             rebalance::resume(self, record.lease).await?;
         }
+        if let Some(record) = self.index.job("lifecycle").await?
+            && observer.dead_owner(&record, std::time::Instant::now(), sole)
+            && !self.lifecycle.runs_here()
+        {
+            lifecycle::resume(self, record.lease).await?;
+        }
         let record = self.index.job(jobs::REPAIR).await?;
         let dead = record.as_ref().is_some_and(|r| observer.dead_owner(r, std::time::Instant::now(), sole));
         self.repair_lease.tick(&self.index, &self.instance, record, dead).await
@@ -161,6 +195,14 @@ impl AdminApi {
     #[must_use]
     pub fn with_write_quorum(mut self, write_quorum: usize) -> Self {
         self.write_quorum = write_quorum;
+        self
+    }
+
+    /// Sets the S3 gateway the lifecycle job acts through, and the length of a lifecycle day.
+    #[must_use]
+    pub fn with_lifecycle(mut self, gateway: crate::s3::Gateway, day: std::time::Duration) -> Self {
+        self.gateway = Some(gateway);
+        self.lifecycle_day_ms = u64::try_from(day.as_millis()).unwrap_or(u64::MAX).max(1);
         self
     }
 
@@ -252,6 +294,9 @@ pub struct Jobs {
     pub verify: Option<verify::VerifyProgress>,
     /// Rebalance.
     pub rebalance: Option<rebalance::RebalanceProgress>,
+    /// Lifecycle.
+    #[serde(default)]
+    pub lifecycle: Option<lifecycle::LifecycleProgress>,
 }
 
 /// One volume in `/status`.
@@ -321,6 +366,10 @@ impl AdminApi {
             ("GET", ["jobs", "gc"]) => self.gc.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from),
             ("POST", ["jobs", "verify"]) => verify::start(&self, req).await,
             ("POST", ["jobs", "rebalance"]) => rebalance::start(&self, req).await,
+            ("POST", ["jobs", "lifecycle"]) => lifecycle::start(&self).await,
+            ("GET", ["jobs", "lifecycle"]) => {
+                self.lifecycle.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from)
+            }
             ("GET", ["jobs", "rebalance"]) => {
                 self.rebalance.read().await.map(|p| json(StatusCode::OK, &p)).map_err(Failure::from)
             }
@@ -368,6 +417,7 @@ impl AdminApi {
             gc: self.gc.read().await?,
             verify: self.verify.read().await?,
             rebalance: self.rebalance.read().await?,
+            lifecycle: self.lifecycle.read().await?,
         };
         Ok(Status {
             cluster_id: document.cluster_id,

@@ -11,7 +11,7 @@
 //! a rebuild from bringing the bucket back.
 
 use super::records::{
-    BlobRef, BucketEntry, BucketRecord, CommitOrder, ObjectLockConfig, Replica, Versioning, decode, encode,
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, Lifecycle, ObjectLockConfig, Replica, Versioning, decode, encode,
 };
 use super::{Index, object_key, prefix_end, read_in, version_id, write_in};
 use crate::engine::{Table, Transaction};
@@ -22,13 +22,16 @@ use crate::in_transaction;
 /// has it (S3 keys are at least one byte long).
 pub const BUCKET_KEY: &str = "";
 
-/// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it.
+/// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it
+/// (versioning, object lock, lifecycle).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BucketConfig {
     /// S3 versioning.
     pub versioning: Versioning,
     /// Object lock, once enabled.
     pub object_lock: Option<ObjectLockConfig>,
+    /// Lifecycle rules, if any.
+    pub lifecycle: Option<Lifecycle>,
 }
 
 impl BucketConfig {
@@ -60,7 +63,11 @@ impl BucketConfig {
 impl BucketRecord {
     /// The configuration its bucket blob carries.
     pub fn config(&self) -> BucketConfig {
-        BucketConfig { versioning: self.versioning, object_lock: self.object_lock.clone() }
+        BucketConfig {
+            versioning: self.versioning,
+            object_lock: self.object_lock.clone(),
+            lifecycle: self.lifecycle.clone(),
+        }
     }
 }
 
@@ -141,6 +148,7 @@ impl Index {
                         record.ts = ts;
                         record.versioning = new.versioning;
                         record.object_lock = new.object_lock.clone();
+                        record.lifecycle = new.lifecycle.clone();
                         self.consume_claim(tx, &blob.id).await?;
                         write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
                         self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
@@ -180,6 +188,7 @@ impl Index {
             blob: Some(blob.clone()),
             versioning: Versioning::Unversioned,
             object_lock: None,
+            lifecycle: None,
         };
         self.create_bucket_as(name, record).await
     }

@@ -53,6 +53,7 @@ impl Index {
             blob: Some(blob.clone()),
             versioning: Versioning::Enabled,
             object_lock: Some(config),
+            lifecycle: None,
         };
         self.create_bucket_as(name, record).await
     }

@@ -59,6 +59,14 @@ impl ObjectPages<'_> {
     }
 }
 
+/// The row keys of `bucket` in the `objects` and `versions` tables: both begin with the
+/// bucket's name and a zero byte.
+fn bucket_range(bucket: &str) -> (Vec<u8>, Vec<u8>) {
+    let start = [bucket.as_bytes(), &[0]].concat();
+    let end = [bucket.as_bytes(), &[1]].concat();
+    (start, end)
+}
+
 /// Bucket and key of an `objects` table key.
 pub(super) fn split_object_key(raw_key: &[u8]) -> Option<(String, String)> {
     let split = raw_key.iter().position(|b| *b == 0)?;
@@ -105,6 +113,20 @@ impl Index {
             None => Vec::new(),
         };
         ObjectPages { rows: self.pages(Table::Objects, &start, None), split: split_object_key }
+    }
+
+    /// A page-by-page walk over the current entries of `bucket`, in key order.
+    pub fn bucket_object_pages(&self, bucket: &str) -> ObjectPages<'_> {
+        let (start, end) = bucket_range(bucket);
+        ObjectPages { rows: self.pages(Table::Objects, &start, Some(&end)), split: split_object_key }
+    }
+
+    /// A page-by-page walk over the noncurrent rows of `bucket` (versions and removal
+    /// records), by key, newest first per key.
+    pub fn bucket_version_pages(&self, bucket: &str) -> ObjectPages<'_> {
+        let (start, end) = bucket_range(bucket);
+        let split = |raw: &[u8]| super::versions::split_version_key(raw).map(|(bucket, key, _)| (bucket, key));
+        ObjectPages { rows: self.pages(Table::Versions, &start, Some(&end)), split }
     }
 
     /// A page-by-page walk over every noncurrent row (versions and removal records), by

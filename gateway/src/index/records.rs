@@ -12,7 +12,7 @@
 //! Version 2 appended S3 versioning (`BucketRecord::versioning`, `ObjectRecord::version`,
 //! `ObjectEntry::Deleted::version`); version 3 object lock (`BucketRecord::object_lock`,
 //! `ObjectRecord::lock`, `ObjectRecord::lock_blob`); version 4 the lock of an upload's object
-//! (`UploadRecord::lock`). Version 1 records had grown once before the rule (the
+//! (`UploadRecord::lock`) and lifecycle rules (`BucketRecord::lifecycle`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -65,6 +65,67 @@ pub struct BucketRecord {
     pub versioning: Versioning,
     /// Object lock, once enabled (appended).
     pub object_lock: Option<ObjectLockConfig>,
+    /// Lifecycle rules, if any (appended).
+    pub lifecycle: Option<Lifecycle>,
+}
+
+/// A bucket's lifecycle configuration: what the lifecycle job expires and aborts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    /// In the order given.
+    pub rules: Vec<LifecycleRule>,
+}
+
+/// One lifecycle rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleRule {
+    /// Its id (S3 makes one up when none is given).
+    pub id: String,
+    /// `Enabled`; a disabled rule is kept but does nothing.
+    pub enabled: bool,
+    /// Which objects it applies to.
+    pub filter: LifecycleFilter,
+    /// When current versions expire.
+    pub expiration: Option<Expiration>,
+    /// When noncurrent versions are deleted.
+    pub noncurrent: Option<NoncurrentExpiration>,
+    /// Incomplete multipart uploads are aborted this many days after they were created.
+    pub abort_uploads_after_days: Option<u32>,
+}
+
+/// The objects a rule applies to: all of its conditions hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleFilter {
+    /// Key prefix (empty: every key).
+    pub prefix: String,
+    /// Tags the object must have.
+    pub tags: Vec<(String, String)>,
+    /// Size strictly greater than this.
+    pub size_greater_than: Option<u64>,
+    /// Size strictly less than this.
+    pub size_less_than: Option<u64>,
+    /// Given as the rule's top-level `Prefix` (S3's older form), returned the same way.
+    pub legacy_prefix: bool,
+}
+
+/// When a rule expires current versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Expiration {
+    /// This many days after the version was written.
+    Days(u32),
+    /// From this date on (unix ms, midnight UTC).
+    Date(u64),
+    /// A delete marker that is the only version left of its key is removed.
+    ExpiredObjectDeleteMarker,
+}
+
+/// When a rule deletes noncurrent versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NoncurrentExpiration {
+    /// This many days after the version became noncurrent.
+    pub days: u32,
+    /// The newest this many noncurrent versions are kept whatever their age.
+    pub newer_versions: Option<u32>,
 }
 
 /// A bucket's object lock configuration. Once enabled, object lock cannot be turned off, and

@@ -934,6 +934,7 @@ fn bucket_entry(
             blob: Some(blob_ref(newest)),
             versioning: meta.versioning.unwrap_or_default(),
             object_lock: meta.object_lock.clone(),
+            lifecycle: meta.lifecycle.clone(),
         };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };
@@ -951,6 +952,7 @@ fn bucket_entry(
                     blob: None,
                     versioning: Versioning::Unversioned,
                     object_lock: None,
+                    lifecycle: None,
                 }),
                 keep: None,
                 for_objects: true,
@@ -1256,7 +1258,14 @@ mod tests {
 
     fn live(created_ms: u64, ts: u64, id: Option<&str>) -> BucketEntry {
         let blob = id.map(|id| BlobRef { id: id.into(), replicas: vec![] });
-        BucketEntry::Live(BucketRecord { created_ms, ts, blob, versioning: Default::default(), object_lock: None })
+        BucketEntry::Live(BucketRecord {
+            created_ms,
+            ts,
+            blob,
+            versioning: Default::default(),
+            object_lock: None,
+            lifecycle: None,
+        })
     }
 
     #[test]
@@ -1279,6 +1288,7 @@ mod tests {
             blob: Some(BlobRef { id: "c2".into(), replicas: vec![] }),
             versioning: Versioning::Enabled,
             object_lock: Some(lock),
+            lifecycle: None,
         };
         assert_eq!((restored.entry, restored.keep), (BucketEntry::Live(configured), Some("c2".into())));
         // Deleted: stays deleted, keeping the deletion blob.

@@ -103,7 +103,7 @@ async fn store_bucket_blob(gw: &Gateway, kind: BlobKind, bucket: &str, ts: u64, 
     write::store_empty(gw, &BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms)).await
 }
 
-/// Changes `bucket`'s configuration (versioning, object lock) with `change`, which may refuse
+/// Changes `bucket`'s configuration (versioning, object lock, lifecycle) with `change`, which may refuse
 /// it. The whole new configuration goes to the volumes first, in a bucket blob that replaces
 /// the bucket's (see `Index::configure_bucket`), so that a rebuild restores it.
 pub(super) async fn reconfigure(
@@ -118,10 +118,14 @@ pub(super) async fn reconfigure(
     if let Some(refused) = expected.refuses(&new) {
         return Err(refused.into());
     }
+    if new == expected {
+        return Ok(new);
+    }
     let ts = gw.index.bucket_write_ts(bucket).await?;
     let meta = BlobMeta {
         versioning: (new.versioning != Versioning::Unversioned).then_some(new.versioning),
         object_lock: new.object_lock.clone(),
+        lifecycle: new.lifecycle.clone(),
         ..BlobMeta::new(BlobKind::Bucket, bucket, BUCKET_KEY, ts, record.created_ms)
     };
     let stored = write::store_empty(gw, &meta).await?;

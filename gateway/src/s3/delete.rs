@@ -63,6 +63,11 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str,
         unlink(gw, bucket, key).await?;
         return Ok(Deleted { version_id: Some(NULL_VERSION.into()), marker: false });
     }
+    Ok(remove_version(gw, bucket, key, version_id, bypass).await?)
+}
+
+/// Deletes the version `version_id` (valid) of `bucket`/`key` for good: see [`delete_version`].
+async fn remove_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str, bypass: bool) -> Result<Deleted> {
     let Some(version) = gw.index.object_version(bucket, key, version_id).await? else {
         return Ok(Deleted { version_id: Some(version_id.to_string()), marker: false });
     };
@@ -70,7 +75,7 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str,
     if let ObjectEntry::Live(record) = &version
         && let Some(why) = record.lock.forbids_deletion(now_ms(), bypass)
     {
-        return Err(Error::ObjectLocked(why).into());
+        return Err(Error::ObjectLocked(why));
     }
     let ts = gw.index.next_ts();
     let meta = BlobMeta {
@@ -88,6 +93,21 @@ async fn delete_version(gw: &Gateway, bucket: &str, key: &str, version_id: &str,
         None => matches!(version, ObjectEntry::Deleted { .. }),
     };
     Ok(Deleted { version_id: Some(version_id.to_string()), marker })
+}
+
+impl Gateway {
+    /// Expires the current version of `bucket`/`key` as DeleteObject without a version id
+    /// deletes it (the lifecycle job).
+    pub(crate) async fn expire_current(&self, bucket: &str, key: &str) -> Result<()> {
+        unlink(self, bucket, key).await.map(|_| ())
+    }
+
+    /// Deletes version `version_id` of `bucket`/`key` as DeleteObject with a version id does,
+    /// never bypassing GOVERNANCE retention (the lifecycle job): `ObjectLocked` when a lock
+    /// keeps it.
+    pub(crate) async fn remove_version(&self, bucket: &str, key: &str, version_id: &str) -> Result<()> {
+        remove_version(self, bucket, key, version_id, false).await.map(|_| ())
+    }
 }
 
 /// DeleteObject or one key of DeleteObjects; `bypass` is `x-amz-bypass-governance-retention`.

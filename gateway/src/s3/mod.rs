@@ -12,6 +12,7 @@
 //! tagging.rs     Get/Put/DeleteObjectTagging
 //! lock.rs        Put/GetObjectLockConfiguration, Put/GetObjectRetention,
 //!                Put/GetObjectLegalHold, and the lock a write gets
+//! lifecycle.rs   Put/Get/DeleteBucketLifecycleConfiguration
 //! write.rs       what every write shares: storing a body, tags, metadata, conditions
 //! conditions.rs  If-Match / If-None-Match / If-(Un)Modified-Since, copy-source variants
 //! ```
@@ -21,6 +22,7 @@ mod bucket;
 mod conditions;
 mod copy;
 mod delete;
+mod lifecycle;
 mod list;
 mod lock;
 mod multipart;
@@ -324,5 +326,29 @@ impl S3 for Gateway {
         req: S3Request<GetObjectLegalHoldInput>,
     ) -> S3Result<S3Response<GetObjectLegalHoldOutput>> {
         lock::get_object_legal_hold(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<PutBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<PutBucketLifecycleConfigurationOutput>> {
+        lifecycle::put_bucket_lifecycle_configuration(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_lifecycle_configuration(
+        &self,
+        req: S3Request<GetBucketLifecycleConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketLifecycleConfigurationOutput>> {
+        lifecycle::get_bucket_lifecycle_configuration(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_lifecycle(
+        &self,
+        req: S3Request<DeleteBucketLifecycleInput>,
+    ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
+        lifecycle::delete_bucket_lifecycle(self, req).await
     }
 }
