@@ -638,6 +638,18 @@ impl TestCluster {
         (db, stdout)
     }
 
+    /// Stops the gateway, rebuilds its index from the volumes into `name` (see
+    /// [`TestCluster::rebuild_ok`]), puts it in place of the old one and starts the gateway
+    /// on it; returns the rebuild's stdout.
+    pub fn serve_rebuilt_index(&mut self, name: &str) -> String {
+        self.stop_gateway();
+        let (rebuilt, stdout) = self.rebuild_ok(name);
+        std::fs::remove_dir_all(self.db_dir()).unwrap();
+        std::fs::rename(&rebuilt, self.db_dir()).unwrap();
+        self.start_gateway();
+        stdout
+    }
+
     /// Starts one more volume daemon (not yet known to the gateway); returns its index.
     pub fn start_extra_volume(&mut self) -> usize {
         let v = self.volumes.len();

@@ -1,6 +1,7 @@
 //! Lifecycle as a background job of the cluster (`jobs`): one at a time, started by the
-//! gateway's scheduler once a lifecycle day (`--lifecycle-day-secs`, a day by default) or on
-//! demand (`cairn-admin lifecycle run`), progress readable on every gateway.
+//! gateways' schedulers once a lifecycle day (`--lifecycle-day-secs`, a day by default) while
+//! some bucket has rules, or on demand (`cairn-admin lifecycle run`), progress readable on
+//! every gateway.
 //!
 //! For each bucket with enabled rules it walks, a page at a time, the current versions, then
 //! the noncurrent ones, then the incomplete uploads, and does what the rules say through the
@@ -97,11 +98,18 @@ pub(super) async fn resume(api: &AdminApi, seen: u64) -> Result<()> {
     Ok(())
 }
 
-/// Starts a lifecycle job when none has started for a lifecycle day, anywhere in the cluster
-/// (the job record is shared): called by the scheduler every so often.
+/// Starts a lifecycle job when some bucket has enabled rules and no job has started for a
+/// lifecycle day, anywhere in the cluster (the job record is shared): called by the
+/// scheduler every so often.
 pub(super) async fn start_if_due(api: &AdminApi) -> Result<()> {
     let last_started = api.lifecycle.read().await?.map(|p| p.status.started_ms);
     if last_started.is_some_and(|at| at.saturating_add(api.lifecycle_day_ms) > now_ms()) {
+        return Ok(());
+    }
+    let rules = |record: &crate::index::records::BucketRecord| {
+        record.lifecycle.as_ref().is_some_and(|l| l.rules.iter().any(|r| r.enabled))
+    };
+    if !api.index.buckets().await?.iter().any(|(_, record)| rules(record)) {
         return Ok(());
     }
     match begin(api).await {

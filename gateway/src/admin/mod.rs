@@ -145,13 +145,15 @@ impl AdminApi {
         self.repair_lease.release(&self.index, &self.instance).await;
     }
 
-    /// Once a lifecycle day until `shutdown`: starts the lifecycle job unless one started
-    /// within the last lifecycle day, here or on another gateway.
+    /// Until `shutdown`, every [`LIFECYCLE_CHECK_EVERY`] (or lifecycle day, if shorter):
+    /// starts the lifecycle job unless one started within the last lifecycle day, here or on
+    /// another gateway, or no bucket has rules. Checking often, not once a day, keeps
+    /// gateways restarted more often than daily from never running it.
     pub async fn schedule_lifecycle(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        let day = std::time::Duration::from_millis(self.lifecycle_day_ms);
+        let every = std::time::Duration::from_millis(self.lifecycle_day_ms).min(LIFECYCLE_CHECK_EVERY);
         loop {
             tokio::select! {
-                () = tokio::time::sleep(day) => {}
+                () = tokio::time::sleep(every) => {}
                 () = shutdown.cancelled() => return,
             }
             if let Err(err) = lifecycle::start_if_due(&self).await {
@@ -213,6 +215,9 @@ impl AdminApi {
         self
     }
 }
+
+/// How often each gateway looks whether the lifecycle job is due.
+const LIFECYCLE_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// Largest JSON body the admin API reads.
 const MAX_BODY: usize = 64 * 1024;

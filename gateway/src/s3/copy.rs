@@ -42,6 +42,23 @@ fn copy_checksum(requested: Option<&ChecksumAlgorithm>, source: &ObjectRecord) -
     Ok(algorithm.map(|algorithm| Expected { algorithm, claimed: Claimed::Nothing }))
 }
 
+/// The version a copy reads (see `lookup_version`); a delete marker named by id is S3's
+/// `InvalidRequest` here, not the 405 a GET of it gets.
+async fn copy_source(
+    gw: &Gateway,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> S3Result<(ObjectRecord, Option<String>)> {
+    lookup_version(gw, bucket, key, version_id).await.map_err(|err| match err.code() {
+        s3s::S3ErrorCode::MethodNotAllowed => s3_error!(
+            InvalidRequest,
+            "The source of a copy request may not specifically refer to a delete marker by version id."
+        ),
+        _ => err,
+    })
+}
+
 pub(super) async fn copy_object(
     gw: &Gateway,
     req: S3Request<CopyObjectInput>,
@@ -50,7 +67,7 @@ pub(super) async fn copy_object(
     super::object::check_storage_class(input.storage_class.as_ref())?;
     let lock_headers = lock_headers!(input);
     let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
-    let (source, source_version_id) = lookup_version(gw, src_bucket, src_key, src_version).await?;
+    let (source, source_version_id) = copy_source(gw, src_bucket, src_key, src_version).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
     let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     // The copy's own lock (or the bucket's default), never the source's, as on S3.
@@ -145,7 +162,7 @@ pub(super) async fn upload_part_copy(
     let number = super::multipart::check_part_number(input.part_number)?;
     let upload = super::multipart::require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
     let (src_bucket, src_key, src_version) = source_of(&input.copy_source)?;
-    let (source, source_version_id) = lookup_version(gw, src_bucket, src_key, src_version).await?;
+    let (source, source_version_id) = copy_source(gw, src_bucket, src_key, src_version).await?;
     check_copy_source(&source, &copy_source_preconditions!(input))?;
     let (start, end) = copy_range(input.copy_source_range.as_deref(), source.size)?;
     if end - start > write::MAX_PUT_SIZE {

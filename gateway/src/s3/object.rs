@@ -170,7 +170,9 @@ pub(super) async fn lookup_version(
             err.set_headers(marker_headers(&marker));
             Err(err)
         }
-        _ => Err(lookup(gw, bucket, key).await.err().unwrap_or(Error::NoSuchKey).into()),
+        // No such key, or no such bucket: only the bucket is left to read.
+        _ if gw.index.bucket(bucket).await?.is_none() => Err(Error::NoSuchBucket.into()),
+        _ => Err(Error::NoSuchKey.into()),
     }
 }
 
@@ -186,17 +188,6 @@ pub(super) fn check_version_id(version_id: &str) -> S3Result<&str> {
         "" => Err(s3_error!(InvalidArgument, "Version id cannot be the empty string")),
         id => Ok(id),
     }
-}
-
-/// The live record of `bucket`/`key`, or `NoSuchKey` / `NoSuchBucket`.
-pub(super) async fn lookup(gw: &Gateway, bucket: &str, key: &str) -> Result<ObjectRecord, Error> {
-    if let Some(record) = gw.index.object(bucket, key).await? {
-        return Ok(record);
-    }
-    if gw.index.bucket(bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket);
-    }
-    Err(Error::NoSuchKey)
 }
 
 /// Streams `[start, end)` of object `bucket`/`key` (its `record`): from its blob, or part by
