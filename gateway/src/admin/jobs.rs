@@ -635,11 +635,19 @@ mod tests {
             }
         };
         a.spawn(job);
-        tokio::time::sleep(RENEW_EVERY * 2 + Duration::from_millis(300)).await;
+        // Renewed every second: two renewals, however busy the machine (a deadline, not a
+        // timing: the test suite runs many tests at once).
+        let deadline = Instant::now() + RENEW_EVERY * 20;
+        loop {
+            let lease = index.job("gc").await.unwrap().unwrap().lease;
+            if lease >= 2 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "renewed every second: {lease}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         let seen = b.read().await.unwrap().unwrap();
         assert!(seen.n > 0 && seen.status.owner == a.me.id && seen.status.state == "running", "{seen:?}");
-        let lease = index.job("gc").await.unwrap().unwrap().lease;
-        assert!(lease >= 2, "renewed every second: {lease}");
 
         // b takes over (as its watcher does once the lease stood still): a stops promptly.
         let current = index.job("gc").await.unwrap().unwrap();
@@ -649,7 +657,8 @@ mod tests {
             (b.me.id.as_str(), 1, Some("\"k\""))
         );
         assert!(progress.n > 0);
-        let deadline = Instant::now() + RENEW_EVERY * 3;
+        // Its next renewal finds the record taken (within a second, or a few on a busy machine).
+        let deadline = Instant::now() + RENEW_EVERY * 10;
         while !stopped.load(std::sync::atomic::Ordering::SeqCst) && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
