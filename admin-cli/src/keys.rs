@@ -9,10 +9,17 @@ use crate::keyfile;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum KeyCommand {
-    /// Create a key; its secret is printed once.
+    /// Create a key; its secret is printed once. It acts for a new owner (named after it)
+    /// unless --owner names an existing one; the keys of one owner share its buckets.
     Create {
         /// A name for people.
         name: String,
+        /// Allow the key to create buckets (its owner owns what it creates).
+        #[arg(long)]
+        create_bucket: bool,
+        /// Act for this existing owner (a canonical id from `key list`) instead of a new one.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// List keys and their grants (never secrets).
     List,
@@ -97,14 +104,18 @@ pub(crate) async fn key(api: &Api, command: KeyCommand, as_json: bool) -> Result
         (format!("/keys/{}/grants", args.id), change)
     };
     match command {
-        KeyCommand::Create { name } => {
-            let text = api.post("/keys", &CreateKey { name }).await?;
+        KeyCommand::Create { name, create_bucket, owner } => {
+            let text = api.post("/keys", &CreateKey { name, create_bucket, owner }).await?;
             let key: CreatedKey = parse(&text)?;
             if as_json {
-                println!("{}", json!({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key}));
+                println!(
+                    "{}",
+                    json!({"access_key_id": key.access_key_id, "secret_access_key": key.secret_access_key, "owner_id": key.owner_id})
+                );
             } else {
                 println!("access key id      {}", key.access_key_id);
                 println!("secret access key  {}   (shown only now)", key.secret_access_key);
+                println!("owner              {}", key.owner_id);
             }
             Ok(())
         }
@@ -190,7 +201,7 @@ pub(crate) fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
         return Ok(());
     }
     let keys: Vec<KeyInfo> = parse(text)?;
-    println!("{:<22} {:<20} grants", "access key id", "name");
+    println!("{:<22} {:<20} {:<64} {:<6} grants", "access key id", "name", "owner", "create");
     for key in keys {
         let grants: Vec<String> = key
             .grants
@@ -204,7 +215,8 @@ pub(crate) fn print_keys(text: &str, as_json: bool) -> Result<(), String> {
                 format!("{}:{perms}", g.bucket)
             })
             .collect();
-        println!("{:<22} {:<20} {}", key.access_key_id, key.name, grants.join(" "));
+        let create = if key.create_bucket { "yes" } else { "no" };
+        println!("{:<22} {:<20} {:<64} {create:<6} {}", key.access_key_id, key.name, key.owner_id, grants.join(" "));
     }
     Ok(())
 }

@@ -32,6 +32,9 @@ pub const ACCESS_KEY: &str = "CAIRNTESTACCESSKEY01";
 pub const SECRET_KEY: &str = "cairn-test-secret-key-0123456789abcdefgh";
 pub const CLUSTER_SECRET: &str = "cairn-test-cluster-secret";
 pub const ADMIN_TOKEN: &str = "cairn-test-admin-token";
+/// The root owner's canonical id (`gateway::owner::ROOT_ID`): the owner of the root key's
+/// buckets.
+pub const ROOT_OWNER_ID: &str = "422b9b954c60e550413a729ddd087922673fd0264e6192f1f45deab34099d298";
 
 /// Directory holding the built binaries.
 pub fn bin_dir() -> PathBuf {

@@ -1,4 +1,4 @@
-//! Driving the external clients (aws cli, rclone, python with boto3) against a test cluster,
+//! Driving the external clients (aws cli, rclone, python with boto3, s3cmd) against a test cluster,
 //! and the file trees they sync.
 
 use std::path::{Path, PathBuf};
@@ -70,6 +70,20 @@ impl Tool {
             ],
             prefix_args: Vec::new(),
         })
+    }
+
+    /// s3cmd signing with SigV2, path-style, with the root key (config file in `home`).
+    pub fn s3cmd(cluster: &TestCluster, home: &Path) -> Option<Self> {
+        let program = require_tool("s3cmd")?;
+        let endpoint = cluster.endpoint();
+        let host = endpoint.trim_start_matches("http://");
+        let config = home.join("s3cfg");
+        let text = format!(
+            "[default]\naccess_key = {ACCESS_KEY}\nsecret_key = {SECRET_KEY}\nhost_base = {host}\n\
+             host_bucket = {host}\nuse_https = False\nsignature_v2 = True\nbucket_location = us-east-1\n"
+        );
+        std::fs::write(&config, text).unwrap_or_else(|e| panic!("{}: {e}", config.display()));
+        Some(Self { program, envs: Vec::new(), prefix_args: vec!["-c".into(), config.display().to_string()] })
     }
 
     /// The same tool against another S3 endpoint of the cluster (e.g. its HTTPS URL).

@@ -38,7 +38,7 @@ async fn make_mistakes(cluster: &TestCluster) -> Vec<Refused> {
     let mut out = Vec::new();
     let err = s3.get_object().bucket("bkt").key("missing").send().await.unwrap_err();
     out.push(refused("GET of a missing key", &err, "NoSuchKey"));
-    let err = s3.get_bucket_policy().bucket("bkt").send().await.unwrap_err();
+    let err = s3.get_bucket_analytics_configuration().bucket("bkt").id("a").send().await.unwrap_err();
     out.push(refused("an S3 call Cairn does not implement", &err, "NotImplemented"));
     let sse = s3.put_object().bucket("bkt").key("k").body(b"x".to_vec().into());
     let err = sse.server_side_encryption("AES256".into()).send().await.unwrap_err();
@@ -153,7 +153,11 @@ async fn every_error_carries_a_message() {
         "BucketNotEmpty",
         code_and_message(s3.delete_bucket().bucket("bkt").send().await),
     );
-    expect("GetBucketPolicy", "NotImplemented", code_and_message(s3.get_bucket_policy().bucket("bkt").send().await));
+    expect(
+        "GetBucketAnalyticsConfiguration",
+        "NotImplemented",
+        code_and_message(s3.get_bucket_analytics_configuration().bucket("bkt").id("a").send().await),
+    );
     let sse = s3.put_object().bucket("bkt").key("k").body(b"x".to_vec().into());
     expect(
         "server-side encryption",

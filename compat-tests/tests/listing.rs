@@ -30,7 +30,7 @@ async fn list_v2_prefix_delimiter_and_pages() {
     let keys: Vec<&str> = inner.contents().iter().map(|o| o.key().unwrap()).collect();
     assert_eq!(keys, ["a/1", "a/2"]);
     assert_eq!(inner.common_prefixes()[0].prefix(), Some("a/b/"));
-    assert_eq!(inner.contents()[0].owner().and_then(|o| o.id()), Some("cairn"));
+    assert_eq!(inner.contents()[0].owner().and_then(|o| o.id()), Some(compat_tests::ROOT_OWNER_ID));
     assert_eq!(inner.contents()[0].size(), Some(1));
     assert_eq!(inner.contents()[0].e_tag(), Some("\"9dd4e461268c8034f5c8564e155c67a6\""));
 

@@ -38,14 +38,8 @@ async fn main() {
     let mut restore = index.restore();
     let versioning = if versions > 1 { Versioning::Enabled } else { Versioning::Unversioned };
     let version = if versions > 1 { Version::Id } else { Version::Unversioned };
-    let bucket = BucketEntry::Live(BucketRecord {
-        created_ms: ts / 1000,
-        ts,
-        blob: None,
-        versioning,
-        object_lock: None,
-        lifecycle: None,
-    });
+    let bucket =
+        BucketEntry::Live(BucketRecord { created_ms: ts / 1000, ts, blob: None, versioning, ..Default::default() });
     restore.bucket("big", &bucket).await.unwrap();
     for i in 0..count {
         let key = format!("dir{}/obj{i:08}", i % 100);

@@ -1,18 +1,16 @@
-//! Who may call the S3 API: SigV4 secrets for access keys (s3s verifies the signature) and
-//! the access check that runs on every authenticated request: per-bucket grants of keys
-//! stored in the index; the root key from config may do everything.
+//! Who may call the S3 API: secrets for access keys (s3s verifies the signature), and the
+//! access check that runs on every request: what signatures must cover, how long presigned
+//! URLs live, then who may do what (`access.rs`).
 
 use std::sync::Arc;
 
 use http::HeaderMap;
 use s3s::access::{S3Access, S3AccessContext};
 use s3s::auth::{S3Auth, SecretKey};
-use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 use subtle::ConstantTimeEq;
 
 use crate::index::Index;
-use crate::index::records::Grant;
 
 /// Secrets for SigV4: the root key from config, then the keys in the index.
 #[derive(Debug)]
@@ -29,7 +27,7 @@ impl KeyStore {
     }
 }
 
-fn unknown_key() -> s3s::S3Error {
+pub(crate) fn unknown_key() -> s3s::S3Error {
     s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
 }
 
@@ -46,52 +44,10 @@ impl S3Auth for KeyStore {
     }
 }
 
-/// What an operation needs on a bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Need {
-    Read,
-    Write,
-    Owner,
-}
-
-fn need_of(operation: &str) -> Need {
-    match operation {
-        // Lifecycle rules and object lock decide what may be deleted: the owner's to set.
-        "CreateBucket"
-        | "DeleteBucket"
-        | "PutObjectLockConfiguration"
-        | "PutBucketLifecycleConfiguration"
-        | "DeleteBucketLifecycle" => Need::Owner,
-        op if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => Need::Read,
-        _ => Need::Write,
-    }
-}
-
-fn allows(grants: &[Grant], bucket: &str, need: Need) -> bool {
-    grants.iter().filter(|g| g.bucket == bucket).any(|g| match need {
-        Need::Read => g.read || g.owner,
-        Need::Write => g.write || g.owner,
-        Need::Owner => g.owner,
-    })
-}
-
-/// Whether the request asks to bypass GOVERNANCE retention.
-fn bypasses_governance(headers: &HeaderMap) -> bool {
-    headers
-        .get("x-amz-bypass-governance-retention")
-        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"true"))
-}
-
-/// The bucket of an `x-amz-copy-source` header (`bucket/key`, maybe `/`-led, URL-encoded).
-fn copy_source_bucket(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get("x-amz-copy-source")?.to_str().ok()?;
-    let decoded = percent_encoding::percent_decode_str(value.trim_start_matches('/')).decode_utf8_lossy().into_owned();
-    decoded.split_once('/').map(|(bucket, _)| bucket.to_string())
-}
-
-/// Denies anonymous requests, requests that carry `x-amz-*` headers outside the signature
-/// (such a header could be added or changed in transit without detection), presigned URLs
-/// valid for more than a week, and requests of stored keys on buckets they are not granted.
+/// Refuses requests that carry `x-amz-*` headers outside the signature (such a header could
+/// be added or changed in transit without detection) and presigned URLs valid for more than a
+/// week; then decides who may do what (`access.rs`: ownership, grants, bucket policies;
+/// anonymous requests only where a policy allows them) and checks expected bucket owners.
 /// Then refuses bodies too large to buffer (`guard.rs`) and what Cairn does not implement
 /// (`unsupported.rs`).
 #[derive(Debug)]
@@ -104,31 +60,6 @@ impl AccessPolicy {
     /// A policy where `root_access_key` may do everything.
     pub fn new(root_access_key: String, index: Arc<Index>) -> Self {
         Self { root_access_key, index }
-    }
-
-    /// Checks a stored key's grants for the operation (ListBuckets is filtered instead).
-    async fn authorize(&self, access_key: &str, cx: &S3AccessContext<'_>) -> S3Result<()> {
-        let denied = || s3_error!(AccessDenied, "Access Denied");
-        let record = self.index.key(access_key).await?.ok_or_else(unknown_key)?;
-        let operation = cx.s3_op().name();
-        let bucket = match cx.s3_path() {
-            S3Path::Root => return Ok(()),
-            S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => bucket,
-        };
-        if !allows(&record.grants, bucket, need_of(operation)) {
-            return Err(denied());
-        }
-        // Bypassing GOVERNANCE retention is the bucket owner's (S3's
-        // s3:BypassGovernanceRetention permission).
-        if bypasses_governance(cx.headers()) && !allows(&record.grants, bucket, Need::Owner) {
-            return Err(denied());
-        }
-        if let Some(source) = copy_source_bucket(cx.headers())
-            && !allows(&record.grants, &source, Need::Read)
-        {
-            return Err(denied());
-        }
-        Ok(())
     }
 }
 
@@ -146,9 +77,7 @@ impl S3Access for AccessPolicy {
             key,
             access_key: cx.credentials().map(|c| c.access_key.clone()),
         });
-        let Some(access_key) = cx.credentials().map(|c| c.access_key.clone()) else {
-            return Err(s3_error!(AccessDenied, "Access Denied"));
-        };
+        let access_key = cx.credentials().map(|c| c.access_key.clone());
         if presigned_expiry(cx.uri().query()).is_some_and(|seconds| seconds > MAX_PRESIGNED_EXPIRY_SECS) {
             return Err(s3_error!(
                 AuthorizationQueryParametersError,
@@ -166,15 +95,24 @@ impl S3Access for AccessPolicy {
             ));
         }
         let signed = signed_headers(cx.headers(), cx.uri().query());
-        if let Some(name) = unsigned_amz_header(cx.headers(), &signed) {
+        // SigV2 signs every x-amz-* header (its canonicalized amz headers).
+        if access_key.is_some()
+            && let Some(name) = unsigned_amz_header(cx.headers(), &signed)
+            && !is_sigv2(cx.headers(), cx.uri().query())
+        {
             return Err(s3_error!(
                 AccessDenied,
                 "There were headers present in the request which were not signed: {name}"
             ));
         }
-        if !bool::from(access_key.as_bytes().ct_eq(self.root_access_key.as_bytes())) {
-            self.authorize(&access_key, cx).await?;
+        let connection = cx.extensions_mut().get::<volumed::serve::Connection>().copied();
+        let caller =
+            crate::access::caller_of(&self.index, &self.root_access_key, access_key.as_deref(), connection).await?;
+        if !matches!(caller.who, crate::access::Who::Root) {
+            crate::access::authorize(&self.index, &caller, cx).await?;
         }
+        crate::access::check_expected_owners(&self.index, cx).await?;
+        cx.extensions_mut().insert(caller);
         // Only a client allowed to make the request gets this far; nothing has read the body.
         crate::guard::check_buffered_body(cx.s3_op().name(), cx.headers())?;
         crate::unsupported::refuse_unsupported(cx.headers())
@@ -239,6 +177,17 @@ fn signed_headers(headers: &HeaderMap, query: Option<&str>) -> Vec<String> {
         .collect()
 }
 
+/// Whether a request is signed with SigV2: `Authorization: AWS id:signature`, or a presigned
+/// URL with `AWSAccessKeyId` and `Signature`.
+fn is_sigv2(headers: &HeaderMap, query: Option<&str>) -> bool {
+    if let Some(auth) = headers.get(http::header::AUTHORIZATION) {
+        return auth.as_bytes().starts_with(b"AWS ");
+    }
+    let names: Vec<&str> =
+        query.unwrap_or("").split('&').map(|pair| pair.split_once('=').map_or(pair, |(n, _)| n)).collect();
+    names.contains(&"AWSAccessKeyId") && names.contains(&"Signature")
+}
+
 fn unsigned_amz_header(headers: &HeaderMap, signed: &[String]) -> Option<String> {
     headers
         .keys()
@@ -273,20 +222,12 @@ mod tests {
     }
 
     #[test]
-    fn operations_need_the_right_grant() {
-        let grants = vec![
-            Grant { bucket: "a".into(), read: true, ..Default::default() },
-            Grant { bucket: "b".into(), owner: true, ..Default::default() },
-        ];
-        assert!(allows(&grants, "a", need_of("GetObject")));
-        assert!(allows(&grants, "a", need_of("ListObjectsV2")));
-        assert!(!allows(&grants, "a", need_of("PutObject")));
-        assert!(!allows(&grants, "a", need_of("DeleteBucket")));
-        assert!(allows(&grants, "b", need_of("DeleteObjects")));
-        assert!(allows(&grants, "b", need_of("CreateBucket")));
-        assert!(!allows(&grants, "c", need_of("HeadObject")));
-        let h = headers(&[("x-amz-copy-source", "/src%20bucket/key/with/slashes")]);
-        assert_eq!(copy_source_bucket(&h).as_deref(), Some("src bucket"));
+    fn tells_sigv2_from_sigv4() {
+        assert!(is_sigv2(&headers(&[("authorization", "AWS AKID:c2lnbmF0dXJl")]), None));
+        assert!(!is_sigv2(&headers(&[("authorization", "AWS4-HMAC-SHA256 Credential=a/b, Signature=f")]), None));
+        assert!(is_sigv2(&HeaderMap::new(), Some("AWSAccessKeyId=AK&Expires=1&Signature=abc%3D")));
+        assert!(!is_sigv2(&HeaderMap::new(), Some("X-Amz-Algorithm=x&X-Amz-Signature=s")));
+        assert!(!is_sigv2(&HeaderMap::new(), None));
     }
 
     #[test]

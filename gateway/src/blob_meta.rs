@@ -95,6 +95,15 @@ pub struct BlobMeta {
     /// A bucket blob's lifecycle rules, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifecycle: Option<crate::index::records::Lifecycle>,
+    /// A bucket blob's owner (canonical id); `None` for the root owner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
+    /// A bucket blob's policy, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// A bucket blob's public access block, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<crate::index::records::PublicAccessBlock>,
 }
 
 impl BlobMeta {
@@ -120,6 +129,25 @@ impl BlobMeta {
             lock: None,
             object_lock: None,
             lifecycle: None,
+            owner: None,
+            policy: None,
+            public_access_block: None,
+        }
+    }
+
+    /// A bucket blob (kind `bucket`, under the bucket key) carrying the bucket's owner
+    /// (empty for the root owner) and its whole configuration, for a rebuild to restore.
+    pub fn bucket(bucket: &str, ts: u64, created_ms: u64, owner: &str, config: &crate::index::BucketConfig) -> Self {
+        use crate::index::records::Versioning;
+        Self {
+            versioning: (config.versioning != Versioning::Unversioned).then_some(config.versioning),
+            object_lock: config.object_lock.clone(),
+            lifecycle: config.lifecycle.clone(),
+            tags: config.tags.clone(),
+            policy: config.policy.clone(),
+            public_access_block: config.public_access_block,
+            owner: (!owner.is_empty()).then(|| owner.to_string()),
+            ..Self::new(BlobKind::Bucket, bucket, crate::index::BUCKET_KEY, ts, created_ms)
         }
     }
 

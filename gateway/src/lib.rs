@@ -17,6 +17,7 @@
 
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod batch;
@@ -36,7 +37,9 @@ pub mod index;
 pub mod logging;
 pub mod membership;
 pub mod migrate;
+pub mod owner;
 pub mod placement;
+pub mod policy;
 pub mod rebuild;
 pub mod repair;
 pub mod replicated;

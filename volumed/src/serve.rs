@@ -71,6 +71,34 @@ pub trait AnswerBody: http_body::Body<Data: Send, Error: Into<BoxError>> + Send 
 
 impl<B> AnswerBody for B where B: http_body::Body<Data: Send, Error: Into<BoxError>> + Send + 'static {}
 
+/// Where a request came from, in every request's extensions: the peer's address and whether
+/// the connection is TLS (bucket policies test both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Connection {
+    /// The peer's address.
+    pub peer: std::net::SocketAddr,
+    /// Served over TLS.
+    pub tls: bool,
+}
+
+/// A connection's service: puts its [`Connection`] into each request, then serves it.
+#[derive(Clone)]
+struct OnConnection<S> {
+    service: S,
+    connection: Connection,
+}
+
+impl<S: Service<Request<Incoming>>> Service<Request<Incoming>> for OnConnection<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
+        req.extensions_mut().insert(self.connection);
+        self.service.call(req)
+    }
+}
+
 /// A service a listener can serve its connections with.
 pub trait Handler<B: AnswerBody>:
     Service<Request<Incoming>, Response = Response<B>, Error: Into<BoxError>, Future: Send + 'static>
@@ -162,7 +190,9 @@ async fn accept_loop<S: Handler<B>, B: AnswerBody>(
         }
         // The certificate in force when the connection came: a reload affects later ones.
         let tls = tls.as_ref().map(|tls| tokio_rustls::TlsAcceptor::from(tls.current()));
-        let (builder, service, watcher) = (builder.clone(), service.clone(), graceful.watcher());
+        let connection = Connection { peer, tls: tls.is_some() };
+        let service = OnConnection { service: service.clone(), connection };
+        let (builder, watcher) = (builder.clone(), graceful.watcher());
         tokio::spawn(async move {
             let served = match tls {
                 None => watcher.watch(builder.serve_connection(TokioIo::new(stream), service)).await,

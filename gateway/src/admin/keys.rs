@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{AdminApi, Failure, json, read_json, read_json_limited, reply};
 use crate::index::records::{Grant, KeyRecord};
+use crate::owner::Owner;
 use crate::time::now_ms;
 
 /// `POST /keys` body.
@@ -19,6 +20,13 @@ use crate::time::now_ms;
 pub struct CreateKey {
     /// A name for people.
     pub name: String,
+    /// May create buckets (which its owner then owns).
+    #[serde(default)]
+    pub create_bucket: bool,
+    /// The canonical id of an existing owner (of another key, or the root owner's) the key
+    /// is to act for; a new owner, named after the key, when absent.
+    #[serde(default)]
+    pub owner: Option<String>,
 }
 
 /// `POST /keys` answer: the only time the secret is shown.
@@ -30,6 +38,9 @@ pub struct CreatedKey {
     pub secret_access_key: String,
     /// Name.
     pub name: String,
+    /// The canonical id of the owner it acts for.
+    #[serde(default)]
+    pub owner_id: String,
 }
 
 /// One key in `GET /keys`.
@@ -43,6 +54,30 @@ pub struct KeyInfo {
     pub created_ms: u64,
     /// Grants per bucket.
     pub grants: Vec<Grant>,
+    /// The canonical id of the owner it acts for.
+    #[serde(default)]
+    pub owner_id: String,
+    /// The owner's display name.
+    #[serde(default)]
+    pub owner_name: String,
+    /// May create buckets.
+    #[serde(default)]
+    pub create_bucket: bool,
+}
+
+impl KeyInfo {
+    fn of(access_key_id: String, record: KeyRecord) -> Self {
+        let owner = Owner::of_key(&access_key_id, &record);
+        Self {
+            access_key_id,
+            name: record.name,
+            created_ms: record.created_ms,
+            grants: record.grants,
+            owner_id: owner.id,
+            owner_name: owner.name,
+            create_bucket: record.create_bucket,
+        }
+    }
 }
 
 /// `POST /keys/{id}/grants` body: `allow` adds the named permissions, otherwise removes them
@@ -77,6 +112,16 @@ pub struct ExportedKey {
     pub created_ms: u64,
     /// Grants per bucket.
     pub grants: Vec<Grant>,
+    /// The canonical id of its owner (absent in exports from before owners: such a key
+    /// stays its own owner).
+    #[serde(default)]
+    pub owner_id: String,
+    /// The owner's display name.
+    #[serde(default)]
+    pub owner_name: String,
+    /// May create buckets.
+    #[serde(default)]
+    pub create_bucket: bool,
 }
 
 impl std::fmt::Debug for ExportedKey {
@@ -86,6 +131,8 @@ impl std::fmt::Debug for ExportedKey {
             .field("access_key_id", &self.access_key_id)
             .field("name", &self.name)
             .field("grants", &self.grants)
+            .field("owner_id", &self.owner_id)
+            .field("create_bucket", &self.create_bucket)
             .finish_non_exhaustive()
     }
 }
@@ -112,28 +159,40 @@ pub(super) async fn create(api: &AdminApi, req: Request<Incoming>) -> Result<Res
     if body.name.trim().is_empty() {
         return Err(Failure(StatusCode::BAD_REQUEST, "a key needs a name".into()));
     }
+    let owner = match &body.owner {
+        None => Owner::new(&body.name),
+        Some(id) => existing_owner(api, id).await?,
+    };
     let access_key_id = format!("CK{}", random_string(18, b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"));
     let secret_access_key = random_string(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
-    let record =
-        KeyRecord { name: body.name.clone(), secret: secret_access_key.clone(), created_ms: now_ms(), grants: vec![] };
+    let record = KeyRecord {
+        name: body.name.clone(),
+        secret: secret_access_key.clone(),
+        created_ms: now_ms(),
+        grants: vec![],
+        owner: owner.id.clone(),
+        owner_name: owner.name,
+        create_bucket: body.create_bucket,
+    };
     api.index.put_key(&access_key_id, &record).await?;
-    tracing::info!(%access_key_id, name = %body.name, "access key created");
-    Ok(json(StatusCode::CREATED, &CreatedKey { access_key_id, secret_access_key, name: body.name }))
+    tracing::info!(%access_key_id, name = %body.name, owner = %owner.id, create_bucket = body.create_bucket, "access key created");
+    Ok(json(StatusCode::CREATED, &CreatedKey { access_key_id, secret_access_key, name: body.name, owner_id: owner.id }))
+}
+
+/// The owner with canonical id `id`: the root owner, or one some key acts for.
+async fn existing_owner(api: &AdminApi, id: &str) -> Result<Owner, Failure> {
+    if id == crate::owner::ROOT_ID {
+        return Ok(Owner::root());
+    }
+    let keys = api.index.keys().await?;
+    keys.iter()
+        .map(|(key_id, record)| Owner::of_key(key_id, record))
+        .find(|owner| owner.id == id)
+        .ok_or_else(|| Failure(StatusCode::BAD_REQUEST, format!("no key acts for owner {id}")))
 }
 
 pub(super) async fn list(api: &AdminApi) -> Result<Response<Full<Bytes>>, Failure> {
-    let keys: Vec<KeyInfo> = api
-        .index
-        .keys()
-        .await?
-        .into_iter()
-        .map(|(id, record)| KeyInfo {
-            access_key_id: id,
-            name: record.name,
-            created_ms: record.created_ms,
-            grants: record.grants,
-        })
-        .collect();
+    let keys: Vec<KeyInfo> = api.index.keys().await?.into_iter().map(|(id, record)| KeyInfo::of(id, record)).collect();
     Ok(json(StatusCode::OK, &keys))
 }
 
@@ -186,6 +245,9 @@ pub(super) async fn export(api: &AdminApi) -> Result<Response<Full<Bytes>>, Fail
             name: record.name,
             created_ms: record.created_ms,
             grants: record.grants,
+            owner_id: record.owner,
+            owner_name: record.owner_name,
+            create_bucket: record.create_bucket,
         })
         .collect();
     tracing::info!(keys = keys.len(), "access keys exported");
@@ -207,8 +269,21 @@ pub(super) async fn import(api: &AdminApi, req: Request<Incoming>) -> Result<Res
                 format!("key {:?}: an id of letters and digits, a secret and a name are required", key.access_key_id),
             ));
         }
-        let record =
-            KeyRecord { name: key.name, secret: key.secret_access_key, created_ms: key.created_ms, grants: key.grants };
+        if !key.owner_id.is_empty() && !crate::owner::is_canonical_id(&key.owner_id) {
+            return Err(Failure(
+                StatusCode::BAD_REQUEST,
+                format!("key {:?}: the owner id must be 64 lowercase hex digits", key.access_key_id),
+            ));
+        }
+        let record = KeyRecord {
+            name: key.name,
+            secret: key.secret_access_key,
+            created_ms: key.created_ms,
+            grants: key.grants,
+            owner: key.owner_id,
+            owner_name: key.owner_name,
+            create_bucket: key.create_bucket,
+        };
         records.push((key.access_key_id, record));
     }
     let replaced = api.index.put_keys(&records).await?;

@@ -11,7 +11,8 @@
 //! a rebuild from bringing the bucket back.
 
 use super::records::{
-    BlobRef, BucketEntry, BucketRecord, CommitOrder, Lifecycle, ObjectLockConfig, Replica, Versioning, decode, encode,
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, Lifecycle, ObjectLockConfig, PublicAccessBlock, Replica,
+    Versioning, decode, encode,
 };
 use super::{Index, object_key, prefix_end, read_in, version_id, write_in};
 use crate::engine::{Table, Transaction};
@@ -23,8 +24,8 @@ use crate::in_transaction;
 pub const BUCKET_KEY: &str = "";
 
 /// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it
-/// (versioning, object lock, lifecycle).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// (versioning, object lock, lifecycle, tags, policy, public access block).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketConfig {
     /// S3 versioning.
     pub versioning: Versioning,
@@ -32,6 +33,12 @@ pub struct BucketConfig {
     pub object_lock: Option<ObjectLockConfig>,
     /// Lifecycle rules, if any.
     pub lifecycle: Option<Lifecycle>,
+    /// Bucket tags.
+    pub tags: Vec<(String, String)>,
+    /// The bucket policy, as put.
+    pub policy: Option<String>,
+    /// The public access block, if any.
+    pub public_access_block: Option<PublicAccessBlock>,
 }
 
 impl BucketConfig {
@@ -67,7 +74,20 @@ impl BucketRecord {
             versioning: self.versioning,
             object_lock: self.object_lock.clone(),
             lifecycle: self.lifecycle.clone(),
+            tags: self.tags.clone(),
+            policy: self.policy.clone(),
+            public_access_block: self.public_access_block,
         }
+    }
+
+    /// Takes `config` as its configuration.
+    pub fn configure(&mut self, config: &BucketConfig) {
+        self.versioning = config.versioning;
+        self.object_lock = config.object_lock.clone();
+        self.lifecycle = config.lifecycle.clone();
+        self.tags = config.tags.clone();
+        self.policy = config.policy.clone();
+        self.public_access_block = config.public_access_block;
     }
 }
 
@@ -146,9 +166,7 @@ impl Index {
                             self.queue_gc(tx, bucket, BUCKET_KEY, &old, 0)?;
                         }
                         record.ts = ts;
-                        record.versioning = new.versioning;
-                        record.object_lock = new.object_lock.clone();
-                        record.lifecycle = new.lifecycle.clone();
+                        record.configure(new);
                         self.consume_claim(tx, &blob.id).await?;
                         write_in(tx, Table::Buckets, bucket.as_bytes(), &BucketEntry::Live(record))?;
                         self.queue_repairs(tx, bucket, BUCKET_KEY, None, [blob]).await?;
@@ -182,20 +200,13 @@ impl Index {
     /// blob queued for GC) if it already exists. `OperationAborted` if a deletion newer than
     /// `ts` has committed meanwhile.
     pub async fn create_bucket(&self, name: &str, ts: u64, created_ms: u64, blob: &BlobRef) -> Result<bool> {
-        let record = BucketRecord {
-            created_ms,
-            ts,
-            blob: Some(blob.clone()),
-            versioning: Versioning::Unversioned,
-            object_lock: None,
-            lifecycle: None,
-        };
+        let record = BucketRecord { created_ms, ts, blob: Some(blob.clone()), ..Default::default() };
         self.create_bucket_as(name, record).await
     }
 
-    /// [`Index::create_bucket`] with the bucket's configuration at creation: `record`, whose
-    /// `ts` and `blob` are the creation's.
-    pub(super) async fn create_bucket_as(&self, name: &str, record: BucketRecord) -> Result<bool> {
+    /// [`Index::create_bucket`] with the bucket's owner and configuration at creation:
+    /// `record`, whose `ts` and `blob` are the creation's.
+    pub async fn create_bucket_as(&self, name: &str, record: BucketRecord) -> Result<bool> {
         let ts = record.ts;
         let Some(blob) = record.blob.clone() else { return Err(Error::Index("a new bucket needs its blob".into())) };
         let blob = &blob;

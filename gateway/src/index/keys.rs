@@ -83,7 +83,7 @@ mod tests {
     async fn keys_and_grants() {
         let dir = tempfile::tempdir().unwrap();
         let index = Index::open(dir.path()).await.unwrap();
-        let record = KeyRecord { name: "app".into(), secret: "s3cr3t".into(), created_ms: 1, grants: vec![] };
+        let record = KeyRecord { name: "app".into(), secret: "s3cr3t".into(), created_ms: 1, ..Default::default() };
         index.put_key("CK1", &record).await.unwrap();
         assert!(!format!("{record:?}").contains("s3cr3t"));
         assert!(index.update_grant("CK1", "a", |g| g.read = true).await.unwrap());
@@ -99,7 +99,7 @@ mod tests {
         assert!(!index.delete_key("CK1").await.unwrap());
 
         // Importing the same keys twice replaces them.
-        let other = KeyRecord { name: "other".into(), secret: "x".into(), created_ms: 2, grants: vec![] };
+        let other = KeyRecord { name: "other".into(), secret: "x".into(), created_ms: 2, ..Default::default() };
         let keys = vec![("CK1".to_string(), record.clone()), ("CK2".to_string(), other)];
         assert_eq!(index.put_keys(&keys).await.unwrap(), 0);
         assert_eq!(index.put_keys(&keys).await.unwrap(), 2);

@@ -53,7 +53,7 @@ impl Index {
             blob: Some(blob.clone()),
             versioning: Versioning::Enabled,
             object_lock: Some(config),
-            lifecycle: None,
+            ..Default::default()
         };
         self.create_bucket_as(name, record).await
     }

@@ -12,7 +12,10 @@
 //! Version 2 appended S3 versioning (`BucketRecord::versioning`, `ObjectRecord::version`,
 //! `ObjectEntry::Deleted::version`); version 3 object lock (`BucketRecord::object_lock`,
 //! `ObjectRecord::lock`, `ObjectRecord::lock_blob`); version 4 the lock of an upload's object
-//! (`UploadRecord::lock`) and lifecycle rules (`BucketRecord::lifecycle`). Version 1 records had grown once before the rule (the
+//! (`UploadRecord::lock`) and lifecycle rules (`BucketRecord::lifecycle`); version 5 owners
+//! (`BucketRecord::owner`, `KeyRecord::owner`, `KeyRecord::owner_name`,
+//! `KeyRecord::create_bucket`), bucket tags, policies and public access blocks
+//! (`BucketRecord::tags`, `policy`, `public_access_block`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -20,7 +23,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
-const RECORD_VERSION: u8 = 4;
+const RECORD_VERSION: u8 = 5;
 /// The oldest version byte this code reads.
 const FIRST_RECORD_VERSION: u8 = 1;
 /// Zero bytes appended to a record that ends early: one per field appended since it was
@@ -50,7 +53,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
 }
 
 /// A bucket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
     /// Creation time, unix milliseconds.
     pub created_ms: u64,
@@ -67,6 +70,28 @@ pub struct BucketRecord {
     pub object_lock: Option<ObjectLockConfig>,
     /// Lifecycle rules, if any (appended).
     pub lifecycle: Option<Lifecycle>,
+    /// The canonical id of the bucket's owner; empty for the root owner (buckets made before
+    /// owners existed are the root's). Appended.
+    pub owner: String,
+    /// The bucket's tags (Put/GetBucketTagging), in the order given. Appended.
+    pub tags: Vec<(String, String)>,
+    /// The bucket policy, as put (JSON; checked by `policy::Policy::parse`). Appended.
+    pub policy: Option<String>,
+    /// The bucket's public access block, if one was put. Appended.
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// S3's four public access block flags of a bucket.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    /// Refuse ACLs that grant public access.
+    pub block_public_acls: bool,
+    /// Ignore ACLs that grant public access.
+    pub ignore_public_acls: bool,
+    /// Refuse bucket policies that grant public access.
+    pub block_public_policy: bool,
+    /// Let a public policy give access only to the bucket owner's keys.
+    pub restrict_public_buckets: bool,
 }
 
 /// A bucket's lifecycle configuration: what the lifecycle job expires and aborts.
@@ -568,7 +593,7 @@ impl ObjectEntry {
 
 /// An access key: its SigV4 secret and the buckets it may use. The root key from config is
 /// not stored here and may use every bucket.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KeyRecord {
     /// A name for people.
     pub name: String,
@@ -576,14 +601,27 @@ pub struct KeyRecord {
     pub secret: String,
     /// When it was created, unix milliseconds.
     pub created_ms: u64,
-    /// What it may do, per bucket.
+    /// What it may do on buckets of other owners.
     pub grants: Vec<Grant>,
+    /// The canonical id of the owner the key acts for: it has full control of that owner's
+    /// buckets, as every key of the owner has. Empty for a key stored before owners existed,
+    /// which is its own owner (see `auth::key_owner`). Appended.
+    pub owner: String,
+    /// The owner's display name (S3's `Owner.DisplayName`). Appended.
+    pub owner_name: String,
+    /// May create buckets, which its owner then owns. Appended.
+    pub create_bucket: bool,
 }
 
 impl std::fmt::Debug for KeyRecord {
     /// The secret stays out of logs.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyRecord").field("name", &self.name).field("grants", &self.grants).finish_non_exhaustive()
+        f.debug_struct("KeyRecord")
+            .field("name", &self.name)
+            .field("grants", &self.grants)
+            .field("owner", &self.owner)
+            .field("create_bucket", &self.create_bucket)
+            .finish_non_exhaustive()
     }
 }
 

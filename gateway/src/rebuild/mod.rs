@@ -33,7 +33,7 @@ use crate::index::Index;
 use crate::index::Restore;
 use crate::index::records::{
     BlobRef, BucketEntry, BucketRecord, CommitOrder, Membership, ObjectEntry, ObjectRecord, PartRecord, Replica,
-    TagsBlob, Version, Versioning, VolumeRecord,
+    TagsBlob, Version, VolumeRecord,
 };
 use crate::volume_client::{Commit, ListedBlob, VolumeClient};
 
@@ -935,6 +935,10 @@ fn bucket_entry(
             versioning: meta.versioning.unwrap_or_default(),
             object_lock: meta.object_lock.clone(),
             lifecycle: meta.lifecycle.clone(),
+            owner: meta.owner.clone().unwrap_or_default(),
+            tags: meta.tags.clone(),
+            policy: meta.policy.clone(),
+            public_access_block: meta.public_access_block,
         };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };
@@ -950,9 +954,7 @@ fn bucket_entry(
                     created_ms: oldest_object_ms,
                     ts: 0,
                     blob: None,
-                    versioning: Versioning::Unversioned,
-                    object_lock: None,
-                    lifecycle: None,
+                    ..Default::default()
                 }),
                 keep: None,
                 for_objects: true,
@@ -1258,14 +1260,7 @@ mod tests {
 
     fn live(created_ms: u64, ts: u64, id: Option<&str>) -> BucketEntry {
         let blob = id.map(|id| BlobRef { id: id.into(), replicas: vec![] });
-        BucketEntry::Live(BucketRecord {
-            created_ms,
-            ts,
-            blob,
-            versioning: Default::default(),
-            object_lock: None,
-            lifecycle: None,
-        })
+        BucketEntry::Live(BucketRecord { created_ms, ts, blob, ..Default::default() })
     }
 
     #[test]
@@ -1279,8 +1274,12 @@ mod tests {
                 years: 0,
             }),
         };
+        use crate::index::records::Versioning;
         found.get_mut("c2").unwrap().meta.versioning = Some(Versioning::Enabled);
         found.get_mut("c2").unwrap().meta.object_lock = Some(lock.clone());
+        found.get_mut("c2").unwrap().meta.owner = Some("a1b2".into());
+        found.get_mut("c2").unwrap().meta.tags = vec![("team".into(), "storage".into())];
+        found.get_mut("c2").unwrap().meta.policy = Some("{}".into());
         let restored = bucket_entry(&ids, &found, None).unwrap();
         let configured = BucketRecord {
             created_ms: 1000,
@@ -1288,7 +1287,10 @@ mod tests {
             blob: Some(BlobRef { id: "c2".into(), replicas: vec![] }),
             versioning: Versioning::Enabled,
             object_lock: Some(lock),
-            lifecycle: None,
+            owner: "a1b2".into(),
+            tags: vec![("team".into(), "storage".into())],
+            policy: Some("{}".into()),
+            ..Default::default()
         };
         assert_eq!((restored.entry, restored.keep), (BucketEntry::Live(configured), Some("c2".into())));
         // Deleted: stays deleted, keeping the deletion blob.

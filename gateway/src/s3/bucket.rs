@@ -7,38 +7,70 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::write::{self, Stored};
+use crate::access::Caller;
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
-use crate::index::records::{CommitOrder, ObjectLockConfig, Versioning};
+use crate::index::records::{BucketRecord, CommitOrder, ObjectLockConfig, Versioning};
 use crate::index::{BUCKET_KEY, BucketConfig};
+use crate::owner::Owner;
 use crate::time::{now_ms, timestamp_from_ms};
 
-/// Lists every bucket to the root key, and to a stored key the buckets it has a grant on.
+/// The most buckets one ListBuckets page holds, and the page size S3 applies when a request
+/// pages (names a prefix or a continuation token) without `max-buckets`.
+const MAX_BUCKETS_PAGE: i32 = 10_000;
+
+/// Lists the caller's buckets (see [`Caller::lists`]) by name, a page at a time when asked
+/// (`max-buckets`, `continuation-token`: the last name of the previous page, `prefix`).
 pub(super) async fn list_buckets(
     gw: &Gateway,
     req: S3Request<ListBucketsInput>,
 ) -> S3Result<S3Response<ListBucketsOutput>> {
-    let stored_key = match &req.credentials {
-        Some(credentials) => gw.index.key(&credentials.access_key).await?,
-        None => None,
+    let caller = Caller::of(&req.extensions)?;
+    let input = &req.input;
+    let pages = input.max_buckets.is_some() || input.continuation_token.is_some() || input.prefix.is_some();
+    let limit = match input.max_buckets {
+        Some(n) if !(1..=MAX_BUCKETS_PAGE).contains(&n) => {
+            return Err(s3_error!(InvalidArgument, "max-buckets must be between 1 and {MAX_BUCKETS_PAGE}"));
+        }
+        Some(n) => n as usize,
+        None if pages => MAX_BUCKETS_PAGE as usize,
+        None => usize::MAX,
     };
-    let visible = |name: &str| stored_key.as_ref().is_none_or(|key| key.grants.iter().any(|g| g.bucket == name));
-    let buckets = gw
+    if let Some(region) = &input.bucket_region
+        && *region != gw.region
+    {
+        // Every bucket is in this endpoint's region.
+        return Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(Vec::new()),
+            owner: Some(caller.owner.to_s3()),
+            prefix: input.prefix.clone(),
+            ..Default::default()
+        }));
+    }
+    let prefix = input.prefix.as_deref().unwrap_or("");
+    let after = input.continuation_token.as_deref().unwrap_or("");
+    let mut listed = gw
         .index
         .buckets()
         .await?
         .into_iter()
-        .filter(|(name, _)| visible(name))
+        .filter(|(name, record)| name.starts_with(prefix) && name.as_str() > after && caller.lists(name, record));
+    let buckets: Vec<Bucket> = listed
+        .by_ref()
+        .take(limit)
         .map(|(name, record)| Bucket {
             name: Some(name),
             creation_date: Some(timestamp_from_ms(record.created_ms)),
             bucket_region: Some(gw.region.clone()),
         })
         .collect();
+    let more = listed.next().is_some();
+    let continuation_token = more.then(|| buckets.last().and_then(|b| b.name.clone())).flatten();
     Ok(S3Response::new(ListBucketsOutput {
         buckets: Some(buckets),
-        owner: Some(Gateway::owner()),
-        ..Default::default()
+        owner: Some(caller.owner.to_s3()),
+        continuation_token,
+        prefix: input.prefix.clone(),
     }))
 }
 
@@ -62,37 +94,52 @@ pub(super) async fn create_bucket(
             gw.region
         ));
     }
-    let already_owned = || {
-        s3_error!(
-            BucketAlreadyOwnedByYou,
-            "Your previous request to create the named bucket succeeded and you already own it."
-        )
-    };
+    let owner = Caller::of(&req.extensions)?.owner.clone();
     // Fail fast, before a blob is written; the commit checks again.
-    if gw.index.bucket(&bucket).await?.is_some() {
-        return Err(already_owned());
+    if let Some(existing) = gw.index.bucket(&bucket).await? {
+        return Err(name_taken(&owner, &existing));
     }
     let ts = gw.index.bucket_write_ts(&bucket).await?;
     let created_ms = now_ms();
     // Object lock enabled at creation turns versioning on, as on S3.
     let locked = req.input.object_lock_enabled_for_bucket.unwrap_or(false);
-    let meta = BlobMeta {
-        versioning: locked.then_some(Versioning::Enabled),
+    let config = BucketConfig {
+        versioning: if locked { Versioning::Enabled } else { Versioning::Unversioned },
         object_lock: locked.then(ObjectLockConfig::default),
-        ..BlobMeta::new(BlobKind::Bucket, &bucket, BUCKET_KEY, ts, created_ms)
+        ..Default::default()
     };
+    let meta = BlobMeta::bucket(&bucket, ts, created_ms, &owner.stored_id(), &config);
     let stored = write::store_empty(gw, &meta).await?;
-    let (name, blob) = (bucket.clone(), stored.blob.clone());
-    let created = match meta.object_lock {
-        Some(config) => gw.index.create_locked_bucket(&name, ts, created_ms, &blob, config).await?,
-        None => gw.index.create_bucket(&name, ts, created_ms, &blob).await?,
+    let mut record = BucketRecord {
+        created_ms,
+        ts,
+        blob: Some(stored.blob.clone()),
+        owner: owner.stored_id(),
+        ..Default::default()
     };
-    if !created {
-        return Err(already_owned());
+    record.configure(&config);
+    if !gw.index.create_bucket_as(&bucket, record).await? {
+        let existing = gw.index.bucket(&bucket).await?;
+        return Err(existing.map_or_else(|| Error::OperationAborted.into(), |b| name_taken(&owner, &b)));
     }
     crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;
     tracing::info!(%bucket, "bucket created");
     Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
+}
+
+/// S3's answer to creating a bucket whose name is taken: yours, or somebody else's.
+fn name_taken(owner: &Owner, existing: &BucketRecord) -> s3s::S3Error {
+    if owner.owns(existing) {
+        s3_error!(
+            BucketAlreadyOwnedByYou,
+            "Your previous request to create the named bucket succeeded and you already own it."
+        )
+    } else {
+        s3_error!(
+            BucketAlreadyExists,
+            "The requested bucket name is not available. The bucket namespace is shared by all users of the system. Please select a different name and try again."
+        )
+    }
 }
 
 /// Writes a bucket blob (no data; kind `bucket` or `bucket_deleted`, under the empty key) to
@@ -103,7 +150,7 @@ async fn store_bucket_blob(gw: &Gateway, kind: BlobKind, bucket: &str, ts: u64, 
     write::store_empty(gw, &BlobMeta::new(kind, bucket, BUCKET_KEY, ts, modified_ms)).await
 }
 
-/// Changes `bucket`'s configuration (versioning, object lock, lifecycle) with `change`, which may refuse
+/// Changes `bucket`'s configuration (versioning, object lock, lifecycle, tags) with `change`, which may refuse
 /// it. The whole new configuration goes to the volumes first, in a bucket blob that replaces
 /// the bucket's (see `Index::configure_bucket`), so that a rebuild restores it.
 pub(super) async fn reconfigure(
@@ -122,12 +169,7 @@ pub(super) async fn reconfigure(
         return Ok(new);
     }
     let ts = gw.index.bucket_write_ts(bucket).await?;
-    let meta = BlobMeta {
-        versioning: (new.versioning != Versioning::Unversioned).then_some(new.versioning),
-        object_lock: new.object_lock.clone(),
-        lifecycle: new.lifecycle.clone(),
-        ..BlobMeta::new(BlobKind::Bucket, bucket, BUCKET_KEY, ts, record.created_ms)
-    };
+    let meta = BlobMeta::bucket(bucket, ts, record.created_ms, &record.owner, &new);
     let stored = write::store_empty(gw, &meta).await?;
     gw.index.configure_bucket(bucket, &expected, &new, ts, &stored.blob).await?;
     crate::commit_log::log(&gw.index, &gw.cluster, &gw.volumes, &stored.blob, CommitOrder::plain(ts)).await;

@@ -28,6 +28,8 @@ struct Listing {
     page: ListPage,
     max_keys: i32,
     url_encode: bool,
+    /// The bucket's owner, who owns every object in it.
+    owner: Owner,
 }
 
 impl Listing {
@@ -46,7 +48,7 @@ impl Listing {
                     e_tag: Some(ETag::Strong(record.etag.clone())),
                     last_modified: Some(timestamp_from_ms(record.modified_ms)),
                     storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-                    owner: owner.then(Gateway::owner),
+                    owner: owner.then(|| self.owner.clone()),
                     ..Default::default()
                 }),
                 ListItem::Prefix(_) | ListItem::Marker(..) => None,
@@ -84,16 +86,14 @@ async fn list(
     encoding: Option<&EncodingType>,
 ) -> S3Result<Listing> {
     let (max_keys, url_encode) = listing_options(max_keys, encoding)?;
-    if gw.index.bucket(bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
+    let Some(bucket_record) = gw.index.bucket(bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     let max = usize::try_from(max_keys).unwrap_or(0);
     let mut page = gw.index.list_objects(bucket, prefix, delimiter, after, max).await?;
     // Asked for no keys, S3 says the listing is not truncated, whatever the bucket holds.
     if max == 0 {
         page.truncated = false;
     }
-    Ok(Listing { page, max_keys, url_encode })
+    Ok(Listing { page, max_keys, url_encode, owner: crate::owner::bucket_owner(&bucket_record) })
 }
 
 /// `max-keys` (capped at 1000) and whether keys are URL-encoded, as a listing asks for them.
@@ -192,9 +192,8 @@ pub(super) async fn list_object_versions(
         return Err(s3_error!(InvalidArgument, "A version-id marker cannot be specified without a key marker."));
     }
     let (max_keys, url_encode) = listing_options(input.max_keys, input.encoding_type.as_ref())?;
-    if gw.index.bucket(&input.bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
+    let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let owner = crate::owner::bucket_owner(&bucket_record);
     let max = usize::try_from(max_keys).unwrap_or(0);
     let page = gw.index.list_versions(&input.bucket, &prefix, delimiter, (key_marker, version_marker), max).await?;
     let encode = |s: &str| if url_encode { self::url_encode(s) } else { s.to_string() };
@@ -216,7 +215,7 @@ pub(super) async fn list_object_versions(
                 size: Some(i64::try_from(record.size).unwrap_or(i64::MAX)),
                 e_tag: Some(ETag::Strong(record.etag.clone())),
                 last_modified: Some(timestamp_from_ms(record.modified_ms)),
-                owner: Some(Gateway::owner()),
+                owner: Some(owner.clone()),
                 storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
                 ..Default::default()
             }),
@@ -226,7 +225,7 @@ pub(super) async fn list_object_versions(
                 is_latest: Some(item.latest),
                 // The commit order is wall-clock microseconds.
                 last_modified: Some(timestamp_from_ms(ts / 1000)),
-                owner: Some(Gateway::owner()),
+                owner: Some(owner.clone()),
             }),
         }
     }

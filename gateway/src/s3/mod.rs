@@ -13,6 +13,9 @@
 //! lock.rs        Put/GetObjectLockConfiguration, Put/GetObjectRetention,
 //!                Put/GetObjectLegalHold, and the lock a write gets
 //! lifecycle.rs   Put/Get/DeleteBucketLifecycleConfiguration
+//! policy.rs      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus, Put/Get/DeletePublicAccessBlock
+//! settings.rs    Get/Put/DeleteBucketTagging, Get/PutBucketAcl, Get/PutObjectAcl, and the
+//!                bucket settings Cairn does not have, answered as S3 answers an unset one
 //! write.rs       what every write shares: storing a body, tags, metadata, conditions
 //! conditions.rs  If-Match / If-None-Match / If-(Un)Modified-Since, copy-source variants
 //! ```
@@ -27,6 +30,8 @@ mod list;
 mod lock;
 mod multipart;
 mod object;
+mod policy;
+mod settings;
 mod tagging;
 mod write;
 
@@ -39,9 +44,6 @@ use crate::cluster::Cluster;
 use crate::index::records::ObjectEntry;
 use crate::index::{Index, WriteCondition};
 use crate::volume_client::VolumeClient;
-
-/// Owner reported for every bucket and object: Cairn has one tenant.
-pub(crate) const OWNER_ID: &str = "cairn";
 
 /// The S3 service: shared state every handler uses.
 #[derive(Debug, Clone)]
@@ -97,10 +99,6 @@ impl Gateway {
         let order = self.index.complete_upload(&b, &k, &u, &entry, condition.as_ref()).await?;
         crate::commit_log::log(&self.index, &self.cluster, &self.volumes, &blob, order).await;
         Ok(order.version_id())
-    }
-
-    pub(crate) fn owner() -> Owner {
-        Owner { display_name: Some(OWNER_ID.to_string()), id: Some(OWNER_ID.to_string()) }
     }
 }
 
@@ -350,5 +348,174 @@ impl S3 for Gateway {
         req: S3Request<DeleteBucketLifecycleInput>,
     ) -> S3Result<S3Response<DeleteBucketLifecycleOutput>> {
         lifecycle::delete_bucket_lifecycle(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_tagging(
+        &self,
+        req: S3Request<GetBucketTaggingInput>,
+    ) -> S3Result<S3Response<GetBucketTaggingOutput>> {
+        settings::get_bucket_tagging(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_tagging(
+        &self,
+        req: S3Request<PutBucketTaggingInput>,
+    ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
+        settings::put_bucket_tagging(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_tagging(
+        &self,
+        req: S3Request<DeleteBucketTaggingInput>,
+    ) -> S3Result<S3Response<DeleteBucketTaggingOutput>> {
+        settings::delete_bucket_tagging(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
+        settings::get_bucket_acl(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
+        settings::put_bucket_acl(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_ownership_controls(
+        &self,
+        req: S3Request<GetBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
+        settings::get_bucket_ownership_controls(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        settings::get_bucket_encryption(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_website(
+        &self,
+        req: S3Request<GetBucketWebsiteInput>,
+    ) -> S3Result<S3Response<GetBucketWebsiteOutput>> {
+        settings::get_bucket_website(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_replication(
+        &self,
+        req: S3Request<GetBucketReplicationInput>,
+    ) -> S3Result<S3Response<GetBucketReplicationOutput>> {
+        settings::get_bucket_replication(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        policy::get_bucket_policy(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        policy::get_bucket_policy_status(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_cors(&self, req: S3Request<GetBucketCorsInput>) -> S3Result<S3Response<GetBucketCorsOutput>> {
+        settings::get_bucket_cors(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        policy::get_public_access_block(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_logging(
+        &self,
+        req: S3Request<GetBucketLoggingInput>,
+    ) -> S3Result<S3Response<GetBucketLoggingOutput>> {
+        settings::get_bucket_logging(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_request_payment(
+        &self,
+        req: S3Request<GetBucketRequestPaymentInput>,
+    ) -> S3Result<S3Response<GetBucketRequestPaymentOutput>> {
+        settings::get_bucket_request_payment(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_accelerate_configuration(
+        &self,
+        req: S3Request<GetBucketAccelerateConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketAccelerateConfigurationOutput>> {
+        settings::get_bucket_accelerate_configuration(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn get_bucket_notification_configuration(
+        &self,
+        req: S3Request<GetBucketNotificationConfigurationInput>,
+    ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
+        settings::get_bucket_notification_configuration(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
+        settings::get_object_acl(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
+    async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
+        settings::put_object_acl(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        policy::put_bucket_policy(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        policy::delete_bucket_policy(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        policy::put_public_access_block(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        policy::delete_public_access_block(self, req).await
     }
 }

@@ -402,6 +402,8 @@ fn page_size(requested: Option<i32>) -> usize {
 pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
     let input = req.input;
     let upload = require_upload(gw, &input.bucket, &input.key, &input.upload_id).await?;
+    let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let (owner, initiator) = owner_and_initiator(&bucket_record);
     let after = input.part_number_marker.and_then(|m| u32::try_from(m).ok()).unwrap_or(0);
     let max = page_size(input.max_parts);
     let (parts, truncated) = gw.index.parts(&input.upload_id, after, max).await?;
@@ -432,8 +434,8 @@ pub(super) async fn list_parts(gw: &Gateway, req: S3Request<ListPartsInput>) -> 
         max_parts: Some(max as i32),
         part_number_marker: input.part_number_marker,
         next_part_number_marker: next_marker,
-        owner: Some(Gateway::owner()),
-        initiator: Some(Initiator { display_name: Some(super::OWNER_ID.into()), id: Some(super::OWNER_ID.into()) }),
+        owner: Some(owner),
+        initiator: Some(initiator),
         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
         checksum_algorithm: upload.checksum.map(|(a, _)| checksum_algorithm_dto(a)),
         checksum_type: upload.checksum.map(|(_, t)| ChecksumType::from(t.name().to_string())),
@@ -446,9 +448,8 @@ pub(super) async fn list_multipart_uploads(
     req: S3Request<ListMultipartUploadsInput>,
 ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
     let input = req.input;
-    if gw.index.bucket(&input.bucket).await?.is_none() {
-        return Err(Error::NoSuchBucket.into());
-    }
+    let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
+    let (owner, initiator) = owner_and_initiator(&bucket_record);
     let max = page_size(input.max_uploads);
     let prefix = input.prefix.clone().unwrap_or_default();
     let page = gw
@@ -475,8 +476,8 @@ pub(super) async fn list_multipart_uploads(
             key: Some(encode(&u.key)),
             upload_id: Some(u.upload_id),
             initiated: Some(timestamp_from_ms(u.record.initiated_ms)),
-            owner: Some(Gateway::owner()),
-            initiator: Some(Initiator { display_name: Some(super::OWNER_ID.into()), id: Some(super::OWNER_ID.into()) }),
+            owner: Some(owner.clone()),
+            initiator: Some(initiator.clone()),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             checksum_algorithm: u.record.checksum.map(|(a, _)| checksum_algorithm_dto(a)),
             checksum_type: u.record.checksum.map(|(_, t)| ChecksumType::from(t.name().to_string())),
@@ -498,4 +499,12 @@ pub(super) async fn list_multipart_uploads(
         encoding_type: input.encoding_type,
         ..Default::default()
     }))
+}
+
+/// The owner and initiator an upload is shown with: the bucket's owner, who owns every object
+/// in it (S3's "bucket owner enforced"); uploads do not record which key started them.
+fn owner_and_initiator(bucket: &crate::index::records::BucketRecord) -> (Owner, Initiator) {
+    let owner = crate::owner::bucket_owner(bucket);
+    let initiator = Initiator { display_name: owner.display_name.clone(), id: owner.id.clone() };
+    (owner, initiator)
 }

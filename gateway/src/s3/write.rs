@@ -160,11 +160,30 @@ const MAX_TAGS: usize = 10;
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 
-/// Validates a tag set (at most 10, unique keys, S3's lengths).
+/// A bucket has at most this many tags.
+const MAX_BUCKET_TAGS: usize = 50;
+
+/// Validates an object's tag set (at most 10, unique keys, S3's lengths).
 pub(super) fn check_tags(tags: &[(String, String)]) -> Result<()> {
     if tags.len() > MAX_TAGS {
         return Err(Error::InvalidTag("Object tags cannot be greater than 10".into()));
     }
+    check_each_tag(tags)
+}
+
+/// Validates a bucket's tag set (at most 50, unique keys, S3's lengths, none of the `aws:`
+/// system tags).
+pub(super) fn check_bucket_tags(tags: &[(String, String)]) -> Result<()> {
+    if tags.len() > MAX_BUCKET_TAGS {
+        return Err(Error::InvalidTag("Bucket tag count cannot be greater than 50".into()));
+    }
+    if tags.iter().any(|(key, _)| key.starts_with("aws:")) {
+        return Err(Error::InvalidTag("System tags cannot be added/updated by requester".into()));
+    }
+    check_each_tag(tags)
+}
+
+fn check_each_tag(tags: &[(String, String)]) -> Result<()> {
     for (i, (key, value)) in tags.iter().enumerate() {
         if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
             return Err(Error::InvalidTag("The TagKey you have provided is invalid".into()));

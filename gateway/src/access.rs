@@ -1,0 +1,369 @@
+//! Who may do what to a bucket: the decision `auth::AccessPolicy` makes for each request,
+//! once the signature is checked. The root key may do everything. A stored key has full
+//! control of its owner's buckets (`owner.rs`), what its grants say on buckets of other
+//! owners, and creates buckets only if allowed to. A bucket's policy (`policy.rs`) is asked
+//! first, for stored keys and anonymous callers alike: its explicit Deny wins over
+//! everything, its Allow gives what ownership and grants do not; anonymous callers get only
+//! what a policy allows. The decided [`Caller`] goes into the request's extensions for the
+//! handlers (ListBuckets, CreateBucket, DeleteObjects's per-key checks).
+
+use http::HeaderMap;
+use s3s::access::S3AccessContext;
+use s3s::path::S3Path;
+use s3s::{S3Result, s3_error};
+use volumed::serve::Connection;
+
+use crate::index::Index;
+use crate::index::records::{BucketRecord, Grant, KeyRecord};
+use crate::owner::{Owner, bucket_owner_id};
+use crate::policy::{Decision, Policy, Request, action_of};
+
+/// Whom a request acts for, as the access check found it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The owner it acts for (none for an anonymous caller: see [`Caller::anonymous`]).
+    pub owner: Owner,
+    /// Which kind of caller.
+    pub who: Who,
+    /// Where the request came from.
+    pub connection: Option<Connection>,
+}
+
+/// The kinds of caller.
+#[derive(Debug, Clone)]
+pub enum Who {
+    /// The root key from config.
+    Root,
+    /// A stored key: its id and record.
+    Key(String, Box<KeyRecord>),
+    /// No credentials.
+    Anonymous,
+}
+
+/// S3's canonical id for anonymous requests.
+const ANONYMOUS_ID: &str = "65a011a29cdf8ec533ec3d1ccaae921c";
+
+impl Caller {
+    /// The caller of a request (the access check put it there).
+    pub fn of(extensions: &http::Extensions) -> S3Result<&Caller> {
+        extensions.get::<Caller>().ok_or_else(denied)
+    }
+
+    fn anonymous(connection: Option<Connection>) -> Self {
+        let owner = Owner { id: ANONYMOUS_ID.to_string(), name: "anonymous".to_string() };
+        Caller { owner, who: Who::Anonymous, connection }
+    }
+
+    /// Whether `bucket` is one the caller sees in ListBuckets: every bucket for the root key;
+    /// its owner's buckets and those it has a grant on for a stored key.
+    pub fn lists(&self, name: &str, bucket: &BucketRecord) -> bool {
+        match &self.who {
+            Who::Root => true,
+            Who::Key(_, key) => self.owner.owns(bucket) || key.grants.iter().any(|g| g.bucket == name),
+            Who::Anonymous => false,
+        }
+    }
+
+    /// The principal a policy sees: the key's id and its owner's; `None` for anonymous.
+    fn principal(&self) -> Option<(&str, &str)> {
+        match &self.who {
+            Who::Key(id, _) => Some((id.as_str(), self.owner.id.as_str())),
+            Who::Root | Who::Anonymous => None,
+        }
+    }
+
+    /// Whether ownership or grants let the caller do what `need` says on `bucket` (`None`:
+    /// it does not exist), without asking the bucket's policy.
+    fn entitled(&self, name: &str, bucket: Option<&BucketRecord>, need: Need) -> bool {
+        match &self.who {
+            Who::Root => true,
+            Who::Anonymous => false,
+            Who::Key(_, key) => {
+                allows(&key.grants, name, need)
+                    || match bucket {
+                        Some(record) => self.owner.owns(record),
+                        // The handler answers NoSuchBucket, as S3 does, to a key that may
+                        // create buckets; any other learns nothing of names.
+                        None => key.create_bucket,
+                    }
+            }
+        }
+    }
+
+    /// Whether the caller may delete `key` (one key of a DeleteObjects): the bucket's policy
+    /// on that key first, then ownership and grants.
+    pub async fn may_delete(
+        &self,
+        index: &Index,
+        (name, bucket): (&str, &BucketRecord),
+        key: &str,
+        versioned: bool,
+    ) -> S3Result<bool> {
+        if matches!(self.who, Who::Root) {
+            return Ok(true);
+        }
+        let action = action_of("DeleteObject", versioned);
+        let asked = Asked { action: &action, key: Some(key), prefix: None };
+        Ok(match policy_decision(index, self, (name, bucket), &asked).await? {
+            Decision::Deny => false,
+            Decision::Allow => true,
+            Decision::NotApplicable => self.entitled(name, Some(bucket), Need::Write),
+        })
+    }
+}
+
+/// What an operation needs of ownership and grants on a bucket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Need {
+    Read,
+    Write,
+    Owner,
+}
+
+pub(crate) fn need_of(operation: &str) -> Need {
+    match operation {
+        // A bucket's configuration is its owner's to set (lifecycle rules and object lock
+        // decide what may be deleted, policies and public access blocks who may do what).
+        "CreateBucket"
+        | "DeleteBucket"
+        | "PutObjectLockConfiguration"
+        | "PutPublicAccessBlock"
+        | "DeletePublicAccessBlock" => Need::Owner,
+        op if op.contains("Bucket") && (op.starts_with("Put") || op.starts_with("Delete")) => Need::Owner,
+        op if op.starts_with("Get") || op.starts_with("Head") || op.starts_with("List") => Need::Read,
+        _ => Need::Write,
+    }
+}
+
+pub(crate) fn allows(grants: &[Grant], bucket: &str, need: Need) -> bool {
+    grants.iter().filter(|g| g.bucket == bucket).any(|g| match need {
+        Need::Read => g.read || g.owner,
+        Need::Write => g.write || g.owner,
+        Need::Owner => g.owner,
+    })
+}
+
+fn denied() -> s3s::S3Error {
+    s3_error!(AccessDenied, "Access Denied")
+}
+
+/// Whether the request asks to bypass GOVERNANCE retention.
+fn bypasses_governance(headers: &HeaderMap) -> bool {
+    headers
+        .get("x-amz-bypass-governance-retention")
+        .is_some_and(|v| v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"true"))
+}
+
+/// The bucket and key of an `x-amz-copy-source` header (`bucket/key`, maybe `/`-led,
+/// URL-encoded, maybe with `?versionId=`).
+pub(crate) fn copy_source(headers: &HeaderMap) -> Option<(String, String)> {
+    let value = headers.get("x-amz-copy-source")?.to_str().ok()?;
+    let path = value.trim_start_matches('/').split('?').next().unwrap_or_default();
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy().into_owned();
+    decoded.split_once('/').map(|(bucket, key)| (bucket.to_string(), key.to_string()))
+}
+
+/// One query parameter, decoded.
+fn query_param(query: Option<&str>, name: &str) -> Option<String> {
+    query?.split('&').filter_map(|pair| pair.split_once('=').or(Some((pair, "")))).find(|(n, _)| *n == name).map(
+        |(_, value)| percent_encoding::percent_decode_str(&value.replace('+', " ")).decode_utf8_lossy().into_owned(),
+    )
+}
+
+/// What a request asks of a bucket's policy.
+struct Asked<'a> {
+    action: &'a str,
+    key: Option<&'a str>,
+    /// A listing's prefix (empty when it names none).
+    prefix: Option<&'a str>,
+}
+
+/// What `bucket`'s policy says of `caller` doing `asked`. A public policy gives nothing to
+/// callers outside the bucket owner's keys when the bucket restricts public buckets.
+async fn policy_decision(
+    index: &Index,
+    caller: &Caller,
+    (name, bucket): (&str, &BucketRecord),
+    asked: &Asked<'_>,
+) -> S3Result<Decision> {
+    let Some(text) = &bucket.policy else { return Ok(Decision::NotApplicable) };
+    let policy = Policy::parse(text, name)
+        .map_err(|err| crate::error::Error::Index(format!("the stored policy of {name} does not parse: {err:?}")))?;
+    let tags = match asked.key {
+        Some(key) if policy.reads_object_tags() => index.object(name, key).await?.map(|record| record.tags),
+        _ => None,
+    };
+    let resource = match asked.key {
+        Some(key) => format!("arn:aws:s3:::{name}/{key}"),
+        None => format!("arn:aws:s3:::{name}"),
+    };
+    let request = Request {
+        principal: caller.principal(),
+        action: asked.action,
+        resource,
+        source_ip: caller.connection.map(|c| c.peer.ip()),
+        secure_transport: caller.connection.is_some_and(|c| c.tls),
+        prefix: asked.prefix,
+        object_tags: tags.as_deref(),
+    };
+    let decision = policy.evaluate(&request);
+    let restricted = bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets) && policy.is_public();
+    let own_key = caller.principal().is_some_and(|(_, owner)| owner == bucket_owner_id(bucket));
+    if decision == Decision::Allow && restricted && !own_key {
+        return Ok(Decision::NotApplicable);
+    }
+    Ok(decision)
+}
+
+/// Decides whether `caller` (not the root key) may make the request: `Ok` or AccessDenied.
+pub(crate) async fn authorize(index: &Index, caller: &Caller, cx: &S3AccessContext<'_>) -> S3Result<()> {
+    let operation = cx.s3_op().name();
+    let (name, key) = match cx.s3_path() {
+        // ListBuckets is filtered by `Caller::lists`; anonymous callers have no buckets.
+        S3Path::Root if matches!(caller.who, Who::Anonymous) => return Err(denied()),
+        S3Path::Root => return Ok(()),
+        S3Path::Bucket { bucket } => (bucket.as_ref(), None),
+        S3Path::Object { bucket, key } => (bucket.as_ref(), Some(key.as_ref())),
+    };
+    if operation == "CreateBucket" {
+        // Whether the name is taken, and by whom, is the handler's to say.
+        let allowed = match &caller.who {
+            Who::Key(_, record) => record.create_bucket || allows(&record.grants, name, Need::Owner),
+            Who::Root => true,
+            Who::Anonymous => false,
+        };
+        return if allowed { Ok(()) } else { Err(denied()) };
+    }
+    let bucket = index.bucket(name).await?;
+    let query = cx.uri().query();
+    let versioned = query_param(query, "versionId").is_some();
+    let action = action_of(operation, versioned);
+    let listing = matches!(operation, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
+    let prefix = listing.then(|| query_param(query, "prefix").unwrap_or_default());
+    let asked = Asked { action: &action, key, prefix: prefix.as_deref() };
+    let decision = match &bucket {
+        Some(record) => policy_decision(index, caller, (name, record), &asked).await?,
+        None => Decision::NotApplicable,
+    };
+    let need = need_of(operation);
+    let allowed = match decision {
+        Decision::Deny => false,
+        Decision::Allow => true,
+        // DeleteObjects names its keys in the body: let through a caller whom the policy may
+        // allow some deletes, and its handler asks of each key (`Caller::may_delete`).
+        Decision::NotApplicable if operation == "DeleteObjects" => {
+            caller.entitled(name, bucket.as_ref(), need)
+                || bucket.as_ref().and_then(|b| b.policy.as_deref()).is_some_and(|text| {
+                    Policy::parse(text, name).is_ok_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject"))
+                })
+        }
+        Decision::NotApplicable => caller.entitled(name, bucket.as_ref(), need),
+    };
+    if !allowed {
+        return Err(denied());
+    }
+    // Bypassing GOVERNANCE retention is the bucket owner's (S3's
+    // s3:BypassGovernanceRetention permission), never a policy's to give.
+    if bypasses_governance(cx.headers()) && !caller.entitled(name, bucket.as_ref(), Need::Owner) {
+        return Err(denied());
+    }
+    if let Some((source_name, source_key)) = copy_source(cx.headers()) {
+        let source = index.bucket(&source_name).await?;
+        let action = action_of(
+            "GetObject",
+            cx.headers().get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId="))),
+        );
+        let asked = Asked { action: &action, key: Some(&source_key), prefix: None };
+        let decision = match &source {
+            Some(record) => policy_decision(index, caller, (&source_name, record), &asked).await?,
+            None => Decision::NotApplicable,
+        };
+        let readable = match decision {
+            Decision::Deny => false,
+            Decision::Allow => true,
+            Decision::NotApplicable => caller.entitled(&source_name, source.as_ref(), Need::Read),
+        };
+        if !readable {
+            return Err(denied());
+        }
+    }
+    Ok(())
+}
+
+/// The caller of a request with these credentials (`None`: anonymous): the root key, or a
+/// stored key (`InvalidAccessKeyId` if it is gone).
+pub(crate) async fn caller_of(
+    index: &Index,
+    root_access_key: &str,
+    access_key: Option<&str>,
+    connection: Option<Connection>,
+) -> S3Result<Caller> {
+    use subtle::ConstantTimeEq as _;
+    let Some(access_key) = access_key else { return Ok(Caller::anonymous(connection)) };
+    if bool::from(access_key.as_bytes().ct_eq(root_access_key.as_bytes())) {
+        return Ok(Caller { owner: Owner::root(), who: Who::Root, connection });
+    }
+    let key = index.key(access_key).await?.ok_or_else(crate::auth::unknown_key)?;
+    let owner = Owner::of_key(access_key, &key);
+    Ok(Caller { owner, who: Who::Key(access_key.to_string(), Box::new(key)), connection })
+}
+
+/// `x-amz-expected-bucket-owner` (and `x-amz-source-expected-bucket-owner` for a copy's
+/// source): a request naming an owner other than the bucket's is refused, for every caller.
+pub(crate) async fn check_expected_owners(index: &Index, cx: &S3AccessContext<'_>) -> S3Result<()> {
+    let bucket = match cx.s3_path() {
+        S3Path::Root => None,
+        S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
+    };
+    let checks = [
+        ("x-amz-expected-bucket-owner", bucket),
+        ("x-amz-source-expected-bucket-owner", copy_source(cx.headers()).map(|(bucket, _)| bucket)),
+    ];
+    for (header, bucket) in checks {
+        let Some(expected) = cx.headers().get(header) else { continue };
+        let Some(bucket) = bucket else { continue };
+        // A bucket that does not exist is the handler's to report.
+        if let Some(record) = index.bucket(&bucket).await?
+            && expected.as_bytes() != bucket_owner_id(&record).as_bytes()
+        {
+            return Err(denied());
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        pairs.iter().map(|(k, v)| (http::HeaderName::from_static(k), http::HeaderValue::from_static(v))).collect()
+    }
+
+    #[test]
+    fn operations_need_the_right_grant() {
+        let grants = vec![
+            Grant { bucket: "a".into(), read: true, ..Default::default() },
+            Grant { bucket: "b".into(), owner: true, ..Default::default() },
+        ];
+        assert!(allows(&grants, "a", need_of("GetObject")));
+        assert!(allows(&grants, "a", need_of("ListObjectsV2")));
+        assert!(!allows(&grants, "a", need_of("PutObject")));
+        assert!(!allows(&grants, "a", need_of("DeleteBucket")));
+        assert!(!allows(&grants, "a", need_of("PutBucketPolicy")));
+        assert!(!allows(&grants, "a", need_of("PutPublicAccessBlock")));
+        assert!(allows(&grants, "b", need_of("DeleteObjects")));
+        assert!(allows(&grants, "b", need_of("CreateBucket")));
+        assert!(!allows(&grants, "c", need_of("HeadObject")));
+        let h = headers(&[("x-amz-copy-source", "/src%20bucket/key/with/slashes?versionId=3")]);
+        assert_eq!(copy_source(&h), Some(("src bucket".to_string(), "key/with/slashes".to_string())));
+    }
+
+    #[test]
+    fn reads_query_parameters() {
+        assert_eq!(query_param(Some("list-type=2&prefix=a%2Fb+c"), "prefix").as_deref(), Some("a/b c"));
+        assert_eq!(query_param(Some("versionId"), "versionId").as_deref(), Some(""));
+        assert_eq!(query_param(Some("list-type=2"), "prefix"), None);
+        assert_eq!(query_param(None, "prefix"), None);
+    }
+}
