@@ -54,12 +54,46 @@ impl S3Auth for KeyStore {
 pub struct AccessPolicy {
     root_access_key: String,
     index: Arc<Index>,
+    /// SigV2 signatures are accepted.
+    sigv2: bool,
 }
 
 impl AccessPolicy {
     /// A policy where `root_access_key` may do everything.
     pub fn new(root_access_key: String, index: Arc<Index>) -> Self {
-        Self { root_access_key, index }
+        Self { root_access_key, index, sigv2: true }
+    }
+
+    /// Accepts SigV2 signatures, or refuses them (`--sigv2 off`).
+    pub fn with_sigv2(self, sigv2: bool) -> Self {
+        Self { sigv2, ..self }
+    }
+
+    /// SigV2: refused when turned off; a header-signed request dated (`x-amz-date`, else
+    /// `Date`) more than the allowed skew from now is `RequestTimeTooSkewed`, as for SigV4
+    /// (s3s checks neither for SigV2).
+    fn check_sigv2(&self, headers: &HeaderMap) -> S3Result<()> {
+        if !self.sigv2 {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256."
+            ));
+        }
+        if !headers.get(http::header::AUTHORIZATION).is_some_and(|a| a.as_bytes().starts_with(b"AWS ")) {
+            return Ok(());
+        }
+        let date = headers.get("x-amz-date").or_else(|| headers.get(http::header::DATE)).and_then(|d| d.to_str().ok());
+        let signed_at = date.and_then(sigv2_date);
+        let Some(signed_at) = signed_at else {
+            return Err(s3_error!(AccessDenied, "AWS authentication requires a valid Date or x-amz-date header"));
+        };
+        if now_unix().abs_diff(signed_at) > MAX_SIGV2_SKEW_SECS {
+            return Err(s3_error!(
+                RequestTimeTooSkewed,
+                "The difference between the request time and the current time is too large."
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -94,6 +128,9 @@ impl S3Access for AccessPolicy {
                 "Expires must be less than a week (604800 seconds) from now"
             ));
         }
+        if access_key.is_some() && is_sigv2(cx.headers(), cx.uri().query()) {
+            self.check_sigv2(cx.headers())?;
+        }
         let signed = signed_headers(cx.headers(), cx.uri().query());
         // SigV2 signs every x-amz-* header (its canonicalized amz headers).
         if access_key.is_some()
@@ -118,6 +155,22 @@ impl S3Access for AccessPolicy {
         crate::unsupported::refuse_unsupported(cx.headers())
     }
 }
+
+/// Unix seconds of a SigV2 request's date: an HTTP date, also with a `+0000` zone as s3cmd
+/// writes it, or ISO 8601 basic (`20261204T223000Z`).
+fn sigv2_date(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let http = text.strip_suffix("+0000").map(|t| format!("{}GMT", t)).unwrap_or_else(|| text.to_string());
+    if let Some(at) = crate::time::parse_http_date(&http) {
+        return Some(crate::time::ms_from_timestamp(&at) / 1000);
+    }
+    let basic = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let at = time::PrimitiveDateTime::parse(text, basic).ok()?.assume_utc();
+    u64::try_from(at.unix_timestamp()).ok()
+}
+
+/// How far a SigV2 request's date may be from now: S3's 15 minutes.
+const MAX_SIGV2_SKEW_SECS: u64 = 15 * 60;
 
 /// S3 refuses presigned URLs valid for more than seven days.
 const MAX_PRESIGNED_EXPIRY_SECS: u64 = 7 * 24 * 3600;
@@ -228,6 +281,14 @@ mod tests {
         assert!(is_sigv2(&HeaderMap::new(), Some("AWSAccessKeyId=AK&Expires=1&Signature=abc%3D")));
         assert!(!is_sigv2(&HeaderMap::new(), Some("X-Amz-Algorithm=x&X-Amz-Signature=s")));
         assert!(!is_sigv2(&HeaderMap::new(), None));
+    }
+
+    #[test]
+    fn reads_sigv2_dates() {
+        assert_eq!(sigv2_date("Fri, 04 Dec 2026 22:30:00 GMT"), Some(1_796_423_400));
+        assert_eq!(sigv2_date("Fri, 04 Dec 2026 22:30:00 +0000"), Some(1_796_423_400));
+        assert_eq!(sigv2_date("20261204T223000Z"), Some(1_796_423_400));
+        assert_eq!(sigv2_date("yesterday"), None);
     }
 
     #[test]

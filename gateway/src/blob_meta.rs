@@ -104,6 +104,9 @@ pub struct BlobMeta {
     /// A bucket blob's public access block, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<crate::index::records::PublicAccessBlock>,
+    /// A bucket blob's CORS rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors: Vec<crate::index::records::CorsRule>,
 }
 
 impl BlobMeta {
@@ -132,6 +135,7 @@ impl BlobMeta {
             owner: None,
             policy: None,
             public_access_block: None,
+            cors: Vec::new(),
         }
     }
 
@@ -146,6 +150,7 @@ impl BlobMeta {
             tags: config.tags.clone(),
             policy: config.policy.clone(),
             public_access_block: config.public_access_block,
+            cors: config.cors.clone(),
             owner: (!owner.is_empty()).then(|| owner.to_string()),
             ..Self::new(BlobKind::Bucket, bucket, crate::index::BUCKET_KEY, ts, created_ms)
         }

@@ -91,6 +91,10 @@ pub struct ServeArgs {
     #[arg(long, env = "CAIRN_UPLOAD_TTL", value_parser = parse_duration)]
     #[serde(default, deserialize_with = "duration_or_seconds")]
     pub upload_ttl: Option<Duration>,
+    /// Accept SigV2-signed requests (`on`, for s3cmd-era clients) or refuse them with S3's
+    /// "use AWS4-HMAC-SHA256" (`off`) [default: on].
+    #[arg(long, env = "CAIRN_SIGV2", value_parser = ["on", "off"])]
+    pub sigv2: Option<String>,
     /// Test knob: the length of a lifecycle day in seconds, for lifecycle rules' days and for
     /// how often the lifecycle job runs, so that tests need not wait for days [default: 86400].
     #[arg(long, env = "CAIRN_LIFECYCLE_DAY_SECS")]
@@ -181,6 +185,8 @@ pub struct Settings {
     pub upload_ttl: Duration,
     /// A lifecycle day (a day, but for tests).
     pub lifecycle_day: Duration,
+    /// SigV2 signatures are accepted.
+    pub sigv2: bool,
     /// Certificate chain and key files: the S3 listener speaks HTTPS.
     pub tls: Option<TlsFiles>,
 }
@@ -210,6 +216,7 @@ impl std::fmt::Debug for Settings {
             .field("domain", &self.domain)
             .field("upload_ttl", &self.upload_ttl)
             .field("lifecycle_day", &self.lifecycle_day)
+            .field("sigv2", &self.sigv2)
             .field("tls", &self.tls)
             .finish_non_exhaustive()
     }
@@ -250,6 +257,9 @@ impl Settings {
         put("upload_ttl", humane(self.upload_ttl).into());
         if self.lifecycle_day != DEFAULT_LIFECYCLE_DAY {
             put("lifecycle_day_secs", i64::try_from(self.lifecycle_day.as_secs()).unwrap_or(i64::MAX).into());
+        }
+        if !self.sigv2 {
+            put("sigv2", "off".into());
         }
         if let Some(tls) = &self.tls {
             put("tls_cert", tls.cert.display().to_string().into());
@@ -418,6 +428,11 @@ impl ServeArgs {
                 Some(0) => return Err(Error::Config("--lifecycle-day-secs must be at least 1".into())),
                 Some(secs) => Duration::from_secs(secs),
                 None => DEFAULT_LIFECYCLE_DAY,
+            },
+            sigv2: match self.sigv2.or(file.sigv2).as_deref() {
+                None | Some("on") => true,
+                Some("off") => false,
+                Some(other) => return Err(Error::Config(format!("sigv2 is on or off, not {other:?}"))),
             },
             tls: match (self.tls_cert.or(file.tls_cert), self.tls_key.or(file.tls_key)) {
                 (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),

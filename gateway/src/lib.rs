@@ -26,6 +26,7 @@ pub mod checksum;
 pub mod cluster;
 pub mod commit_log;
 pub mod config;
+pub mod cors;
 pub mod dev;
 pub mod engine;
 pub mod error;

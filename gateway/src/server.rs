@@ -110,12 +110,13 @@ pub async fn run(
     };
     let mut builder = S3ServiceBuilder::new(gateway.clone());
     builder.set_auth(KeyStore::new(settings.access_key.clone(), settings.secret_key.clone(), index.clone()));
-    builder.set_access(AccessPolicy::new(settings.access_key.clone(), index.clone()));
+    builder.set_access(AccessPolicy::new(settings.access_key.clone(), index.clone()).with_sigv2(settings.sigv2));
     if let Some(domain) = &settings.domain {
         builder.set_host(VirtualHosts { domain: domain.clone() });
     }
     builder.set_config(crate::guard::s3_config());
     let s3 = builder.build();
+    let (cors_index, domain) = (index.clone(), settings.domain.clone());
     let s3 = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let request_id = hex::encode(rand::random::<[u8; 8]>()).to_uppercase();
         let span =
@@ -125,10 +126,12 @@ pub async fn run(
         let close_after = expects_continue_without_body(&req);
         let started = std::time::Instant::now();
         let bytes_in = content_length(req.headers());
+        let (index, domain) = (cors_index.clone(), domain.clone());
         async move {
             let _in_flight = InFlightRequest::start();
             let context = RequestContext::new(request_id.clone());
-            let mut response = crate::request_id::scope(context.clone(), crate::guard::serve(&s3, req)).await?;
+            let served = serve_with_cors(&s3, &index, domain.as_deref(), req);
+            let mut response = crate::request_id::scope(context.clone(), served).await?;
             let error = crate::error::complete_message(&mut response);
             log_access(&context.access(), response.status(), error.as_ref(), bytes_in, &response, started);
             count_request(&context.access(), response.status(), bytes_in, &response, started);
@@ -298,6 +301,33 @@ impl Drop for InFlightRequest {
     }
 }
 
+/// Serves one S3 request, with CORS around it (see `cors.rs`): a preflight is answered here
+/// from the bucket's rules; an actual request with an `Origin` gets the CORS headers on
+/// whatever s3s answered.
+async fn serve_with_cors(
+    s3: &s3s::service::S3Service,
+    index: &Index,
+    domain: Option<&str>,
+    req: http::Request<hyper::body::Incoming>,
+) -> std::result::Result<s3s::HttpResponse, s3s::HttpError> {
+    let Some(origin) = crate::cors::origin(req.headers()) else { return crate::guard::serve(s3, req).await };
+    let bucket = crate::cors::bucket_of(req.headers(), req.uri().path(), domain);
+    if crate::cors::is_preflight(req.method(), req.headers()) {
+        crate::request_id::note_access(Access {
+            op: Some("PreflightCors".into()),
+            bucket: bucket.clone(),
+            ..Default::default()
+        });
+        return Ok(crate::cors::preflight(index, bucket.as_deref(), &origin, req.headers()).await);
+    }
+    let method = req.method().clone();
+    let mut response = crate::guard::serve(s3, req).await?;
+    if let Some(bucket) = &bucket {
+        crate::cors::decorate(index, bucket, &origin, &method, &mut response).await;
+    }
+    Ok(response)
+}
+
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
     headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
@@ -321,7 +351,7 @@ impl s3s::host::S3Host for VirtualHosts {
 }
 
 /// The bucket a `Host` header names under `domain`, if it does.
-fn virtual_host_bucket<'a>(domain: &str, host: &'a str) -> Option<&'a str> {
+pub(crate) fn virtual_host_bucket<'a>(domain: &str, host: &'a str) -> Option<&'a str> {
     let name = host.rsplit_once(':').filter(|(_, port)| port.parse::<u16>().is_ok()).map_or(host, |(name, _)| name);
     let bucket = name.strip_suffix(domain)?.strip_suffix('.')?;
     (!bucket.is_empty()).then_some(bucket)

@@ -11,7 +11,7 @@
 //! a rebuild from bringing the bucket back.
 
 use super::records::{
-    BlobRef, BucketEntry, BucketRecord, CommitOrder, Lifecycle, ObjectLockConfig, PublicAccessBlock, Replica,
+    BlobRef, BucketEntry, BucketRecord, CommitOrder, CorsRule, Lifecycle, ObjectLockConfig, PublicAccessBlock, Replica,
     Versioning, decode, encode,
 };
 use super::{Index, object_key, prefix_end, read_in, version_id, write_in};
@@ -24,7 +24,7 @@ use crate::in_transaction;
 pub const BUCKET_KEY: &str = "";
 
 /// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it
-/// (versioning, object lock, lifecycle, tags, policy, public access block).
+/// (versioning, object lock, lifecycle, tags, policy, public access block, CORS).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketConfig {
     /// S3 versioning.
@@ -39,6 +39,8 @@ pub struct BucketConfig {
     pub policy: Option<String>,
     /// The public access block, if any.
     pub public_access_block: Option<PublicAccessBlock>,
+    /// CORS rules.
+    pub cors: Vec<CorsRule>,
 }
 
 impl BucketConfig {
@@ -77,6 +79,7 @@ impl BucketRecord {
             tags: self.tags.clone(),
             policy: self.policy.clone(),
             public_access_block: self.public_access_block,
+            cors: self.cors.clone(),
         }
     }
 
@@ -88,6 +91,7 @@ impl BucketRecord {
         self.tags = config.tags.clone();
         self.policy = config.policy.clone();
         self.public_access_block = config.public_access_block;
+        self.cors = config.cors.clone();
     }
 }
 

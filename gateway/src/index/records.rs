@@ -14,8 +14,8 @@
 //! `ObjectRecord::lock`, `ObjectRecord::lock_blob`); version 4 the lock of an upload's object
 //! (`UploadRecord::lock`) and lifecycle rules (`BucketRecord::lifecycle`); version 5 owners
 //! (`BucketRecord::owner`, `KeyRecord::owner`, `KeyRecord::owner_name`,
-//! `KeyRecord::create_bucket`), bucket tags, policies and public access blocks
-//! (`BucketRecord::tags`, `policy`, `public_access_block`). Version 1 records had grown once before the rule (the
+//! `KeyRecord::create_bucket`), bucket tags, policies, public access blocks and CORS rules
+//! (`BucketRecord::tags`, `policy`, `public_access_block`, `cors`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -79,6 +79,25 @@ pub struct BucketRecord {
     pub policy: Option<String>,
     /// The bucket's public access block, if one was put. Appended.
     pub public_access_block: Option<PublicAccessBlock>,
+    /// The bucket's CORS rules, in the order given (none: CORS is not enabled). Appended.
+    pub cors: Vec<CorsRule>,
+}
+
+/// One CORS rule of a bucket (S3's `CORSRule`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorsRule {
+    /// The rule's id, if given.
+    pub id: Option<String>,
+    /// Origins it allows (each with at most one `*`).
+    pub allowed_origins: Vec<String>,
+    /// Methods it allows: GET, PUT, POST, DELETE, HEAD.
+    pub allowed_methods: Vec<String>,
+    /// Request headers a preflight may ask for (each with at most one `*`).
+    pub allowed_headers: Vec<String>,
+    /// Response headers the browser may show the page.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may cache the preflight's answer.
+    pub max_age_seconds: Option<i32>,
 }
 
 /// S3's four public access block flags of a bucket.

@@ -939,6 +939,7 @@ fn bucket_entry(
             tags: meta.tags.clone(),
             policy: meta.policy.clone(),
             public_access_block: meta.public_access_block,
+            cors: meta.cors.clone(),
         };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };

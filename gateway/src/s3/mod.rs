@@ -14,7 +14,7 @@
 //!                Put/GetObjectLegalHold, and the lock a write gets
 //! lifecycle.rs   Put/Get/DeleteBucketLifecycleConfiguration
 //! policy.rs      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus, Put/Get/DeletePublicAccessBlock
-//! settings.rs    Get/Put/DeleteBucketTagging, Get/PutBucketAcl, Get/PutObjectAcl, and the
+//! settings.rs    Get/Put/DeleteBucketTagging, Get/Put/DeleteBucketCors, Get/PutBucketAcl, Get/PutObjectAcl, and the
 //!                bucket settings Cairn does not have, answered as S3 answers an unset one
 //! write.rs       what every write shares: storing a body, tags, metadata, conditions
 //! conditions.rs  If-Match / If-None-Match / If-(Un)Modified-Since, copy-source variants
@@ -517,5 +517,18 @@ impl S3 for Gateway {
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
         policy::delete_public_access_block(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_cors(&self, req: S3Request<PutBucketCorsInput>) -> S3Result<S3Response<PutBucketCorsOutput>> {
+        settings::put_bucket_cors(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_cors(
+        &self,
+        req: S3Request<DeleteBucketCorsInput>,
+    ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+        settings::delete_bucket_cors(self, req).await
     }
 }

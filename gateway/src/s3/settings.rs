@@ -1,6 +1,7 @@
 //! Bucket tags, and what tools that manage buckets (Terraform's `aws_s3_bucket`, the
 //! consoles) read of every bucket: ACLs, encryption, website, logging, replication, request
-//! payment, transfer acceleration, CORS, ownership controls, notifications. Cairn has none of those features yet, so each Get answers what S3 answers
+//! payment, transfer acceleration, ownership controls, notifications. And the bucket's CORS
+//! rules (applied by `cors.rs`). Cairn has none of those features yet, so each Get answers what S3 answers
 //! for a bucket without the setting (its "not configured" error or an empty configuration),
 //! never NotImplemented; the Puts stay NotImplemented.
 //!
@@ -17,7 +18,7 @@ use super::bucket::reconfigure;
 use super::object::lookup_version;
 use super::write::check_bucket_tags;
 use crate::error::Error;
-use crate::index::records::BucketRecord;
+use crate::index::records::{BucketRecord, CorsRule};
 
 async fn require_bucket(gw: &Gateway, bucket: &str) -> S3Result<BucketRecord> {
     gw.index.bucket(bucket).await?.ok_or_else(|| Error::NoSuchBucket.into())
@@ -200,14 +201,6 @@ pub(super) async fn get_bucket_replication(
     Err(s3_error!(ReplicationConfigurationNotFoundError, "The replication configuration was not found"))
 }
 
-pub(super) async fn get_bucket_cors(
-    gw: &Gateway,
-    req: S3Request<GetBucketCorsInput>,
-) -> S3Result<S3Response<GetBucketCorsOutput>> {
-    require_bucket(gw, &req.input.bucket).await?;
-    Err(s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist"))
-}
-
 pub(super) async fn get_bucket_logging(
     gw: &Gateway,
     req: S3Request<GetBucketLoggingInput>,
@@ -238,4 +231,96 @@ pub(super) async fn get_bucket_notification_configuration(
 ) -> S3Result<S3Response<GetBucketNotificationConfigurationOutput>> {
     require_bucket(gw, &req.input.bucket).await?;
     Ok(S3Response::new(GetBucketNotificationConfigurationOutput::default()))
+}
+
+/// Most rules a CORS configuration holds.
+const MAX_CORS_RULES: usize = 100;
+
+/// Checks and converts S3's CORS rules as S3 does: at least one, at most 100; each with
+/// origins and methods; only GET, PUT, POST, DELETE and HEAD; at most one `*` in an origin or
+/// an allowed header.
+fn cors_rules(given: Vec<CORSRule>) -> S3Result<Vec<CorsRule>> {
+    if given.is_empty() || given.len() > MAX_CORS_RULES {
+        return Err(s3_error!(MalformedXML, "A CORS configuration holds 1 to {MAX_CORS_RULES} rules"));
+    }
+    let one_wildcard = |what: &str, values: &[String]| -> S3Result<()> {
+        match values.iter().find(|v| v.matches('*').count() > 1) {
+            Some(v) => Err(s3_error!(InvalidRequest, "{what} \"{v}\" can not have more than one wildcard.")),
+            None => Ok(()),
+        }
+    };
+    given
+        .into_iter()
+        .map(|rule| {
+            if rule.allowed_origins.is_empty() || rule.allowed_methods.is_empty() {
+                return Err(s3_error!(MalformedXML, "A CORS rule needs an AllowedOrigin and an AllowedMethod"));
+            }
+            if let Some(method) = rule.allowed_methods.iter().find(|m| !crate::cors::METHODS.contains(&m.as_str())) {
+                return Err(s3_error!(
+                    InvalidRequest,
+                    "Found unsupported HTTP method in CORS config. Unsupported method is {method}"
+                ));
+            }
+            let allowed_headers = rule.allowed_headers.unwrap_or_default();
+            one_wildcard("AllowedOrigin", &rule.allowed_origins)?;
+            one_wildcard("AllowedHeader", &allowed_headers)?;
+            Ok(CorsRule {
+                id: rule.id,
+                allowed_origins: rule.allowed_origins,
+                allowed_methods: rule.allowed_methods,
+                allowed_headers,
+                expose_headers: rule.expose_headers.unwrap_or_default(),
+                max_age_seconds: rule.max_age_seconds,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn put_bucket_cors(
+    gw: &Gateway,
+    req: S3Request<PutBucketCorsInput>,
+) -> S3Result<S3Response<PutBucketCorsOutput>> {
+    let input = req.input;
+    let rules = cors_rules(input.cors_configuration.cors_rules)?;
+    reconfigure(gw, &input.bucket, |config| {
+        config.cors = rules;
+        Ok(())
+    })
+    .await?;
+    Ok(S3Response::new(PutBucketCorsOutput {}))
+}
+
+pub(super) async fn get_bucket_cors(
+    gw: &Gateway,
+    req: S3Request<GetBucketCorsInput>,
+) -> S3Result<S3Response<GetBucketCorsOutput>> {
+    let record = require_bucket(gw, &req.input.bucket).await?;
+    if record.cors.is_empty() {
+        return Err(s3_error!(NoSuchCORSConfiguration, "The CORS configuration does not exist"));
+    }
+    let rules = record
+        .cors
+        .into_iter()
+        .map(|rule| CORSRule {
+            id: rule.id,
+            allowed_origins: rule.allowed_origins,
+            allowed_methods: rule.allowed_methods,
+            allowed_headers: (!rule.allowed_headers.is_empty()).then_some(rule.allowed_headers),
+            expose_headers: (!rule.expose_headers.is_empty()).then_some(rule.expose_headers),
+            max_age_seconds: rule.max_age_seconds,
+        })
+        .collect();
+    Ok(S3Response::new(GetBucketCorsOutput { cors_rules: Some(rules) }))
+}
+
+pub(super) async fn delete_bucket_cors(
+    gw: &Gateway,
+    req: S3Request<DeleteBucketCorsInput>,
+) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
+    reconfigure(gw, &req.input.bucket, |config| {
+        config.cors.clear();
+        Ok(())
+    })
+    .await?;
+    Ok(S3Response::with_status(DeleteBucketCorsOutput {}, http::StatusCode::NO_CONTENT))
 }
