@@ -10,11 +10,8 @@ Env: CAIRN_ADMIN_URL, CAIRN_ADMIN_TOKEN, CHROMIUM, CHROMEDRIVER. Protocol on std
 
 import os
 import sys
-import tempfile
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import headless_chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
@@ -57,13 +54,7 @@ def sign_in(driver, token):
 
 
 def main():
-    options = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    profile = tempfile.mkdtemp(prefix="cairn-console-chromium-")
-    options.add_argument("--user-data-dir=" + profile)
-    options.binary_location = os.environ["CHROMIUM"]
-    driver = webdriver.Chrome(service=Service(os.environ["CHROMEDRIVER"]), options=options)
+    driver = headless_chromium("console")
     driver.set_page_load_timeout(30)
     wait = WebDriverWait(driver, 30, poll_frequency=0.2)
     try:

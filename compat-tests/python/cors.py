@@ -8,30 +8,11 @@ and says `cors passed`.
 Env: CHROMIUM, CHROMEDRIVER.
 """
 
-import http.server
-import os
 import sys
-import tempfile
-import threading
 
-from selenium import webdriver
-from selenium.webdriver.chrome.options import Options
-from selenium.webdriver.chrome.service import Service
+from browser import headless_chromium, serve_page
 
-PAGE = b"<!doctype html><html><head><title>uploader</title></head><body>uploader</body></html>"
 BODY = "sent by a browser"
-
-
-class Page(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
-
-    def log_message(self, *args):
-        pass
 
 
 def say(line):
@@ -39,19 +20,12 @@ def say(line):
 
 
 def main():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    origin = "http://127.0.0.1:%d" % server.server_address[1]
+    server, origin = serve_page("uploader")
     say("origin " + origin)
     put_url = sys.stdin.readline().strip()
     get_url = sys.stdin.readline().strip()
 
-    options = Options()
-    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
-        options.add_argument(arg)
-    options.add_argument("--user-data-dir=" + tempfile.mkdtemp(prefix="cairn-cors-chromium-"))
-    options.binary_location = os.environ["CHROMIUM"]
-    driver = webdriver.Chrome(service=Service(os.environ["CHROMEDRIVER"]), options=options)
+    driver = headless_chromium("cors")
     driver.set_script_timeout(30)
     try:
         driver.get(origin + "/")

@@ -178,3 +178,30 @@ pub fn assert_same_tree(expected: &Path, actual: &Path) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// A Python Selenium script driving headless Chromium (Debian's `chromium` and
+/// `chromium-driver`), started with `CHROMIUM`, `CHROMEDRIVER` and `envs` in its environment and
+/// stdin and stdout piped; `None` (after a loud skip message) when any of them is absent
+/// outside CI.
+pub fn start_browser_script(script: &str, envs: &[(&str, &str)]) -> Option<std::process::Child> {
+    let (Some(python), Some(chromium), Some(driver)) =
+        (require_tool("python3"), require_tool("chromium"), require_tool("chromedriver"))
+    else {
+        return None;
+    };
+    if !Command::new(&python).args(["-c", "import selenium"]).status().is_ok_and(|s| s.success()) {
+        assert!(!crate::in_ci(), "selenium is required in CI but is not installed");
+        eprintln!("\n!!!!! SKIPPING: python3 cannot import selenium; this test needs it (CI installs it) !!!!!\n");
+        return None;
+    }
+    let child = Command::new(python)
+        .arg(script)
+        .env("CHROMIUM", chromium)
+        .env("CHROMEDRIVER", driver)
+        .envs(envs.iter().copied())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
+    Some(child)
+}

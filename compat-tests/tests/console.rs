@@ -5,23 +5,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::process::{Command, Stdio};
 
 use aws_sdk_s3::primitives::ByteStream;
-use compat_tests::{ADMIN_TOKEN, TestCluster, in_ci, require_tool};
+use compat_tests::tools::start_browser_script;
+use compat_tests::{ADMIN_TOKEN, TestCluster};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn console_shows_volumes_and_buckets_and_a_killed_volume_down() {
-    let (Some(python), Some(chromium), Some(driver)) =
-        (require_tool("python3"), require_tool("chromium"), require_tool("chromedriver"))
-    else {
-        return;
-    };
-    if !Command::new(&python).args(["-c", "import selenium"]).status().is_ok_and(|s| s.success()) {
-        assert!(!in_ci(), "selenium is required in CI but is not installed");
-        eprintln!("\n!!!!! SKIPPING: python3 cannot import selenium; this test needs it (CI installs it) !!!!!\n");
-        return;
-    }
     let mut cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
     s3.create_bucket().bucket("photos").send().await.unwrap();
@@ -37,16 +27,9 @@ async fn console_shows_volumes_and_buckets_and_a_killed_volume_down() {
     .await;
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/console.py");
-    let mut browser = Command::new(python)
-        .arg(script)
-        .env("CAIRN_ADMIN_URL", cluster.admin_url())
-        .env("CAIRN_ADMIN_TOKEN", ADMIN_TOKEN)
-        .env("CHROMIUM", chromium)
-        .env("CHROMEDRIVER", driver)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let envs = [("CAIRN_ADMIN_URL", cluster.admin_url()), ("CAIRN_ADMIN_TOKEN", ADMIN_TOKEN.to_string())];
+    let envs: Vec<(&str, &str)> = envs.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let Some(mut browser) = start_browser_script(script, &envs) else { return };
     let mut said = BufReader::new(browser.stdout.take().unwrap()).lines();
     let first = said.next().map(Result::unwrap);
     if first.as_deref() != Some("three volumes up") {

@@ -7,14 +7,14 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
-use compat_tests::{TestCluster, in_ci, require_tool, skip_unless_rocksdb};
+use compat_tests::tools::start_browser_script;
+use compat_tests::{TestCluster, skip_unless_rocksdb};
 
 const APP: &str = "https://app.example";
 
@@ -146,29 +146,12 @@ async fn a_rebuild_keeps_the_cors_rules() {
 /// and reads it back with a presigned GET; then, with the rules gone, the browser refuses.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_browser_on_another_origin_uploads_and_reads_back() {
-    let (Some(python), Some(chromium), Some(driver)) =
-        (require_tool("python3"), require_tool("chromium"), require_tool("chromedriver"))
-    else {
-        return;
-    };
-    if !Command::new(&python).args(["-c", "import selenium"]).status().is_ok_and(|s| s.success()) {
-        assert!(!in_ci(), "selenium is required in CI but is not installed");
-        eprintln!("\n!!!!! SKIPPING: python3 cannot import selenium; this test needs it (CI installs it) !!!!!\n");
-        return;
-    }
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
     s3.create_bucket().bucket("web").send().await.unwrap();
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/cors.py");
-    let mut browser = Command::new(python)
-        .arg(script)
-        .env("CHROMIUM", chromium)
-        .env("CHROMEDRIVER", driver)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let Some(mut browser) = start_browser_script(script, &[]) else { return };
     let mut said = BufReader::new(browser.stdout.take().unwrap()).lines();
     // The script serves the page and says its origin; the rules allow exactly that origin.
     let origin = said.next().unwrap().unwrap().strip_prefix("origin ").unwrap().to_string();

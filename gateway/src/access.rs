@@ -215,15 +215,40 @@ async fn policy_decision(
     Ok(decision)
 }
 
+/// What a request asks, as the access decision needs it.
+pub(crate) struct Asking<'a> {
+    /// The S3 operation (as s3s names it).
+    pub operation: &'a str,
+    /// The bucket, if the request names one.
+    pub bucket: Option<&'a str>,
+    /// The key, if the request names one.
+    pub key: Option<&'a str>,
+    /// The query string.
+    pub query: Option<&'a str>,
+    /// The request headers.
+    pub headers: &'a HeaderMap,
+}
+
+impl<'a> Asking<'a> {
+    /// What an S3 request asks.
+    pub(crate) fn of(cx: &'a S3AccessContext<'_>) -> Self {
+        let (bucket, key) = match cx.s3_path() {
+            S3Path::Root => (None, None),
+            S3Path::Bucket { bucket } => (Some(bucket.as_ref()), None),
+            S3Path::Object { bucket, key } => (Some(bucket.as_ref()), Some(key.as_ref())),
+        };
+        Asking { operation: cx.s3_op().name(), bucket, key, query: cx.uri().query(), headers: cx.headers() }
+    }
+}
+
 /// Decides whether `caller` (not the root key) may make the request: `Ok` or AccessDenied.
-pub(crate) async fn authorize(index: &Index, caller: &Caller, cx: &S3AccessContext<'_>) -> S3Result<()> {
-    let operation = cx.s3_op().name();
-    let (name, key) = match cx.s3_path() {
+pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_>) -> S3Result<()> {
+    let (operation, key) = (asking.operation, asking.key);
+    let name = match asking.bucket {
         // ListBuckets is filtered by `Caller::lists`; anonymous callers have no buckets.
-        S3Path::Root if matches!(caller.who, Who::Anonymous) => return Err(denied()),
-        S3Path::Root => return Ok(()),
-        S3Path::Bucket { bucket } => (bucket.as_ref(), None),
-        S3Path::Object { bucket, key } => (bucket.as_ref(), Some(key.as_ref())),
+        None if matches!(caller.who, Who::Anonymous) => return Err(denied()),
+        None => return Ok(()),
+        Some(name) => name,
     };
     if operation == "CreateBucket" {
         // Whether the name is taken, and by whom, is the handler's to say.
@@ -235,7 +260,7 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, cx: &S3AccessConte
         return if allowed { Ok(()) } else { Err(denied()) };
     }
     let bucket = index.bucket(name).await?;
-    let query = cx.uri().query();
+    let query = asking.query;
     let versioned = query_param(query, "versionId").is_some();
     let action = action_of(operation, versioned);
     let listing = matches!(operation, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
@@ -264,14 +289,14 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, cx: &S3AccessConte
     }
     // Bypassing GOVERNANCE retention is the bucket owner's (S3's
     // s3:BypassGovernanceRetention permission), never a policy's to give.
-    if bypasses_governance(cx.headers()) && !caller.entitled(name, bucket.as_ref(), Need::Owner) {
+    if bypasses_governance(asking.headers) && !caller.entitled(name, bucket.as_ref(), Need::Owner) {
         return Err(denied());
     }
-    if let Some((source_name, source_key)) = copy_source(cx.headers()) {
+    if let Some((source_name, source_key)) = copy_source(asking.headers) {
         let source = index.bucket(&source_name).await?;
         let action = action_of(
             "GetObject",
-            cx.headers().get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId="))),
+            asking.headers.get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId="))),
         );
         let asked = Asked { action: &action, key: Some(&source_key), prefix: None };
         let decision = match &source {

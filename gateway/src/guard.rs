@@ -147,9 +147,10 @@ async fn discard(mut body: hyper::body::Incoming, max: u64) {
 
 /// The answer to a request Cairn refuses before s3s reads any of it, or `None` to serve it.
 ///
-/// Only a browser POST upload (`POST` with `Content-Type: multipart/form-data`) is refused
-/// here. Its body is never read; the response asks for the connection to be closed, since
-/// the unread body would otherwise have to be drained before the next request.
+/// Only a `multipart/form-data` POST that is not a form upload to a bucket's URL (those are
+/// served before s3s, by `s3::serve_post_object`) is refused here: s3s would buffer it whole.
+/// Its body is never read; the response asks for the connection to be closed, since the
+/// unread body would otherwise have to be drained before the next request.
 pub fn refuse_before_s3s<B>(req: &http::Request<B>) -> Option<s3s::HttpResponse> {
     if req.method() != http::Method::POST || !is_form_data(req.headers()) {
         return None;
@@ -157,7 +158,7 @@ pub fn refuse_before_s3s<B>(req: &http::Request<B>) -> Option<s3s::HttpResponse>
     tracing::debug!("browser POST upload refused before reading its body");
     let err = S3Error::with_message(
         S3ErrorCode::NotImplemented,
-        "A header you provided implies functionality that is not implemented: POST Object (browser-based uploads with HTML forms)",
+        "A header you provided implies functionality that is not implemented: a form upload (POST Object) goes to a bucket's URL",
     );
     let mut response = match err.to_http_response() {
         Ok(response) => response,
@@ -173,7 +174,7 @@ pub fn refuse_before_s3s<B>(req: &http::Request<B>) -> Option<s3s::HttpResponse>
 }
 
 /// Whether `Content-Type` is `multipart/form-data` (any parameters, any case).
-fn is_form_data(headers: &HeaderMap) -> bool {
+pub(crate) fn is_form_data(headers: &HeaderMap) -> bool {
     headers.get_all(http::header::CONTENT_TYPE).iter().any(|value| {
         let media_type = value.as_bytes().split(|&b| b == b';').next().unwrap_or_default();
         media_type.trim_ascii().eq_ignore_ascii_case(b"multipart/form-data")

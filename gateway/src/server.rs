@@ -116,7 +116,16 @@ pub async fn run(
     }
     builder.set_config(crate::guard::s3_config());
     let s3 = builder.build();
-    let (cors_index, domain) = (index.clone(), settings.domain.clone());
+    let front = Arc::new(Front {
+        index: index.clone(),
+        gateway: gateway.clone(),
+        domain: settings.domain.clone(),
+        post: crate::s3::PostAuth {
+            root_access_key: settings.access_key.clone(),
+            root_secret_key: settings.secret_key.clone(),
+            sigv2: settings.sigv2,
+        },
+    });
     let s3 = hyper::service::service_fn(move |req: http::Request<hyper::body::Incoming>| {
         let request_id = hex::encode(rand::random::<[u8; 8]>()).to_uppercase();
         let span =
@@ -126,11 +135,11 @@ pub async fn run(
         let close_after = expects_continue_without_body(&req);
         let started = std::time::Instant::now();
         let bytes_in = content_length(req.headers());
-        let (index, domain) = (cors_index.clone(), domain.clone());
+        let front = front.clone();
         async move {
             let _in_flight = InFlightRequest::start();
             let context = RequestContext::new(request_id.clone());
-            let served = serve_with_cors(&s3, &index, domain.as_deref(), req);
+            let served = front.serve(&s3, req);
             let mut response = crate::request_id::scope(context.clone(), served).await?;
             let error = crate::error::complete_message(&mut response);
             log_access(&context.access(), response.status(), error.as_ref(), bytes_in, &response, started);
@@ -301,31 +310,65 @@ impl Drop for InFlightRequest {
     }
 }
 
-/// Serves one S3 request, with CORS around it (see `cors.rs`): a preflight is answered here
-/// from the bucket's rules; an actual request with an `Origin` gets the CORS headers on
-/// whatever s3s answered.
-async fn serve_with_cors(
-    s3: &s3s::service::S3Service,
-    index: &Index,
-    domain: Option<&str>,
-    req: http::Request<hyper::body::Incoming>,
-) -> std::result::Result<s3s::HttpResponse, s3s::HttpError> {
-    let Some(origin) = crate::cors::origin(req.headers()) else { return crate::guard::serve(s3, req).await };
-    let bucket = crate::cors::bucket_of(req.headers(), req.uri().path(), domain);
-    if crate::cors::is_preflight(req.method(), req.headers()) {
-        crate::request_id::note_access(Access {
-            op: Some("PreflightCors".into()),
-            bucket: bucket.clone(),
-            ..Default::default()
-        });
-        return Ok(crate::cors::preflight(index, bucket.as_deref(), &origin, req.headers()).await);
+/// What the S3 listener does around s3s: CORS (see `cors.rs`) and form uploads
+/// (`s3/post.rs`).
+#[derive(Debug)]
+struct Front {
+    index: Arc<Index>,
+    gateway: Gateway,
+    domain: Option<String>,
+    post: crate::s3::PostAuth,
+}
+
+impl Front {
+    /// Serves one S3 request: a CORS preflight is answered from the bucket's rules; a form
+    /// upload to a bucket goes to `s3::serve_post_object`, anything else to s3s; an actual
+    /// request with an `Origin` then gets the CORS headers on whatever was answered.
+    async fn serve(
+        &self,
+        s3: &s3s::service::S3Service,
+        req: http::Request<hyper::body::Incoming>,
+    ) -> std::result::Result<s3s::HttpResponse, s3s::HttpError> {
+        let domain = self.domain.as_deref();
+        let origin = crate::cors::origin(req.headers());
+        let bucket = crate::cors::bucket_of(req.headers(), req.uri().path(), domain);
+        if let Some(origin) = &origin
+            && crate::cors::is_preflight(req.method(), req.headers())
+        {
+            crate::request_id::note_access(Access {
+                op: Some("PreflightCors".into()),
+                bucket: bucket.clone(),
+                ..Default::default()
+            });
+            return Ok(crate::cors::preflight(&self.index, bucket.as_deref(), origin, req.headers()).await);
+        }
+        let method = req.method().clone();
+        let mut response = match form_upload_bucket(&req, domain) {
+            Some(target) => crate::s3::serve_post_object(&self.gateway, &self.post, target, req).await,
+            None => crate::guard::serve(s3, req).await?,
+        };
+        if let (Some(origin), Some(bucket)) = (&origin, &bucket) {
+            crate::cors::decorate(&self.index, bucket, origin, &method, &mut response).await;
+        }
+        Ok(response)
     }
-    let method = req.method().clone();
-    let mut response = crate::guard::serve(s3, req).await?;
-    if let Some(bucket) = &bucket {
-        crate::cors::decorate(index, bucket, &origin, &method, &mut response).await;
+}
+
+/// The bucket of a browser form upload: a `multipart/form-data` POST to a bucket's URL (no key).
+fn form_upload_bucket<B>(req: &http::Request<B>, domain: Option<&str>) -> Option<String> {
+    if req.method() != http::Method::POST || !crate::guard::is_form_data(req.headers()) {
+        return None;
     }
-    Ok(response)
+    let path = req.uri().path().trim_start_matches('/');
+    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    match domain.and_then(|domain| virtual_host_bucket(domain, host)) {
+        Some(bucket) => path.is_empty().then(|| bucket.to_string()),
+        None => {
+            let bucket = path.strip_suffix('/').unwrap_or(path);
+            (!bucket.is_empty() && !bucket.contains('/'))
+                .then(|| percent_encoding::percent_decode_str(bucket).decode_utf8_lossy().into_owned())
+        }
+    }
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {

@@ -13,6 +13,7 @@
 //! lock.rs        Put/GetObjectLockConfiguration, Put/GetObjectRetention,
 //!                Put/GetObjectLegalHold, and the lock a write gets
 //! lifecycle.rs   Put/Get/DeleteBucketLifecycleConfiguration
+//! post.rs        POST Object (browser form uploads), served before s3s (see `server.rs`)
 //! policy.rs      Put/Get/DeleteBucketPolicy, GetBucketPolicyStatus, Put/Get/DeletePublicAccessBlock
 //! settings.rs    Get/Put/DeleteBucketTagging, Get/Put/DeleteBucketCors, Get/PutBucketAcl, Get/PutObjectAcl, and the
 //!                bucket settings Cairn does not have, answered as S3 answers an unset one
@@ -31,6 +32,7 @@ mod lock;
 mod multipart;
 mod object;
 mod policy;
+mod post;
 mod settings;
 mod tagging;
 mod write;
@@ -44,6 +46,8 @@ use crate::cluster::Cluster;
 use crate::index::records::ObjectEntry;
 use crate::index::{Index, WriteCondition};
 use crate::volume_client::VolumeClient;
+
+pub use post::{PostAuth, serve as serve_post_object};
 
 /// The S3 service: shared state every handler uses.
 #[derive(Debug, Clone)]

@@ -3,29 +3,21 @@
 //! restores them (see `bucket::reconfigure`); `auth.rs` evaluates them on every request.
 
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+use s3s::{S3Error, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::bucket::reconfigure;
+use super::settings::{not_found, require_bucket};
 use crate::error::Error;
-use crate::index::records::{BucketRecord, PublicAccessBlock};
+use crate::index::records::PublicAccessBlock;
 use crate::policy::{Policy, PolicyError};
-
-async fn require_bucket(gw: &Gateway, bucket: &str) -> S3Result<BucketRecord> {
-    gw.index.bucket(bucket).await?.ok_or_else(|| Error::NoSuchBucket.into())
-}
 
 fn no_policy() -> S3Error {
     s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")
 }
 
 fn no_public_access_block() -> S3Error {
-    let mut err = S3Error::with_message(
-        S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
-        "The public access block configuration was not found",
-    );
-    err.set_status_code(http::StatusCode::NOT_FOUND);
-    err
+    not_found("NoSuchPublicAccessBlockConfiguration", "The public access block configuration was not found")
 }
 
 /// Checks the policy (S3's `MalformedPolicy`, or `NotImplemented` for IAM Cairn does not

@@ -16,16 +16,17 @@ use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 use super::Gateway;
 use super::bucket::reconfigure;
 use super::object::lookup_version;
-use super::write::check_bucket_tags;
+use super::write::{check_bucket_tags, tag_pairs};
 use crate::error::Error;
 use crate::index::records::{BucketRecord, CorsRule};
 
-async fn require_bucket(gw: &Gateway, bucket: &str) -> S3Result<BucketRecord> {
+/// The bucket's record, or NoSuchBucket.
+pub(super) async fn require_bucket(gw: &Gateway, bucket: &str) -> S3Result<BucketRecord> {
     gw.index.bucket(bucket).await?.ok_or_else(|| Error::NoSuchBucket.into())
 }
 
 /// An S3 error with its own status (for codes s3s does not know or maps differently).
-fn not_found(code: &str, message: &str) -> S3Error {
+pub(super) fn not_found(code: &str, message: &str) -> S3Error {
     let mut err = S3Error::with_message(S3ErrorCode::Custom(code.to_string().into()), message.to_string());
     err.set_status_code(http::StatusCode::NOT_FOUND);
     err
@@ -49,12 +50,7 @@ pub(super) async fn put_bucket_tagging(
     req: S3Request<PutBucketTaggingInput>,
 ) -> S3Result<S3Response<PutBucketTaggingOutput>> {
     let input = req.input;
-    let tags: Vec<(String, String)> = input
-        .tagging
-        .tag_set
-        .into_iter()
-        .map(|tag| (tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
-        .collect();
+    let tags = tag_pairs(input.tagging.tag_set);
     check_bucket_tags(&tags)?;
     reconfigure(gw, &input.bucket, |config| {
         config.tags = tags;

@@ -7,7 +7,7 @@ use s3s::{S3Request, S3Response, S3Result};
 
 use super::Gateway;
 use super::object::lookup_version;
-use super::write::{self, check_tags};
+use super::write::{self, check_tags, tag_pairs};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::index::Committed;
 use crate::index::records::{CommitOrder, TagsBlob};
@@ -58,12 +58,7 @@ pub(super) async fn put_object_tagging(
     req: S3Request<PutObjectTaggingInput>,
 ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
     let input = req.input;
-    let tags: Vec<(String, String)> = input
-        .tagging
-        .tag_set
-        .into_iter()
-        .map(|tag| (tag.key.unwrap_or_default(), tag.value.unwrap_or_default()))
-        .collect();
+    let tags = tag_pairs(input.tagging.tag_set);
     check_tags(&tags)?;
     let version_id = set_tags(gw, (input.bucket, input.key, input.version_id), tags).await?;
     Ok(S3Response::new(PutObjectTaggingOutput { version_id }))

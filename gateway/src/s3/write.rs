@@ -160,6 +160,11 @@ const MAX_TAGS: usize = 10;
 const MAX_TAG_KEY: usize = 128;
 const MAX_TAG_VALUE: usize = 256;
 
+/// A tag set as S3 sends it, as pairs (a missing key or value is empty).
+pub(super) fn tag_pairs(tag_set: Vec<s3s::dto::Tag>) -> Vec<(String, String)> {
+    tag_set.into_iter().map(|tag| (tag.key.unwrap_or_default(), tag.value.unwrap_or_default())).collect()
+}
+
 /// A bucket has at most this many tags.
 const MAX_BUCKET_TAGS: usize = 50;
 
