@@ -801,3 +801,12 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
     }
     found
 }
+
+/// The S3 error code and HTTP status of a failed aws-sdk-s3 call.
+pub fn refusal<E: aws_sdk_s3::error::ProvideErrorMetadata>(
+    err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> (String, u16) {
+    use aws_sdk_s3::error::ProvideErrorMetadata as _;
+    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
+    (err.code().unwrap_or_default().to_string(), status)
+}

@@ -7,17 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{
     AccessControlPolicy, BucketCannedAcl, Grant, Grantee, ObjectOwnership, Payer, Permission, Tag, Tagging, Type,
 };
-use compat_tests::{ROOT_OWNER_ID, TestCluster, skip_unless_rocksdb};
-
-/// The S3 error code and HTTP status of a failed call.
-fn refusal<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (String, u16) {
-    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
-    (err.code().unwrap_or_default().to_string(), status)
-}
+use compat_tests::{ROOT_OWNER_ID, TestCluster, refusal, skip_unless_rocksdb};
 
 fn tagging(tags: &[(&str, &str)]) -> Tagging {
     let tags = tags.iter().map(|(k, v)| Tag::builder().key(*k).value(*v).build().unwrap()).collect();

@@ -10,18 +10,12 @@ use std::io::{BufRead, BufReader};
 use std::time::Duration;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::types::{CorsConfiguration, CorsRule};
 use compat_tests::tools::start_browser_script;
-use compat_tests::{TestCluster, skip_unless_rocksdb};
+use compat_tests::{TestCluster, refusal, skip_unless_rocksdb};
 
 const APP: &str = "https://app.example";
-
-fn refusal<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (String, u16) {
-    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
-    (err.code().unwrap_or_default().to_string(), status)
-}
 
 fn rules() -> Vec<CorsRule> {
     vec![

@@ -6,19 +6,13 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     AbortIncompleteMultipartUpload, BucketLifecycleConfiguration, ExpirationStatus, LifecycleExpiration, LifecycleRule,
     LifecycleRuleAndOperator, LifecycleRuleFilter, NoncurrentVersionExpiration, Tag, Transition,
     TransitionStorageClass,
 };
-use compat_tests::{TestCluster, skip_unless_rocksdb};
-
-fn refusal<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (String, u16) {
-    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
-    (err.code().unwrap_or_default().to_string(), status)
-}
+use compat_tests::{TestCluster, refusal, skip_unless_rocksdb};
 
 fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build().unwrap()

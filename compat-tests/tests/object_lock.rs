@@ -10,20 +10,14 @@
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::DateTime;
 use aws_sdk_s3::types::{
     BucketVersioningStatus, DefaultRetention, Delete, ObjectIdentifier, ObjectLockConfiguration, ObjectLockEnabled,
     ObjectLockLegalHold, ObjectLockLegalHoldStatus, ObjectLockMode, ObjectLockRetention, ObjectLockRetentionMode,
     ObjectLockRule, VersioningConfiguration,
 };
-use compat_tests::{TestCluster, skip_unless_rocksdb};
-
-/// The S3 error code and HTTP status of a failed call.
-fn refusal<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (String, u16) {
-    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
-    (err.code().unwrap_or_default().to_string(), status)
-}
+use compat_tests::{TestCluster, refusal, skip_unless_rocksdb};
 
 fn locked() -> (String, u16) {
     ("AccessDenied".into(), 403)

@@ -10,15 +10,8 @@
 use std::process::Command;
 
 use aws_sdk_s3::Client;
-use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging};
-use compat_tests::{TestCluster, require_tool, skip_unless_rocksdb};
-
-/// The S3 error code and HTTP status of a failed call.
-fn refusal<E: ProvideErrorMetadata>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> (String, u16) {
-    let status = err.raw_response().map_or(0, |r| r.status().as_u16());
-    (err.code().unwrap_or_default().to_string(), status)
-}
+use compat_tests::{TestCluster, refusal, require_tool, skip_unless_rocksdb};
 
 fn denied() -> (String, u16) {
     ("AccessDenied".into(), 403)
