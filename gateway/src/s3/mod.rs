@@ -535,4 +535,12 @@ impl S3 for Gateway {
     ) -> S3Result<S3Response<DeleteBucketCorsOutput>> {
         settings::delete_bucket_cors(self, req).await
     }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn put_bucket_ownership_controls(
+        &self,
+        req: S3Request<PutBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+        settings::put_bucket_ownership_controls(self, req).await
+    }
 }

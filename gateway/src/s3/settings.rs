@@ -170,6 +170,28 @@ pub(super) async fn get_bucket_ownership_controls(
     }))
 }
 
+/// Setting the ownership every bucket has succeeds; asking for any other (ObjectWriter,
+/// BucketOwnerPreferred: ACLs enabled) is refused loudly, since Cairn has no ACLs to enable.
+pub(super) async fn put_bucket_ownership_controls(
+    gw: &Gateway,
+    req: S3Request<PutBucketOwnershipControlsInput>,
+) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
+    let input = req.input;
+    require_bucket(gw, &input.bucket).await?;
+    let rules = &input.ownership_controls.rules;
+    if rules.len() != 1 {
+        return Err(s3_error!(MalformedXML, "OwnershipControls holds exactly one rule"));
+    }
+    if rules[0].object_ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED {
+        return Err(s3_error!(
+            NotImplemented,
+            "Cairn buckets are always BucketOwnerEnforced: ACLs cannot be enabled ({})",
+            rules[0].object_ownership.as_str()
+        ));
+    }
+    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
+}
+
 pub(super) async fn get_bucket_encryption(
     gw: &Gateway,
     req: S3Request<GetBucketEncryptionInput>,
