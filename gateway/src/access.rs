@@ -5,7 +5,7 @@
 //! first, for stored keys and anonymous callers alike: its explicit Deny wins over
 //! everything, its Allow gives what ownership and grants do not; anonymous callers get only
 //! what a policy allows. The decided [`Caller`] goes into the request's extensions for the
-//! handlers (ListBuckets, CreateBucket, DeleteObjects's per-key checks).
+//! handlers (ListBuckets, CreateBucket, and DeleteObjects's per-key [`BucketRules`]).
 
 use http::HeaderMap;
 use s3s::access::S3AccessContext;
@@ -89,27 +89,6 @@ impl Caller {
             }
         }
     }
-
-    /// Whether the caller may delete `key` (one key of a DeleteObjects): the bucket's policy
-    /// on that key first, then ownership and grants.
-    pub async fn may_delete(
-        &self,
-        index: &Index,
-        (name, bucket): (&str, &BucketRecord),
-        key: &str,
-        versioned: bool,
-    ) -> S3Result<bool> {
-        if matches!(self.who, Who::Root) {
-            return Ok(true);
-        }
-        let action = action_of("DeleteObject", versioned);
-        let asked = Asked { action: &action, key: Some(key), prefix: None };
-        Ok(match policy_decision(index, self, (name, bucket), &asked).await? {
-            Decision::Deny => false,
-            Decision::Allow => true,
-            Decision::NotApplicable => self.entitled(name, Some(bucket), Need::Write),
-        })
-    }
 }
 
 /// What an operation needs of ownership and grants on a bucket.
@@ -178,41 +157,76 @@ struct Asked<'a> {
     prefix: Option<&'a str>,
 }
 
-/// What `bucket`'s policy says of `caller` doing `asked`. A public policy gives nothing to
-/// callers outside the bucket owner's keys when the bucket restricts public buckets.
-async fn policy_decision(
-    index: &Index,
-    caller: &Caller,
-    (name, bucket): (&str, &BucketRecord),
-    asked: &Asked<'_>,
-) -> S3Result<Decision> {
-    let Some(text) = &bucket.policy else { return Ok(Decision::NotApplicable) };
-    let policy = Policy::parse(text, name)
-        .map_err(|err| crate::error::Error::Index(format!("the stored policy of {name} does not parse: {err:?}")))?;
-    let tags = match asked.key {
-        Some(key) if policy.reads_object_tags() => index.object(name, key).await?.map(|record| record.tags),
-        _ => None,
-    };
-    let resource = match asked.key {
-        Some(key) => format!("arn:aws:s3:::{name}/{key}"),
-        None => format!("arn:aws:s3:::{name}"),
-    };
-    let request = Request {
-        principal: caller.principal(),
-        action: asked.action,
-        resource,
-        source_ip: caller.connection.map(|c| c.peer.ip()),
-        secure_transport: caller.connection.is_some_and(|c| c.tls),
-        prefix: asked.prefix,
-        object_tags: tags.as_deref(),
-    };
-    let decision = policy.evaluate(&request);
-    let restricted = bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets) && policy.is_public();
-    let own_key = caller.principal().is_some_and(|(_, owner)| owner == bucket_owner_id(bucket));
-    if decision == Decision::Allow && restricted && !own_key {
-        return Ok(Decision::NotApplicable);
+/// One bucket's rules for one caller: the bucket's policy, parsed once for all the decisions a
+/// request needs, then its ownership and the caller's grants.
+pub struct BucketRules<'a> {
+    caller: &'a Caller,
+    name: &'a str,
+    bucket: Option<&'a BucketRecord>,
+    policy: Option<Policy>,
+}
+
+impl<'a> BucketRules<'a> {
+    /// The rules of bucket `name` (`None`: it does not exist) for `caller`.
+    pub fn new(caller: &'a Caller, name: &'a str, bucket: Option<&'a BucketRecord>) -> S3Result<Self> {
+        let policy = match bucket.and_then(|b| b.policy.as_deref()) {
+            Some(text) => Some(Policy::parse(text, name).map_err(|err| {
+                crate::error::Error::Index(format!("the stored policy of {name} does not parse: {err:?}"))
+            })?),
+            None => None,
+        };
+        Ok(Self { caller, name, bucket, policy })
     }
-    Ok(decision)
+
+    /// What the policy says of the caller doing `asked`. A public policy gives nothing to
+    /// callers outside the bucket owner's keys when the bucket restricts public buckets.
+    async fn decision(&self, index: &Index, asked: &Asked<'_>) -> S3Result<Decision> {
+        let (Some(policy), Some(bucket)) = (&self.policy, self.bucket) else { return Ok(Decision::NotApplicable) };
+        let name = self.name;
+        let tags = match asked.key {
+            Some(key) if policy.reads_object_tags() => index.object(name, key).await?.map(|record| record.tags),
+            _ => None,
+        };
+        let resource = match asked.key {
+            Some(key) => format!("arn:aws:s3:::{name}/{key}"),
+            None => format!("arn:aws:s3:::{name}"),
+        };
+        let caller = self.caller;
+        let request = Request {
+            principal: caller.principal(),
+            action: asked.action,
+            resource,
+            source_ip: caller.connection.map(|c| c.peer.ip()),
+            secure_transport: caller.connection.is_some_and(|c| c.tls),
+            prefix: asked.prefix,
+            object_tags: tags.as_deref(),
+        };
+        let decision = policy.evaluate(&request);
+        let restricted = bucket.public_access_block.is_some_and(|b| b.restrict_public_buckets) && policy.is_public();
+        let own_key = caller.principal().is_some_and(|(_, owner)| owner == bucket_owner_id(bucket));
+        if decision == Decision::Allow && restricted && !own_key {
+            return Ok(Decision::NotApplicable);
+        }
+        Ok(decision)
+    }
+
+    /// The policy first (Deny refuses, Allow admits), then ownership and grants.
+    async fn allow(&self, index: &Index, asked: &Asked<'_>, need: Need) -> S3Result<bool> {
+        Ok(match self.decision(index, asked).await? {
+            Decision::Deny => false,
+            Decision::Allow => true,
+            Decision::NotApplicable => self.caller.entitled(self.name, self.bucket, need),
+        })
+    }
+
+    /// Whether the caller may delete `key` (one key of a DeleteObjects).
+    pub async fn may_delete(&self, index: &Index, key: &str, versioned: bool) -> S3Result<bool> {
+        if matches!(self.caller.who, Who::Root) {
+            return Ok(true);
+        }
+        let action = action_of("DeleteObject", versioned);
+        self.allow(index, &Asked { action: &action, key: Some(key), prefix: None }, Need::Write).await
+    }
 }
 
 /// What a request asks, as the access decision needs it.
@@ -260,29 +274,23 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
         return if allowed { Ok(()) } else { Err(denied()) };
     }
     let bucket = index.bucket(name).await?;
+    let rules = BucketRules::new(caller, name, bucket.as_ref())?;
     let query = asking.query;
     let versioned = query_param(query, "versionId").is_some();
     let action = action_of(operation, versioned);
     let listing = matches!(operation, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
     let prefix = listing.then(|| query_param(query, "prefix").unwrap_or_default());
     let asked = Asked { action: &action, key, prefix: prefix.as_deref() };
-    let decision = match &bucket {
-        Some(record) => policy_decision(index, caller, (name, record), &asked).await?,
-        None => Decision::NotApplicable,
-    };
-    let need = need_of(operation);
-    let allowed = match decision {
+    let allowed = match rules.decision(index, &asked).await? {
         Decision::Deny => false,
         Decision::Allow => true,
         // DeleteObjects names its keys in the body: let through a caller whom the policy may
-        // allow some deletes, and its handler asks of each key (`Caller::may_delete`).
-        Decision::NotApplicable if operation == "DeleteObjects" => {
-            caller.entitled(name, bucket.as_ref(), need)
-                || bucket.as_ref().and_then(|b| b.policy.as_deref()).is_some_and(|text| {
-                    Policy::parse(text, name).is_ok_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject"))
-                })
+        // allow some deletes, and its handler asks of each key (`BucketRules::may_delete`).
+        Decision::NotApplicable => {
+            caller.entitled(name, bucket.as_ref(), need_of(operation))
+                || (operation == "DeleteObjects"
+                    && rules.policy.as_ref().is_some_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject")))
         }
-        Decision::NotApplicable => caller.entitled(name, bucket.as_ref(), need),
     };
     if !allowed {
         return Err(denied());
@@ -294,21 +302,11 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
     }
     if let Some((source_name, source_key)) = copy_source(asking.headers) {
         let source = index.bucket(&source_name).await?;
-        let action = action_of(
-            "GetObject",
-            asking.headers.get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId="))),
-        );
+        let versioned =
+            asking.headers.get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId=")));
+        let action = action_of("GetObject", versioned);
         let asked = Asked { action: &action, key: Some(&source_key), prefix: None };
-        let decision = match &source {
-            Some(record) => policy_decision(index, caller, (&source_name, record), &asked).await?,
-            None => Decision::NotApplicable,
-        };
-        let readable = match decision {
-            Decision::Deny => false,
-            Decision::Allow => true,
-            Decision::NotApplicable => caller.entitled(&source_name, source.as_ref(), Need::Read),
-        };
-        if !readable {
+        if !BucketRules::new(caller, &source_name, source.as_ref())?.allow(index, &asked, Need::Read).await? {
             return Err(denied());
         }
     }

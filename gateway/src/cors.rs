@@ -31,19 +31,6 @@ pub fn matching_rule<'a>(
     })
 }
 
-/// The bucket a request names: the host's first label under `domain` (virtual-hosted style),
-/// else the path's first segment.
-pub fn bucket_of(headers: &HeaderMap, path: &str, domain: Option<&str>) -> Option<String> {
-    if let Some(domain) = domain {
-        let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-        if let Some(bucket) = crate::server::virtual_host_bucket(domain, host) {
-            return Some(bucket.to_string());
-        }
-    }
-    let first = path.trim_start_matches('/').split('/').next().filter(|s| !s.is_empty())?;
-    Some(percent_encoding::percent_decode_str(first).decode_utf8_lossy().into_owned())
-}
-
 fn value(text: &str) -> Option<HeaderValue> {
     HeaderValue::from_str(text).ok()
 }
@@ -187,16 +174,5 @@ mod tests {
         assert_eq!(matching_rule(&rules, "https://evil.test", "PUT", &[]), None);
         assert_eq!(matching_rule(&rules, "https://evil.test", "GET", &[]), Some(&rules[1]));
         assert_eq!(matching_rule(&rules, "https://evil.test", "DELETE", &[]), None);
-    }
-
-    #[test]
-    fn finds_the_bucket_in_the_host_or_the_path() {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::HOST, HeaderValue::from_static("photos.s3.example.com:9000"));
-        assert_eq!(bucket_of(&headers, "/cat.jpg", Some("s3.example.com")).as_deref(), Some("photos"));
-        assert_eq!(bucket_of(&headers, "/b%20x/cat.jpg", None).as_deref(), Some("b x"));
-        headers.insert(header::HOST, HeaderValue::from_static("s3.example.com"));
-        assert_eq!(bucket_of(&headers, "/site/index.html", Some("s3.example.com")).as_deref(), Some("site"));
-        assert_eq!(bucket_of(&headers, "/", None), None);
     }
 }

@@ -331,7 +331,8 @@ impl Front {
     ) -> std::result::Result<s3s::HttpResponse, s3s::HttpError> {
         let domain = self.domain.as_deref();
         let origin = crate::cors::origin(req.headers());
-        let bucket = crate::cors::bucket_of(req.headers(), req.uri().path(), domain);
+        let addressed = addressed_bucket(req.headers(), req.uri().path(), domain);
+        let bucket = addressed.as_ref().map(|(bucket, _)| bucket.clone());
         if let Some(origin) = &origin
             && crate::cors::is_preflight(req.method(), req.headers())
         {
@@ -343,9 +344,13 @@ impl Front {
             return Ok(crate::cors::preflight(&self.index, bucket.as_deref(), origin, req.headers()).await);
         }
         let method = req.method().clone();
-        let mut response = match form_upload_bucket(&req, domain) {
-            Some(target) => crate::s3::serve_post_object(&self.gateway, &self.post, target, req).await,
-            None => crate::guard::serve(s3, req).await?,
+        // A form upload: a multipart/form-data POST to a bucket's URL (no key).
+        let form_upload = method == http::Method::POST && crate::guard::is_form_data(req.headers());
+        let mut response = match addressed {
+            Some((target, false)) if form_upload => {
+                crate::s3::serve_post_object(&self.gateway, &self.post, target, req).await
+            }
+            _ => crate::guard::serve(s3, req).await?,
         };
         if let (Some(origin), Some(bucket)) = (&origin, &bucket) {
             crate::cors::decorate(&self.index, bucket, origin, &method, &mut response).await;
@@ -354,21 +359,17 @@ impl Front {
     }
 }
 
-/// The bucket of a browser form upload: a `multipart/form-data` POST to a bucket's URL (no key).
-fn form_upload_bucket<B>(req: &http::Request<B>, domain: Option<&str>) -> Option<String> {
-    if req.method() != http::Method::POST || !crate::guard::is_form_data(req.headers()) {
-        return None;
+/// The bucket a request names — the host's first label under `domain` (virtual-hosted
+/// style), else the path's first segment — and whether a key follows it.
+pub(crate) fn addressed_bucket(headers: &http::HeaderMap, path: &str, domain: Option<&str>) -> Option<(String, bool)> {
+    let path = path.trim_start_matches('/');
+    let host = headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
+    if let Some(bucket) = domain.and_then(|domain| virtual_host_bucket(domain, host)) {
+        return Some((bucket.to_string(), !path.is_empty()));
     }
-    let path = req.uri().path().trim_start_matches('/');
-    let host = req.headers().get(http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    match domain.and_then(|domain| virtual_host_bucket(domain, host)) {
-        Some(bucket) => path.is_empty().then(|| bucket.to_string()),
-        None => {
-            let bucket = path.strip_suffix('/').unwrap_or(path);
-            (!bucket.is_empty() && !bucket.contains('/'))
-                .then(|| percent_encoding::percent_decode_str(bucket).decode_utf8_lossy().into_owned())
-        }
-    }
+    let (first, rest) = path.split_once('/').unwrap_or((path, ""));
+    (!first.is_empty())
+        .then(|| (percent_encoding::percent_decode_str(first).decode_utf8_lossy().into_owned(), !rest.is_empty()))
 }
 
 fn content_length(headers: &http::HeaderMap) -> Option<u64> {
@@ -413,6 +414,25 @@ fn expects_continue_without_body<B>(req: &http::Request<B>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn finds_the_bucket_in_the_host_or_the_path() {
+        let bucket_of = |headers: &http::HeaderMap, path: &str, domain: Option<&str>| {
+            addressed_bucket(headers, path, domain).map(|(bucket, _)| bucket)
+        };
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::HOST, http::HeaderValue::from_static("photos.s3.example.com:9000"));
+        assert_eq!(bucket_of(&headers, "/cat.jpg", Some("s3.example.com")).as_deref(), Some("photos"));
+        assert_eq!(bucket_of(&headers, "/b%20x/cat.jpg", None).as_deref(), Some("b x"));
+        headers.insert(http::header::HOST, http::HeaderValue::from_static("s3.example.com"));
+        assert_eq!(bucket_of(&headers, "/site/index.html", Some("s3.example.com")).as_deref(), Some("site"));
+        assert_eq!(bucket_of(&headers, "/", None), None);
+        // Whether a key follows: a form upload goes to the bucket's own URL.
+        assert_eq!(addressed_bucket(&headers, "/site/", None), Some(("site".into(), false)));
+        assert_eq!(addressed_bucket(&headers, "/site/k", None), Some(("site".into(), true)));
+        headers.insert(http::header::HOST, http::HeaderValue::from_static("photos.s3.example.com"));
+        assert_eq!(addressed_bucket(&headers, "/", Some("s3.example.com")), Some(("photos".into(), false)));
+    }
 
     #[test]
     fn virtual_hosts_name_buckets_only_under_the_domain() {

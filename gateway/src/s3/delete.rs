@@ -13,7 +13,7 @@ use s3s::{S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::write::store_empty;
-use crate::access::Caller;
+use crate::access::{BucketRules, Caller};
 use crate::blob_meta::{BlobKind, BlobMeta};
 use crate::error::{Error, Result};
 use crate::index::NULL_VERSION;
@@ -145,16 +145,16 @@ pub(super) async fn delete_objects(
         ));
     }
     let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
-    let caller = Caller::of(&req.extensions)?;
+    let rules = BucketRules::new(Caller::of(&req.extensions)?, &input.bucket, Some(&bucket_record))?;
     let quiet = input.delete.quiet.unwrap_or(false);
     let bypass = input.bypass_governance_retention.unwrap_or(false);
     let bucket = &input.bucket;
-    let bucket_record = &bucket_record;
+    let rules = &rules;
     let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
         .map(|object| async move {
             let versioned = object.version_id.is_some();
             // The bucket's policy may allow or deny each key on its own.
-            let result = match caller.may_delete(&gw.index, (bucket, bucket_record), &object.key, versioned).await {
+            let result = match rules.may_delete(&gw.index, &object.key, versioned).await {
                 Ok(true) => delete(gw, bucket, &object.key, object.version_id.as_deref(), bypass).await,
                 Ok(false) => Err(s3_error!(AccessDenied, "Access Denied")),
                 Err(err) => Err(err),

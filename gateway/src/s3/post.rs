@@ -209,14 +209,9 @@ async fn upload(
             Asking { operation: "PutObject", bucket: Some(bucket), key: Some(&key), query: None, headers: &headers };
         authorize(&gw.index, &caller, &asking).await?;
     }
-    if let Some(acl) = field(&fields, "acl")
-        && !matches!(acl, "private" | "bucket-owner-full-control")
-    {
-        return Err(s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs"));
-    }
-    if fields.iter().any(|(name, _)| name.starts_with("x-amz-server-side-encryption")) {
-        return Err(s3_error!(NotImplemented, "Cairn does not encrypt data at rest (x-amz-server-side-encryption)"));
-    }
+    // The fields that stand for PutObject's headers are refused as those headers are (ACLs
+    // other than the owner's, server-side encryption).
+    crate::unsupported::refuse_unsupported(&header_fields(&fields))?;
 
     // The file, to the volumes through PutObject.
     let violation = Arc::new(Mutex::new(None));
@@ -240,6 +235,21 @@ async fn upload(
         redirect: field(&fields, "success_action_redirect").or(field(&fields, "redirect")).map(str::to_string),
         status: field(&fields, "success_action_status").map(str::to_string),
     })
+}
+
+/// The form's fields that stand for request headers (`acl` for `x-amz-acl`, the `x-amz-*`
+/// ones), as headers.
+fn header_fields(fields: &Fields) -> HeaderMap {
+    fields
+        .iter()
+        .filter_map(|(name, value)| {
+            let header = if name == "acl" { "x-amz-acl" } else { name.as_str() };
+            if !header.starts_with("x-amz-") {
+                return None;
+            }
+            Some((http::HeaderName::from_bytes(header.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
+        })
+        .collect()
 }
 
 /// The key id a form is signed with, and whether with SigV4.
