@@ -27,6 +27,8 @@ const MAX_FIELD_BYTES: u64 = 64 * 1024;
 /// Most bytes of all form fields together, and most fields.
 const MAX_FIELDS_BYTES: usize = 1024 * 1024;
 const MAX_FIELDS: usize = 200;
+/// Longest the fields (at most `MAX_FIELDS_BYTES`) may take to arrive: the body idle timeout.
+const FIELDS_DEADLINE: std::time::Duration = crate::replicated::CLIENT_BODY_IDLE;
 
 /// What checking a form's signature needs.
 #[derive(Clone)]
@@ -156,25 +158,14 @@ async fn upload(
     let limits = multer::SizeLimit::new().per_field(MAX_FIELD_BYTES).for_field("file", u64::MAX);
     let mut form = multer::Multipart::with_constraints(body, boundary, multer::Constraints::new().size_limit(limits));
 
-    // The fields, up to the file.
-    let mut fields: Fields = Vec::new();
-    let mut fields_bytes = 0;
-    let file = loop {
-        let Some(part) = form.next_field().await.map_err(|_| malformed())? else {
-            return Err(s3_error!(InvalidArgument, "POST requires exactly one file upload per request."));
-        };
-        let name = part.name().unwrap_or_default().to_ascii_lowercase();
-        if name == "file" {
-            break part;
-        }
-        let value =
-            part.text().await.map_err(|_| s3_error!(MaxMessageLengthExceeded, "Your form field is too large."))?;
-        fields_bytes += name.len() + value.len();
-        if fields.len() >= MAX_FIELDS || fields_bytes > MAX_FIELDS_BYTES {
-            return Err(s3_error!(MaxMessageLengthExceeded, "Your POST request fields are too large."));
-        }
-        fields.push((name, value));
-    };
+    // The fields, up to the file, within a deadline: a client that stalls there holds no
+    // connection for long (the file part itself is held to the body idle timeout).
+    let (fields, file) = tokio::time::timeout(FIELDS_DEADLINE, read_fields(&mut form)).await.map_err(|_| {
+        s3_error!(
+            RequestTimeout,
+            "Your socket connection to the server was not read from or written to within the timeout period."
+        )
+    })??;
     let file_name = file.file_name().unwrap_or_default().to_string();
     crate::request_id::note_access(crate::request_id::Access {
         op: Some("PostObject".into()),
@@ -250,6 +241,28 @@ fn header_fields(fields: &Fields) -> HeaderMap {
             Some((http::HeaderName::from_bytes(header.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
         })
         .collect()
+}
+
+/// Reads the form's fields (names lowercased, each and all bounded) up to its file part.
+async fn read_fields(form: &mut multer::Multipart<'static>) -> S3Result<(Fields, multer::Field<'static>)> {
+    let mut fields: Fields = Vec::new();
+    let mut fields_bytes = 0;
+    loop {
+        let Some(part) = form.next_field().await.map_err(|_| malformed())? else {
+            return Err(s3_error!(InvalidArgument, "POST requires exactly one file upload per request."));
+        };
+        let name = part.name().unwrap_or_default().to_ascii_lowercase();
+        if name == "file" {
+            return Ok((fields, part));
+        }
+        let value =
+            part.text().await.map_err(|_| s3_error!(MaxMessageLengthExceeded, "Your form field is too large."))?;
+        fields_bytes += name.len() + value.len();
+        if fields.len() >= MAX_FIELDS || fields_bytes > MAX_FIELDS_BYTES {
+            return Err(s3_error!(MaxMessageLengthExceeded, "Your POST request fields are too large."));
+        }
+        fields.push((name, value));
+    }
 }
 
 /// The key id a form is signed with, and whether with SigV4.
