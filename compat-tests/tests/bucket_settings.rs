@@ -119,18 +119,25 @@ async fn unset_bucket_settings_answer_as_s3_and_acls_are_the_owners() {
     let ownership = s3.get_bucket_ownership_controls().bucket("tfstate").send().await.unwrap();
     let rules = ownership.ownership_controls().unwrap().rules();
     assert_eq!(rules[0].object_ownership(), &ObjectOwnership::BucketOwnerEnforced);
-    // Setting it to what it is succeeds (Terraform's aws_s3_bucket_ownership_controls does);
-    // enabling ACLs is refused, and so is deleting the controls (which would enable them).
+    // Setting it succeeds (Terraform's aws_s3_bucket_ownership_controls does), enabling ACLs
+    // too; deleting the controls leaves none to get (and ACLs enabled, see acls.rs).
     let controls = |ownership: ObjectOwnership| {
         let rule = aws_sdk_s3::types::OwnershipControlsRule::builder().object_ownership(ownership).build().unwrap();
         aws_sdk_s3::types::OwnershipControls::builder().rules(rule).build().unwrap()
     };
     let put = |ownership| s3.put_bucket_ownership_controls().bucket("tfstate").ownership_controls(controls(ownership));
+    let ownership = || async {
+        let got = s3.get_bucket_ownership_controls().bucket("tfstate").send().await?;
+        Ok::<_, aws_sdk_s3::error::SdkError<_>>(got.ownership_controls().unwrap().rules()[0].object_ownership().clone())
+    };
     put(ObjectOwnership::BucketOwnerEnforced).send().await.unwrap();
-    let err = put(ObjectOwnership::ObjectWriter).send().await.unwrap_err();
-    assert_eq!(refusal(&err), ("NotImplemented".into(), 501));
-    let err = s3.delete_bucket_ownership_controls().bucket("tfstate").send().await.unwrap_err();
-    assert_eq!(refusal(&err), ("NotImplemented".into(), 501));
+    put(ObjectOwnership::ObjectWriter).send().await.unwrap();
+    assert_eq!(ownership().await.unwrap(), ObjectOwnership::ObjectWriter);
+    s3.delete_bucket_ownership_controls().bucket("tfstate").send().await.unwrap();
+    let err = ownership().await.unwrap_err();
+    assert_eq!(refusal(&err), ("OwnershipControlsNotFoundError".into(), 404));
+    put(ObjectOwnership::BucketOwnerEnforced).send().await.unwrap();
+    assert_eq!(ownership().await.unwrap(), ObjectOwnership::BucketOwnerEnforced);
     // Each of them on a bucket that does not exist: NoSuchBucket.
     let err = s3.get_bucket_encryption().bucket("none").send().await.unwrap_err();
     assert_eq!(refusal(&err), ("NoSuchBucket".into(), 404));

@@ -566,12 +566,13 @@ print("sigv2 ok")
 "#;
 
 #[tokio::test(flavor = "multi_thread")]
-async fn acls_other_than_the_owners_are_refused() {
+async fn acls_are_refused_where_ownership_disables_them() {
     use aws_sdk_s3::types::{BucketCannedAcl, ObjectCannedAcl};
     let cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
+    // A new bucket's ownership is BucketOwnerEnforced (ACLs disabled) unless it asks otherwise.
     let err = s3.create_bucket().bucket("public").acl(BucketCannedAcl::PublicRead).send().await.unwrap_err();
-    assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("AccessControlListNotSupported"), "{err:?}");
+    assert_eq!(err.as_service_error().and_then(|e| e.code()), Some("InvalidBucketAclWithObjectOwnership"), "{err:?}");
     assert!(s3.head_bucket().bucket("public").send().await.is_err(), "no bucket was made");
     s3.create_bucket().bucket("bkt").acl(BucketCannedAcl::Private).send().await.unwrap();
     let blobs = cluster.blob_files().len();

@@ -65,6 +65,8 @@ async fn main() {
                 version,
                 lock: Default::default(),
                 lock_blob: None,
+                acl: None,
+                acl_blob: None,
             };
             let entry = ObjectEntry::Live(Box::new(record));
             if v + 1 == versions {

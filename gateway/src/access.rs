@@ -3,8 +3,9 @@
 //! control of its owner's buckets (`owner.rs`), what its grants say on buckets of other
 //! owners, and creates buckets only if allowed to. A bucket's policy (`policy.rs`) is asked
 //! first, for stored keys and anonymous callers alike: its explicit Deny wins over
-//! everything, its Allow gives what ownership and grants do not; anonymous callers get only
-//! what a policy allows. The decided [`Caller`] goes into the request's extensions for the
+//! everything, its Allow gives what ownership and grants do not; then the ACLs of the bucket
+//! and of the object version (`acl.rs`) where the bucket's ownership enables them. Anonymous
+//! callers get only what a policy or an ACL allows. The decided [`Caller`] goes into the request's extensions for the
 //! handlers (ListBuckets, CreateBucket, and DeleteObjects's per-key [`BucketRules`]).
 
 use http::HeaderMap;
@@ -13,8 +14,9 @@ use s3s::path::S3Path;
 use s3s::{S3Result, s3_error};
 use volumed::serve::Connection;
 
+use crate::acl::{self, AclNeed};
 use crate::index::Index;
-use crate::index::records::{BucketRecord, Grant, KeyRecord};
+use crate::index::records::{BucketRecord, Grant, KeyRecord, ObjectEntry};
 use crate::owner::{Owner, bucket_owner_id};
 use crate::policy::{Decision, Policy, Request, action_of};
 
@@ -61,6 +63,14 @@ impl Caller {
             Who::Root => true,
             Who::Key(_, key) => self.owner.owns(bucket) || key.grants.iter().any(|g| g.bucket == name),
             Who::Anonymous => false,
+        }
+    }
+
+    /// The canonical id ACL grants name the caller by; `None` for anonymous.
+    fn acl_id(&self) -> Option<&str> {
+        match &self.who {
+            Who::Anonymous => None,
+            Who::Root | Who::Key(..) => Some(self.owner.id.as_str()),
         }
     }
 
@@ -142,6 +152,12 @@ pub(crate) fn copy_source(headers: &HeaderMap) -> Option<(String, String)> {
     decoded.split_once('/').map(|(bucket, key)| (bucket.to_string(), key.to_string()))
 }
 
+/// The version id an `x-amz-copy-source` header names, if any.
+fn copy_source_version(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get("x-amz-copy-source")?.to_str().ok()?;
+    query_param(Some(value.split_once('?')?.1), "versionId")
+}
+
 /// One query parameter, decoded.
 fn query_param(query: Option<&str>, name: &str) -> Option<String> {
     query?.split('&').filter_map(|pair| pair.split_once('=').or(Some((pair, "")))).find(|(n, _)| *n == name).map(
@@ -210,12 +226,49 @@ impl<'a> BucketRules<'a> {
         Ok(decision)
     }
 
-    /// The policy first (Deny refuses, Allow admits), then ownership and grants.
-    async fn allow(&self, index: &Index, asked: &Asked<'_>, need: Need) -> S3Result<bool> {
+    /// The policy first (Deny refuses, Allow admits), then ownership and grants, then the
+    /// ACLs (what `operation` needs of them; `version`: the version id it names).
+    async fn allow(&self, index: &Index, asked: &Asked<'_>, operation: &str, version: Option<&str>) -> S3Result<bool> {
         Ok(match self.decision(index, asked).await? {
             Decision::Deny => false,
             Decision::Allow => true,
-            Decision::NotApplicable => self.caller.entitled(self.name, self.bucket, need),
+            Decision::NotApplicable => {
+                self.caller.entitled(self.name, self.bucket, need_of(operation))
+                    || self.acl_allows(index, operation, asked.key, version).await?
+            }
+        })
+    }
+
+    /// Whether the bucket's ACL, or the ACL of the object version `key` and `version` name (the
+    /// current one without a version id), lets the caller do `operation`. ACLs count only where
+    /// the bucket's ownership enables them; grants to the public groups not at all where its
+    /// public access block ignores public ACLs.
+    async fn acl_allows(
+        &self,
+        index: &Index,
+        operation: &str,
+        key: Option<&str>,
+        version: Option<&str>,
+    ) -> S3Result<bool> {
+        let Some(bucket) = self.bucket.filter(|b| b.ownership.acls_enabled()) else { return Ok(false) };
+        let ignore_public = bucket.public_access_block.is_some_and(|b| b.ignore_public_acls);
+        let caller = self.caller.acl_id();
+        Ok(match (acl::need_of(operation), key) {
+            (Some(AclNeed::Bucket(permission)), _) => {
+                acl::effective(bucket.acl.as_ref(), bucket).allows(caller, permission, ignore_public)
+            }
+            (Some(AclNeed::Object(permission)), Some(key)) => {
+                let record = match version {
+                    None => index.object(self.name, key).await?,
+                    Some(id) => match index.object_version(self.name, key, id).await {
+                        Ok(Some(ObjectEntry::Live(record))) => Some(*record),
+                        // No such version (or no valid id): nothing to grant anything.
+                        _ => None,
+                    },
+                };
+                record.is_some_and(|r| acl::effective(r.acl.as_ref(), bucket).allows(caller, permission, ignore_public))
+            }
+            _ => false,
         })
     }
 
@@ -225,7 +278,7 @@ impl<'a> BucketRules<'a> {
             return Ok(true);
         }
         let action = action_of("DeleteObject", versioned);
-        self.allow(index, &Asked { action: &action, key: Some(key), prefix: None }, Need::Write).await
+        self.allow(index, &Asked { action: &action, key: Some(key), prefix: None }, "DeleteObject", None).await
     }
 }
 
@@ -281,17 +334,14 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
     let listing = matches!(operation, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
     let prefix = listing.then(|| query_param(query, "prefix").unwrap_or_default());
     let asked = Asked { action: &action, key, prefix: prefix.as_deref() };
-    let allowed = match rules.decision(index, &asked).await? {
-        Decision::Deny => false,
-        Decision::Allow => true,
-        // DeleteObjects names its keys in the body: let through a caller whom the policy may
-        // allow some deletes, and its handler asks of each key (`BucketRules::may_delete`).
-        Decision::NotApplicable => {
-            caller.entitled(name, bucket.as_ref(), need_of(operation))
-                || (operation == "DeleteObjects"
-                    && rules.policy.as_ref().is_some_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject")))
-        }
+    let version = query_param(query, "versionId");
+    // DeleteObjects names its keys in the body: let through a caller whom the policy may allow
+    // some deletes, and its handler asks of each key (`BucketRules::may_delete`).
+    let may_delete_some = || {
+        operation == "DeleteObjects"
+            && rules.policy.as_ref().is_some_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject"))
     };
+    let allowed = rules.allow(index, &asked, operation, version.as_deref()).await? || may_delete_some();
     if !allowed {
         return Err(denied());
     }
@@ -302,11 +352,11 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
     }
     if let Some((source_name, source_key)) = copy_source(asking.headers) {
         let source = index.bucket(&source_name).await?;
-        let versioned =
-            asking.headers.get("x-amz-copy-source").is_some_and(|v| v.to_str().is_ok_and(|v| v.contains("versionId=")));
-        let action = action_of("GetObject", versioned);
+        let version = copy_source_version(asking.headers);
+        let action = action_of("GetObject", version.is_some());
         let asked = Asked { action: &action, key: Some(&source_key), prefix: None };
-        if !BucketRules::new(caller, &source_name, source.as_ref())?.allow(index, &asked, Need::Read).await? {
+        let rules = BucketRules::new(caller, &source_name, source.as_ref())?;
+        if !rules.allow(index, &asked, "GetObject", version.as_deref()).await? {
             return Err(denied());
         }
     }

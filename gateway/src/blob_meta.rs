@@ -40,6 +40,9 @@ pub enum BlobKind {
     /// changed at `ts` (PutObjectRetention, PutObjectLegalHold); the newest one of the version
     /// is its lock after a rebuild, as for tags.
     Lock,
+    /// No bytes: the ACL (`acl`) of the version whose blob id is `version`, as changed at `ts`
+    /// (PutObjectAcl); the newest one of the version is its ACL after a rebuild, as for tags.
+    Acl,
 }
 
 /// The metadata JSON stored with a blob.
@@ -107,6 +110,13 @@ pub struct BlobMeta {
     /// A bucket blob's CORS rules.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors: Vec<crate::index::records::CorsRule>,
+    /// An object's ACL as written (none: the bucket owner's, private), an ACL blob's as
+    /// changed, a bucket blob's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acl: Option<crate::acl::Acl>,
+    /// A bucket blob's object ownership; `None`: BucketOwnerEnforced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ownership: Option<crate::acl::Ownership>,
 }
 
 impl BlobMeta {
@@ -136,6 +146,8 @@ impl BlobMeta {
             policy: None,
             public_access_block: None,
             cors: Vec::new(),
+            acl: None,
+            ownership: None,
         }
     }
 
@@ -151,6 +163,8 @@ impl BlobMeta {
             policy: config.policy.clone(),
             public_access_block: config.public_access_block,
             cors: config.cors.clone(),
+            acl: config.acl.clone(),
+            ownership: (config.ownership != crate::acl::Ownership::default()).then_some(config.ownership),
             owner: (!owner.is_empty()).then(|| owner.to_string()),
             ..Self::new(BlobKind::Bucket, bucket, crate::index::BUCKET_KEY, ts, created_ms)
         }

@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod acl;
 pub mod admin;
 pub mod auth;
 pub mod batch;

@@ -68,7 +68,11 @@ pub fn bucket_owner_id(bucket: &BucketRecord) -> &str {
 /// `bucket`'s owner as S3 answers it (the display name only for the root owner: a bucket
 /// record keeps only the owner's id, and S3 itself no longer promises display names).
 pub fn bucket_owner(bucket: &BucketRecord) -> s3s::dto::Owner {
-    let id = bucket_owner_id(bucket);
+    s3_owner(bucket_owner_id(bucket))
+}
+
+/// The owner whose canonical id is `id`, as S3 answers it (see [`bucket_owner`] on names).
+pub fn s3_owner(id: &str) -> s3s::dto::Owner {
     s3s::dto::Owner { display_name: (id == ROOT_ID).then(|| ROOT_NAME.to_string()), id: Some(id.to_string()) }
 }
 

@@ -1,32 +1,16 @@
-//! Features Cairn does not have, refused loudly instead of silently ignored: server-side encryption of any kind (Cairn does not encrypt
-//! at rest; an SSE-C upload answered 200 would claim an encryption that never happened),
-//! and ACLs other than the owner's full control. Checked for every request once it is authenticated and authorized
-//! (`auth::AccessPolicy`), before any handler runs or any body is read.
+//! Features Cairn does not have, refused loudly instead of silently ignored: server-side
+//! encryption of any kind (Cairn does not encrypt at rest; an SSE-C upload answered 200 would
+//! claim an encryption that never happened). Checked for every request once it is
+//! authenticated and authorized (`auth::AccessPolicy`), before any handler runs or any body is
+//! read.
 
 use http::HeaderMap;
 use s3s::{S3Result, s3_error};
 
 /// Refuses what Cairn does not do, for an authenticated and authorized request: server-side
-/// encryption of any kind, and ACLs.
+/// encryption of any kind.
 pub fn refuse_unsupported(headers: &HeaderMap) -> S3Result<()> {
-    refuse_unsupported_headers(headers)?;
-    refuse_acls(headers)
-}
-
-/// Cairn has no ACLs: every bucket behaves as S3's "bucket owner enforced" one, where the
-/// owner has full control and nobody else any. The canned ACLs that say exactly that are
-/// accepted; any other ACL or grant would be silently ignored, so it is refused with the
-/// error S3 gives such a bucket.
-fn refuse_acls(headers: &HeaderMap) -> S3Result<()> {
-    for (name, value) in headers {
-        let granted = name.as_str().starts_with("x-amz-grant-");
-        let canned = name.as_str() == "x-amz-acl"
-            && !matches!(value.as_bytes().trim_ascii(), b"private" | b"bucket-owner-full-control");
-        if granted || canned {
-            return Err(s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs"));
-        }
-    }
-    Ok(())
+    refuse_unsupported_headers(headers)
 }
 
 /// The feature a request header asks for that Cairn does not implement, if any.

@@ -210,7 +210,7 @@ fn entry_blobs(entry: &ObjectEntry) -> Blobs {
                     .chain(record.parts.iter().map(|p| (p.blob.clone(), p.size, CommitOrder::plain(0))))
                     .collect()
             };
-            let changes = [&record.tags_blob, &record.lock_blob].into_iter().flatten();
+            let changes = record.changes();
             let changes = changes.map(|change| (change.blob.clone(), 0, CommitOrder::plain(change.ts)));
             data.into_iter().chain(changes).collect()
         }

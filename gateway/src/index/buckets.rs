@@ -24,7 +24,8 @@ use crate::in_transaction;
 pub const BUCKET_KEY: &str = "";
 
 /// What a bucket blob carries of a bucket's configuration, so that a rebuild restores it
-/// (versioning, object lock, lifecycle, tags, policy, public access block, CORS).
+/// (versioning, object lock, lifecycle, tags, policy, public access block, CORS,
+/// ownership, ACL).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketConfig {
     /// S3 versioning.
@@ -41,6 +42,10 @@ pub struct BucketConfig {
     pub public_access_block: Option<PublicAccessBlock>,
     /// CORS rules.
     pub cors: Vec<CorsRule>,
+    /// Object ownership: whether ACLs apply.
+    pub ownership: crate::acl::Ownership,
+    /// The bucket's ACL (`None`: private).
+    pub acl: Option<crate::acl::Acl>,
 }
 
 impl BucketConfig {
@@ -80,6 +85,8 @@ impl BucketRecord {
             policy: self.policy.clone(),
             public_access_block: self.public_access_block,
             cors: self.cors.clone(),
+            ownership: self.ownership,
+            acl: self.acl.clone(),
         }
     }
 
@@ -92,6 +99,8 @@ impl BucketRecord {
         self.policy = config.policy.clone();
         self.public_access_block = config.public_access_block;
         self.cors = config.cors.clone();
+        self.ownership = config.ownership;
+        self.acl = config.acl.clone();
     }
 }
 

@@ -222,11 +222,7 @@ impl Blobs for ObjectEntry {
 
     fn blob_refs_mut(&mut self) -> Vec<&mut BlobRef> {
         match self {
-            ObjectEntry::Live(record) => std::iter::once(&mut record.blob)
-                .chain(record.parts.iter_mut().map(|p| &mut p.blob))
-                .chain(record.tags_blob.as_mut().map(|t| &mut t.blob))
-                .chain(record.lock_blob.as_mut().map(|l| &mut l.blob))
-                .collect(),
+            ObjectEntry::Live(record) => record.blobs_mut().collect(),
             ObjectEntry::Deleted { blob, .. } => vec![blob],
         }
     }

@@ -262,6 +262,8 @@ mod on_postgres {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }))
     }
 

@@ -309,11 +309,7 @@ impl Index {
                 ObjectEntry::Live(record) => {
                     if record.blob.id == blob_id {
                         Some(&mut record.blob)
-                    } else if let Some(change) = [&mut record.tags_blob, &mut record.lock_blob]
-                        .into_iter()
-                        .flatten()
-                        .find(|c| c.blob.id == blob_id)
-                    {
+                    } else if let Some(change) = record.changes_mut().find(|c| c.blob.id == blob_id) {
                         Some(&mut change.blob)
                     } else {
                         record.parts.iter_mut().map(|p| &mut p.blob).find(|b| b.id == blob_id)

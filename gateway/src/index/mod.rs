@@ -43,6 +43,7 @@ pub use self::jobs::{JobRecord, Lease as JobLease, RUNNING as JOB_RUNNING};
 pub use self::multipart::{UploadItem, UploadPage};
 pub use self::pages::{KeyedEntry, ObjectPages};
 pub use self::restore::Restore;
+pub use self::tags::VersionChange;
 pub use self::unlogged::Unlogged;
 pub use self::versions::{NULL_VERSION, NoncurrentPages, VersionItem, VersionPage, version_id};
 
@@ -573,6 +574,8 @@ mod tests {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }))
     }
 

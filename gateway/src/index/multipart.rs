@@ -352,6 +352,8 @@ mod tests {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }))
     }
 

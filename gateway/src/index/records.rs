@@ -15,7 +15,9 @@
 //! (`UploadRecord::lock`) and lifecycle rules (`BucketRecord::lifecycle`); version 5 owners
 //! (`BucketRecord::owner`, `KeyRecord::owner`, `KeyRecord::owner_name`,
 //! `KeyRecord::create_bucket`), bucket tags, policies, public access blocks and CORS rules
-//! (`BucketRecord::tags`, `policy`, `public_access_block`, `cors`). Version 1 records had grown once before the rule (the
+//! (`BucketRecord::tags`, `policy`, `public_access_block`, `cors`); version 6 ACLs
+//! (`BucketRecord::ownership`, `BucketRecord::acl`, `ObjectRecord::acl`, `ObjectRecord::acl_blob`,
+//! `UploadRecord::acl`). Version 1 records had grown once before the rule (the
 //! membership's `removed`), which made older ones unreadable; they read now.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
@@ -23,7 +25,7 @@ use serde::{Deserialize, Serialize, de::DeserializeOwned};
 use crate::checksum::{Algorithm, Checksum, ChecksumType};
 use crate::error::{Error, Result};
 
-const RECORD_VERSION: u8 = 5;
+const RECORD_VERSION: u8 = 6;
 /// The oldest version byte this code reads.
 const FIRST_RECORD_VERSION: u8 = 1;
 /// Zero bytes appended to a record that ends early: one per field appended since it was
@@ -81,6 +83,10 @@ pub struct BucketRecord {
     pub public_access_block: Option<PublicAccessBlock>,
     /// The bucket's CORS rules, in the order given (none: CORS is not enabled). Appended.
     pub cors: Vec<CorsRule>,
+    /// The bucket's object ownership: whether ACLs apply. Appended.
+    pub ownership: crate::acl::Ownership,
+    /// The bucket's ACL; `None`: its owner's full control only. Appended.
+    pub acl: Option<crate::acl::Acl>,
 }
 
 /// One CORS rule of a bucket (S3's `CORSRule`).
@@ -444,16 +450,36 @@ pub struct ObjectRecord {
     /// The lock blob of the last PutObjectRetention or PutObjectLegalHold of this version,
     /// which carries `lock` to a rebuild; `None` while the lock is that of the write (appended).
     pub lock_blob: Option<TagsBlob>,
+    /// The version's ACL; `None`: the bucket owner's, granting nothing else (appended).
+    pub acl: Option<crate::acl::Acl>,
+    /// The ACL blob of the last PutObjectAcl of this version, which carries `acl` to a
+    /// rebuild; `None` while the ACL is that of the write (appended).
+    pub acl_blob: Option<TagsBlob>,
 }
 
 impl ObjectRecord {
-    /// Every blob the version uses: its blob, its parts for a multipart object, its tags blob
-    /// and its lock blob.
+    /// Every blob the version uses: its blob, its parts for a multipart object, and the
+    /// blobs of its changes (tags, lock, ACL).
     pub fn blobs(&self) -> impl Iterator<Item = &BlobRef> {
-        std::iter::once(&self.blob)
-            .chain(self.parts.iter().map(|p| &p.blob))
-            .chain(self.tags_blob.as_ref().map(|t| &t.blob))
-            .chain(self.lock_blob.as_ref().map(|l| &l.blob))
+        std::iter::once(&self.blob).chain(self.parts.iter().map(|p| &p.blob)).chain(self.changes().map(|c| &c.blob))
+    }
+
+    /// The blobs of changes made since the write: tags, lock, ACL.
+    pub fn changes(&self) -> impl Iterator<Item = &TagsBlob> {
+        [&self.tags_blob, &self.lock_blob, &self.acl_blob].into_iter().flatten()
+    }
+
+    /// [`Self::changes`], to point them at other copies.
+    pub fn changes_mut(&mut self) -> impl Iterator<Item = &mut TagsBlob> {
+        [&mut self.tags_blob, &mut self.lock_blob, &mut self.acl_blob].into_iter().flatten()
+    }
+
+    /// [`Self::blobs`], to point them at other copies.
+    pub fn blobs_mut(&mut self) -> impl Iterator<Item = &mut BlobRef> {
+        let changes = [&mut self.tags_blob, &mut self.lock_blob, &mut self.acl_blob].into_iter().flatten();
+        std::iter::once(&mut self.blob)
+            .chain(self.parts.iter_mut().map(|p| &mut p.blob))
+            .chain(changes.map(|c| &mut c.blob))
     }
 
     /// [`Self::blobs`], each with the object bytes it holds (a multipart object's bytes are in
@@ -462,8 +488,7 @@ impl ObjectRecord {
         let own = if self.parts.is_empty() { self.size } else { 0 };
         std::iter::once((&self.blob, own))
             .chain(self.parts.iter().map(|p| (&p.blob, p.size)))
-            .chain(self.tags_blob.as_ref().map(|t| (&t.blob, 0)))
-            .chain(self.lock_blob.as_ref().map(|l| (&l.blob, 0)))
+            .chain(self.changes().map(|c| (&c.blob, 0)))
     }
 }
 
@@ -513,6 +538,8 @@ pub struct UploadRecord {
     pub checksum: Option<(Algorithm, ChecksumType)>,
     /// The object lock of the object to be (appended).
     pub lock: Lock,
+    /// The ACL of the object to be (appended).
+    pub acl: Option<crate::acl::Acl>,
 }
 
 /// A multipart upload that completed, remembered for a while (upload id → this) so that a
@@ -569,9 +596,7 @@ impl ObjectEntry {
     /// The newest timestamp the entry carries: its write's, or a later tag or lock change's.
     pub fn newest_ts(&self) -> u64 {
         match self {
-            ObjectEntry::Live(record) => {
-                [&record.tags_blob, &record.lock_blob].into_iter().flatten().map(|c| c.ts).fold(record.ts, u64::max)
-            }
+            ObjectEntry::Live(record) => record.changes().map(|c| c.ts).fold(record.ts, u64::max),
             ObjectEntry::Deleted { ts, .. } => *ts,
         }
     }
@@ -749,6 +774,8 @@ mod tests {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }));
         let bytes = encode(&entry).unwrap();
         assert_eq!(bytes[0], RECORD_VERSION);

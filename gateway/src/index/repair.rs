@@ -196,10 +196,8 @@ pub(super) enum Which {
     Main,
     /// The blob of its part at this position.
     Part(usize),
-    /// Its tags blob.
-    Tags,
-    /// Its lock blob.
-    Lock,
+    /// The blob of the change (tags, lock, ACL) at this position of `ObjectRecord::changes`.
+    Change(usize),
 }
 
 impl Which {
@@ -207,13 +205,11 @@ impl Which {
     pub(super) fn of(entry: &ObjectEntry, blob_id: &str) -> Option<Which> {
         match entry {
             ObjectEntry::Live(record) if record.blob.id == blob_id => Some(Which::Main),
-            ObjectEntry::Live(record) if record.tags_blob.as_ref().is_some_and(|t| t.blob.id == blob_id) => {
-                Some(Which::Tags)
-            }
-            ObjectEntry::Live(record) if record.lock_blob.as_ref().is_some_and(|l| l.blob.id == blob_id) => {
-                Some(Which::Lock)
-            }
-            ObjectEntry::Live(record) => record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part),
+            ObjectEntry::Live(record) => record
+                .changes()
+                .position(|c| c.blob.id == blob_id)
+                .map(Which::Change)
+                .or_else(|| record.parts.iter().position(|p| p.blob.id == blob_id).map(Which::Part)),
             ObjectEntry::Deleted { blob, .. } => (blob.id == blob_id).then_some(Which::Main),
         }
     }
@@ -235,11 +231,8 @@ impl Located {
     /// for parts, which are not logged).
     fn order(&self) -> CommitOrder {
         match self {
-            Located::Object { entry: ObjectEntry::Live(record), which: Which::Tags, .. } => {
-                CommitOrder::plain(record.tags_blob.as_ref().map_or(0, |t| t.ts))
-            }
-            Located::Object { entry: ObjectEntry::Live(record), which: Which::Lock, .. } => {
-                CommitOrder::plain(record.lock_blob.as_ref().map_or(0, |l| l.ts))
+            Located::Object { entry: ObjectEntry::Live(record), which: Which::Change(i), .. } => {
+                CommitOrder::plain(record.changes().nth(*i).map_or(0, |c| c.ts))
             }
             Located::Object { which: Which::Part(_), .. } | Located::Part { .. } => CommitOrder::plain(0),
             Located::Object { entry, .. } => CommitOrder::of(entry),
@@ -254,8 +247,7 @@ impl Located {
             Located::Object { entry: ObjectEntry::Deleted { blob, .. }, .. } => Some(blob),
             Located::Object { entry: ObjectEntry::Live(record), which, .. } => match *which {
                 Which::Part(i) if i < record.parts.len() => Some(&mut record.parts[i].blob),
-                Which::Tags => record.tags_blob.as_mut().map(|t| &mut t.blob),
-                Which::Lock => record.lock_blob.as_mut().map(|l| &mut l.blob),
+                Which::Change(i) => record.changes_mut().nth(i).map(|c| &mut c.blob),
                 _ => Some(&mut record.blob),
             },
             Located::Part { part, .. } => Some(&mut part.blob),

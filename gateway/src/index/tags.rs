@@ -1,14 +1,24 @@
-//! Tags changed after the write (PutObjectTagging, DeleteObjectTagging). The new tag set is
-//! first written to the volumes as a tags blob naming its version, then committed here: the
-//! record takes the tags and references the blob, the blob it replaces goes to the GC queue,
-//! and the blob is marked for the volumes' commit logs, so a rebuild finds the newest
-//! committed tag set of every version on the volumes.
+//! Changes of a version after its write: its tags (PutObjectTagging, DeleteObjectTagging) and
+//! its ACL (PutObjectAcl). The new tag set or ACL is first written to the volumes as a change
+//! blob naming its version, then committed here: the record takes the change and references
+//! the blob, the blob it replaces goes to the GC queue, and the blob is marked for the volumes'
+//! commit logs, so a rebuild finds the newest committed change of every version on the volumes.
 
 use super::records::{ObjectEntry, TagsBlob};
 use super::{Committed, Index, object_key, read_in, write_in};
+use crate::acl::Acl;
 use crate::engine::{Table, Transaction};
 use crate::error::{Error, Result};
 use crate::in_transaction;
+
+/// What a change sets on a version.
+#[derive(Debug, Clone)]
+pub enum VersionChange {
+    /// Its tags.
+    Tags(Vec<(String, String)>),
+    /// Its ACL (`None`: the bucket owner's, private).
+    Acl(Option<Acl>),
+}
 
 impl Index {
     /// Where the version of `bucket`/`key` whose blob is `version` is, as `tx` sees it: current,
@@ -31,12 +41,7 @@ impl Index {
         Ok((Table::Objects, at, current))
     }
 
-    /// Sets the tags of the key's version whose blob is `version` (current or noncurrent) to
-    /// `tags`, recorded on the volumes by `change`. If that version is gone (overwritten in a
-    /// bucket without versioning, or deleted, since the caller looked), or a newer tag change
-    /// of it has committed, the change loses: it is ordered before what replaced it, as a
-    /// rebuild will order it, and its blob goes to the GC queue. `NoSuchKey` only if the key
-    /// has no live version at all. One transaction.
+    /// Sets the tags of the key's version whose blob is `version` (see [`Index::change_version`]).
     pub async fn set_tags(
         &self,
         bucket: &str,
@@ -45,32 +50,58 @@ impl Index {
         tags: Vec<(String, String)>,
         change: TagsBlob,
     ) -> Result<Committed> {
+        self.change_version(bucket, key, version, VersionChange::Tags(tags), change).await
+    }
+
+    /// Makes `change` to the key's version whose blob is `version` (current or noncurrent),
+    /// recorded on the volumes by `blob`. If that version is gone (overwritten in a bucket
+    /// without versioning, or deleted, since the caller looked), or a newer change of the same
+    /// kind has committed, the change loses: it is ordered before what replaced it, as a
+    /// rebuild will order it, and its blob goes to the GC queue. `NoSuchKey` only if the key
+    /// has no live version at all. One transaction.
+    pub async fn change_version(
+        &self,
+        bucket: &str,
+        key: &str,
+        version: &str,
+        change: VersionChange,
+        blob: TagsBlob,
+    ) -> Result<Committed> {
         in_transaction!(self.engine, tx, {
             let (table, at, entry) = Self::version_by_blob(tx, bucket, key, version).await?;
             // A refusal still commits: the blob it wrote goes to the GC queue.
             let outcome = match entry {
-                Some(ObjectEntry::Live(mut record))
-                    if record.blob.id == version && record.tags_blob.as_ref().is_none_or(|t| t.ts < change.ts) =>
-                {
-                    if let Some(old) = &record.tags_blob {
-                        self.queue_gc(tx, bucket, key, &old.blob, 0)?;
+                Some(ObjectEntry::Live(mut record)) if record.blob.id == version => {
+                    let slot = match &change {
+                        VersionChange::Tags(_) => &mut record.tags_blob,
+                        VersionChange::Acl(_) => &mut record.acl_blob,
+                    };
+                    if slot.as_ref().is_none_or(|t| t.ts < blob.ts) {
+                        if let Some(old) = slot.replace(blob.clone()) {
+                            self.queue_gc(tx, bucket, key, &old.blob, 0)?;
+                        }
+                        match change.clone() {
+                            VersionChange::Tags(tags) => record.tags = tags,
+                            VersionChange::Acl(acl) => record.acl = acl,
+                        }
+                        self.consume_claim(tx, &blob.blob.id).await?;
+                        self.queue_repairs(tx, bucket, key, None, [&blob.blob]).await?;
+                        // Committed: it goes into the volumes' commit logs, which is what a
+                        // rebuild trusts.
+                        self.stage_unlogged(tx, &blob.blob, super::records::CommitOrder::plain(blob.ts))?;
+                        write_in(tx, table, &at, &ObjectEntry::Live(record))?;
+                        Ok(Committed::Current)
+                    } else {
+                        self.queue_gc(tx, bucket, key, &blob.blob, 0)?;
+                        Ok(Committed::Superseded)
                     }
-                    self.consume_claim(tx, &change.blob.id).await?;
-                    self.queue_repairs(tx, bucket, key, None, [&change.blob]).await?;
-                    // Committed: it goes into the volumes' commit logs, which is what a
-                    // rebuild trusts.
-                    self.stage_unlogged(tx, &change.blob, super::records::CommitOrder::plain(change.ts))?;
-                    record.tags = tags.clone();
-                    record.tags_blob = Some(change.clone());
-                    write_in(tx, table, &at, &ObjectEntry::Live(record))?;
-                    Ok(Committed::Current)
                 }
                 Some(ObjectEntry::Live(_)) => {
-                    self.queue_gc(tx, bucket, key, &change.blob, 0)?;
+                    self.queue_gc(tx, bucket, key, &blob.blob, 0)?;
                     Ok(Committed::Superseded)
                 }
                 _ => {
-                    self.queue_gc(tx, bucket, key, &change.blob, 0)?;
+                    self.queue_gc(tx, bucket, key, &blob.blob, 0)?;
                     Err(Error::NoSuchKey)
                 }
             };
@@ -105,6 +136,8 @@ mod tests {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }))
     }
 

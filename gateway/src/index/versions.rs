@@ -553,6 +553,8 @@ mod tests {
             version: Version::Unversioned,
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }))
     }
 

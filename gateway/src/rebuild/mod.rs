@@ -509,7 +509,7 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             return Ok(());
         }
         let committed = scratch.get_all(Space::Committed, page.iter().map(|(id, _)| id.clone()).collect()).await?;
-        let (mut versions, mut tags, mut locks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut versions, mut tags, mut locks, mut acls) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         let (mut buckets, mut removals) = (Vec::new(), Vec::new());
         for ((id, found), committed) in page.into_iter().zip(committed) {
             let found = decode_found(&found)?;
@@ -530,10 +530,14 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
             let meta = &found.meta;
             match meta.kind {
                 BlobKind::Part => {} // looked up by id later, through their manifests
-                BlobKind::Tags | BlobKind::Lock => match &meta.version {
+                BlobKind::Tags | BlobKind::Lock | BlobKind::Acl => match &meta.version {
                     Some(version) => {
                         let filed = ([key_of(&[version.as_bytes()]), ts.to_vec(), id.clone()].concat(), id);
-                        if meta.kind == BlobKind::Tags { tags.push(filed) } else { locks.push(filed) }
+                        match meta.kind {
+                            BlobKind::Tags => tags.push(filed),
+                            BlobKind::Lock => locks.push(filed),
+                            _ => acls.push(filed),
+                        }
                     }
                     None => {
                         let id = String::from_utf8_lossy(&id).into_owned();
@@ -573,6 +577,7 @@ async fn file_committed(scratch: &Scratch, restore: &mut Restore<'_>, report: &m
         scratch.put_all(Space::Versions, versions).await?;
         scratch.put_all(Space::Tags, tags).await?;
         scratch.put_all(Space::Locks, locks).await?;
+        scratch.put_all(Space::Acls, acls).await?;
         scratch.put_all(Space::Buckets, buckets).await?;
         scratch.put_all(Space::Removals, removals).await?;
     }
@@ -711,9 +716,9 @@ async fn restore_objects(
             break;
         }
     }
-    // Tags and lock blobs no live version took: of versions that lost, or whose manifest was
-    // unusable.
-    for space in [Space::Tags, Space::Locks] {
+    // Tags, lock and ACL blobs no live version took: of versions that lost, or whose manifest
+    // was unusable.
+    for space in [Space::Tags, Space::Locks, Space::Acls] {
         let mut walk = scratch.walk(space, Vec::new());
         loop {
             let page = walk.page().await?;
@@ -775,6 +780,7 @@ async fn restore_version(
         BlobKind::Part
         | BlobKind::Tags
         | BlobKind::Lock
+        | BlobKind::Acl
         | BlobKind::Bucket
         | BlobKind::BucketDeleted
         | BlobKind::VersionDeleted => return Ok(()),
@@ -790,6 +796,11 @@ async fn restore_version(
         if let Some((lock_id, lock)) = take_newest(context.scratch, restore, report, Space::Locks, &id).await? {
             record.lock = lock.meta.lock.unwrap_or_default();
             record.lock_blob = Some(TagsBlob { ts: lock.meta.ts, blob: lock.blob_ref(&lock_id) });
+        }
+        // Its ACL changed after the write: the newest ACL blob naming it.
+        if let Some((acl_id, acl)) = take_newest(context.scratch, restore, report, Space::Acls, &id).await? {
+            record.acl = acl.meta.acl.clone();
+            record.acl_blob = Some(TagsBlob { ts: acl.meta.ts, blob: acl.blob_ref(&acl_id) });
         }
         if current {
             report.objects += 1;
@@ -940,6 +951,8 @@ fn bucket_entry(
             policy: meta.policy.clone(),
             public_access_block: meta.public_access_block,
             cors: meta.cors.clone(),
+            ownership: meta.ownership.unwrap_or_default(),
+            acl: meta.acl.clone(),
         };
         RestoredBucket { entry: BucketEntry::Live(record), keep: Some(newest.clone()), for_objects }
     };
@@ -985,6 +998,8 @@ fn record(found: &Found, blob: BlobRef, etag: String, size: u64, parts: Vec<Part
         version: Version::Unversioned,
         lock: meta.lock.unwrap_or_default(),
         lock_blob: None,
+        acl: meta.acl.clone(),
+        acl_blob: None,
     }
 }
 

@@ -34,11 +34,21 @@ pub(super) enum Space {
     Removals,
     /// (version, timestamp, id) → id: the lock blobs naming each version, oldest first.
     Locks,
+    /// (version, timestamp, id) → id: the ACL blobs naming each version, oldest first.
+    Acls,
 }
 
 impl Space {
-    const ALL: [Space; 7] =
-        [Space::Found, Space::Committed, Space::Versions, Space::Tags, Space::Buckets, Space::Removals, Space::Locks];
+    const ALL: [Space; 8] = [
+        Space::Found,
+        Space::Committed,
+        Space::Versions,
+        Space::Tags,
+        Space::Buckets,
+        Space::Removals,
+        Space::Locks,
+        Space::Acls,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -49,6 +59,7 @@ impl Space {
             Space::Buckets => "buckets",
             Space::Removals => "removals",
             Space::Locks => "locks",
+            Space::Acls => "acls",
         }
     }
 }

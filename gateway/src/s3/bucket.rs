@@ -95,6 +95,9 @@ pub(super) async fn create_bucket(
         ));
     }
     let owner = Caller::of(&req.extensions)?.owner.clone();
+    let requested = crate::acl::Requested::from_headers(&req.headers)?;
+    let ownership = req.input.object_ownership.map(|o| crate::acl::Ownership::parse(o.as_str())).transpose()?;
+    let (acl, ownership) = crate::acl::for_new_bucket(requested.as_ref(), ownership, &owner.id)?;
     // Fail fast, before a blob is written; the commit checks again.
     if let Some(existing) = gw.index.bucket(&bucket).await? {
         return Err(name_taken(&owner, &existing));
@@ -106,6 +109,8 @@ pub(super) async fn create_bucket(
     let config = BucketConfig {
         versioning: if locked { Versioning::Enabled } else { Versioning::Unversioned },
         object_lock: locked.then(ObjectLockConfig::default),
+        acl,
+        ownership,
         ..Default::default()
     };
     let meta = BlobMeta::bucket(&bucket, ts, created_ms, &owner.stored_id(), &config);

@@ -128,6 +128,8 @@ mod tests {
             version: Default::default(),
             lock: Default::default(),
             lock_blob: None,
+            acl: None,
+            acl_blob: None,
         }
     }
 

@@ -72,6 +72,8 @@ pub(super) async fn copy_object(
     let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
     // The copy's own lock (or the bucket's default), never the source's, as on S3.
     let lock = lock_headers.lock_for(&bucket_record, now_ms())?;
+    // The copy's own ACL, never the source's, as on S3.
+    let acl = super::acl::new_object_acl(&req.headers, &req.extensions, &bucket_record)?;
     let replace_meta =
         directive_is_replace(input.metadata_directive.as_ref().map(MetadataDirective::as_str), "metadata")?;
     let replace_tags = directive_is_replace(input.tagging_directive.as_ref().map(TaggingDirective::as_str), "tagging")?;
@@ -106,6 +108,7 @@ pub(super) async fn copy_object(
         user_meta,
         tags,
         lock: carried(lock),
+        acl,
         ..BlobMeta::new(BlobKind::Object, &input.bucket, &input.key, ts, modified_ms)
     };
     let body = open_object(gw, src_bucket, src_key, &source, 0, source.size).await?;

@@ -28,8 +28,8 @@ struct Listing {
     page: ListPage,
     max_keys: i32,
     url_encode: bool,
-    /// The bucket's owner, who owns every object in it.
-    owner: Owner,
+    /// The bucket, whose ownership says who owns its objects.
+    bucket: crate::index::records::BucketRecord,
 }
 
 impl Listing {
@@ -48,7 +48,7 @@ impl Listing {
                     e_tag: Some(ETag::Strong(record.etag.clone())),
                     last_modified: Some(timestamp_from_ms(record.modified_ms)),
                     storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
-                    owner: owner.then(|| self.owner.clone()),
+                    owner: owner.then(|| crate::acl::object_owner(record.acl.as_ref(), &self.bucket)),
                     ..Default::default()
                 }),
                 ListItem::Prefix(_) | ListItem::Marker(..) => None,
@@ -93,7 +93,7 @@ async fn list(
     if max == 0 {
         page.truncated = false;
     }
-    Ok(Listing { page, max_keys, url_encode, owner: crate::owner::bucket_owner(&bucket_record) })
+    Ok(Listing { page, max_keys, url_encode, bucket: bucket_record })
 }
 
 /// `max-keys` (capped at 1000) and whether keys are URL-encoded, as a listing asks for them.
@@ -193,7 +193,6 @@ pub(super) async fn list_object_versions(
     }
     let (max_keys, url_encode) = listing_options(input.max_keys, input.encoding_type.as_ref())?;
     let Some(bucket_record) = gw.index.bucket(&input.bucket).await? else { return Err(Error::NoSuchBucket.into()) };
-    let owner = crate::owner::bucket_owner(&bucket_record);
     let max = usize::try_from(max_keys).unwrap_or(0);
     let page = gw.index.list_versions(&input.bucket, &prefix, delimiter, (key_marker, version_marker), max).await?;
     let encode = |s: &str| if url_encode { self::url_encode(s) } else { s.to_string() };
@@ -215,7 +214,7 @@ pub(super) async fn list_object_versions(
                 size: Some(i64::try_from(record.size).unwrap_or(i64::MAX)),
                 e_tag: Some(ETag::Strong(record.etag.clone())),
                 last_modified: Some(timestamp_from_ms(record.modified_ms)),
-                owner: Some(owner.clone()),
+                owner: Some(crate::acl::object_owner(record.acl.as_ref(), &bucket_record)),
                 storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
                 ..Default::default()
             }),
@@ -225,7 +224,7 @@ pub(super) async fn list_object_versions(
                 is_latest: Some(item.latest),
                 // The commit order is wall-clock microseconds.
                 last_modified: Some(timestamp_from_ms(ts / 1000)),
-                owner: Some(owner.clone()),
+                owner: Some(crate::owner::bucket_owner(&bucket_record)),
             }),
         }
     }

@@ -22,6 +22,7 @@
 //! ```
 //! Every other S3 operation answers `NotImplemented` (the `s3s::S3` trait's default).
 
+mod acl;
 mod bucket;
 mod conditions;
 mod copy;
@@ -380,12 +381,12 @@ impl S3 for Gateway {
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn get_bucket_acl(&self, req: S3Request<GetBucketAclInput>) -> S3Result<S3Response<GetBucketAclOutput>> {
-        settings::get_bucket_acl(self, req).await
+        acl::get_bucket_acl(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
     async fn put_bucket_acl(&self, req: S3Request<PutBucketAclInput>) -> S3Result<S3Response<PutBucketAclOutput>> {
-        settings::put_bucket_acl(self, req).await
+        acl::put_bucket_acl(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
@@ -393,7 +394,7 @@ impl S3 for Gateway {
         &self,
         req: S3Request<GetBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
-        settings::get_bucket_ownership_controls(self, req).await
+        acl::get_bucket_ownership_controls(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
@@ -483,12 +484,12 @@ impl S3 for Gateway {
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn get_object_acl(&self, req: S3Request<GetObjectAclInput>) -> S3Result<S3Response<GetObjectAclOutput>> {
-        settings::get_object_acl(self, req).await
+        acl::get_object_acl(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket, key = %req.input.key))]
     async fn put_object_acl(&self, req: S3Request<PutObjectAclInput>) -> S3Result<S3Response<PutObjectAclOutput>> {
-        settings::put_object_acl(self, req).await
+        acl::put_object_acl(self, req).await
     }
 
     #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
@@ -541,6 +542,14 @@ impl S3 for Gateway {
         &self,
         req: S3Request<PutBucketOwnershipControlsInput>,
     ) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
-        settings::put_bucket_ownership_controls(self, req).await
+        acl::put_bucket_ownership_controls(self, req).await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(bucket = %req.input.bucket))]
+    async fn delete_bucket_ownership_controls(
+        &self,
+        req: S3Request<DeleteBucketOwnershipControlsInput>,
+    ) -> S3Result<S3Response<DeleteBucketOwnershipControlsOutput>> {
+        acl::delete_bucket_ownership_controls(self, req).await
     }
 }

@@ -40,6 +40,7 @@ pub(super) async fn create_multipart_upload(
         // counted from then.
         lock.retention = None;
     }
+    let acl = super::acl::new_object_acl(&req.headers, &req.extensions, &bucket_record)?;
     let algorithm = input.checksum_algorithm.as_ref().map(algorithm_from_dto).transpose()?;
     let kind = input
         .checksum_type
@@ -70,6 +71,7 @@ pub(super) async fn create_multipart_upload(
         tags: write::tagging_header(input.tagging.as_deref())?,
         checksum,
         lock,
+        acl,
     };
     let upload_id = new_id();
     let (bucket, key, id) = (input.bucket.clone(), input.key.clone(), upload_id.clone());
@@ -345,6 +347,7 @@ pub(super) async fn complete_multipart_upload(
         etag: Some(etag.clone()),
         checksum: checksum.clone(),
         lock: carried(lock),
+        acl: upload.acl.clone(),
         ..BlobMeta::new(BlobKind::Manifest, &bucket, &key, ts, modified_ms)
     };
     let manifest = Manifest::of(&upload_id, &chosen).to_json();
@@ -368,6 +371,8 @@ pub(super) async fn complete_multipart_upload(
         version: Version::Unversioned,
         lock,
         lock_blob: None,
+        acl: upload.acl,
+        acl_blob: None,
     };
     let entry = ObjectEntry::Live(Box::new(record));
     match gw.complete_upload(&bucket, &key, &upload_id, entry, condition).await {

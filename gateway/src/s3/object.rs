@@ -83,6 +83,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
     check_storage_class(input.storage_class.as_ref())?;
     let lock_headers = lock_headers!(input);
     let lock = lock_headers.lock_for(&bucket_record, now_ms())?;
+    let acl = super::acl::new_object_acl(&req.headers, &req.extensions, &bucket_record)?;
     let condition = write::write_condition(input.if_match.as_ref(), input.if_none_match.as_ref())?;
     if let Some(condition) = &condition {
         gw.index.check_condition(&bucket, &key, condition).await?;
@@ -107,6 +108,7 @@ pub(super) async fn put_object(gw: &Gateway, req: S3Request<PutObjectInput>) -> 
         user_meta: write::user_meta(input.metadata)?,
         tags: write::tagging_header(input.tagging.as_deref())?,
         lock: carried(lock),
+        acl,
         ..BlobMeta::new(BlobKind::Object, &bucket, &key, ts, modified_ms)
     };
     let stored = write::store(gw, &meta, size, content_md5, expected, body).await?;

@@ -200,8 +200,8 @@ async fn upload(
             Asking { operation: "PutObject", bucket: Some(bucket), key: Some(&key), query: None, headers: &headers };
         authorize(&gw.index, &caller, &asking).await?;
     }
-    // The fields that stand for PutObject's headers are refused as those headers are (ACLs
-    // other than the owner's, server-side encryption).
+    // The fields that stand for PutObject's headers are refused as those headers are
+    // (server-side encryption).
     crate::unsupported::refuse_unsupported(&header_fields(&fields))?;
 
     // The file, to the volumes through PutObject.
@@ -505,10 +505,11 @@ fn put_request(
         ),
         None => None,
     };
+    // The fields PutObject reads as headers: checksums and the ACL.
+    let wanted = |name: &str| ["x-amz-checksum-", "x-amz-acl", "x-amz-grant-"].iter().any(|p| name.starts_with(p));
     let mut headers = HeaderMap::new();
-    for (name, value) in fields.iter().filter(|(name, _)| name.starts_with("x-amz-checksum-")) {
-        let header = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| malformed())?;
-        headers.insert(header, HeaderValue::from_str(value).map_err(|_| malformed())?);
+    for (name, value) in header_fields(fields).iter().filter(|(name, _)| wanted(name.as_str())) {
+        headers.append(name.clone(), value.clone());
     }
     let input = PutObjectInput {
         bucket: bucket.to_string(),

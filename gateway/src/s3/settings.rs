@@ -1,21 +1,15 @@
 //! Bucket tags, and what tools that manage buckets (Terraform's `aws_s3_bucket`, the
-//! consoles) read of every bucket: ACLs, encryption, website, logging, replication, request
-//! payment, transfer acceleration, ownership controls, notifications. And the bucket's CORS
-//! rules (applied by `cors.rs`). Cairn has none of those features yet, so each Get answers what S3 answers
-//! for a bucket without the setting (its "not configured" error or an empty configuration),
-//! never NotImplemented; the Puts stay NotImplemented.
-//!
-//! Every bucket and object behaves as under S3's "bucket owner enforced" ownership: the
-//! bucket's owner owns every object and has full control, and nobody else has any. The ACLs
-//! say exactly that, and an ACL change that says anything else is refused as S3 refuses it
-//! on such a bucket.
+//! consoles) read of every bucket: encryption, website, logging, replication, request payment,
+//! transfer acceleration, notifications. And the bucket's CORS rules (applied by `cors.rs`).
+//! Cairn has none of the other features, so each Get answers what S3 answers for a bucket
+//! without the setting (its "not configured" error or an empty configuration), never
+//! NotImplemented; the Puts stay NotImplemented. ACLs and ownership controls are `acl.rs`'s.
 
 use s3s::dto::*;
 use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 use super::Gateway;
 use super::bucket::reconfigure;
-use super::object::lookup_version;
 use super::write::{check_bucket_tags, tag_pairs};
 use crate::error::Error;
 use crate::index::records::{BucketRecord, CorsRule};
@@ -70,126 +64,6 @@ pub(super) async fn delete_bucket_tagging(
     })
     .await?;
     Ok(S3Response::with_status(DeleteBucketTaggingOutput {}, http::StatusCode::NO_CONTENT))
-}
-
-/// The one grant every bucket and object has: its bucket owner's full control.
-fn owner_full_control(bucket: &BucketRecord) -> (Owner, Grants) {
-    let owner = crate::owner::bucket_owner(bucket);
-    let grantee = Grantee {
-        display_name: owner.display_name.clone(),
-        id: owner.id.clone(),
-        type_: Type::from_static(Type::CANONICAL_USER),
-        email_address: None,
-        uri: None,
-    };
-    let grant = Grant { grantee: Some(grantee), permission: Some(Permission::from_static(Permission::FULL_CONTROL)) };
-    (owner, vec![grant])
-}
-
-/// Whether an access control policy grants exactly what every bucket has: its owner's full
-/// control (what `aws s3api put-bucket-acl --access-control-policy` sends back after a get).
-fn only_owner_full_control(policy: &AccessControlPolicy, bucket: &BucketRecord) -> bool {
-    let owner_id = crate::owner::bucket_owner_id(bucket);
-    let grants = policy.grants.as_deref().unwrap_or_default();
-    !grants.is_empty()
-        && grants.iter().all(|grant| {
-            let grantee = grant.grantee.as_ref();
-            grant.permission.as_ref().is_some_and(|p| p.as_str() == Permission::FULL_CONTROL)
-                && grantee
-                    .is_some_and(|g| g.type_.as_str() == Type::CANONICAL_USER && g.id.as_deref() == Some(owner_id))
-        })
-}
-
-/// Accepts an ACL change that says what every bucket and object already has: a canned ACL
-/// (only `private` and `bucket-owner-full-control` get past `unsupported.rs`), or a policy
-/// granting only the owner's full control. Refuses any other, as S3 does for a bucket whose
-/// ownership is "bucket owner enforced".
-fn check_acl_change(canned: bool, policy: Option<&AccessControlPolicy>, bucket: &BucketRecord) -> S3Result<()> {
-    match (canned, policy) {
-        (true, None) => Ok(()),
-        (false, Some(policy)) if only_owner_full_control(policy, bucket) => Ok(()),
-        (false, None) => Err(s3_error!(MissingSecurityHeader, "Your request was missing a required header")),
-        _ => Err(s3_error!(AccessControlListNotSupported, "The bucket does not allow ACLs")),
-    }
-}
-
-pub(super) async fn get_bucket_acl(
-    gw: &Gateway,
-    req: S3Request<GetBucketAclInput>,
-) -> S3Result<S3Response<GetBucketAclOutput>> {
-    let record = require_bucket(gw, &req.input.bucket).await?;
-    let (owner, grants) = owner_full_control(&record);
-    Ok(S3Response::new(GetBucketAclOutput { owner: Some(owner), grants: Some(grants) }))
-}
-
-/// Accepts only the ACL every bucket has (see [`check_acl_change`]).
-pub(super) async fn put_bucket_acl(
-    gw: &Gateway,
-    req: S3Request<PutBucketAclInput>,
-) -> S3Result<S3Response<PutBucketAclOutput>> {
-    let input = req.input;
-    let record = require_bucket(gw, &input.bucket).await?;
-    check_acl_change(input.acl.is_some(), input.access_control_policy.as_ref(), &record)?;
-    Ok(S3Response::new(PutBucketAclOutput {}))
-}
-
-pub(super) async fn get_object_acl(
-    gw: &Gateway,
-    req: S3Request<GetObjectAclInput>,
-) -> S3Result<S3Response<GetObjectAclOutput>> {
-    let input = req.input;
-    let record = require_bucket(gw, &input.bucket).await?;
-    lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
-    let (owner, grants) = owner_full_control(&record);
-    Ok(S3Response::new(GetObjectAclOutput { owner: Some(owner), grants: Some(grants), ..Default::default() }))
-}
-
-/// As [`put_bucket_acl`], for an object (which must exist).
-pub(super) async fn put_object_acl(
-    gw: &Gateway,
-    req: S3Request<PutObjectAclInput>,
-) -> S3Result<S3Response<PutObjectAclOutput>> {
-    let input = req.input;
-    let record = require_bucket(gw, &input.bucket).await?;
-    lookup_version(gw, &input.bucket, &input.key, input.version_id.as_deref()).await?;
-    check_acl_change(input.acl.is_some(), input.access_control_policy.as_ref(), &record)?;
-    Ok(S3Response::new(PutObjectAclOutput::default()))
-}
-
-/// Ownership is always "bucket owner enforced" (see the module docs).
-pub(super) async fn get_bucket_ownership_controls(
-    gw: &Gateway,
-    req: S3Request<GetBucketOwnershipControlsInput>,
-) -> S3Result<S3Response<GetBucketOwnershipControlsOutput>> {
-    require_bucket(gw, &req.input.bucket).await?;
-    let rule = OwnershipControlsRule {
-        object_ownership: ObjectOwnership::from_static(ObjectOwnership::BUCKET_OWNER_ENFORCED),
-    };
-    Ok(S3Response::new(GetBucketOwnershipControlsOutput {
-        ownership_controls: Some(OwnershipControls { rules: vec![rule] }),
-    }))
-}
-
-/// Setting the ownership every bucket has succeeds; asking for any other (ObjectWriter,
-/// BucketOwnerPreferred: ACLs enabled) is refused loudly, since Cairn has no ACLs to enable.
-pub(super) async fn put_bucket_ownership_controls(
-    gw: &Gateway,
-    req: S3Request<PutBucketOwnershipControlsInput>,
-) -> S3Result<S3Response<PutBucketOwnershipControlsOutput>> {
-    let input = req.input;
-    require_bucket(gw, &input.bucket).await?;
-    let rules = &input.ownership_controls.rules;
-    if rules.len() != 1 {
-        return Err(s3_error!(MalformedXML, "OwnershipControls holds exactly one rule"));
-    }
-    if rules[0].object_ownership.as_str() != ObjectOwnership::BUCKET_OWNER_ENFORCED {
-        return Err(s3_error!(
-            NotImplemented,
-            "Cairn buckets are always BucketOwnerEnforced: ACLs cannot be enabled ({})",
-            rules[0].object_ownership.as_str()
-        ));
-    }
-    Ok(S3Response::new(PutBucketOwnershipControlsOutput {}))
 }
 
 pub(super) async fn get_bucket_encryption(

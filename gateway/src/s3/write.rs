@@ -65,6 +65,8 @@ impl Stored {
             // As written with the blob, so that a rebuild restores it.
             lock: meta.lock.unwrap_or_default(),
             lock_blob: None,
+            acl: meta.acl,
+            acl_blob: None,
         }
     }
 }
