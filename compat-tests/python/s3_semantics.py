@@ -1,5 +1,5 @@
-"""Small S3 semantics that real clients and compatibility suites check, and the versioning
-walk, through boto3 (run by tests/s3_semantics.rs).
+"""Small S3 semantics that real clients and compatibility suites check, the versioning walk
+and the ACL walk, through boto3 (run by tests/s3_semantics.rs).
 
 Usage: s3_semantics.py. Endpoint and key come from CAIRN_ENDPOINT and AWS_* variables.
 Exits non-zero, with the failing assertion, on any failure.
@@ -101,6 +101,7 @@ def main():
     assert only_size["ObjectSize"] == 5 and "ETag" not in only_size, only_size
 
     versioning(s3)
+    acls(s3)
     print("s3 semantics passed")
 
 
@@ -152,6 +153,50 @@ def versioning(s3):
     assert error_of(
         lambda: s3.put_bucket_versioning(Bucket="vers", VersioningConfiguration={"Status": "Off"})
     ) == ("IllegalVersioningConfigurationException", 400)
+
+
+ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
+
+
+def acls(s3):
+    """The ACL walk through boto3, with an unsigned boto3 client as the anonymous caller."""
+    anonymous = boto3.client(
+        "s3",
+        endpoint_url=os.environ["CAIRN_ENDPOINT"],
+        config=Config(signature_version=botocore.UNSIGNED, s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
+    )
+    # ACLs are disabled on a new bucket, unless it is made with an ownership that enables them.
+    assert error_of(lambda: s3.create_bucket(Bucket="pub", ACL="public-read")) == (
+        "InvalidBucketAclWithObjectOwnership",
+        400,
+    )
+    s3.create_bucket(Bucket="pub", ACL="public-read", ObjectOwnership="ObjectWriter")
+    controls = s3.get_bucket_ownership_controls(Bucket="pub")["OwnershipControls"]
+    assert controls["Rules"] == [{"ObjectOwnership": "ObjectWriter"}], controls
+    grants = s3.get_bucket_acl(Bucket="pub")["Grants"]
+    assert {"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"} in grants, grants
+
+    s3.put_object(Bucket="pub", Key="open", Body=b"for all", ACL="public-read")
+    s3.put_object(Bucket="pub", Key="closed", Body=b"for me")
+    assert [o["Key"] for o in anonymous.list_objects_v2(Bucket="pub")["Contents"]] == ["closed", "open"]
+    assert anonymous.get_object(Bucket="pub", Key="open")["Body"].read() == b"for all"
+    assert error_of(lambda: anonymous.get_object(Bucket="pub", Key="closed")) == ("AccessDenied", 403)
+    assert error_of(lambda: anonymous.put_object(Bucket="pub", Key="new", Body=b"x")) == ("AccessDenied", 403)
+
+    acl = s3.get_object_acl(Bucket="pub", Key="closed")
+    acl["Grants"].append({"Grantee": {"Type": "Group", "URI": ALL_USERS}, "Permission": "READ"})
+    s3.put_object_acl(Bucket="pub", Key="closed", AccessControlPolicy={"Owner": acl["Owner"], "Grants": acl["Grants"]})
+    assert anonymous.get_object(Bucket="pub", Key="closed")["Body"].read() == b"for me"
+    s3.put_object_acl(Bucket="pub", Key="open", ACL="private")
+    assert error_of(lambda: anonymous.head_object(Bucket="pub", Key="open")) == ("403", 403)
+
+    s3.put_public_access_block(
+        Bucket="pub", PublicAccessBlockConfiguration={"IgnorePublicAcls": True, "BlockPublicAcls": True}
+    )
+    assert error_of(lambda: anonymous.get_object(Bucket="pub", Key="closed")) == ("AccessDenied", 403)
+    assert error_of(lambda: s3.put_object_acl(Bucket="pub", Key="open", ACL="public-read")) == ("AccessDenied", 403)
+    s3.delete_public_access_block(Bucket="pub")
+    assert anonymous.get_object(Bucket="pub", Key="closed")["Body"].read() == b"for me"
 
 
 if __name__ == "__main__":

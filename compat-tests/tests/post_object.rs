@@ -272,6 +272,54 @@ async fn sigv2_forms_and_keys_that_may_not_write() {
     assert!(s3.head_object().bucket("forms").key("reader/x").send().await.is_err());
 }
 
+/// A form's `acl` field sets the object's ACL as `x-amz-acl` does (where the bucket's ownership
+/// enables ACLs, else AccessControlListNotSupported); a form without a signature succeeds where
+/// the bucket's ACL lets anyone write.
+#[tokio::test(flavor = "multi_thread")]
+async fn form_acls_and_anonymous_forms_into_a_public_bucket() {
+    use aws_sdk_s3::types::{BucketCannedAcl, ObjectOwnership};
+    if require_tool("curl").is_none() {
+        return;
+    }
+    let cluster = TestCluster::start(3, 2);
+    let s3 = cluster.client();
+    s3.create_bucket().bucket("locked").send().await.unwrap();
+    s3.create_bucket()
+        .bucket("drop")
+        .acl(BucketCannedAcl::PublicReadWrite)
+        .object_ownership(ObjectOwnership::BucketOwnerPreferred)
+        .send()
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let page = file(dir.path(), "page.html", b"<p>public</p>");
+    let anyone_reads = |bucket: &'static str, key: &'static str| {
+        let url = format!("{}/{bucket}/{key}", cluster.endpoint());
+        async move { reqwest::get(url).await.unwrap().status().as_u16() }
+    };
+
+    let public = [json!({"acl": "public-read"}), json!(["starts-with", "$key", ""])];
+    let form = signed_form("locked", &[("key", "page.html"), ("acl", "public-read")], &public, 300, SECRET_KEY);
+    let (status, _, body) = post(&format!("{}/locked", cluster.endpoint()), &form, &page);
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("<Code>AccessControlListNotSupported</Code>"), "{body}");
+    assert!(s3.head_object().bucket("locked").key("page.html").send().await.is_err(), "nothing stored");
+
+    let form = signed_form("drop", &[("key", "page.html"), ("acl", "public-read")], &public, 300, SECRET_KEY);
+    let (status, _, body) = post(&format!("{}/drop", cluster.endpoint()), &form, &page);
+    assert_eq!(status, 204, "{body}");
+    assert_eq!(anyone_reads("drop", "page.html").await, 200);
+
+    // Unsigned: anonymous, let in by the bucket's public-read-write ACL; private to its owner.
+    let form = vec![("key".to_string(), "dropped.html".to_string())];
+    let (status, _, body) = post(&format!("{}/drop", cluster.endpoint()), &form, &page);
+    assert_eq!(status, 204, "{body}");
+    let got = s3.get_object().bucket("drop").key("dropped.html").send().await.unwrap();
+    assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"<p>public</p>");
+    let (status, _, body) = post(&format!("{}/locked", cluster.endpoint()), &form, &page);
+    assert_eq!(status, 403, "{body}");
+}
+
 /// A page on another origin posts a form with fetch() and reads S3's answer, which it may
 /// only do because the bucket's CORS rules allow its origin.
 #[tokio::test(flavor = "multi_thread")]

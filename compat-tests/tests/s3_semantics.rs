@@ -1,6 +1,6 @@
 //! Small S3 semantics that real clients and compatibility suites check: `x-amz-tagging-count`,
 //! `max-keys=0`, empty delimiters, UploadPartCopy and partNumber range errors,
-//! GetObjectAttributes with several attributes, the versioning walk (boto3, in
+//! GetObjectAttributes with several attributes, the versioning and ACL walks (boto3, in
 //! `python/s3_semantics.py`), and the content encoding stored for an aws-chunked upload
 //! (aws-sdk-s3, here).
 

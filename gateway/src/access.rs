@@ -5,8 +5,9 @@
 //! first, for stored keys and anonymous callers alike: its explicit Deny wins over
 //! everything, its Allow gives what ownership and grants do not; then the ACLs of the bucket
 //! and of the object version (`acl.rs`) where the bucket's ownership enables them. Anonymous
-//! callers get only what a policy or an ACL allows. The decided [`Caller`] goes into the request's extensions for the
-//! handlers (ListBuckets, CreateBucket, and DeleteObjects's per-key [`BucketRules`]).
+//! callers get only what a policy or an ACL allows. The decided [`Caller`] goes into the
+//! request's extensions for the handlers (ListBuckets, CreateBucket, and DeleteObjects's per-key
+//! [`BucketRules`]).
 
 use http::HeaderMap;
 use s3s::access::S3AccessContext;
@@ -232,11 +233,20 @@ impl<'a> BucketRules<'a> {
         Ok(match self.decision(index, asked).await? {
             Decision::Deny => false,
             Decision::Allow => true,
-            Decision::NotApplicable => {
-                self.caller.entitled(self.name, self.bucket, need_of(operation))
-                    || self.acl_allows(index, operation, asked.key, version).await?
-            }
+            Decision::NotApplicable => self.granted(index, operation, asked.key, version).await?,
         })
+    }
+
+    /// What decides when the policy does not: ownership and grants, then the ACLs.
+    async fn granted(
+        &self,
+        index: &Index,
+        operation: &str,
+        key: Option<&str>,
+        version: Option<&str>,
+    ) -> S3Result<bool> {
+        Ok(self.caller.entitled(self.name, self.bucket, need_of(operation))
+            || self.acl_allows(index, operation, key, version).await?)
     }
 
     /// Whether the bucket's ACL, or the ACL of the object version `key` and `version` name (the
@@ -341,7 +351,11 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
         operation == "DeleteObjects"
             && rules.policy.as_ref().is_some_and(|p| p.may_allow(caller.principal(), "s3:DeleteObject"))
     };
-    let allowed = rules.allow(index, &asked, operation, version.as_deref()).await? || may_delete_some();
+    let allowed = match rules.decision(index, &asked).await? {
+        Decision::Deny => false,
+        Decision::Allow => true,
+        Decision::NotApplicable => rules.granted(index, operation, key, version.as_deref()).await? || may_delete_some(),
+    };
     if !allowed {
         return Err(denied());
     }
