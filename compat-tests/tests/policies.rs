@@ -78,6 +78,18 @@ async fn a_public_prefix_is_readable_anonymously_and_nothing_else() {
     assert_eq!(curl("PUT", &url("public/defaced.html")).0, 403);
     assert_eq!(curl("DELETE", &url("public/index.html")).0, 403);
     assert_eq!(curl("GET", &format!("{}/site?list-type=2", cluster.endpoint())).0, 403);
+    // A key that does not exist is 403 to whoever may not list the bucket, as on S3, so that
+    // reading tells nothing of what else exists; 404 once listing is allowed too.
+    let (status, body) = curl("GET", &url("public/missing.html"));
+    assert_eq!((status, body.contains("<Code>AccessDenied</Code>")), (403, true), "{body}");
+    let listable = PUBLIC_SITE.replace(
+        r#""Resource":"arn:aws:s3:::site/public/*"}"#,
+        r#""Resource":"arn:aws:s3:::site/public/*"},{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::site"}"#,
+    );
+    set_policy(&s3, "site", &listable).await.unwrap();
+    let (status, body) = curl("GET", &url("public/missing.html"));
+    assert_eq!((status, body.contains("<Code>NoSuchKey</Code>")), (404, true), "{body}");
+    set_policy(&s3, "site", PUBLIC_SITE).await.unwrap();
     assert_eq!(curl("GET", &format!("{}/", cluster.endpoint())).0, 403, "no ListBuckets for anonymous");
     assert!(s3.head_object().bucket("site").key("public/defaced.html").send().await.is_err());
 

@@ -282,6 +282,25 @@ impl<'a> BucketRules<'a> {
         })
     }
 
+    /// Whether a GET or HEAD of `key`, allowed, must still be refused because the key does not
+    /// exist and the caller may not list the bucket: S3 answers 403 rather than 404 then, so
+    /// that what may be read does not tell what else exists. The caller's own buckets are
+    /// spared the read this costs.
+    async fn hides_missing_key(
+        &self,
+        index: &Index,
+        operation: &str,
+        key: Option<&str>,
+        version: Option<&str>,
+    ) -> S3Result<bool> {
+        let (Some(key), None, "GetObject" | "HeadObject") = (key, version, operation) else { return Ok(false) };
+        if self.caller.entitled(self.name, self.bucket, Need::Read) || index.object(self.name, key).await?.is_some() {
+            return Ok(false);
+        }
+        let listing = Asked { action: "s3:ListBucket", key: None, prefix: None };
+        Ok(!self.allow(index, &listing, "ListObjects", None).await?)
+    }
+
     /// Whether the caller may delete `key` (one key of a DeleteObjects).
     pub async fn may_delete(&self, index: &Index, key: &str, versioned: bool) -> S3Result<bool> {
         if matches!(self.caller.who, Who::Root) {
@@ -356,7 +375,7 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
         Decision::Allow => true,
         Decision::NotApplicable => rules.granted(index, operation, key, version.as_deref()).await? || may_delete_some(),
     };
-    if !allowed {
+    if !allowed || rules.hides_missing_key(index, operation, key, version.as_deref()).await? {
         return Err(denied());
     }
     // Bypassing GOVERNANCE retention is the bucket owner's (S3's
