@@ -185,7 +185,7 @@ async fn policies_give_other_owners_access_and_deny_even_the_owner() {
         "Condition":{{"IpAddress":{{"aws:SourceIp":"127.0.0.0/8"}}}}}},
       {{"Sid":"Far","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/far/*",
         "Condition":{{"IpAddress":{{"aws:SourceIp":["10.0.0.0/8","2001:db8::/32"]}}}}}},
-      {{"Sid":"Tagged","Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/tagged/*",
+      {{"Sid":"Tagged","Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:aws:s3:::shared/tagged/*",
         "Condition":{{"StringEquals":{{"s3:ExistingObjectTag/public":"yes"}}}}}}]}}"#
     );
     set_policy(&alice, "shared", &policy).await.unwrap();
@@ -229,6 +229,16 @@ async fn policies_give_other_owners_access_and_deny_even_the_owner() {
     assert_eq!(curl("GET", &url("tagged/yes.txt")), (200, "tagged".to_string()));
     assert_eq!(curl("GET", &url("tagged/no.txt")).0, 403);
     assert_eq!(curl("GET", &url("docs/a.txt")).0, 403, "bob's statements name bob");
+
+    // The tags judged are those of the version asked for: a newer untagged version is not
+    // public, the tagged one by its id still is.
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    alice.put_bucket_versioning().bucket("shared").versioning_configuration(enabled).send().await.unwrap();
+    put(&alice, "shared", "tagged/yes.txt", "newer").await;
+    assert_eq!(curl("GET", &url("tagged/yes.txt")).0, 403);
+    assert_eq!(curl("GET", &url("tagged/yes.txt?versionId=null")), (200, "tagged".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread")]

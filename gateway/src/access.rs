@@ -17,7 +17,7 @@ use volumed::serve::Connection;
 
 use crate::acl::{self, AclNeed};
 use crate::index::Index;
-use crate::index::records::{BucketRecord, Grant, KeyRecord, ObjectEntry};
+use crate::index::records::{BucketRecord, Grant, KeyRecord, ObjectEntry, ObjectRecord};
 use crate::owner::{Owner, bucket_owner_id};
 use crate::policy::{Decision, Policy, Request, action_of};
 
@@ -170,6 +170,8 @@ fn query_param(query: Option<&str>, name: &str) -> Option<String> {
 struct Asked<'a> {
     action: &'a str,
     key: Option<&'a str>,
+    /// The version id the request names, if any.
+    version: Option<&'a str>,
     /// A listing's prefix (empty when it names none).
     prefix: Option<&'a str>,
 }
@@ -201,7 +203,7 @@ impl<'a> BucketRules<'a> {
         let (Some(policy), Some(bucket)) = (&self.policy, self.bucket) else { return Ok(Decision::NotApplicable) };
         let name = self.name;
         let tags = match asked.key {
-            Some(key) if policy.reads_object_tags() => index.object(name, key).await?.map(|record| record.tags),
+            Some(key) if policy.reads_object_tags() => self.version(index, key, asked.version).await?.map(|r| r.tags),
             _ => None,
         };
         let resource = match asked.key {
@@ -229,24 +231,30 @@ impl<'a> BucketRules<'a> {
 
     /// The policy first (Deny refuses, Allow admits), then ownership and grants, then the
     /// ACLs (what `operation` needs of them; `version`: the version id it names).
-    async fn allow(&self, index: &Index, asked: &Asked<'_>, operation: &str, version: Option<&str>) -> S3Result<bool> {
+    async fn allow(&self, index: &Index, asked: &Asked<'_>, operation: &str) -> S3Result<bool> {
         Ok(match self.decision(index, asked).await? {
             Decision::Deny => false,
             Decision::Allow => true,
-            Decision::NotApplicable => self.granted(index, operation, asked.key, version).await?,
+            Decision::NotApplicable => self.granted(index, operation, asked).await?,
         })
     }
 
     /// What decides when the policy does not: ownership and grants, then the ACLs.
-    async fn granted(
-        &self,
-        index: &Index,
-        operation: &str,
-        key: Option<&str>,
-        version: Option<&str>,
-    ) -> S3Result<bool> {
+    async fn granted(&self, index: &Index, operation: &str, asked: &Asked<'_>) -> S3Result<bool> {
         Ok(self.caller.entitled(self.name, self.bucket, need_of(operation))
-            || self.acl_allows(index, operation, key, version).await?)
+            || self.acl_allows(index, operation, asked.key, asked.version).await?)
+    }
+
+    /// The version of `key` that `version` names (the current one without an id), if it is an
+    /// object; a version id that names nothing valid names nothing.
+    async fn version(&self, index: &Index, key: &str, version: Option<&str>) -> S3Result<Option<ObjectRecord>> {
+        Ok(match version {
+            None => index.object(self.name, key).await?,
+            Some(id) => match index.object_version(self.name, key, id).await {
+                Ok(Some(ObjectEntry::Live(record))) => Some(*record),
+                _ => None,
+            },
+        })
     }
 
     /// Whether the bucket's ACL, or the ACL of the object version `key` and `version` name (the
@@ -268,14 +276,7 @@ impl<'a> BucketRules<'a> {
                 acl::effective(bucket.acl.as_ref(), bucket).allows(caller, permission, ignore_public)
             }
             (Some(AclNeed::Object(permission)), Some(key)) => {
-                let record = match version {
-                    None => index.object(self.name, key).await?,
-                    Some(id) => match index.object_version(self.name, key, id).await {
-                        Ok(Some(ObjectEntry::Live(record))) => Some(*record),
-                        // No such version (or no valid id): nothing to grant anything.
-                        _ => None,
-                    },
-                };
+                let record = self.version(index, key, version).await?;
                 record.is_some_and(|r| acl::effective(r.acl.as_ref(), bucket).allows(caller, permission, ignore_public))
             }
             _ => false,
@@ -297,8 +298,8 @@ impl<'a> BucketRules<'a> {
         if self.caller.entitled(self.name, self.bucket, Need::Read) || index.object(self.name, key).await?.is_some() {
             return Ok(false);
         }
-        let listing = Asked { action: "s3:ListBucket", key: None, prefix: None };
-        Ok(!self.allow(index, &listing, "ListObjects", None).await?)
+        let listing = Asked { action: "s3:ListBucket", key: None, version: None, prefix: None };
+        Ok(!self.allow(index, &listing, "ListObjects").await?)
     }
 
     /// Whether the caller may delete `key` (one key of a DeleteObjects).
@@ -307,7 +308,8 @@ impl<'a> BucketRules<'a> {
             return Ok(true);
         }
         let action = action_of("DeleteObject", versioned);
-        self.allow(index, &Asked { action: &action, key: Some(key), prefix: None }, "DeleteObject", None).await
+        let asked = Asked { action: &action, key: Some(key), version: None, prefix: None };
+        self.allow(index, &asked, "DeleteObject").await
     }
 }
 
@@ -362,8 +364,8 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
     let action = action_of(operation, versioned);
     let listing = matches!(operation, "ListObjects" | "ListObjectsV2" | "ListObjectVersions");
     let prefix = listing.then(|| query_param(query, "prefix").unwrap_or_default());
-    let asked = Asked { action: &action, key, prefix: prefix.as_deref() };
     let version = query_param(query, "versionId");
+    let asked = Asked { action: &action, key, version: version.as_deref(), prefix: prefix.as_deref() };
     // DeleteObjects names its keys in the body: let through a caller whom the policy may allow
     // some deletes, and its handler asks of each key (`BucketRules::may_delete`).
     let may_delete_some = || {
@@ -373,7 +375,7 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
     let allowed = match rules.decision(index, &asked).await? {
         Decision::Deny => false,
         Decision::Allow => true,
-        Decision::NotApplicable => rules.granted(index, operation, key, version.as_deref()).await? || may_delete_some(),
+        Decision::NotApplicable => rules.granted(index, operation, &asked).await? || may_delete_some(),
     };
     if !allowed || rules.hides_missing_key(index, operation, key, version.as_deref()).await? {
         return Err(denied());
@@ -387,9 +389,9 @@ pub(crate) async fn authorize(index: &Index, caller: &Caller, asking: &Asking<'_
         let source = index.bucket(&source_name).await?;
         let version = copy_source_version(asking.headers);
         let action = action_of("GetObject", version.is_some());
-        let asked = Asked { action: &action, key: Some(&source_key), prefix: None };
+        let asked = Asked { action: &action, key: Some(&source_key), version: version.as_deref(), prefix: None };
         let rules = BucketRules::new(caller, &source_name, source.as_ref())?;
-        if !rules.allow(index, &asked, "GetObject", version.as_deref()).await? {
+        if !rules.allow(index, &asked, "GetObject").await? {
             return Err(denied());
         }
     }
