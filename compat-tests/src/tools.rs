@@ -205,3 +205,23 @@ pub fn start_browser_script(script: &str, envs: &[(&str, &str)]) -> Option<std::
         .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
     Some(child)
 }
+
+/// A request without credentials, made with curl: its status and body (`body`: the request's
+/// body). Callers check `require_tool("curl")` first, to skip loudly without it.
+pub fn anonymous_curl(method: &str, url: &str, body: Option<&str>) -> (u16, String) {
+    let curl = require_tool("curl").expect("curl");
+    let mut command = Command::new(curl);
+    command.args(["-s", "-o", "-", "-w", "\n%{http_code}", "--max-time", "20"]);
+    // `-X HEAD` would wait for the body the headers announce.
+    match method {
+        "HEAD" => command.arg("-I"),
+        _ => command.args(["-X", method]),
+    };
+    if let Some(body) = body {
+        command.args(["-H", "Content-Type: text/plain", "--data-binary", body]);
+    }
+    let out = command.arg(url).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, status) = text.rsplit_once('\n').unwrap();
+    (status.trim().parse().unwrap(), body.to_string())
+}

@@ -7,26 +7,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging};
+use compat_tests::tools::anonymous_curl as curl;
 use compat_tests::{TestCluster, refusal, require_tool, skip_unless_rocksdb};
 
 fn denied() -> (String, u16) {
     ("AccessDenied".into(), 403)
-}
-
-/// An anonymous request with curl: its status and body.
-fn curl(method: &str, url: &str) -> (u16, String) {
-    let curl = require_tool("curl").expect("curl");
-    let out = Command::new(curl)
-        .args(["-s", "-X", method, "-o", "-", "-w", "\n%{http_code}", "--max-time", "20", url])
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let (body, status) = text.rsplit_once('\n').unwrap();
-    (status.trim().parse().unwrap(), body.to_string())
 }
 
 async fn put(s3: &Client, bucket: &str, key: &str, body: &str) {
@@ -62,7 +49,7 @@ async fn a_public_prefix_is_readable_anonymously_and_nothing_else() {
     let url = |key: &str| format!("{}/site/{key}", cluster.endpoint());
 
     // Without a policy nothing is anonymous.
-    assert_eq!(curl("GET", &url("public/index.html")).0, 403);
+    assert_eq!(curl("GET", &url("public/index.html"), None).0, 403);
     let err = s3.get_bucket_policy().bucket("site").send().await.unwrap_err();
     assert_eq!(refusal(&err), ("NoSuchBucketPolicy".into(), 404));
     let err = s3.get_bucket_policy_status().bucket("site").send().await.unwrap_err();
@@ -72,25 +59,25 @@ async fn a_public_prefix_is_readable_anonymously_and_nothing_else() {
     assert_eq!(s3.get_bucket_policy().bucket("site").send().await.unwrap().policy(), Some(PUBLIC_SITE));
     let status = s3.get_bucket_policy_status().bucket("site").send().await.unwrap();
     assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
-    assert_eq!(curl("GET", &url("public/index.html")), (200, "<h1>hello</h1>".to_string()));
-    assert_eq!(curl("HEAD", &url("public/index.html")).0, 200);
-    assert_eq!(curl("GET", &url("private/secret.txt")).0, 403);
-    assert_eq!(curl("PUT", &url("public/defaced.html")).0, 403);
-    assert_eq!(curl("DELETE", &url("public/index.html")).0, 403);
-    assert_eq!(curl("GET", &format!("{}/site?list-type=2", cluster.endpoint())).0, 403);
+    assert_eq!(curl("GET", &url("public/index.html"), None), (200, "<h1>hello</h1>".to_string()));
+    assert_eq!(curl("HEAD", &url("public/index.html"), None).0, 200);
+    assert_eq!(curl("GET", &url("private/secret.txt"), None).0, 403);
+    assert_eq!(curl("PUT", &url("public/defaced.html"), None).0, 403);
+    assert_eq!(curl("DELETE", &url("public/index.html"), None).0, 403);
+    assert_eq!(curl("GET", &format!("{}/site?list-type=2", cluster.endpoint()), None).0, 403);
     // A key that does not exist is 403 to whoever may not list the bucket, as on S3, so that
     // reading tells nothing of what else exists; 404 once listing is allowed too.
-    let (status, body) = curl("GET", &url("public/missing.html"));
+    let (status, body) = curl("GET", &url("public/missing.html"), None);
     assert_eq!((status, body.contains("<Code>AccessDenied</Code>")), (403, true), "{body}");
     let listable = PUBLIC_SITE.replace(
         r#""Resource":"arn:aws:s3:::site/public/*"}"#,
         r#""Resource":"arn:aws:s3:::site/public/*"},{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::site"}"#,
     );
     set_policy(&s3, "site", &listable).await.unwrap();
-    let (status, body) = curl("GET", &url("public/missing.html"));
+    let (status, body) = curl("GET", &url("public/missing.html"), None);
     assert_eq!((status, body.contains("<Code>NoSuchKey</Code>")), (404, true), "{body}");
     set_policy(&s3, "site", PUBLIC_SITE).await.unwrap();
-    assert_eq!(curl("GET", &format!("{}/", cluster.endpoint())).0, 403, "no ListBuckets for anonymous");
+    assert_eq!(curl("GET", &format!("{}/", cluster.endpoint()), None).0, 403, "no ListBuckets for anonymous");
     assert!(s3.head_object().bucket("site").key("public/defaced.html").send().await.is_err());
 
     // RestrictPublicBuckets: the public policy gives anonymous callers nothing; the owner's
@@ -101,12 +88,12 @@ async fn a_public_prefix_is_readable_anonymously_and_nothing_else() {
         .send()
         .await
         .unwrap();
-    assert_eq!(curl("GET", &url("public/index.html")).0, 403);
+    assert_eq!(curl("GET", &url("public/index.html"), None).0, 403);
     let got = s3.get_public_access_block().bucket("site").send().await.unwrap();
     let got = got.public_access_block_configuration().unwrap();
     assert_eq!((got.restrict_public_buckets(), got.block_public_policy()), (Some(true), Some(false)));
     s3.delete_public_access_block().bucket("site").send().await.unwrap();
-    assert_eq!(curl("GET", &url("public/index.html")).0, 200);
+    assert_eq!(curl("GET", &url("public/index.html"), None).0, 200);
     let err = s3.get_public_access_block().bucket("site").send().await.unwrap_err();
     assert_eq!(refusal(&err), ("NoSuchPublicAccessBlockConfiguration".into(), 404));
 
@@ -122,7 +109,7 @@ async fn a_public_prefix_is_readable_anonymously_and_nothing_else() {
     assert_eq!(s3.get_bucket_policy().bucket("site").send().await.unwrap().policy(), Some(PUBLIC_SITE));
 
     s3.delete_bucket_policy().bucket("site").send().await.unwrap();
-    assert_eq!(curl("GET", &url("public/index.html")).0, 403);
+    assert_eq!(curl("GET", &url("public/index.html"), None).0, 403);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -224,11 +211,11 @@ async fn policies_give_other_owners_access_and_deny_even_the_owner() {
 
     // Anonymous: by source address and by the object's tags.
     let url = |key: &str| format!("{}/shared/{key}", cluster.endpoint());
-    assert_eq!(curl("GET", &url("lan/l.txt")), (200, "lan/l.txt".to_string()));
-    assert_eq!(curl("GET", &url("far/f.txt")).0, 403);
-    assert_eq!(curl("GET", &url("tagged/yes.txt")), (200, "tagged".to_string()));
-    assert_eq!(curl("GET", &url("tagged/no.txt")).0, 403);
-    assert_eq!(curl("GET", &url("docs/a.txt")).0, 403, "bob's statements name bob");
+    assert_eq!(curl("GET", &url("lan/l.txt"), None), (200, "lan/l.txt".to_string()));
+    assert_eq!(curl("GET", &url("far/f.txt"), None).0, 403);
+    assert_eq!(curl("GET", &url("tagged/yes.txt"), None), (200, "tagged".to_string()));
+    assert_eq!(curl("GET", &url("tagged/no.txt"), None).0, 403);
+    assert_eq!(curl("GET", &url("docs/a.txt"), None).0, 403, "bob's statements name bob");
 
     // The tags judged are those of the version asked for: a newer untagged version is not
     // public, the tagged one by its id still is.
@@ -237,8 +224,8 @@ async fn policies_give_other_owners_access_and_deny_even_the_owner() {
         .build();
     alice.put_bucket_versioning().bucket("shared").versioning_configuration(enabled).send().await.unwrap();
     put(&alice, "shared", "tagged/yes.txt", "newer").await;
-    assert_eq!(curl("GET", &url("tagged/yes.txt")).0, 403);
-    assert_eq!(curl("GET", &url("tagged/yes.txt?versionId=null")), (200, "tagged".to_string()));
+    assert_eq!(curl("GET", &url("tagged/yes.txt"), None).0, 403);
+    assert_eq!(curl("GET", &url("tagged/yes.txt?versionId=null"), None), (200, "tagged".to_string()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -265,5 +252,5 @@ async fn a_rebuild_keeps_policies_and_public_access_blocks() {
     assert_eq!(s3.get_bucket_policy().bucket("site").send().await.unwrap().policy(), Some(PUBLIC_SITE));
     let got = s3.get_public_access_block().bucket("site").send().await.unwrap();
     assert_eq!(got.public_access_block_configuration().and_then(|c| c.block_public_policy()), Some(true));
-    assert_eq!(curl("GET", &format!("{}/site/public/index.html", cluster.endpoint())).0, 200);
+    assert_eq!(curl("GET", &format!("{}/site/public/index.html", cluster.endpoint()), None).0, 200);
 }

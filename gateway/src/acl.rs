@@ -316,10 +316,13 @@ fn malformed() -> S3Error {
 }
 
 fn by_email() -> S3Error {
-    S3Error::with_message(
+    let mut err = S3Error::with_message(
         S3ErrorCode::Custom("UnresolvableGrantByEmailAddress".into()),
         "Cairn does not resolve grants by email address: grant to a canonical id".to_string(),
-    )
+    );
+    // s3s knows no status for a code of its own: S3 answers this one with 400.
+    err.set_status_code(http::StatusCode::BAD_REQUEST);
+    err
 }
 
 fn limited(grants: Vec<AclGrant>) -> S3Result<Vec<AclGrant>> {
