@@ -321,7 +321,7 @@ async fn canned_acls_make_objects_public_where_ownership_allows() {
 /// with grant headers, and a grant by email address, are refused as S3 refuses them. An
 /// anonymous PUT needs the bucket's WRITE for AllUsers (`public-read-write`), not just READ. A
 /// PutObjectAcl naming an older version makes that version public and leaves the current one
-/// private.
+/// private; the bucket's WRITE for everyone lets anyone delete the current object, no version.
 #[tokio::test(flavor = "multi_thread")]
 async fn grants_and_access_control_policies_set_exactly_the_grants_given() {
     if require_tool("curl").is_none() {
@@ -405,6 +405,19 @@ async fn grants_and_access_control_policies_set_exactly_the_grants_given() {
     assert_eq!(object_acl(&s3, "history", "doc", Some(&v1)).await, public);
     assert_eq!(object_acl(&s3, "history", "doc", None).await, private(ROOT_OWNER_ID));
     assert_eq!(object_acl(&s3, "history", "doc", Some(&v2)).await, private(ROOT_OWNER_ID));
+
+    // A bucket's WRITE for everyone lets anyone delete the current object (a delete marker),
+    // never a version: that is the bucket owner's alone.
+    s3.put_bucket_acl().bucket("history").acl(BucketCannedAcl::PublicReadWrite).send().await.unwrap();
+    let anonymous_delete = |path: &str| curl("DELETE", &format!("{}/history/{path}", cluster.endpoint()), None);
+    assert_eq!(anonymous_delete(&format!("doc?versionId={v1}")).0, 403);
+    assert_eq!(anonymous_delete("doc").0, 204);
+    let err = s3.get_object().bucket("history").key("doc").send().await.unwrap_err();
+    assert_eq!(refusal(&err).1, 404, "a delete marker is current");
+    for (version, text) in [(&v1, "first"), (&v2, "second")] {
+        let got = s3.get_object().bucket("history").key("doc").version_id(version).send().await.unwrap();
+        assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), text.as_bytes());
+    }
 }
 
 /// Other owners' keys by ACL: `authenticated-read` lets any key read (not anonymous callers),

@@ -316,6 +316,12 @@ async fn form_acls_and_anonymous_forms_into_a_public_bucket() {
     assert_eq!(status, 204, "{body}");
     let got = s3.get_object().bucket("drop").key("dropped.html").send().await.unwrap();
     assert_eq!(got.body.collect().await.unwrap().into_bytes().as_ref(), b"<p>public</p>");
+    let acl = s3.get_object_acl().bucket("drop").key("dropped.html").send().await.unwrap();
+    assert_eq!(acl.owner().and_then(|o| o.id()), Some("65a011a29cdf8ec533ec3d1ccaae921c"), "S3's anonymous owner");
+    let grants: Vec<_> =
+        acl.grants().iter().map(|g| (g.grantee.as_ref().and_then(|g| g.uri.clone()), g.permission.clone())).collect();
+    assert!(grants.iter().all(|(uri, _)| uri.is_none()), "no group is granted anything: {grants:?}");
+    assert_eq!(anyone_reads("drop", "dropped.html").await, 403, "owning it gives anonymous callers nothing");
     let (status, _, body) = post(&format!("{}/locked", cluster.endpoint()), &form, &page);
     assert_eq!(status, 403, "{body}");
 }

@@ -246,12 +246,13 @@ impl<'a> BucketRules<'a> {
     }
 
     /// The version of `key` that `version` names (the current one without an id), if it is an
-    /// object; a version id that names nothing valid names nothing.
+    /// object; a version id that names nothing valid names nothing. An index error is an error:
+    /// taken for "no such version" it would skip a Deny that judges the version's tags.
     async fn version(&self, index: &Index, key: &str, version: Option<&str>) -> S3Result<Option<ObjectRecord>> {
         Ok(match version {
             None => index.object(self.name, key).await?,
-            Some(id) => match index.object_version(self.name, key, id).await {
-                Ok(Some(ObjectEntry::Live(record))) => Some(*record),
+            Some(id) => match index.object_version(self.name, key, id).await? {
+                Some(ObjectEntry::Live(record)) => Some(*record),
                 _ => None,
             },
         })
@@ -271,6 +272,11 @@ impl<'a> BucketRules<'a> {
         let Some(bucket) = self.bucket.filter(|b| b.ownership.acls_enabled()) else { return Ok(false) };
         let ignore_public = bucket.public_access_block.is_some_and(|b| b.ignore_public_acls);
         let caller = self.caller.acl_id();
+        // A bucket's WRITE grant lets others delete current objects, never versions: on S3 only
+        // the bucket owner may delete a version, and it is entitled without ACLs.
+        if version.is_some() && matches!(operation, "DeleteObject" | "DeleteObjects") {
+            return Ok(false);
+        }
         Ok(match (acl::need_of(operation), key) {
             (Some(AclNeed::Bucket(permission)), _) => {
                 acl::effective(bucket.acl.as_ref(), bucket).allows(caller, permission, ignore_public)
@@ -302,13 +308,14 @@ impl<'a> BucketRules<'a> {
         Ok(!self.allow(index, &listing, "ListObjects").await?)
     }
 
-    /// Whether the caller may delete `key` (one key of a DeleteObjects).
-    pub async fn may_delete(&self, index: &Index, key: &str, versioned: bool) -> S3Result<bool> {
+    /// Whether the caller may delete `key`, or its version `version` (one key of a
+    /// DeleteObjects).
+    pub async fn may_delete(&self, index: &Index, key: &str, version: Option<&str>) -> S3Result<bool> {
         if matches!(self.caller.who, Who::Root) {
             return Ok(true);
         }
-        let action = action_of("DeleteObject", versioned);
-        let asked = Asked { action: &action, key: Some(key), version: None, prefix: None };
+        let action = action_of("DeleteObject", version.is_some());
+        let asked = Asked { action: &action, key: Some(key), version, prefix: None };
         self.allow(index, &asked, "DeleteObject").await
     }
 }

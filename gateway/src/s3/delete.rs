@@ -152,9 +152,8 @@ pub(super) async fn delete_objects(
     let rules = &rules;
     let outcomes: Vec<_> = futures::stream::iter(input.delete.objects)
         .map(|object| async move {
-            let versioned = object.version_id.is_some();
             // The bucket's policy may allow or deny each key on its own.
-            let result = match rules.may_delete(&gw.index, &object.key, versioned).await {
+            let result = match rules.may_delete(&gw.index, &object.key, object.version_id.as_deref()).await {
                 Ok(true) => delete(gw, bucket, &object.key, object.version_id.as_deref(), bypass).await,
                 Ok(false) => Err(s3_error!(AccessDenied, "Access Denied")),
                 Err(err) => Err(err),

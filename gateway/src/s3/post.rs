@@ -202,7 +202,7 @@ async fn upload(
     }
     // The fields that stand for PutObject's headers are refused as those headers are
     // (server-side encryption).
-    crate::unsupported::refuse_unsupported(&header_fields(&fields))?;
+    crate::unsupported::refuse_unsupported(&header_fields(&fields)?)?;
 
     // The file, to the volumes through PutObject.
     let violation = Arc::new(Mutex::new(None));
@@ -229,18 +229,18 @@ async fn upload(
 }
 
 /// The form's fields that stand for request headers (`acl` for `x-amz-acl`, the `x-amz-*`
-/// ones), as headers.
-fn header_fields(fields: &Fields) -> HeaderMap {
-    fields
-        .iter()
-        .filter_map(|(name, value)| {
-            let header = if name == "acl" { "x-amz-acl" } else { name.as_str() };
-            if !header.starts_with("x-amz-") {
-                return None;
-            }
-            Some((http::HeaderName::from_bytes(header.as_bytes()).ok()?, HeaderValue::from_str(value).ok()?))
-        })
-        .collect()
+/// ones), as headers; one that cannot be a header makes the form malformed (a checksum field
+/// dropped here would go unverified).
+fn header_fields(fields: &Fields) -> S3Result<HeaderMap> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        let header = if name == "acl" { "x-amz-acl" } else { name.as_str() };
+        if header.starts_with("x-amz-") {
+            let name = http::HeaderName::from_bytes(header.as_bytes()).map_err(|_| malformed())?;
+            headers.append(name, HeaderValue::from_str(value).map_err(|_| malformed())?);
+        }
+    }
+    Ok(headers)
 }
 
 /// Reads the form's fields (names lowercased, each and all bounded) up to its file part.
@@ -508,7 +508,7 @@ fn put_request(
     // The fields PutObject reads as headers: checksums and the ACL.
     let wanted = |name: &str| ["x-amz-checksum-", "x-amz-acl", "x-amz-grant-"].iter().any(|p| name.starts_with(p));
     let mut headers = HeaderMap::new();
-    for (name, value) in header_fields(fields).iter().filter(|(name, _)| wanted(name.as_str())) {
+    for (name, value) in header_fields(fields)?.iter().filter(|(name, _)| wanted(name.as_str())) {
         headers.append(name.clone(), value.clone());
     }
     let input = PutObjectInput {
