@@ -588,6 +588,16 @@ impl TestCluster {
         s3_client(&self.endpoint(), access_key, secret_key)
     }
 
+    /// A new access key (`cairn-admin key create NAME --json` plus `extra`): its client and
+    /// its owner's canonical id.
+    pub fn new_key(&self, name: &str, extra: &[&str]) -> (aws_sdk_s3::Client, String) {
+        let args = [&["key", "create", name, "--json"][..], extra].concat();
+        let created: serde_json::Value = serde_json::from_str(&self.admin_ok(&args)).unwrap();
+        let client = self
+            .client_with(created["access_key_id"].as_str().unwrap(), created["secret_access_key"].as_str().unwrap());
+        (client, created["owner_id"].as_str().unwrap().to_string())
+    }
+
     /// Runs `cairn-admin` against this cluster's admin API; returns its output.
     pub fn admin(&self, args: &[&str]) -> std::process::Output {
         self.admin_via(&self.admin_url(), args)
@@ -800,6 +810,11 @@ pub fn require_tool(name: &str) -> Option<PathBuf> {
         eprintln!("\n!!!!! SKIPPING: `{name}` is not installed; this test needs it (CI installs it) !!!!!\n");
     }
     found
+}
+
+/// S3's refusal of a request its caller may not make, as `refusal` gives it.
+pub fn denied() -> (String, u16) {
+    ("AccessDenied".into(), 403)
 }
 
 /// The S3 error code and HTTP status of a failed aws-sdk-s3 call.

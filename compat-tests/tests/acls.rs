@@ -16,26 +16,13 @@ use aws_sdk_s3::types::{
     PublicAccessBlockConfiguration, Type, VersioningConfiguration,
 };
 use compat_tests::tools::anonymous_curl as curl;
-use compat_tests::{ROOT_OWNER_ID, TestCluster, refusal, require_tool, skip_unless_rocksdb};
+use compat_tests::{ROOT_OWNER_ID, TestCluster, denied, refusal, require_tool, skip_unless_rocksdb};
 
 const ALL_USERS: &str = "http://acs.amazonaws.com/groups/global/AllUsers";
 const AUTHENTICATED_USERS: &str = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers";
 const FULL_CONTROL: &str = "FULL_CONTROL";
 const READ: &str = "READ";
 const WRITE: &str = "WRITE";
-
-fn denied() -> (String, u16) {
-    ("AccessDenied".into(), 403)
-}
-
-/// A new key: its client and its owner's canonical id.
-fn new_key(cluster: &TestCluster, name: &str, extra: &[&str]) -> (Client, String) {
-    let args = [&["key", "create", name, "--json"][..], extra].concat();
-    let created: serde_json::Value = serde_json::from_str(&cluster.admin_ok(&args)).unwrap();
-    let client =
-        cluster.client_with(created["access_key_id"].as_str().unwrap(), created["secret_access_key"].as_str().unwrap());
-    (client, created["owner_id"].as_str().unwrap().to_string())
-}
 
 /// A PutObject of `body`, for the test to add an ACL to and send.
 fn put(s3: &Client, bucket: &str, key: &str, body: &str) -> PutObjectFluentBuilder {
@@ -219,7 +206,7 @@ async fn canned_acls_make_objects_public_where_ownership_allows() {
     }
     let cluster = TestCluster::start(3, 2);
     let anonymous = |path: &str| curl("GET", &format!("{}/{path}", cluster.endpoint()), None);
-    let (alice, alice_id) = new_key(&cluster, "alice", &["--create-bucket"]);
+    let (alice, alice_id) = cluster.new_key("alice", &["--create-bucket"]);
     alice
         .create_bucket()
         .bucket("downloads")
@@ -433,9 +420,9 @@ async fn acls_let_other_owners_in_by_group_and_canonical_id() {
     }
     let cluster = TestCluster::start(3, 2);
     let anonymous = |path: &str| curl("GET", &format!("{}/{path}", cluster.endpoint()), None);
-    let (alice, alice_id) = new_key(&cluster, "alice", &["--create-bucket"]);
-    let (bob, bob_id) = new_key(&cluster, "bob", &[]);
-    let (carol, carol_id) = new_key(&cluster, "carol", &[]);
+    let (alice, alice_id) = cluster.new_key("alice", &["--create-bucket"]);
+    let (bob, bob_id) = cluster.new_key("bob", &[]);
+    let (carol, carol_id) = cluster.new_key("carol", &[]);
     assert!(alice_id != bob_id && bob_id != carol_id && alice_id != carol_id);
     alice.create_bucket().bucket("team").object_ownership(ObjectOwnership::ObjectWriter).send().await.unwrap();
 
@@ -619,7 +606,7 @@ async fn a_rebuild_keeps_every_acl_and_the_ownership() {
     }
     let mut cluster = TestCluster::start(3, 2);
     let s3 = cluster.client();
-    let (bob, bob_id) = new_key(&cluster, "bob", &[]);
+    let (bob, bob_id) = cluster.new_key("bob", &[]);
     s3.create_bucket().bucket("kept").send().await.unwrap();
     set_ownership(&s3, "kept", ObjectOwnership::ObjectWriter).await.unwrap();
     // Public-read, and bob may write.

@@ -8,20 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use aws_sdk_s3::Client;
-use compat_tests::{ROOT_OWNER_ID, TestCluster, refusal, skip_unless_rocksdb};
-
-fn denied() -> (String, u16) {
-    ("AccessDenied".into(), 403)
-}
-
-/// A new key: its client and its owner's canonical id.
-fn new_key(cluster: &TestCluster, name: &str, extra: &[&str]) -> (Client, String) {
-    let args = [&["key", "create", name, "--json"][..], extra].concat();
-    let created: serde_json::Value = serde_json::from_str(&cluster.admin_ok(&args)).unwrap();
-    let client =
-        cluster.client_with(created["access_key_id"].as_str().unwrap(), created["secret_access_key"].as_str().unwrap());
-    (client, created["owner_id"].as_str().unwrap().to_string())
-}
+use compat_tests::{ROOT_OWNER_ID, TestCluster, denied, refusal, skip_unless_rocksdb};
 
 async fn bucket_names(s3: &Client) -> (Vec<String>, Option<String>) {
     let listed = s3.list_buckets().send().await.unwrap();
@@ -47,7 +34,7 @@ async fn keys_create_buckets_their_owner_owns_and_other_owners_cannot_touch() {
     root.create_bucket().bucket("root-bucket").send().await.unwrap();
 
     // A key without --create-bucket cannot create one, and sees no bucket it does not own.
-    let (plain, plain_owner) = new_key(&cluster, "plain", &[]);
+    let (plain, plain_owner) = cluster.new_key("plain", &[]);
     let err = plain.create_bucket().bucket("plain-bucket").send().await.unwrap_err();
     assert_eq!(refusal(&err), denied());
     assert_eq!(bucket_names(&plain).await, (vec![], Some(plain_owner.clone())));
@@ -55,7 +42,7 @@ async fn keys_create_buckets_their_owner_owns_and_other_owners_cannot_touch() {
     assert_eq!(refusal(&err), denied(), "a key that may not create buckets learns nothing of names");
 
     // A key with it owns what it creates; creating it again is BucketAlreadyOwnedByYou.
-    let (alice, alice_owner) = new_key(&cluster, "alice", &["--create-bucket"]);
+    let (alice, alice_owner) = cluster.new_key("alice", &["--create-bucket"]);
     assert_ne!(alice_owner, plain_owner, "every key gets its own owner unless told");
     assert_eq!(alice_owner.len(), 64);
     alice.create_bucket().bucket("alice-photos").send().await.unwrap();
@@ -69,7 +56,7 @@ async fn keys_create_buckets_their_owner_owns_and_other_owners_cannot_touch() {
     assert_eq!(listed.contents()[0].owner().and_then(|o| o.id()), Some(alice_owner.as_str()));
 
     // Another owner: the name is taken, and nothing of the bucket is reachable.
-    let (bob, bob_owner) = new_key(&cluster, "bob", &["--create-bucket"]);
+    let (bob, bob_owner) = cluster.new_key("bob", &["--create-bucket"]);
     for taken in ["alice-photos", "root-bucket"] {
         let err = bob.create_bucket().bucket(taken).send().await.unwrap_err();
         assert_eq!(refusal(&err), ("BucketAlreadyExists".into(), 409), "{taken}");
@@ -99,7 +86,7 @@ async fn keys_create_buckets_their_owner_owns_and_other_owners_cannot_touch() {
     assert_eq!(root_owner.as_deref(), Some(ROOT_OWNER_ID));
 
     // A second key of alice's owner shares her buckets, without --create-bucket.
-    let (alice2, alice2_owner) = new_key(&cluster, "alice-laptop", &["--owner", &alice_owner]);
+    let (alice2, alice2_owner) = cluster.new_key("alice-laptop", &["--owner", &alice_owner]);
     assert_eq!(alice2_owner, alice_owner);
     assert_eq!(bucket_names(&alice2).await, (vec!["alice-photos".to_string()], Some(alice_owner.clone())));
     put(&alice2, "alice-photos", "dog.jpg").await.unwrap();
@@ -191,7 +178,7 @@ async fn a_rebuild_keeps_every_buckets_owner() {
     let mut cluster = TestCluster::start(3, 2);
     let root = cluster.client();
     root.create_bucket().bucket("root-bucket").send().await.unwrap();
-    let (alice, alice_owner) = new_key(&cluster, "alice", &["--create-bucket"]);
+    let (alice, alice_owner) = cluster.new_key("alice", &["--create-bucket"]);
     alice.create_bucket().bucket("alice-photos").send().await.unwrap();
     put(&alice, "alice-photos", "cat.jpg").await.unwrap();
     // A configuration change after the creation writes a new bucket blob: it keeps the owner.

@@ -10,11 +10,7 @@
 use aws_sdk_s3::Client;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier, PublicAccessBlockConfiguration, Tag, Tagging};
 use compat_tests::tools::anonymous_curl as curl;
-use compat_tests::{TestCluster, refusal, require_tool, skip_unless_rocksdb};
-
-fn denied() -> (String, u16) {
-    ("AccessDenied".into(), 403)
-}
+use compat_tests::{TestCluster, denied, refusal, require_tool, skip_unless_rocksdb};
 
 async fn put(s3: &Client, bucket: &str, key: &str, body: &str) {
     s3.put_object().bucket(bucket).key(key).body(body.as_bytes().to_vec().into()).send().await.unwrap();
