@@ -651,6 +651,19 @@ impl TestCluster {
         (db, stdout)
     }
 
+    /// [`TestCluster::serve_rebuilt_index`], with the access keys carried over as an operator
+    /// does (keys live only in the index, not on the volumes): exported sealed before, imported
+    /// after.
+    pub fn serve_rebuilt_index_with_keys(&mut self, name: &str) {
+        let passphrase = self.root.path().join("passphrase");
+        std::fs::write(&passphrase, "a passphrase long enough\n").unwrap();
+        let export = self.root.path().join("keys.sealed");
+        let (export, passphrase) = (export.to_str().unwrap(), passphrase.to_str().unwrap());
+        self.admin_ok(&["key", "export", "--out", export, "--passphrase-file", passphrase]);
+        self.serve_rebuilt_index(name);
+        self.admin_ok(&["key", "import", export, "--passphrase-file", passphrase]);
+    }
+
     /// Stops the gateway, rebuilds its index from the volumes into `name` (see
     /// [`TestCluster::rebuild_ok`]), puts it in place of the old one and starts the gateway
     /// on it; returns the rebuild's stdout.

@@ -646,13 +646,7 @@ async fn a_rebuild_keeps_every_acl_and_the_ownership() {
     assert_eq!(before, wanted);
     assert_eq!(body(&bob, "kept", "members").await.unwrap(), "members");
 
-    let passphrase = cluster.root.path().join("passphrase");
-    std::fs::write(&passphrase, "a passphrase long enough\n").unwrap();
-    let export = cluster.root.path().join("keys.sealed");
-    let (export, passphrase) = (export.to_str().unwrap(), passphrase.to_str().unwrap());
-    cluster.admin_ok(&["key", "export", "--out", export, "--passphrase-file", passphrase]);
-    cluster.serve_rebuilt_index("rebuilt");
-    cluster.admin_ok(&["key", "import", export, "--passphrase-file", passphrase]);
+    cluster.serve_rebuilt_index_with_keys("rebuilt");
 
     assert_eq!(acl_state(&cluster, &keys).await, before);
     assert_eq!(body(&bob, "kept", "members").await.unwrap(), "members", "authenticated-read still");

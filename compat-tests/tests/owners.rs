@@ -187,13 +187,7 @@ async fn a_rebuild_keeps_every_buckets_owner() {
         .build();
     alice.put_bucket_versioning().bucket("alice-photos").versioning_configuration(versioning).send().await.unwrap();
 
-    let passphrase = cluster.root.path().join("passphrase");
-    std::fs::write(&passphrase, "a passphrase long enough\n").unwrap();
-    let export = cluster.root.path().join("keys.sealed");
-    let (export, passphrase) = (export.to_str().unwrap(), passphrase.to_str().unwrap());
-    cluster.admin_ok(&["key", "export", "--out", export, "--passphrase-file", passphrase]);
-    cluster.serve_rebuilt_index("rebuilt");
-    cluster.admin_ok(&["key", "import", export, "--passphrase-file", passphrase]);
+    cluster.serve_rebuilt_index_with_keys("rebuilt");
 
     assert_eq!(bucket_names(&alice).await, (vec!["alice-photos".to_string()], Some(alice_owner.clone())));
     let got = alice.get_object().bucket("alice-photos").key("cat.jpg").send().await.unwrap();
